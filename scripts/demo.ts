@@ -1,0 +1,166 @@
+/**
+ * npm run demo — the whole gateway on one machine, offline: migrates, starts the shipped mock upstream,
+ * seeds a demo account, key and catalog, runs web + worker as separate processes, proves the quickstart
+ * request works, and prints how to call it. Ctrl-C stops everything.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as ops from '../src/admin/operations.js';
+import { channelBody, creditBody, keyBody, modelBody, tokenBody, userBody } from '../src/admin/schemas.js';
+import { loadConfig } from '../src/config.js';
+import { createDb } from '../src/db/index.js';
+import { migrateToLatest } from '../src/db/migrate.js';
+import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
+import { createRedis, RedisKeys } from '../src/redis/index.js';
+import { SecretBox } from '../src/upstream/secrets.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const DEMO_EMAIL = 'demo@eastx.local';
+const DEMO_PASSWORD = 'eastx-demo-password';
+
+type ChannelSeed = { name: string; type: 'openai' | 'anthropic' | 'dashscope'; baseUrl: string; secrets: string[] };
+type ModelSeed = Record<string, unknown> & { id: string; channel: string };
+
+function catalogSeed(mock: MockUpstream): { channels: ChannelSeed[]; models: ModelSeed[] } {
+  const channels: ChannelSeed[] = [
+    { name: 'mock-openai', type: 'openai', baseUrl: `${mock.url}/v1`, secrets: ['mock-openai-token-1', 'mock-openai-token-2'] },
+    { name: 'mock-anthropic', type: 'anthropic', baseUrl: mock.url, secrets: ['mock-anthropic-token-1'] },
+    { name: 'mock-dashscope', type: 'dashscope', baseUrl: mock.url, secrets: ['mock-dashscope-token-1'] },
+  ];
+  const models: ModelSeed[] = [
+    { id: 'claude-sonnet-4-6', channel: 'mock-anthropic', display_name: 'Claude Sonnet 4.6 (mock)', owned_by: 'anthropic', modality: 'chat', upstream_model: 'claude-sonnet-4-6', input_price_per_1m: 3, output_price_per_1m: 15, max_output_tokens: 8192, vision: true, tools: true },
+    { id: 'gpt-4o-mini', channel: 'mock-openai', display_name: 'GPT-4o mini (mock)', owned_by: 'openai', modality: 'chat', upstream_model: 'gpt-4o-mini', input_price_per_1m: 0.15, output_price_per_1m: 0.6, max_output_tokens: 16384, vision: true, tools: true },
+    { id: 'qwen/qwen-plus', channel: 'mock-dashscope', display_name: 'Qwen Plus (mock)', owned_by: 'alibaba', modality: 'chat', upstream_model: 'qwen-plus', input_price_per_1m: 0.4, output_price_per_1m: 1.2, max_output_tokens: 8192, vision: false, tools: true },
+    { id: 'text-embedding-3-small', channel: 'mock-openai', display_name: 'Text Embedding 3 Small (mock)', owned_by: 'openai', modality: 'embedding', upstream_model: 'text-embedding-3-small', input_price_per_1m: 0.02 },
+    { id: 'wanx-v1', channel: 'mock-dashscope', display_name: 'Wanx v1 (mock)', owned_by: 'alibaba', modality: 'image', upstream_model: 'wanx-v1', price_per_image: 0.02, sizes: ['1024x1024', '720x1280', '1280x720'] },
+    { id: 'gpt-5.5-preview', channel: 'mock-openai', display_name: 'GPT-5.5 preview', owned_by: 'openai', modality: 'chat', status: 'coming_soon', upstream_model: 'gpt-5.5-preview', input_price_per_1m: 5, output_price_per_1m: 20 },
+  ];
+  // Real providers, when their keys are in the environment.
+  if (process.env.OPENAI_API_KEY) {
+    channels.push({ name: 'openai', type: 'openai', baseUrl: 'https://api.openai.com/v1', secrets: [process.env.OPENAI_API_KEY] });
+    models.push({ id: 'openai/gpt-4o-mini', channel: 'openai', display_name: 'GPT-4o mini', owned_by: 'openai', modality: 'chat', upstream_model: 'gpt-4o-mini', input_price_per_1m: 0.15, output_price_per_1m: 0.6, max_output_tokens: 16384, vision: true, tools: true });
+  }
+  if (process.env.ANTHROPIC_API_KEY) {
+    channels.push({ name: 'anthropic', type: 'anthropic', baseUrl: 'https://api.anthropic.com', secrets: [process.env.ANTHROPIC_API_KEY] });
+    models.push({ id: 'anthropic/claude-sonnet-4-6', channel: 'anthropic', display_name: 'Claude Sonnet 4.6', owned_by: 'anthropic', modality: 'chat', upstream_model: 'claude-sonnet-4-6', input_price_per_1m: 3, output_price_per_1m: 15, max_output_tokens: 8192, vision: true, tools: true });
+  }
+  if (process.env.DASHSCOPE_API_KEY) {
+    channels.push({ name: 'dashscope', type: 'dashscope', baseUrl: 'https://dashscope.aliyuncs.com', secrets: [process.env.DASHSCOPE_API_KEY] });
+    models.push({ id: 'dashscope/qwen-plus', channel: 'dashscope', display_name: 'Qwen Plus', owned_by: 'alibaba', modality: 'chat', upstream_model: 'qwen-plus', input_price_per_1m: 0.4, output_price_per_1m: 1.2, max_output_tokens: 8192, tools: true });
+    models.push({ id: 'dashscope/wanx2.1-t2i-turbo', channel: 'dashscope', display_name: 'Wanx 2.1 turbo', owned_by: 'alibaba', modality: 'image', upstream_model: 'wanx2.1-t2i-turbo', price_per_image: 0.14, sizes: ['1024x1024'] });
+  }
+  return { channels, models };
+}
+
+/** Idempotent: channels are found by name, models upserted, the demo user created once and topped up. */
+async function seed(deps: ops.AdminDeps, mock: MockUpstream): Promise<{ key: string; email: string }> {
+  const { channels, models } = catalogSeed(mock);
+  const existing = await deps.db.selectFrom('channels').select(['id', 'name']).execute();
+  const channelIds = new Map<string, number>();
+  for (const channel of channels) {
+    let id = existing.find((c) => c.name === channel.name)?.id;
+    if (id === undefined) {
+      id = (await ops.createChannel(deps, channelBody.parse({ name: channel.name, type: channel.type, base_url: channel.baseUrl }))).id;
+      for (const secret of channel.secrets) await ops.addToken(deps, Number(id), tokenBody.parse({ secret, max_concurrency: 8, name: channel.name }));
+    } else {
+      await deps.db.updateTable('channels').set({ base_url: channel.baseUrl }).where('id', '=', id).execute();
+    }
+    channelIds.set(channel.name, Number(id));
+  }
+  for (const { id, channel, ...fields } of models) {
+    await ops.putModel(deps, id, modelBody.parse({ status: 'active', ...fields, channel_id: channelIds.get(channel) }));
+  }
+
+  let user = await deps.db.selectFrom('users').select(['id', 'balance_nano']).where('email', '=', DEMO_EMAIL).executeTakeFirst();
+  if (!user) {
+    const created = await ops.createUser(deps, userBody.parse({ email: DEMO_EMAIL, password: DEMO_PASSWORD }));
+    user = { id: created.id, balance_nano: 0 };
+  }
+  if (BigInt(user.balance_nano) < 1_000_000_000n) await ops.creditUser(deps, Number(user.id), creditBody.parse({ amount_usd: '20', note: 'demo credit' }));
+  const key = await ops.createKey(deps, Number(user.id), keyBody.parse({ name: `demo ${new Date().toISOString().slice(0, 19)}`, rpm_limit: 600 }));
+  return { key: key.key, email: DEMO_EMAIL };
+}
+
+function start(script: string, env: NodeJS.ProcessEnv, role: string): ChildProcess {
+  const child = spawn(process.execPath, [script], { cwd: ROOT, env: { ...env, EASTX_ROLE: role }, stdio: ['ignore', 'inherit', 'inherit'] });
+  child.on('exit', (code, signal) => {
+    if (!stopping) {
+      console.error(`demo: ${role} exited (${signal ?? code}); stopping`);
+      void shutdown(1);
+    }
+  });
+  return child;
+}
+
+let stopping = false;
+const children: ChildProcess[] = [];
+let mockServer: MockUpstream | undefined;
+async function shutdown(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  for (const child of children) child.kill('SIGTERM');
+  await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+  await mockServer?.close();
+  process.exit(code);
+}
+
+async function main(): Promise<void> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_ENV: process.env.NODE_ENV ?? 'development',
+    ADMIN_TOKEN: process.env.ADMIN_TOKEN ?? `demo-admin-${randomBytes(12).toString('hex')}`,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  };
+  const config = loadConfig(env);
+  await migrateToLatest(config.databaseUrl);
+  mockServer = await startMockUpstream({ port: Number(process.env.MOCK_PORT ?? 0) });
+
+  const db = createDb(config.databaseUrl, 2);
+  const redis = createRedis(config.redisUrl);
+  const { key, email } = await seed({ db, redis, keys: new RedisKeys(config.redisPrefix), secrets: new SecretBox(config.appSecret) }, mockServer);
+  await db.destroy();
+  await redis.quit();
+
+  children.push(start('dist/src/web.js', env, 'web'), start('dist/workers/worker.js', env, 'worker'));
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGTERM', () => void shutdown(0));
+
+  const baseUrl = `http://localhost:${config.port}/v1`;
+  for (let i = 0; ; i++) {
+    if (await fetch(`http://127.0.0.1:${config.port}/healthz`).then((r) => r.ok, () => false)) break;
+    if (i > 200) throw new Error('the web process did not come up');
+    await sleep(100);
+  }
+  const quickstart = { model: 'claude-sonnet-4-6', messages: [{ role: 'user', content: 'Hello!' }] };
+  const res = await fetch(`${baseUrl}/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify(quickstart),
+  });
+  const answer = (await res.json()) as { choices?: Array<{ message: { content: string } }>; error?: unknown };
+  const proof = res.ok ? `HTTP 200, "${answer.choices?.[0]?.message.content}", cost $${res.headers.get('x-eastx-cost-usd')}` : `HTTP ${res.status} ${JSON.stringify(answer)}`;
+
+  console.log(`
+eastx demo is running (mock upstream at ${mockServer.url}). Ctrl-C stops it.
+
+  base_url       ${baseUrl}
+  api key        ${key}
+  console login  ${email} / ${DEMO_PASSWORD}  (http://localhost:${config.port}/)
+  admin token    ${env.ADMIN_TOKEN}
+  bull board     http://localhost:${config.port}/admin/queues
+
+Quickstart (${proof}):
+
+  curl ${baseUrl}/chat/completions \\
+    -H "Authorization: Bearer ${key}" \\
+    -H "Content-Type: application/json" \\
+    -d '${JSON.stringify(quickstart)}'
+`);
+}
+
+main().catch((err) => {
+  console.error('demo failed:', err instanceof Error ? err.message : err);
+  void shutdown(1);
+});

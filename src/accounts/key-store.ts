@@ -1,0 +1,68 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from '../db/index.js';
+import type { KeyStatus } from '../db/schema.js';
+import type { Redis, RedisKeys } from '../redis/index.js';
+
+export interface AuthKey {
+  id: number;
+  userId: number;
+  rpmLimit: number;
+  capNano: bigint | null;
+  status: KeyStatus;
+  expiresAt: number | null;
+}
+
+interface Cached {
+  version: string;
+  key: AuthKey | null;
+}
+
+const MAX_CACHED = 50_000;
+
+/**
+ * API keys by hash, cached in process. Each cached entry is valid only while Redis holds the same version
+ * for that key hash; admin changes write MySQL, then a new version. The version is read together with the
+ * catalog version in one MGET, so auth costs one Redis round trip and no MySQL query on a warm cache.
+ */
+export class KeyStore {
+  private readonly cache = new Map<string, Cached>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  async lookup(keyHash: string): Promise<{ key: AuthKey | null; catalogVersion: string | null }> {
+    const [catalogVersion, keyVersion] = await this.redis.mget(this.keys.catalogVersion(), this.keys.keyVersion(keyHash));
+    const version = keyVersion ?? '';
+    const cached = this.cache.get(keyHash);
+    if (cached && cached.version === version) return { key: cached.key, catalogVersion };
+    const key = await this.load(keyHash);
+    if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value as string);
+    this.cache.set(keyHash, { version, key });
+    return { key, catalogVersion };
+  }
+
+  private async load(keyHash: string): Promise<AuthKey | null> {
+    const row = await this.db
+      .selectFrom('api_keys')
+      .select(['id', 'user_id', 'rpm_limit', 'cap_nano', 'status', 'expires_at'])
+      .where('key_hash', '=', keyHash)
+      .executeTakeFirst();
+    if (!row) return null;
+    return {
+      id: Number(row.id),
+      userId: Number(row.user_id),
+      rpmLimit: row.rpm_limit,
+      capNano: row.cap_nano === null ? null : BigInt(row.cap_nano),
+      status: row.status,
+      expiresAt: row.expires_at ? new Date(row.expires_at).getTime() : null,
+    };
+  }
+
+  /** Call after creating or changing a key (MySQL first): every process reloads it on its next request. */
+  static async changed(redis: Redis, keys: RedisKeys, keyHash: string): Promise<void> {
+    await redis.set(keys.keyVersion(keyHash), randomUUID());
+  }
+}

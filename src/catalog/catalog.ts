@@ -1,0 +1,120 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from '../db/index.js';
+import type { ChannelType, Modality, ModelStatus, TokenStatus } from '../db/schema.js';
+import type { Prices } from '../billing/money.js';
+import type { Redis, RedisKeys } from '../redis/index.js';
+
+export interface Channel {
+  id: number;
+  name: string;
+  type: ChannelType;
+  baseUrl: string;
+}
+
+export interface Model {
+  id: string;
+  displayName: string;
+  ownedBy: string;
+  modality: Modality;
+  status: ModelStatus;
+  channelId: number;
+  upstreamModel: string;
+  prices: Prices;
+  maxOutputTokens: number;
+  vision: boolean;
+  tools: boolean;
+  sizes: string[];
+  created: number;
+}
+
+export interface UpstreamToken {
+  id: number;
+  channelId: number;
+  name: string;
+  maxConcurrency: number;
+  status: TokenStatus;
+  secretEnc: string;
+}
+
+export interface CatalogSnapshot {
+  version: string;
+  models: Map<string, Model>;
+  channels: Map<number, Channel>;
+  tokensByChannel: Map<number, UpstreamToken[]>;
+}
+
+async function loadSnapshot(db: Db, version: string): Promise<CatalogSnapshot> {
+  const [modelRows, channelRows, tokenRows] = await Promise.all([
+    db.selectFrom('models').selectAll().execute(),
+    db.selectFrom('channels').selectAll().execute(),
+    db.selectFrom('upstream_tokens').selectAll().orderBy('id').execute(),
+  ]);
+  const models = new Map<string, Model>();
+  for (const m of modelRows) {
+    models.set(m.id, {
+      id: m.id,
+      displayName: m.display_name,
+      ownedBy: m.owned_by,
+      modality: m.modality,
+      status: m.status,
+      channelId: Number(m.channel_id),
+      upstreamModel: m.upstream_model,
+      prices: { inputMicro: BigInt(m.input_micro), outputMicro: BigInt(m.output_micro), imageNano: BigInt(m.image_nano) },
+      maxOutputTokens: m.max_output_tokens,
+      vision: Boolean(m.vision),
+      tools: Boolean(m.tools),
+      sizes: JSON.parse(m.sizes) as string[],
+      created: Math.floor(new Date(m.created_at).getTime() / 1000),
+    });
+  }
+  const channels = new Map<number, Channel>();
+  for (const c of channelRows) {
+    channels.set(Number(c.id), { id: Number(c.id), name: c.name, type: c.type, baseUrl: c.base_url.replace(/\/+$/, '') });
+  }
+  const tokensByChannel = new Map<number, UpstreamToken[]>();
+  for (const t of tokenRows) {
+    const channelId = Number(t.channel_id);
+    const list = tokensByChannel.get(channelId) ?? [];
+    list.push({ id: Number(t.id), channelId, name: t.name, maxConcurrency: t.max_concurrency, status: t.status, secretEnc: t.secret_enc });
+    tokensByChannel.set(channelId, list);
+  }
+  return { version, models, channels, tokensByChannel };
+}
+
+/**
+ * Models, channels and tokens, cached in process. The cache is valid while Redis holds the same catalog
+ * version; every admin change writes MySQL first and then a new version, so no process serves a stale catalog
+ * to a request that starts after the change.
+ */
+export class Catalog {
+  private snapshot: CatalogSnapshot | undefined;
+  private loading: Promise<CatalogSnapshot> | undefined;
+
+  constructor(
+    private readonly db: Db,
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  /** The catalog for `version` (as read from Redis by the caller), reloading when it changed. */
+  async at(version: string | null): Promise<CatalogSnapshot> {
+    const wanted = version ?? '';
+    if (this.snapshot?.version === wanted) return this.snapshot;
+    this.loading ??= loadSnapshot(this.db, wanted).finally(() => (this.loading = undefined));
+    const loaded = await this.loading;
+    if (loaded.version !== wanted) return this.at(version);
+    this.snapshot = loaded;
+    return loaded;
+  }
+
+  async current(): Promise<CatalogSnapshot> {
+    return this.at(await this.redis.get(this.keys.catalogVersion()));
+  }
+
+  /** Call after any change to models, channels or tokens. */
+  static async changed(redis: Redis, keys: RedisKeys): Promise<void> {
+    const version = randomUUID();
+    await redis.set(keys.catalogVersion(), version);
+    await redis.publish(keys.catalogChannel(), version);
+  }
+}

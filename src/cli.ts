@@ -1,0 +1,265 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { z } from 'zod';
+import * as ops from './admin/operations.js';
+import * as schemas from './admin/schemas.js';
+import { formatUsd } from './billing/money.js';
+import { config } from './config.js';
+import { createDb } from './db/index.js';
+import { migrateToLatest } from './db/migrate.js';
+import { describeIssue } from './http/body.js';
+import { badRequest } from './http/errors.js';
+import { createRedis, RedisKeys } from './redis/index.js';
+import { SecretBox } from './upstream/secrets.js';
+
+/**
+ * The operator CLI (SPEC §5): `node dist/src/cli.js <command> [args]` (`npm run admin -- <command>`).
+ * Admin commands run the same operations as the admin API and print the same JSON.
+ */
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Values = Record<string, string | boolean | undefined>;
+
+interface Command {
+  usage: string;
+  summary: string;
+  options?: Options;
+  /** How many positional arguments the command takes. */
+  positionals?: number;
+  run(args: { values: Values; positionals: string[]; deps: () => ops.AdminDeps }): Promise<unknown>;
+}
+
+const str = { type: 'string' } as const;
+const flag = { type: 'boolean' } as const;
+
+/** Runs CLI input through the admin API's schema, so both reject the same things with the same message. */
+function validate<T extends z.ZodType>(schema: T, input: Record<string, unknown>): z.infer<T> {
+  const parsed = schema.safeParse(Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)));
+  if (!parsed.success) throw badRequest(describeIssue(parsed.error));
+  return parsed.data;
+}
+
+const int = (value: string | boolean | undefined) => (typeof value === 'string' ? Number(value) : undefined);
+/** `none` (or an empty value) clears a nullable setting. */
+const nullable = (value: string | boolean | undefined) => (typeof value !== 'string' ? undefined : value === '' || value === 'none' ? null : value);
+const text = (value: string | boolean | undefined) => (typeof value === 'string' ? value : undefined);
+
+function parseJson(value: string | boolean | undefined): Record<string, unknown> {
+  if (typeof value !== 'string') throw badRequest('--json: a JSON object is required');
+  try {
+    const parsed: unknown = JSON.parse(value);
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
+  } catch {
+    // reported below
+  }
+  throw badRequest('--json: not a JSON object');
+}
+
+const commands: Record<string, Command> = {
+  migrate: {
+    usage: 'migrate',
+    summary: 'create the database if missing and apply pending migrations',
+    run: async () => ({ applied: await migrateToLatest(config().databaseUrl) }),
+  },
+  'create-channel': {
+    usage: 'create-channel --name NAME --type openai|anthropic|dashscope --base-url URL',
+    summary: 'add an upstream channel',
+    options: { name: str, type: str, 'base-url': str },
+    run: ({ values, deps }) =>
+      ops.createChannel(deps(), validate(schemas.channelBody, { name: values.name, type: values.type, base_url: values['base-url'] })),
+  },
+  'list-channels': {
+    usage: 'list-channels',
+    summary: 'channels with their tokens (never the secrets)',
+    run: async ({ deps }) => ({ data: await ops.listChannels(deps()) }),
+  },
+  'add-token': {
+    usage: 'add-token <channelId> --secret SECRET [--max-concurrency N] [--name NAME]',
+    summary: 'add an upstream token (stored encrypted) to a channel',
+    options: { secret: str, 'max-concurrency': str, name: str },
+    positionals: 1,
+    run: ({ values, positionals: [channelId], deps }) =>
+      ops.addToken(
+        deps(),
+        ops.rowIdFrom(channelId, 'channel'),
+        validate(schemas.tokenBody, { secret: values.secret, max_concurrency: int(values['max-concurrency']), name: values.name }),
+      ),
+  },
+  'set-token': {
+    usage: 'set-token <tokenId> [--status active|disabled] [--max-concurrency N]',
+    summary: 'enable, disable or resize an upstream token',
+    options: { status: str, 'max-concurrency': str },
+    positionals: 1,
+    run: ({ values, positionals: [tokenId], deps }) =>
+      ops.updateToken(
+        deps(),
+        ops.rowIdFrom(tokenId, 'token'),
+        validate(schemas.tokenPatch, { status: values.status, max_concurrency: int(values['max-concurrency']) }),
+      ),
+  },
+  'list-models': {
+    usage: 'list-models',
+    summary: 'every model of the catalog, whatever its status',
+    run: async ({ deps }) => ({ data: await ops.listModels(deps()) }),
+  },
+  'put-model': {
+    usage: "put-model <modelId> --json '{\"display_name\":…, \"channel_id\":…, …}'",
+    summary: 'create or replace a model (same body as PUT /admin/api/models/:id)',
+    options: { json: str },
+    positionals: 1,
+    run: ({ values, positionals: [modelId], deps }) => ops.putModel(deps(), modelId, validate(schemas.modelBody, parseJson(values.json))),
+  },
+  'create-user': {
+    usage: 'create-user --email EMAIL [--password PASSWORD]',
+    summary: 'add a user (the password is for the console)',
+    options: { email: str, password: str },
+    run: ({ values, deps }) => ops.createUser(deps(), validate(schemas.userBody, { email: values.email, password: values.password })),
+  },
+  'show-user': {
+    usage: 'show-user <userId>',
+    summary: 'balance and held amount of a user',
+    positionals: 1,
+    run: ({ positionals: [userId], deps }) => ops.getUser(deps(), ops.rowIdFrom(userId, 'user')),
+  },
+  credit: {
+    usage: 'credit <userId> <amountUsd> [--note NOTE]',
+    summary: 'add money to a balance (ledger kind "credit")',
+    options: { note: str },
+    positionals: 2,
+    run: ({ values, positionals: [userId, amount], deps }) =>
+      ops.creditUser(deps(), ops.rowIdFrom(userId, 'user'), validate(schemas.creditBody, { amount_usd: amount, note: values.note })),
+  },
+  adjust: {
+    usage: 'adjust <userId> <signedAmountUsd> --note NOTE',
+    summary: 'correct a balance up or down (ledger kind "adjustment"); use -- before a negative amount',
+    options: { note: str },
+    positionals: 2,
+    run: ({ values, positionals: [userId, amount], deps }) =>
+      ops.adjustUser(deps(), ops.rowIdFrom(userId, 'user'), validate(schemas.adjustBody, { amount_usd: amount, note: values.note })),
+  },
+  'create-key': {
+    usage: 'create-key <userId> [--name NAME] [--rpm N] [--cap USD] [--expires ISO]',
+    summary: 'create an API key; the key is printed this once',
+    options: { name: str, rpm: str, cap: str, expires: str },
+    positionals: 1,
+    run: ({ values, positionals: [userId], deps }) =>
+      ops.createKey(
+        deps(),
+        ops.rowIdFrom(userId, 'user'),
+        validate(schemas.keyBody, { name: values.name, rpm_limit: int(values.rpm), balance_cap_usd: nullable(values.cap), expires_at: nullable(values.expires) }),
+      ),
+  },
+  'list-keys': {
+    usage: 'list-keys <userId>',
+    summary: "a user's API keys (never the keys themselves)",
+    positionals: 1,
+    run: async ({ positionals: [userId], deps }) => ({ data: await ops.listUserKeys(deps(), ops.rowIdFrom(userId, 'user')) }),
+  },
+  'show-key': {
+    usage: 'show-key <keyId>',
+    summary: 'an API key: limits, spend, status',
+    positionals: 1,
+    run: ({ positionals: [keyId], deps }) => ops.getKey(deps(), ops.rowIdFrom(keyId, 'key')),
+  },
+  'set-key': {
+    usage: 'set-key <keyId> [--disable | --enable] [--rpm N] [--cap USD|none] [--expires ISO|none]',
+    summary: 'change an API key; takes effect on the next request everywhere',
+    options: { disable: flag, enable: flag, rpm: str, cap: str, expires: str },
+    positionals: 1,
+    run: ({ values, positionals: [keyId], deps }) => {
+      if (values.disable && values.enable) throw badRequest('--disable and --enable exclude each other');
+      const disabled = values.disable ? true : values.enable ? false : undefined;
+      return ops.updateKey(
+        deps(),
+        ops.rowIdFrom(keyId, 'key'),
+        validate(schemas.keyPatch, { disabled, rpm_limit: int(values.rpm), balance_cap_usd: nullable(values.cap), expires_at: nullable(values.expires) }),
+      );
+    },
+  },
+  'revoke-key': {
+    usage: 'revoke-key <keyId>',
+    summary: 'revoke an API key for good',
+    positionals: 1,
+    run: ({ positionals: [keyId], deps }) => ops.revokeKey(deps(), ops.rowIdFrom(keyId, 'key')),
+  },
+  codes: {
+    usage: 'codes --amount USD --count N',
+    summary: 'create single-use redemption codes (printed this once)',
+    options: { amount: str, count: str },
+    run: ({ values, deps }) => ops.createRedemptionCodes(deps(), validate(schemas.codesBody, { amount_usd: values.amount, count: int(values.count) })),
+  },
+  redeem: {
+    usage: 'redeem <userId> <code>',
+    summary: 'redeem a code for a user, as the console does',
+    positionals: 2,
+    run: async ({ positionals: [userId, code], deps }) => {
+      const { amountNano, balanceNano } = await ops.redeemCode(deps().db, ops.rowIdFrom(userId, 'user'), code);
+      return { amount_usd: formatUsd(amountNano), balance_usd: formatUsd(balanceNano) };
+    },
+  },
+  usage: {
+    usage: 'usage [--user USER_ID] [--key KEY_ID] [--since ISO] [--before-id ID] [--limit N]',
+    summary: 'ledger rows, newest first',
+    options: { user: str, key: str, since: str, 'before-id': str, limit: str },
+    run: ({ values, deps }) =>
+      ops.listUsage(
+        deps(),
+        validate(schemas.usageQuery, { user_id: text(values.user), key_id: text(values.key), since: text(values.since), before_id: text(values['before-id']), limit: text(values.limit) }),
+      ),
+  },
+};
+
+function helpText(): string {
+  const width = Math.max(...Object.values(commands).map((c) => c.usage.length));
+  const lines = Object.values(commands).map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`);
+  return ['usage: node dist/src/cli.js <command> [args]   (npm run admin -- <command> [args])', '', 'commands:', ...lines, `  ${'help'.padEnd(width)}  this list`].join('\n');
+}
+
+/** Connections are opened only by commands that need them, and closed at the end. */
+function lazyDeps() {
+  let deps: ops.AdminDeps | undefined;
+  return {
+    get: () => {
+      const cfg = config();
+      deps ??= {
+        db: createDb(cfg.databaseUrl, 2),
+        redis: createRedis(cfg.redisUrl, { maxRetriesPerRequest: 2, enableAutoPipelining: false }),
+        keys: new RedisKeys(cfg.redisPrefix),
+        secrets: new SecretBox(cfg.appSecret),
+      };
+      return deps;
+    },
+    close: async () => {
+      if (!deps) return;
+      await Promise.all([deps.db.destroy(), deps.redis.quit().catch(() => undefined)]);
+    },
+  };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(`${helpText()}\n`);
+    return 0;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`unknown command: ${name}\n\n${helpText()}\n`);
+    return 1;
+  }
+  const deps = lazyDeps();
+  try {
+    const { values, positionals } = parseArgs({ args: rest, options: command.options ?? {}, allowPositionals: true, strict: true });
+    const wanted = command.positionals ?? 0;
+    if (positionals.length !== wanted) throw new Error(`usage: ${command.usage}`);
+    const result = await command.run({ values: values as Values, positionals, deps: deps.get });
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    await deps.close();
+  }
+}
+
+process.exit(await main(process.argv.slice(2)));

@@ -1,0 +1,21 @@
+import { Migrator, type Migration } from 'kysely';
+import * as init from '../../migrations/001_init.js';
+import { createDb, ensureDatabase } from './index.js';
+
+/** Every migration, in order. Listed statically so the compiled app needs no directory scan. */
+const migrations: Record<string, Migration> = {
+  '001_init': init,
+};
+
+export async function migrateToLatest(databaseUrl: string): Promise<string[]> {
+  await ensureDatabase(databaseUrl);
+  const db = createDb(databaseUrl, 2);
+  try {
+    const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+    const { error, results } = await migrator.migrateToLatest();
+    if (error) throw error;
+    return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+  } finally {
+    await db.destroy();
+  }
+}

@@ -1,0 +1,128 @@
+import type { ColumnType, Generated } from 'kysely';
+
+/** BIGINT money columns (nano-USD) come back as number or string; always read them through `BigInt()`. */
+type Nano = ColumnType<number | string, string | number | bigint, string | number | bigint>;
+type CreatedAt = ColumnType<Date, never, never>;
+
+export interface UsersTable {
+  id: Generated<number>;
+  email: string;
+  password_hash: string | null;
+  is_admin: ColumnType<number, number | undefined, number>;
+  balance_nano: Nano;
+  held_nano: Nano;
+  created_at: CreatedAt;
+}
+
+export type KeyStatus = 'active' | 'disabled' | 'revoked';
+
+export interface ApiKeysTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string;
+  prefix: string;
+  key_hash: string;
+  rpm_limit: number;
+  cap_nano: Nano | null;
+  spent_nano: Nano;
+  held_nano: Nano;
+  status: KeyStatus;
+  expires_at: Date | null;
+  last_used_at: Date | null;
+  created_at: CreatedAt;
+}
+
+export type ChannelType = 'openai' | 'anthropic' | 'dashscope';
+
+export interface ChannelsTable {
+  id: Generated<number>;
+  name: string;
+  type: ChannelType;
+  base_url: string;
+  created_at: CreatedAt;
+}
+
+export type TokenStatus = 'active' | 'disabled';
+
+export interface UpstreamTokensTable {
+  id: Generated<number>;
+  channel_id: number;
+  name: string;
+  secret_enc: string;
+  secret_hint: string;
+  max_concurrency: number;
+  status: TokenStatus;
+  disabled_reason: string | null;
+  created_at: CreatedAt;
+}
+
+export type Modality = 'chat' | 'embedding' | 'image';
+export type ModelStatus = 'active' | 'coming_soon' | 'disabled';
+
+export interface ModelsTable {
+  id: string;
+  display_name: string;
+  owned_by: string;
+  modality: Modality;
+  status: ModelStatus;
+  channel_id: number;
+  upstream_model: string;
+  /** micro-USD per 1M tokens */
+  input_micro: Nano;
+  output_micro: Nano;
+  /** nano-USD per image */
+  image_nano: Nano;
+  max_output_tokens: number;
+  vision: number;
+  tools: number;
+  /** JSON array of "WxH" strings */
+  sizes: string;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, never, Date>;
+}
+
+export type LedgerKind = 'charge' | 'credit' | 'redemption' | 'adjustment';
+
+export interface LedgerTable {
+  id: Generated<number>;
+  request_id: string | null;
+  user_id: number;
+  key_id: number | null;
+  kind: LedgerKind;
+  model: string | null;
+  prompt_tokens: number;
+  completion_tokens: number;
+  images: number;
+  amount_nano: Nano;
+  estimated: number;
+  note: string | null;
+  created_at: ColumnType<Date, Date | undefined, never>;
+}
+
+export interface HoldsTable {
+  request_id: string;
+  user_id: number;
+  key_id: number;
+  amount_nano: Nano;
+  created_at: ColumnType<Date, Date | undefined, never>;
+}
+
+export interface RedemptionCodesTable {
+  id: Generated<number>;
+  code_hash: string;
+  amount_nano: Nano;
+  redeemed_by: number | null;
+  redeemed_at: Date | null;
+  created_at: CreatedAt;
+}
+
+export interface Database {
+  users: UsersTable;
+  api_keys: ApiKeysTable;
+  channels: ChannelsTable;
+  upstream_tokens: UpstreamTokensTable;
+  models: ModelsTable;
+  ledger: LedgerTable;
+  holds: HoldsTable;
+  redemption_codes: RedemptionCodesTable;
+}

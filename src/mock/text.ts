@@ -1,0 +1,126 @@
+/** Provider-neutral content logic: token counting, what to reply, how to chunk it, embeddings. */
+import { createHash } from "node:crypto";
+import { decode, encode } from "gpt-tokenizer";
+import { randomId } from "./http.js";
+
+/** Treat special-token look-alikes (`<|endoftext|>`) in user text as plain text. */
+const ENCODE_OPTIONS = { disallowedSpecial: new Set<string>() };
+
+export function countTokens(text: string): number {
+  return text === "" ? 0 : encode(text, ENCODE_OPTIONS).length;
+}
+
+function truncateTokens(text: string, maxTokens: number): { text: string; truncated: boolean } {
+  const tokens = encode(text, ENCODE_OPTIONS);
+  if (tokens.length <= maxTokens) return { text, truncated: false };
+  return { text: decode(tokens.slice(0, Math.max(0, maxTokens))), truncated: true };
+}
+
+// ---------------------------------------------------------------- reply planning
+
+/** What the provider handler extracted from the request, in neutral terms. */
+export interface ReplyInput {
+  /** text of the last user turn ("" if none) */
+  lastUserText: string;
+  /** content of the tool result when the last turn hands one back */
+  toolResult?: string | undefined;
+  /** the tool to call, when tools are offered, allowed, and the last turn is a user message */
+  toolName?: string | undefined;
+  maxTokens?: number | undefined;
+  stopSequences: string[];
+  /** Behavior.reply */
+  reply?: string | undefined;
+}
+
+export type ReplyPlan =
+  | {
+      kind: "text";
+      text: string;
+      /** "stop": natural end, "length": max tokens hit, "stop_sequence": a stop sequence cut it */
+      finish: "stop" | "length" | "stop_sequence";
+      stopSequence?: string | undefined;
+      outputTokens: number;
+    }
+  | { kind: "tool"; id: string; name: string; arguments: string; outputTokens: number };
+
+/**
+ * Precedence: tool call > Behavior.reply > tool-result echo > `Hello! You said: …`.
+ * Stop sequences cut the text first, then max tokens truncate it.
+ */
+export function planReply(input: ReplyInput, toolIdPrefix: string): ReplyPlan {
+  if (input.toolName !== undefined) {
+    const args = JSON.stringify({ query: input.lastUserText });
+    return {
+      kind: "tool",
+      id: randomId(toolIdPrefix),
+      name: input.toolName,
+      arguments: args,
+      outputTokens: countTokens(input.toolName) + countTokens(args),
+    };
+  }
+  let text = input.reply ?? (input.toolResult !== undefined ? `Tool result received: ${input.toolResult}` : `Hello! You said: ${input.lastUserText}`);
+  let finish: "stop" | "length" | "stop_sequence" = "stop";
+  let stopSequence: string | undefined;
+  const cut = firstStop(text, input.stopSequences);
+  if (cut) {
+    text = text.slice(0, cut.index);
+    finish = "stop_sequence";
+    stopSequence = cut.sequence;
+  }
+  if (input.maxTokens !== undefined) {
+    const truncated = truncateTokens(text, input.maxTokens);
+    if (truncated.truncated) {
+      text = truncated.text;
+      finish = "length";
+      stopSequence = undefined;
+    }
+  }
+  return { kind: "text", text, finish, stopSequence, outputTokens: countTokens(text) };
+}
+
+function firstStop(text: string, stops: string[]): { index: number; sequence: string } | undefined {
+  let best: { index: number; sequence: string } | undefined;
+  for (const sequence of stops) {
+    if (sequence === "") continue;
+    const index = text.indexOf(sequence);
+    if (index >= 0 && (!best || index < best.index)) best = { index, sequence };
+  }
+  return best;
+}
+
+// ---------------------------------------------------------------- chunking
+
+/** Splits text into word pieces that keep their trailing whitespace: "Hi there" → ["Hi ", "there"]. */
+export function textPieces(text: string): string[] {
+  return text.match(/\s*\S+\s*/g) ?? (text === "" ? [] : [text]);
+}
+
+/** Splits a string (e.g. tool-call JSON) into `parts` fragments on code-point boundaries. */
+export function fragments(text: string, parts = 4): string[] {
+  const chars = Array.from(text);
+  const size = Math.max(1, Math.ceil(chars.length / parts));
+  const out: string[] = [];
+  for (let i = 0; i < chars.length; i += size) out.push(chars.slice(i, i + size).join(""));
+  return out;
+}
+
+// ---------------------------------------------------------------- embeddings
+
+export const EMBEDDING_DIMENSIONS = 8;
+
+/** Deterministic float32-exact vector in [-1, 1] derived from a hash of the input. */
+export function embeddingVector(key: string, dimensions = EMBEDDING_DIMENSIONS): number[] {
+  const digest = createHash("sha256").update(key).digest();
+  const vector: number[] = [];
+  for (let i = 0; i < Math.min(dimensions, EMBEDDING_DIMENSIONS); i++) {
+    vector.push(Math.fround((digest.readUInt32LE(i * 4) / 0xffffffff) * 2 - 1));
+  }
+  return vector;
+}
+
+/** base64 of little-endian float32, as OpenAI's `encoding_format: "base64"`. */
+export function float32Base64(vector: number[]): string {
+  const buffer = Buffer.alloc(vector.length * 4);
+  vector.forEach((value, i) => buffer.writeFloatLE(value, i * 4));
+  return buffer.toString("base64");
+}

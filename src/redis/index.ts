@@ -1,0 +1,32 @@
+import { readFileSync } from 'node:fs';
+import { Redis, type RedisOptions } from 'ioredis';
+
+export type { Redis };
+
+/** One Redis connection. `rediss://` URLs get TLS from ioredis itself. */
+export function createRedis(url: string, options: RedisOptions = {}): Redis {
+  return new Redis(url, { maxRetriesPerRequest: null, enableAutoPipelining: true, ...options });
+}
+
+/** Reads a `.lua` file that sits next to the calling module (copied into dist/ by the build). */
+export function loadLua(moduleUrl: string, name: string): string {
+  return readFileSync(new URL(name, moduleUrl), 'utf8');
+}
+
+/**
+ * Every Redis key and channel of the app, under one prefix with a hash tag (`{eastx}`), so the layout
+ * works on Redis Cluster unchanged. BullMQ queues use the same prefix.
+ */
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+  rpm = (keyId: number) => `${this.prefix}:rpm:${keyId}`;
+  keyVersion = (keyHash: string) => `${this.prefix}:keyver:${keyHash}`;
+  catalogVersion = () => `${this.prefix}:catalog:ver`;
+  catalogChannel = () => `${this.prefix}:catalog`;
+  leases = (tokenId: number) => `${this.prefix}:lease:${tokenId}`;
+  cooldown = (tokenId: number) => `${this.prefix}:cooldown:${tokenId}`;
+  failures = (tokenId: number) => `${this.prefix}:failures:${tokenId}`;
+  relay = (webId: string) => `${this.prefix}:relay:${webId}`;
+  cancel = () => `${this.prefix}:cancel`;
+  idempotency = (userId: number, key: string) => `${this.prefix}:idem:${userId}:${key}`;
+}

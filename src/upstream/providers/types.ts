@@ -1,0 +1,47 @@
+/** What an adapter needs for one upstream call. The secret lives only here, in worker memory. */
+export interface UpstreamCall {
+  baseUrl: string;
+  secret: string;
+  upstreamModel: string;
+  signal: AbortSignal;
+}
+
+/** Token usage as OpenAI reports it. */
+export interface TokenUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  [extra: string]: unknown;
+}
+
+export type ChatCompletion = Record<string, unknown> & { usage?: TokenUsage };
+export type ChatChunk = Record<string, unknown> & { choices?: Array<Record<string, unknown>>; usage?: TokenUsage | null };
+
+export interface EmbeddingsResult {
+  /** OpenAI's embeddings response with float arrays. */
+  response: { object: 'list'; data: Array<{ object: 'embedding'; index: number; embedding: number[] | string }>; model: string; usage?: { prompt_tokens: number; total_tokens: number } };
+}
+
+export interface ImageRequest {
+  prompt: string;
+  n: number;
+  size: string;
+  extra: Record<string, unknown>;
+}
+
+export interface ImagesResult {
+  data: Array<{ url: string; revised_prompt?: string }>;
+  imagesProduced: number;
+}
+
+/**
+ * One adapter per provider type (SPEC §4), all behind this surface; nothing else branches on the type.
+ * Every failure leaves as an UpstreamError. Chat requests and responses are OpenAI-shaped on both sides.
+ */
+export interface ProviderAdapter {
+  chat(body: Record<string, unknown>, call: UpstreamCall): Promise<ChatCompletion>;
+  /** OpenAI chunks; the last one (choices: []) carries usage when the upstream reported it. */
+  chatStream(body: Record<string, unknown>, call: UpstreamCall): AsyncIterable<ChatChunk>;
+  embeddings?(body: Record<string, unknown>, call: UpstreamCall): Promise<EmbeddingsResult>;
+  images?(request: ImageRequest, call: UpstreamCall): Promise<ImagesResult>;
+}

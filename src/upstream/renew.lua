@@ -1,0 +1,6 @@
+-- Extend a lease that is still held. KEYS[1] lease set; ARGV[1] job id, ARGV[2] lease ms. Returns 1 if held.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local updated = redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+return updated

@@ -1,0 +1,309 @@
+import test from 'ava';
+import OpenAI from 'openai';
+import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
+import { AdminClient } from './helpers/admin.js';
+import { freshEnvironment } from './helpers/env.js';
+import { startGateway, type Gateway } from './helpers/gateway.js';
+import { costOf, nano, readSse } from './helpers/money.js';
+
+// Web and worker run as separate OS processes: every chat call really crosses the BullMQ queue.
+let mock: MockUpstream;
+let gateway: Gateway;
+let admin: AdminClient;
+let url: string;
+let userId: number;
+let keyId: number;
+let apiKey: string;
+let client: OpenAI;
+const MODEL = 'test/chat-1.5';
+const PRICES = { input: 1.5, output: 6 };
+const UPSTREAM_SECRET = 'tok-chat-secret-1';
+
+test.before(async () => {
+  mock = await startMockUpstream();
+  const { env } = await freshEnvironment('chat');
+  gateway = await startGateway({ ...env, BODY_LIMIT_BYTES: String(256 * 1024) }, { webs: 1, workers: 1 });
+  url = gateway.urls[0];
+  admin = new AdminClient(url, env.ADMIN_TOKEN);
+  const channel = await admin.channel('mock-openai', 'openai', `${mock.url}/v1`);
+  await admin.token(channel.id, UPSTREAM_SECRET, 8);
+  await admin.model(MODEL, { channel_id: channel.id, upstream_model: 'mock-gpt', input_price_per_1m: PRICES.input, output_price_per_1m: PRICES.output });
+  await admin.model('test/plain', { channel_id: channel.id, upstream_model: 'mock-plain', vision: false, tools: false, input_price_per_1m: 1, output_price_per_1m: 1 });
+  await admin.model('test/soon', { channel_id: channel.id, upstream_model: 'x', status: 'coming_soon' });
+  await admin.model('test/off', { channel_id: channel.id, upstream_model: 'x', status: 'disabled' });
+  await admin.model('test/embed', { channel_id: channel.id, upstream_model: 'mock-embed', modality: 'embedding', input_price_per_1m: 0.02 });
+  const user = await admin.user('chat@example.com', '5');
+  userId = user.id;
+  const key = await admin.key(userId, { rpm_limit: 1000 });
+  keyId = key.id;
+  apiKey = key.key;
+  client = new OpenAI({ baseURL: `${url}/v1`, apiKey, maxRetries: 0 });
+});
+
+test.after.always(async () => {
+  await gateway?.stop();
+  await mock?.close();
+});
+
+const ask = (content: string) => [{ role: 'user' as const, content }];
+
+async function post(path: string, body: unknown, key = apiKey, headers: Record<string, string> = {}) {
+  const res = await fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { res, json: (await res.json().catch(() => undefined)) as { error?: { code: string; message: string; type: string } } };
+}
+
+test.serial('non-stream chat: OpenAI shape, upstream usage, exact cost in header, usage.cost and the ledger', async (t) => {
+  const before = nano((await admin.getUser(userId)).balance_usd);
+  const { data, response } = await client.chat.completions.create({ model: MODEL, messages: ask('ping') }).withResponse();
+  t.is(data.object, 'chat.completion');
+  t.is(data.model, MODEL);
+  t.is(data.choices[0].message.content, 'Hello! You said: ping');
+  const usage = data.usage!;
+  t.true(usage.prompt_tokens > 0 && usage.completion_tokens > 0);
+  const cost = costOf(PRICES, usage.prompt_tokens, usage.completion_tokens);
+  t.is(nano(response.headers.get('x-eastx-cost-usd')!), cost);
+  t.is(nano((usage as unknown as { cost: number }).cost), cost);
+
+  const after = nano((await admin.getUser(userId)).balance_usd);
+  t.is(before - after, cost);
+  const requestId = response.headers.get('x-request-id');
+  const rows = (await admin.usage(`user_id=${userId}`)).data.filter((r) => r.request_id === requestId);
+  t.is(rows.length, 1);
+  t.is(rows[0].kind, 'charge');
+  t.is(rows[0].model, MODEL);
+  t.is(nano(rows[0].amount_usd as string), -cost);
+  t.is((await admin.getUser(userId)).held_usd, '0');
+
+  const sent = mock.requests.at(-1)!;
+  t.is(sent.body.model, 'mock-gpt', 'the upstream gets its own model name');
+  t.is(sent.headers.authorization, `Bearer ${UPSTREAM_SECRET}`);
+  t.is(sent.body.max_tokens, 256, "without max_tokens the model's cap (affordable) is sent upstream");
+});
+
+test.serial('stream without include_usage: chunks reassemble, one finish_reason, no usage chunk, [DONE]', async (t) => {
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, messages: ask('stream me'), stream: true, max_tokens: 50 }),
+  });
+  t.is(res.status, 200);
+  t.regex(res.headers.get('content-type')!, /^text\/event-stream/);
+  t.truthy(res.headers.get('x-request-id'));
+  const text = await res.text();
+  t.true(text.endsWith('data: [DONE]\n\n'));
+  const chunks = readSse(text);
+  t.true(chunks.every((c) => c.object === 'chat.completion.chunk' && c.model === MODEL));
+  t.is(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join(''), 'Hello! You said: stream me');
+  t.deepEqual(chunks.flatMap((c) => c.choices.map((ch: { finish_reason: string | null }) => ch.finish_reason)).filter(Boolean), ['stop']);
+  t.false(chunks.some((c) => c.usage || c.choices.length === 0));
+  const upstreamBody = mock.requests.at(-1)!.body;
+  t.deepEqual(upstreamBody.stream_options, { include_usage: true }, 'the gateway always asks the upstream for usage');
+});
+
+test.serial('stream with include_usage through the SDK: final usage chunk with exact cost, debited once', async (t) => {
+  const before = nano((await admin.getUser(userId)).balance_usd);
+  const stream = await client.chat.completions.create({
+    model: MODEL,
+    messages: ask('count me'),
+    stream: true,
+    stream_options: { include_usage: true },
+    max_completion_tokens: 40,
+  });
+  let text = '';
+  let usage: (OpenAI.CompletionUsage & { cost?: number }) | undefined;
+  let last: OpenAI.ChatCompletionChunk | undefined;
+  for await (const chunk of stream) {
+    text += chunk.choices[0]?.delta?.content ?? '';
+    if (chunk.usage) usage = chunk.usage;
+    last = chunk;
+  }
+  t.is(text, 'Hello! You said: count me');
+  t.deepEqual(last!.choices, []);
+  t.truthy(usage);
+  const cost = costOf(PRICES, usage!.prompt_tokens, usage!.completion_tokens);
+  t.is(nano(usage!.cost!), cost);
+  t.is(before - nano((await admin.getUser(userId)).balance_usd), cost);
+});
+
+test.serial('a streamed tool call reassembles to valid JSON and the tool turn round-trips', async (t) => {
+  const tools: OpenAI.ChatCompletionTool[] = [{
+    type: 'function',
+    function: { name: 'lookup', description: 'look something up', parameters: { type: 'object', properties: { query: { type: 'string' } } } },
+  }];
+  const stream = await client.chat.completions.create({ model: MODEL, messages: ask('weather in Paris'), tools, stream: true });
+  const calls: Array<{ id?: string; name?: string; args: string }> = [];
+  let finish: string | null = null;
+  for await (const chunk of stream) {
+    for (const delta of chunk.choices[0]?.delta?.tool_calls ?? []) {
+      calls[delta.index] ??= { args: '' };
+      if (delta.id) calls[delta.index].id = delta.id;
+      if (delta.function?.name) calls[delta.index].name = delta.function.name;
+      calls[delta.index].args += delta.function?.arguments ?? '';
+    }
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+  }
+  t.is(finish, 'tool_calls');
+  t.is(calls.length, 1);
+  t.is(calls[0].name, 'lookup');
+  t.deepEqual(JSON.parse(calls[0].args), { query: 'weather in Paris' });
+
+  const followUp = await client.chat.completions.create({
+    model: MODEL,
+    tools,
+    messages: [
+      ...ask('weather in Paris'),
+      { role: 'assistant', content: null, tool_calls: [{ id: calls[0].id!, type: 'function', function: { name: 'lookup', arguments: calls[0].args } }] },
+      { role: 'tool', tool_call_id: calls[0].id!, content: 'sunny, 21C' },
+    ],
+  });
+  t.is(followUp.choices[0].message.content, 'Tool result received: sunny, 21C');
+  const sent = mock.requests.at(-1)!.body;
+  t.is(sent.messages[1].tool_calls[0].id, calls[0].id);
+  t.deepEqual(sent.tools, tools);
+});
+
+test.serial('image_url parts and unknown fields pass through to an OpenAI upstream untouched', async (t) => {
+  const image = { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } };
+  const { res } = await post('/v1/chat/completions', {
+    model: MODEL,
+    messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, image] }],
+    max_tokens: 20,
+    logit_bias: { '50256': -100 },
+    eastx_unknown_field: { nested: [1, 2] },
+  });
+  t.is(res.status, 200);
+  const sent = mock.requests.at(-1)!.body;
+  t.deepEqual(sent.messages[0].content[1], image);
+  t.deepEqual(sent.eastx_unknown_field, { nested: [1, 2] });
+  t.deepEqual(sent.logit_bias, { '50256': -100 });
+  t.is(sent.max_tokens, 20);
+});
+
+test.serial('GET /v1/models lists active models only; ids with / and . resolve raw and %2F-encoded', async (t) => {
+  const list = await client.models.list();
+  const ids = list.data.map((m) => m.id);
+  t.true(ids.includes(MODEL));
+  t.false(ids.includes('test/soon'));
+  t.false(ids.includes('test/off'));
+  const entry = list.data.find((m) => m.id === MODEL) as unknown as Record<string, unknown>;
+  t.is(entry.input_price_per_1m, 1.5);
+  t.is(entry.output_price_per_1m, 6);
+  t.is(entry.modality, 'chat');
+  t.is(typeof entry.created, 'number');
+  const one = await client.models.retrieve(MODEL);
+  t.is(one.id, MODEL);
+  const raw = await fetch(`${url}/v1/models/${MODEL}`, { headers: { authorization: `Bearer ${apiKey}` } });
+  t.is(raw.status, 200);
+  t.is(((await raw.json()) as { id: string }).id, MODEL);
+  t.truthy(raw.headers.get('x-ratelimit-limit-requests'));
+  for (const id of ['test/soon', 'test/off', 'nope']) {
+    const res = await fetch(`${url}/v1/models/${encodeURIComponent(id)}`, { headers: { authorization: `Bearer ${apiKey}` } });
+    t.is(res.status, 404);
+    t.is(((await res.json()) as { error: { code: string } }).error.code, 'model_not_found');
+  }
+});
+
+test.serial('every error this path can produce has the SPEC §2 shape, and none of them is billed', async (t) => {
+  const before = await admin.getUser(userId);
+  const ledgerBefore = (await admin.usage(`user_id=${userId}`)).data.length;
+  const body = { model: MODEL, messages: ask('hi') };
+  const expectError = async (p: Promise<{ res: Response; json: { error?: { code: string; message: string; type: string } } }>, status: number, code: string, type: string, message?: RegExp) => {
+    const { res, json } = await p;
+    t.is(res.status, status, `${code}: ${JSON.stringify(json)}`);
+    t.is(json.error?.code, code);
+    t.is(json.error?.type, type);
+    t.truthy(res.headers.get('x-request-id'));
+    t.regex(res.headers.get('content-type') ?? '', /application\/json/);
+    if (message) t.regex(json.error!.message, message);
+  };
+  const noAuth = fetch(`${url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(body) }).then(async (res) => ({ res, json: await res.json() as never }));
+  await expectError(noAuth, 401, 'missing_key', 'authentication_error');
+  await expectError(post('/v1/chat/completions', body, ''), 401, 'missing_key', 'authentication_error');
+  const basic = fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { authorization: 'Basic abc' }, body: '{}' }).then(async (res) => ({ res, json: await res.json() as never }));
+  await expectError(basic, 401, 'missing_key', 'authentication_error');
+  await expectError(post('/v1/chat/completions', body, 'sk-eastx-not-a-real-key'), 401, 'invalid_key', 'authentication_error');
+  await expectError(post('/v1/chat/completions', body, 'sk-other-prefix'), 401, 'invalid_key', 'authentication_error');
+  await expectError(post('/v1/chat/completions', '{not json'), 400, 'bad_request', 'invalid_request_error', /JSON/);
+  await expectError(post('/v1/chat/completions', { model: MODEL }), 400, 'bad_request', 'invalid_request_error', /messages/);
+  await expectError(post('/v1/chat/completions', { messages: ask('x') }), 400, 'bad_request', 'invalid_request_error', /model/);
+  await expectError(post('/v1/chat/completions', { model: MODEL, messages: [{ role: 'wizard', content: 'x' }] }), 400, 'bad_request', 'invalid_request_error', /messages\.0\.role/);
+  await expectError(post('/v1/chat/completions', { ...body, max_tokens: -3 }), 400, 'bad_request', 'invalid_request_error', /max_tokens/);
+  await expectError(post('/v1/chat/completions', { ...body, stream: 'yes' }), 400, 'bad_request', 'invalid_request_error', /stream/);
+  await expectError(post('/v1/chat/completions', { ...body, model: 'nope' }), 404, 'model_not_found', 'invalid_request_error');
+  await expectError(post('/v1/chat/completions', { ...body, model: 'test/soon' }), 404, 'model_not_found', 'invalid_request_error');
+  await expectError(post('/v1/chat/completions', { ...body, model: 'test/embed' }), 400, 'wrong_endpoint', 'invalid_request_error');
+  await expectError(post('/v1/chat/completions', { model: 'test/plain', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'http://x/y.png' } }] }] }), 400, 'bad_request', 'invalid_request_error', /image/);
+  await expectError(post('/v1/chat/completions', { ...body, filler: 'x'.repeat(300 * 1024) }), 413, 'request_too_large', 'invalid_request_error');
+  await expectError(post('/v1/no/such/route', body), 404, 'not_found', 'invalid_request_error');
+  const wrongMethod = fetch(`${url}/v1/chat/completions`, { headers: { authorization: `Bearer ${apiKey}` } }).then(async (res) => ({ res, json: await res.json() as never }));
+  await expectError(wrongMethod, 405, 'method_not_allowed', 'invalid_request_error');
+
+  const after = await admin.getUser(userId);
+  t.is(after.balance_usd, before.balance_usd);
+  t.is(after.held_usd, '0');
+  t.is((await admin.usage(`user_id=${userId}`)).data.length, ledgerBefore);
+  t.is(mock.requests.filter((r) => r.body?.messages?.[0]?.content === 'hi').length, 0, 'no failed request reached the upstream');
+});
+
+test.serial('key states: disabled → 403 disabled, expired → 403 expired, revoked → 401 invalid_key, each on the very next request', async (t) => {
+  const key = await admin.key(userId, { name: 'states' });
+  const body = { model: MODEL, messages: ask('hi'), max_tokens: 5 };
+  t.is((await post('/v1/chat/completions', body, key.key)).res.status, 200);
+  await admin.call('PATCH', `/admin/api/keys/${key.id}`, { disabled: true });
+  const disabled = await post('/v1/chat/completions', body, key.key);
+  t.is(disabled.res.status, 403);
+  t.is(disabled.json.error?.code, 'disabled');
+  await admin.call('PATCH', `/admin/api/keys/${key.id}`, { disabled: false, expires_at: new Date(Date.now() - 1000).toISOString() });
+  const expired = await post('/v1/chat/completions', body, key.key);
+  t.is(expired.res.status, 403);
+  t.is(expired.json.error?.code, 'expired');
+  await admin.call('PATCH', `/admin/api/keys/${key.id}`, { expires_at: null });
+  t.is((await post('/v1/chat/completions', body, key.key)).res.status, 200);
+  await admin.call('DELETE', `/admin/api/keys/${key.id}`);
+  const revoked = await post('/v1/chat/completions', body, key.key);
+  t.is(revoked.res.status, 401);
+  t.is(revoked.json.error?.code, 'invalid_key');
+});
+
+test.serial('402 insufficient_balance for an account that cannot afford a minimal answer; nothing held or billed', async (t) => {
+  const poor = await admin.user('poor@example.com');
+  const key = await admin.key(poor.id);
+  const { res, json } = await post('/v1/chat/completions', { model: MODEL, messages: ask('hi') }, key.key);
+  t.is(res.status, 402);
+  t.is(json.error?.code, 'insufficient_balance');
+  t.is(json.error?.type, 'billing_error');
+  t.truthy(res.headers.get('x-ratelimit-limit-requests'), '402 passed the RPM step');
+  const user = await admin.getUser(poor.id);
+  t.is(user.balance_usd, '0');
+  t.is(user.held_usd, '0');
+});
+
+test.serial('without max_tokens, a small balance caps the output sent upstream at what it can afford', async (t) => {
+  const modest = await admin.user('modest@example.com', '0.0005');
+  const key = await admin.key(modest.id);
+  const { res } = await post('/v1/chat/completions', { model: MODEL, messages: ask('hi') }, key.key);
+  t.is(res.status, 200);
+  const sent = mock.requests.at(-1)!.body;
+  t.true(sent.max_tokens >= 16 && sent.max_tokens < 256, `max_tokens sent: ${sent.max_tokens}`);
+  const held = costOf(PRICES, 0, sent.max_tokens);
+  t.true(held <= nano('0.0005'));
+});
+
+test.serial('upstream failures become the SPEC §2 upstream errors and cost nothing', async (t) => {
+  const before = await admin.getUser(userId);
+  mock.setBehavior(UPSTREAM_SECRET, { fail: { status: 400, message: 'bad thing', times: 1 } });
+  const bad = await post('/v1/chat/completions', { model: MODEL, messages: ask('x'), max_tokens: 5 });
+  t.is(bad.res.status, 502);
+  t.is(bad.json.error?.code, 'upstream_error');
+  t.is((bad.json.error as unknown as { upstream_status: number }).upstream_status, 400);
+  t.regex(bad.json.error!.message, /bad thing/);
+  t.truthy(bad.res.headers.get('x-ratelimit-limit-requests'));
+  mock.setBehavior(UPSTREAM_SECRET, {});
+  const after = await admin.getUser(userId);
+  t.is(after.balance_usd, before.balance_usd);
+  t.is(after.held_usd, '0');
+});

@@ -1,0 +1,94 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  return port;
+}
+
+export interface RunningProcess {
+  role: 'web' | 'worker';
+  child: ChildProcess;
+  output: () => string;
+  /** SIGKILL, and wait for the exit. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+function startProcess(role: 'web' | 'worker', env: Record<string, string>): RunningProcess {
+  const script = role === 'web' ? 'dist/src/web.js' : 'dist/workers/worker.js';
+  const child = spawn(process.execPath, [script], { cwd: ROOT, env: { ...process.env, ...env, EASTX_ROLE: role }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.on('data', (d) => (output = (output + d).slice(-20_000)));
+  child.stderr?.on('data', (d) => (output = (output + d).slice(-20_000)));
+  return {
+    role,
+    child,
+    output: () => output,
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, 'exit');
+      child.kill(signal);
+      await exited;
+    },
+  };
+}
+
+async function waitHealthy(url: string, web: RunningProcess): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (web.child.exitCode !== null) throw new Error(`web exited: ${web.output()}`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(50);
+  }
+  throw new Error(`web did not become healthy: ${web.output()}`);
+}
+
+export interface Gateway {
+  /** base URLs of the web processes (no trailing slash) */
+  urls: string[];
+  webs: RunningProcess[];
+  workers: RunningProcess[];
+  addWorker(): RunningProcess;
+  stop(): Promise<void>;
+}
+
+/** Runs the built web and worker entries as separate OS processes (`npm run build` first; `npm test` does). */
+export async function startGateway(env: Record<string, string>, counts: { webs?: number; workers?: number } = {}): Promise<Gateway> {
+  const webs: RunningProcess[] = [];
+  const urls: string[] = [];
+  for (let i = 0; i < (counts.webs ?? 1); i++) {
+    const port = await freePort();
+    const web = startProcess('web', { ...env, PORT: String(port) });
+    webs.push(web);
+    urls.push(`http://127.0.0.1:${port}`);
+  }
+  const workers = Array.from({ length: counts.workers ?? 1 }, () => startProcess('worker', env));
+  await Promise.all(urls.map((url, i) => waitHealthy(url, webs[i])));
+  return {
+    urls,
+    webs,
+    workers,
+    addWorker() {
+      const worker = startProcess('worker', env);
+      workers.push(worker);
+      return worker;
+    },
+    async stop() {
+      await Promise.all([...webs, ...workers].map((p) => p.kill('SIGTERM')));
+    },
+  };
+}
