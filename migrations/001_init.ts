@@ -77,7 +77,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .createTable('ledger')
     .addColumn('id', 'bigint', (c) => c.primaryKey().autoIncrement())
     .addColumn('request_id', 'varchar(64)', (c) => c.unique())
-    .addColumn('user_id', 'bigint', (c) => c.notNull().references('users.id'))
+    .addColumn('user_id', 'bigint', (c) => c.notNull())
     .addColumn('key_id', 'bigint')
     .addColumn('kind', 'varchar(16)', (c) => c.notNull())
     .addColumn('model', 'varchar(191)')

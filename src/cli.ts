@@ -130,7 +130,7 @@ const commands: Record<string, Command> = {
   },
   adjust: {
     usage: 'adjust <userId> <signedAmountUsd> --note NOTE',
-    summary: 'correct a balance up or down (ledger kind "adjustment"); use -- before a negative amount',
+    summary: 'correct a balance up or down (ledger kind "adjustment"), e.g. adjust 7 -0.5 --note refund',
     options: { note: str },
     positionals: 2,
     run: ({ values, positionals: [userId, amount], deps }) =>
@@ -209,9 +209,23 @@ const commands: Record<string, Command> = {
 };
 
 function helpText(): string {
-  const width = Math.max(...Object.values(commands).map((c) => c.usage.length));
-  const lines = Object.values(commands).map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`);
-  return ['usage: node dist/src/cli.js <command> [args]   (npm run admin -- <command> [args])', '', 'commands:', ...lines, `  ${'help'.padEnd(width)}  this list`].join('\n');
+  const lines = Object.values(commands).flatMap((c) => [`  ${c.usage}`, `      ${c.summary}`]);
+  return ['usage: node dist/src/cli.js <command> [args]   (npm run admin -- <command> [args])', '', 'commands:', ...lines, '  help', '      this list', ''].join('\n');
+}
+
+/** Negative amounts (`adjust 7 -0.5`) are arguments, not options: parseArgs would read them as `-0` `-.` … */
+function parseCommandArgs(command: Command, args: string[]): { values: Values; positionals: string[] } {
+  const negatives = new Map<string, string>();
+  const masked = args.map((arg, i) => {
+    if (!/^-\d+(?:\.\d+)?$/.test(arg)) return arg;
+    const placeholder = `\u0000negative-${i}`;
+    negatives.set(placeholder, arg);
+    return placeholder;
+  });
+  const { values, positionals } = parseArgs({ args: masked, options: command.options ?? {}, allowPositionals: true, strict: true });
+  const unmask = (v: string) => negatives.get(v) ?? v;
+  const restored = Object.fromEntries(Object.entries(values).map(([k, v]) => [k, typeof v === 'string' ? unmask(v) : v])) as Values;
+  return { values: restored, positionals: positionals.map(unmask) };
 }
 
 /** Connections are opened only by commands that need them, and closed at the end. */
@@ -220,12 +234,16 @@ function lazyDeps() {
   return {
     get: () => {
       const cfg = config();
-      deps ??= {
-        db: createDb(cfg.databaseUrl, 2),
-        redis: createRedis(cfg.redisUrl, { maxRetriesPerRequest: 2, enableAutoPipelining: false }),
-        keys: new RedisKeys(cfg.redisPrefix),
-        secrets: new SecretBox(cfg.appSecret),
-      };
+      if (!deps) {
+        const redis = createRedis(cfg.redisUrl, { maxRetriesPerRequest: 2, enableAutoPipelining: false });
+        redis.on('error', () => undefined); // a failing command reports it; no reconnect noise on stderr
+        deps = {
+          db: createDb(cfg.databaseUrl, 2),
+          redis,
+          keys: new RedisKeys(cfg.redisPrefix),
+          secrets: new SecretBox(cfg.appSecret),
+        };
+      }
       return deps;
     },
     close: async () => {
@@ -238,20 +256,20 @@ function lazyDeps() {
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {
-    process.stdout.write(`${helpText()}\n`);
+    process.stdout.write(helpText());
     return 0;
   }
   const command = commands[name];
   if (!command) {
-    process.stderr.write(`unknown command: ${name}\n\n${helpText()}\n`);
+    process.stderr.write(`unknown command: ${name}\n\n${helpText()}`);
     return 1;
   }
   const deps = lazyDeps();
   try {
-    const { values, positionals } = parseArgs({ args: rest, options: command.options ?? {}, allowPositionals: true, strict: true });
+    const { values, positionals } = parseCommandArgs(command, rest);
     const wanted = command.positionals ?? 0;
     if (positionals.length !== wanted) throw new Error(`usage: ${command.usage}`);
-    const result = await command.run({ values: values as Values, positionals, deps: deps.get });
+    const result = await command.run({ values, positionals, deps: deps.get });
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     return 0;
   } catch (err) {

@@ -346,6 +346,8 @@ test('credit, adjust and usage: ledger rows newest first, signed decimal strings
   t.is((await call('GET', `/admin/api/usage?user_id=${user.id}&limit=1`)).json.data.length, 1);
   t.deepEqual((await call('GET', `/admin/api/usage?user_id=${user.id}&since=2999-01-01`)).json.data, []);
   t.is((await call('GET', `/admin/api/usage?user_id=${user.id}&since=2000-01-01T00:00:00Z`)).json.data.length, 3);
+  // An unencoded "+08:00" offset arrives as a space; it still reads as the offset.
+  t.is((await call('GET', `/admin/api/usage?user_id=${user.id}&since=2000-01-01T08:00:00+08:00`)).json.data.length, 3);
   const older = await call('GET', `/admin/api/usage?user_id=${user.id}&before_id=${rows[0].id}`);
   t.deepEqual(older.json.data.map((r: { id: number }) => r.id), [rows[1].id, rows[2].id]);
 });

@@ -1,56 +1,15 @@
 import type { Job } from 'bullmq';
 import { countTextTokens, estimateChatPromptTokens } from '../src/billing/estimate.js';
-import { usdNumber, type Prices, type Usage } from '../src/billing/money.js';
-import { settle, releaseHold } from '../src/billing/settlement.js';
-import { ApiError } from '../src/http/errors.js';
-import type { ChatJobData, JobBase, JobPrices } from '../src/queue/jobs.js';
-import { RelayPublisher } from '../src/queue/relay.js';
+import { usdNumber, type Usage } from '../src/billing/money.js';
+import type { ChatJobData } from '../src/queue/jobs.js';
+import type { RelayPublisher } from '../src/queue/relay.js';
 import type { ChatChunk, TokenUsage } from '../src/upstream/providers/types.js';
 import type { WorkerContext } from './context.js';
+import { charge, runJob, type JobSummary } from './job-kit.js';
 import { withUpstream } from './upstream-call.js';
 
 /** A relay nobody has listened to for this long means the web process that owned the request is gone. */
 const LISTENER_GONE_MS = 3_000;
-
-export const toPrices = (p: JobPrices): Prices => ({
-  inputMicro: BigInt(p.inputMicro),
-  outputMicro: BigInt(p.outputMicro),
-  imageNano: BigInt(p.imageNano),
-});
-
-export function asApiError(err: unknown, signal: AbortSignal): ApiError {
-  if (err instanceof ApiError) return err;
-  if (signal.aborted) {
-    const timedOut = (signal.reason as { failure?: string } | undefined)?.failure === 'timeout';
-    return timedOut
-      ? new ApiError('upstream_timeout', 'the upstream did not answer before the deadline')
-      : new ApiError('upstream_error', 'the request was cancelled', { fields: { upstream_status: 0 } });
-  }
-  return new ApiError('internal_error', 'the worker failed while processing the request');
-}
-
-export interface JobSummary {
-  status: 'ok' | 'failed';
-  promptTokens?: number;
-  completionTokens?: number;
-  costNano?: string;
-  estimated?: boolean;
-}
-
-/** Settles the job's cost (or releases its hold) and returns the charged amount. */
-async function charge(ctx: WorkerContext, job: JobBase, usage: Usage, estimated: boolean): Promise<bigint> {
-  const outcome = await settle(ctx.db, {
-    requestId: job.requestId,
-    userId: job.userId,
-    keyId: job.keyId,
-    model: job.model,
-    prices: toPrices(job.prices),
-    usage,
-    holdNano: BigInt(job.holdNano),
-    estimated,
-  });
-  return outcome.costNano;
-}
 
 const fromTokenUsage = (usage: TokenUsage): Usage => ({
   promptTokens: usage.prompt_tokens ?? 0,
@@ -146,21 +105,13 @@ async function streamChat(
   return { status: 'ok', promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, costNano: cost.toString(), estimated };
 }
 
-/** One chat job: lease → adapter → relay → settle. Failures are relayed as the SPEC §2 error, then rethrown for BullMQ. */
-export async function processChat(
+/** One chat job: lease → adapter → relay → settle. */
+export function processChat(
   ctx: WorkerContext,
   bullJob: Job<ChatJobData>,
   signal: AbortSignal,
   abort: (reason: unknown) => void,
 ): Promise<JobSummary> {
   const job = bullJob.data;
-  const relay = new RelayPublisher(ctx.redis, ctx.keys.relay(job.webId), job.requestId);
-  try {
-    return job.stream ? await streamChat(ctx, job, relay, signal, abort) : await completeChat(ctx, job, relay, signal);
-  } catch (err) {
-    await releaseHold(ctx.db, job.requestId);
-    const error = asApiError(err, signal);
-    await relay.send({ t: 'error', error: error.toWire() });
-    throw error;
-  }
+  return runJob(ctx, job, signal, (relay) => (job.stream ? streamChat(ctx, job, relay, signal, abort) : completeChat(ctx, job, relay, signal)));
 }

@@ -3,17 +3,25 @@ import { Catalog } from '../src/catalog/catalog.js';
 import { config } from '../src/config.js';
 import { createDb } from '../src/db/index.js';
 import { log } from '../src/log.js';
-import { channelQueueName, type ChatJobData, type JobData } from '../src/queue/jobs.js';
+import { channelQueueName, type JobData, type JobKind } from '../src/queue/jobs.js';
 import { createRedis, RedisKeys } from '../src/redis/index.js';
 import { TokenPool } from '../src/upstream/pool.js';
 import { SecretBox } from '../src/upstream/secrets.js';
-import { processChat, type JobSummary } from './chat.js';
+import { processChat } from './chat.js';
+import type { JobSummary } from './job-kit.js';
 import type { WorkerContext } from './context.js';
 
 /** BullMQ lock: a killed worker's job is taken over after at most lockDuration + stalledInterval. */
 const LOCK_DURATION_MS = 10_000;
 const STALLED_INTERVAL_MS = 5_000;
 const CATALOG_POLL_MS = 5_000;
+
+type Processor = (ctx: WorkerContext, job: Job<JobData>, signal: AbortSignal, abort: (reason: unknown) => void) => Promise<JobSummary>;
+
+/** One processor per job kind (the job's name in Bull Board says which). */
+const PROCESSORS: Partial<Record<JobKind, Processor>> = {
+  chat: processChat as Processor,
+};
 
 /** Worker process entry (Procfile `worker`): one BullMQ Worker per channel queue, drained on SIGTERM. */
 async function main(): Promise<void> {
@@ -39,12 +47,9 @@ async function main(): Promise<void> {
     running.set(job.data.requestId, controller);
     const deadline = setTimeout(() => controller.abort({ failure: 'timeout' }), Math.max(0, job.data.deadlineAt - Date.now()));
     try {
-      switch (job.data.kind) {
-        case 'chat':
-          return await processChat(ctx, job as Job<ChatJobData>, controller.signal, (reason) => controller.abort(reason));
-        default:
-          throw new Error(`no processor for ${job.data.kind} jobs`);
-      }
+      const processor = PROCESSORS[job.data.kind];
+      if (!processor) throw new Error(`no processor for ${job.data.kind} jobs`);
+      return await processor(ctx, job, controller.signal, (reason) => controller.abort(reason));
     } finally {
       clearTimeout(deadline);
       running.delete(job.data.requestId);

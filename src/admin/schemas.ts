@@ -64,6 +64,8 @@ const pricePerImage = decimal(9, 'non-negative', MAX_PRICE_USD);
 /** An ISO 8601 date or date-time → Date. */
 export const isoDate = z
   .string({ error: required('an ISO 8601 date string') })
+  // A `+hh:mm` offset sent unencoded in a query string arrives as a space.
+  .transform((s) => s.trim().replace(/(T[\d:.]+) (\d{2}:?\d{2})$/, '$1+$2'))
   .refine((s) => /^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$/.test(s.trim()) && !Number.isNaN(Date.parse(s.trim())), {
     message: 'must be an ISO 8601 date (e.g. 2030-01-31 or 2030-01-31T12:00:00Z)',
   })

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Db } from '../db/index.js';
+import { retryOnDeadlock, type Db } from '../db/index.js';
 
 export type HoldRefusal = 'insufficient_balance' | 'cap_reached';
 
@@ -23,8 +23,8 @@ export interface Funds {
  * The hold row records it for settlement and the sweeper, in the same transaction.
  */
 export async function placeHold(db: Db, hold: HoldRequest): Promise<boolean> {
-  return db.transaction().execute(async (trx) => {
-    const amount = hold.amountNano.toString();
+  return retryOnDeadlock(() => db.transaction().execute(async (trx) => {
+    const amount = hold.amountNano;
     const result = await sql`
       UPDATE users u JOIN api_keys k ON k.id = ${hold.keyId} AND k.user_id = u.id
       SET u.held_nano = u.held_nano + ${amount}, k.held_nano = k.held_nano + ${amount}
@@ -34,7 +34,7 @@ export async function placeHold(db: Db, hold: HoldRequest): Promise<boolean> {
     if (Number(result.numAffectedRows ?? 0) === 0) return false;
     await trx.insertInto('holds').values({ request_id: hold.requestId, user_id: hold.userId, key_id: hold.keyId, amount_nano: amount }).execute();
     return true;
-  });
+  }));
 }
 
 export async function readFunds(db: Db, userId: number, keyId: number): Promise<Funds> {

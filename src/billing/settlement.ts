@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Db } from '../db/index.js';
+import { retryOnDeadlock, type Db } from '../db/index.js';
 import { costNano, type Prices, type Usage } from './money.js';
 
 export interface Settlement {
@@ -33,7 +33,18 @@ export async function settle(db: Db, s: Settlement): Promise<SettlementOutcome> 
   const computed = costNano(s.prices, s.usage);
   const cost = computed > s.holdNano ? s.holdNano : computed;
   try {
-    return await db.transaction().execute(async (trx) => {
+    return await retryOnDeadlock(() => db.transaction().execute(async (trx) => {
+      // Lock order: hold row, then the account and key rows, then the ledger insert (whose unique request id
+      // rolls the whole transaction back on a second settlement).
+      const deleted = await trx.deleteFrom('holds').where('request_id', '=', s.requestId).executeTakeFirst();
+      const released = Number(deleted.numDeletedRows) > 0 ? s.holdNano : 0n;
+      if (cost === 0n && released === 0n) return { costNano: 0n, applied: false };
+      await sql`
+        UPDATE users u JOIN api_keys k ON k.id = ${s.keyId} AND k.user_id = u.id
+        SET u.balance_nano = u.balance_nano - ${cost}, u.held_nano = u.held_nano - ${released},
+            k.spent_nano = k.spent_nano + ${cost}, k.held_nano = k.held_nano - ${released},
+            k.last_used_at = CURRENT_TIMESTAMP(3)
+        WHERE u.id = ${s.userId}`.execute(trx);
       if (cost > 0n) {
         await trx
           .insertInto('ledger')
@@ -46,22 +57,13 @@ export async function settle(db: Db, s: Settlement): Promise<SettlementOutcome> 
             prompt_tokens: s.usage.promptTokens,
             completion_tokens: s.usage.completionTokens,
             images: s.usage.images,
-            amount_nano: (-cost).toString(),
+            amount_nano: -cost,
             estimated: s.estimated ? 1 : 0,
           })
           .execute();
       }
-      const deleted = await trx.deleteFrom('holds').where('request_id', '=', s.requestId).executeTakeFirst();
-      const released = Number(deleted.numDeletedRows) > 0 ? s.holdNano : 0n;
-      if (cost === 0n && released === 0n) return { costNano: 0n, applied: false };
-      await sql`
-        UPDATE users u JOIN api_keys k ON k.id = ${s.keyId} AND k.user_id = u.id
-        SET u.balance_nano = u.balance_nano - ${cost.toString()}, u.held_nano = u.held_nano - ${released.toString()},
-            k.spent_nano = k.spent_nano + ${cost.toString()}, k.held_nano = k.held_nano - ${released.toString()},
-            k.last_used_at = CURRENT_TIMESTAMP(3)
-        WHERE u.id = ${s.userId}`.execute(trx);
       return { costNano: cost, applied: true };
-    });
+    }));
   } catch (err) {
     if (isDuplicateKey(err)) return { costNano: cost, applied: false };
     throw err;
@@ -70,14 +72,14 @@ export async function settle(db: Db, s: Settlement): Promise<SettlementOutcome> 
 
 /** Releases a hold without charging (a request that failed with no output). Idempotent. */
 export async function releaseHold(db: Db, requestId: string): Promise<boolean> {
-  return db.transaction().execute(async (trx) => {
+  return retryOnDeadlock(() => db.transaction().execute(async (trx) => {
     const hold = await trx.selectFrom('holds').selectAll().where('request_id', '=', requestId).forUpdate().executeTakeFirst();
     if (!hold) return false;
     await trx.deleteFrom('holds').where('request_id', '=', requestId).execute();
     await sql`
       UPDATE users u JOIN api_keys k ON k.id = ${hold.key_id} AND k.user_id = u.id
-      SET u.held_nano = u.held_nano - ${String(hold.amount_nano)}, k.held_nano = k.held_nano - ${String(hold.amount_nano)}
+      SET u.held_nano = u.held_nano - ${BigInt(hold.amount_nano)}, k.held_nano = k.held_nano - ${BigInt(hold.amount_nano)}
       WHERE u.id = ${hold.user_id}`.execute(trx);
     return true;
-  });
+  }));
 }

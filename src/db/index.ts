@@ -28,7 +28,27 @@ export function createDb(databaseUrl: string, poolSize = 10): Db {
     timezone: 'Z',
     dateStrings: false,
   });
+  // READ COMMITTED: no gap locks, so holds and settlements of one account's concurrent requests
+  // (which all touch the same users row) queue on that row instead of deadlocking on index gaps.
+  pool.on('connection', (connection) => {
+    connection.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
+    connection.query("SET time_zone = '+00:00'");
+  });
   return new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
+}
+
+const RETRYABLE = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
+
+/** Runs a transaction again when InnoDB picked it as a deadlock victim (it was rolled back whole). */
+export async function retryOnDeadlock<T>(work: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      if (attempt >= attempts || !RETRYABLE.has((err as { code?: string }).code ?? '')) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * attempt));
+    }
+  }
 }
 
 /** Creates the database named in the URL if it does not exist (local runs and tests; Heroku add-ons provide one). */

@@ -1,0 +1,158 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+import { createDb, type Db } from '../src/db/index.js';
+import { createRedis, RedisKeys, type Redis } from '../src/redis/index.js';
+import { SecretBox } from '../src/upstream/secrets.js';
+import { freshEnvironment } from './helpers/env.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+let env: Record<string, string>;
+let db: Db;
+let redis: Redis;
+let keys: RedisKeys;
+let appSecret: string;
+
+test.before(async () => {
+  const fresh = await freshEnvironment('admin_cli');
+  env = fresh.env;
+  appSecret = fresh.config.appSecret;
+  db = createDb(fresh.config.databaseUrl, 2);
+  redis = createRedis(fresh.config.redisUrl);
+  keys = new RedisKeys(fresh.config.redisPrefix);
+});
+
+test.after.always(async () => {
+  await db?.destroy();
+  await redis?.quit();
+});
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  json: any;
+}
+
+/** `node --import=tsx src/cli.ts …` with the test environment, as an operator would run it. */
+function cli(...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import=tsx', 'src/cli.ts', ...args], { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      let json: any;
+      try {
+        json = JSON.parse(stdout);
+      } catch {
+        json = undefined;
+      }
+      resolve({ code, stdout, stderr, json });
+    });
+  });
+}
+
+async function ok(t: import('ava').ExecutionContext, ...args: string[]) {
+  const run = await cli(...args);
+  t.is(run.code, 0, `${args.join(' ')}: ${run.stderr}`);
+  t.truthy(run.json, run.stdout);
+  return run.json;
+}
+
+// Each run starts a Node process with tsx (about a second of CPU): serial, so they don't crowd the other test files.
+test.serial('help lists the commands; an unknown command fails', async (t) => {
+  const help = await cli('help');
+  t.is(help.code, 0);
+  for (const name of ['migrate', 'create-channel', 'add-token', 'set-token', 'put-model', 'create-user', 'credit', 'create-key', 'set-key', 'revoke-key', 'codes', 'usage', 'show-user', 'show-key']) {
+    t.true(help.stdout.includes(`  ${name}`), name);
+  }
+  const unknown = await cli('frobnicate');
+  t.is(unknown.code, 1);
+  t.regex(unknown.stderr, /unknown command: frobnicate/);
+});
+
+test.serial('migrate applies nothing on a migrated database and prints JSON', async (t) => {
+  t.deepEqual(await ok(t, 'migrate'), { applied: [] });
+});
+
+test.serial('users and money: create-user, credit, adjust, show-user, usage; failures exit 1 with the message', async (t) => {
+  const user = await ok(t, 'create-user', '--email', 'cli-user@example.test', '--password', 'a long password');
+  t.like(user, { email: 'cli-user@example.test', balance_usd: '0' });
+  t.deepEqual(await ok(t, 'credit', String(user.id), '2.5', '--note', 'from the cli'), { balance_usd: '2.5' });
+  t.deepEqual(await ok(t, 'adjust', String(user.id), '-0.5', '--note', 'correction'), { balance_usd: '2' });
+  t.like(await ok(t, 'show-user', String(user.id)), { id: user.id, balance_usd: '2', held_usd: '0' });
+  const usage = await ok(t, 'usage', '--user', String(user.id));
+  t.deepEqual(usage.data.map((r: { kind: string; amount_usd: string; note: string }) => [r.kind, r.amount_usd, r.note]), [
+    ['adjustment', '-0.5', 'correction'],
+    ['credit', '2.5', 'from the cli'],
+  ]);
+
+  const duplicate = await cli('create-user', '--email', 'cli-user@example.test');
+  t.is(duplicate.code, 1);
+  t.regex(duplicate.stderr, /email: .*already exists/);
+  const negative = await cli('credit', String(user.id), '-1');
+  t.is(negative.code, 1);
+  t.regex(negative.stderr, /amount_usd: must be positive/);
+  const missing = await cli('show-user', '999999');
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /no user with id 999999/);
+  const usageMissingArg = await cli('credit', String(user.id));
+  t.is(usageMissingArg.code, 1);
+  t.regex(usageMissingArg.stderr, /usage: credit/);
+});
+
+test.serial('catalog: create-channel, add-token (secret never printed), set-token, put-model', async (t) => {
+  const channel = await ok(t, 'create-channel', '--name', 'cli-chan', '--type', 'dashscope', '--base-url', 'https://dashscope.aliyuncs.com');
+  t.like(channel, { name: 'cli-chan', type: 'dashscope' });
+  const secret = 'sk-dashscope-cli-secret-9876';
+  const added = await cli('add-token', String(channel.id), '--secret', secret, '--max-concurrency', '2', '--name', 'primary');
+  t.is(added.code, 0, added.stderr);
+  t.false(added.stdout.includes(secret));
+  t.like(added.json, { channel_id: channel.id, max_concurrency: 2, name: 'primary', secret_hint: '…9876' });
+  const row = await db.selectFrom('upstream_tokens').select('secret_enc').where('id', '=', added.json.id).executeTakeFirstOrThrow();
+  t.is(new SecretBox(appSecret).open(row.secret_enc), secret);
+  t.like(await ok(t, 'set-token', String(added.json.id), '--status', 'disabled'), { status: 'disabled', max_concurrency: 2 });
+
+  const model = await ok(t, 'put-model', 'qwen/qwen-max.latest', '--json', JSON.stringify({
+    display_name: 'Qwen Max', owned_by: 'alibaba', modality: 'chat', status: 'active', channel_id: channel.id,
+    upstream_model: 'qwen-max', input_price_per_1m: '2.4', output_price_per_1m: 9.6,
+  }));
+  t.like(model, { id: 'qwen/qwen-max.latest', input_price_per_1m: '2.4', output_price_per_1m: '9.6', max_output_tokens: 4096 });
+  const badModel = await cli('put-model', 'qwen/other', '--json', JSON.stringify({
+    display_name: 'x', owned_by: 'y', modality: 'chat', status: 'active', channel_id: 999999, upstream_model: 'z',
+  }));
+  t.is(badModel.code, 1);
+  t.regex(badModel.stderr, /channel_id: no channel/);
+});
+
+test.serial('keys: create-key prints the key once, show-key/set-key/revoke-key never do, and bump the key version', async (t) => {
+  const user = await ok(t, 'create-user', '--email', 'cli-keys@example.test');
+  const created = await ok(t, 'create-key', String(user.id), '--name', 'cli', '--rpm', '30', '--cap', '1.25', '--expires', '2999-12-31');
+  t.regex(created.key, /^sk-eastx-/);
+  t.like(created, { name: 'cli', rpm_limit: 30, balance_cap_usd: '1.25', status: 'active', expires_at: '2999-12-31T00:00:00.000Z' });
+  const secretPart = created.key.slice('sk-eastx-'.length);
+
+  const shown = await cli('show-key', String(created.id));
+  t.is(shown.code, 0);
+  t.false(shown.stdout.includes(secretPart));
+  t.like(shown.json, { id: created.id, rpm_limit: 30 });
+
+  const hash = (await db.selectFrom('api_keys').select('key_hash').where('id', '=', created.id).executeTakeFirstOrThrow()).key_hash;
+  const version = await redis.get(keys.keyVersion(hash));
+  t.truthy(version);
+  const changed = await ok(t, 'set-key', String(created.id), '--disable', '--rpm', '10', '--cap', 'none', '--expires', 'none');
+  t.like(changed, { status: 'disabled', rpm_limit: 10, balance_cap_usd: null, expires_at: null });
+  t.not(await redis.get(keys.keyVersion(hash)), version);
+  const revoked = await cli('revoke-key', String(created.id));
+  t.is(revoked.code, 0);
+  t.false(revoked.stdout.includes(secretPart));
+  t.like(revoked.json, { status: 'revoked' });
+});
+
+test.serial('codes: printed once, redeemable once', async (t) => {
+  const { codes } = await ok(t, 'codes', '--amount', '3', '--count', '2');
+  t.is(codes.length, 2);
+  const user = await ok(t, 'create-user', '--email', 'cli-codes@example.test');
+  t.deepEqual(await ok(t, 'redeem', String(user.id), codes[0]), { amount_usd: '3', balance_usd: '3' });
+  const again = await cli('redeem', String(user.id), codes[0]);
+  t.is(again.code, 1);
+  t.regex(again.stderr, /already redeemed/);
+});
