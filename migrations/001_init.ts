@@ -97,6 +97,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('request_id', 'varchar(64)', (c) => c.primaryKey())
     .addColumn('user_id', 'bigint', (c) => c.notNull())
     .addColumn('key_id', 'bigint', (c) => c.notNull())
+    .addColumn('channel_id', 'bigint', (c) => c.notNull())
     .addColumn('amount_nano', 'bigint', (c) => c.notNull())
     .addColumn('created_at', sql`datetime(3)`, (c) => c.notNull().defaultTo(sql`current_timestamp(3)`))
     .execute();

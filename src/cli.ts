@@ -2,6 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { z } from 'zod';
 import * as ops from './admin/operations.js';
 import * as schemas from './admin/schemas.js';
+import { auditLedger } from './billing/audit.js';
 import { formatUsd } from './billing/money.js';
 import { config } from './config.js';
 import { createDb } from './db/index.js';
@@ -55,6 +56,15 @@ function parseJson(value: string | boolean | undefined): Record<string, unknown>
 }
 
 const commands: Record<string, Command> = {
+  audit: {
+    usage: 'audit',
+    summary: 'check every account: balance = sum of ledger, held = open holds, key spent = its charges; exit 1 on a mismatch',
+    run: async ({ deps }) => {
+      const report = await auditLedger(deps().db);
+      if (report.findings.length > 0) throw new Error(`ledger audit found ${report.findings.length} mismatch(es):\n${JSON.stringify(report, null, 2)}`);
+      return report;
+    },
+  },
   migrate: {
     usage: 'migrate',
     summary: 'create the database if missing and apply pending migrations',

@@ -13,6 +13,11 @@ export interface Config {
   bodyLimitBytes: number;
   chatDeadlineMs: number;
   imageDeadlineMs: number;
+  /** First wait between DashScope image-task polls; later waits grow to 4× this. */
+  imagePollMs: number;
+  /** orphaned-hold sweeper: how often, and the minimum age of a hold it may release */
+  holdSweepMs: number;
+  holdMinAgeMs: number;
   logLevel: string;
 }
 
@@ -46,6 +51,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: intFromEnv(env, 'BODY_LIMIT_BYTES', 20 * 1024 * 1024),
     chatDeadlineMs: intFromEnv(env, 'CHAT_DEADLINE_MS', 10 * 60_000),
     imageDeadlineMs: intFromEnv(env, 'IMAGE_DEADLINE_MS', 90_000),
+    holdSweepMs: intFromEnv(env, 'HOLD_SWEEP_MS', 30_000),
+    holdMinAgeMs: intFromEnv(env, 'HOLD_MIN_AGE_MS', 60_000),
+    imagePollMs: intFromEnv(env, 'IMAGE_POLL_MS', 500),
     logLevel: env.LOG_LEVEL || (nodeEnv === 'test' ? 'warn' : 'info'),
   };
 }

@@ -60,7 +60,7 @@ export async function reserve(
   const worst = (output: number) =>
     costNano(model.prices, { promptTokens: demand.promptTokens, completionTokens: output * choices, images: demand.images ?? 0 });
   const hold = (amountNano: bigint) =>
-    placeHold(svc.db, { requestId: ctx.state.requestId, userId: key.userId, keyId: key.id, amountNano });
+    placeHold(svc.db, { requestId: ctx.state.requestId, userId: key.userId, keyId: key.id, channelId: model.channelId, amountNano });
 
   const firstTry = demand.requestedOutput ?? model.maxOutputTokens;
   if (await hold(worst(firstTry))) return { holdNano: worst(firstTry), maxOutputTokens: firstTry };

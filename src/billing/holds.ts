@@ -7,6 +7,7 @@ export interface HoldRequest {
   requestId: string;
   userId: number;
   keyId: number;
+  channelId: number;
   amountNano: bigint;
 }
 
@@ -32,7 +33,7 @@ export async function placeHold(db: Db, hold: HoldRequest): Promise<boolean> {
         AND u.balance_nano - u.held_nano >= ${amount}
         AND (k.cap_nano IS NULL OR k.cap_nano - k.spent_nano - k.held_nano >= ${amount})`.execute(trx);
     if (Number(result.numAffectedRows ?? 0) === 0) return false;
-    await trx.insertInto('holds').values({ request_id: hold.requestId, user_id: hold.userId, key_id: hold.keyId, amount_nano: amount }).execute();
+    await trx.insertInto('holds').values({ request_id: hold.requestId, user_id: hold.userId, key_id: hold.keyId, channel_id: hold.channelId, amount_nano: amount }).execute();
     return true;
   }));
 }

@@ -103,6 +103,8 @@ export interface HoldsTable {
   request_id: string;
   user_id: number;
   key_id: number;
+  /** the queue the request's job went to, so the sweeper can ask BullMQ whether it is still alive */
+  channel_id: number;
   amount_nano: Nano;
   created_at: ColumnType<Date, Date | undefined, never>;
 }

@@ -1,0 +1,235 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import test from 'ava';
+import { Queue } from 'bullmq';
+import { sql } from 'kysely';
+import { placeHold } from '../src/billing/holds.js';
+import { costNano } from '../src/billing/money.js';
+import { settle } from '../src/billing/settlement.js';
+import { createDb, type Db } from '../src/db/index.js';
+import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
+import { channelQueueName } from '../src/queue/jobs.js';
+import { createRedis, type Redis } from '../src/redis/index.js';
+import { HoldSweeper } from '../workers/hold-sweeper.js';
+import { AdminClient } from './helpers/admin.js';
+import { freshEnvironment } from './helpers/env.js';
+import { startGateway, type Gateway } from './helpers/gateway.js';
+import { costOf, nano } from './helpers/money.js';
+
+// SPEC §3 under real concurrency: 2 web and 2 worker processes share one MariaDB and one Redis.
+let mock: MockUpstream;
+let gateway: Gateway;
+let admin: AdminClient;
+let env: Record<string, string>;
+let db: Db;
+let redis: Redis;
+let channelId: number;
+const MODEL = 'bill/chat';
+const PRICES = { input: 2, output: 8 };
+const MAX_TOKENS = 20;
+const run = promisify(execFile);
+
+test.before(async () => {
+  mock = await startMockUpstream();
+  mock.setDefaultBehavior({ latencyMs: 20 });
+  ({ env } = await freshEnvironment('billing'));
+  gateway = await startGateway(env, { webs: 2, workers: 2 });
+  admin = new AdminClient(gateway.urls[0], env.ADMIN_TOKEN);
+  const channel = await admin.channel('bill', 'openai', `${mock.url}/v1`);
+  channelId = channel.id;
+  await admin.token(channel.id, 'bill-token-a', 200);
+  await admin.token(channel.id, 'bill-token-b', 200);
+  await admin.model(MODEL, { channel_id: channel.id, upstream_model: 'up', input_price_per_1m: PRICES.input, output_price_per_1m: PRICES.output, max_output_tokens: 100 });
+  db = createDb(env.DATABASE_URL, 4);
+  redis = createRedis(env.REDIS_URL);
+});
+
+test.after.always(async () => {
+  await gateway?.stop();
+  await mock?.close();
+  await db?.destroy();
+  await redis?.quit();
+});
+
+const body = { model: MODEL, messages: [{ role: 'user', content: 'bill me' }], max_tokens: MAX_TOKENS };
+
+function chat(url: string, key: string, payload: unknown = body) {
+  return fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify(payload),
+  });
+}
+
+/** The hold one request places, read while the upstream hangs on it (the request is left hanging). */
+async function measureHold(userId: number, key: string): Promise<bigint> {
+  mock.setDefaultBehavior({ hang: true });
+  void chat(gateway.urls[0], key).catch(() => undefined);
+  await mock.waitForRequests(mock.requests.length + 1);
+  const held = nano((await admin.getUser(userId)).held_usd);
+  mock.setDefaultBehavior({ latencyMs: 20 });
+  return held;
+}
+
+async function waitForHolds(userId: number): Promise<{ balance: bigint; held: bigint }> {
+  for (let i = 0; i < 100; i++) {
+    const user = await admin.getUser(userId);
+    if (user.held_usd === '0') return { balance: nano(user.balance_usd), held: 0n };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const user = await admin.getUser(userId);
+  return { balance: nano(user.balance_usd), held: nano(user.held_usd) };
+}
+
+async function ledgerSum(userId: number): Promise<bigint> {
+  const { data } = await admin.usage(`user_id=${userId}`);
+  return data.reduce((sum, row) => sum + nano(row.amount_usd as string), 0n);
+}
+
+test.serial('the hold is the SPEC §3 worst case: estimated prompt × input price + max_tokens × output price', async (t) => {
+  const user = await admin.user('worst@example.com', '1');
+  const key = await admin.key(user.id);
+  const held = await measureHold(user.id, key.key);
+  const outputPart = costOf(PRICES, 0, MAX_TOKENS);
+  t.true(held > outputPart, 'the prompt is part of the worst case');
+  t.true(held < outputPart + costOf(PRICES, 100, 0), 'a short prompt is estimated as a few dozen tokens');
+  const row = await db.selectFrom('holds').select('amount_nano').where('user_id', '=', user.id).executeTakeFirstOrThrow();
+  t.is(BigInt(row.amount_nano), held);
+});
+
+test.serial('200 concurrent requests on 2 web processes against a balance that affords 50: never overdrawn, holds back to 0', async (t) => {
+  // The hold of one request and the actual cost of one, then an account funded for exactly 50 holds.
+  const probe = await admin.user('probe@example.com', '1');
+  const probeKey = await admin.key(probe.id);
+  const res = await chat(gateway.urls[0], probeKey.key);
+  t.is(res.status, 200);
+  const usage = ((await res.json()) as { usage: { prompt_tokens: number; completion_tokens: number } }).usage;
+  const actual = costOf(PRICES, usage.prompt_tokens, usage.completion_tokens);
+  const hold = await measureHold(probe.id, probeKey.key);
+  const user = await admin.user('fifty@example.com');
+  const key = await admin.key(user.id, { rpm_limit: 100000 });
+  const funded = hold * 50n;
+  await admin.call('POST', `/admin/api/users/${user.id}/credit`, { amount_usd: (Number(funded) / 1e9).toFixed(9) });
+  const results = await Promise.all(Array.from({ length: 200 }, (_, i) => chat(gateway.urls[i % 2], key.key).then(async (r) => ({ status: r.status, json: await r.json() as { error?: { code: string } } }))));
+  const ok = results.filter((r) => r.status === 200).length;
+  const refused = results.filter((r) => r.status === 402);
+  t.is(ok + refused.length, 200, `statuses: ${[...new Set(results.map((r) => r.status))]}`);
+  t.true(ok >= 50, `at least the 50 affordable requests succeed (got ${ok})`);
+  t.true(refused.every((r) => r.json.error?.code === 'insufficient_balance'));
+
+  const { balance, held } = await waitForHolds(user.id);
+  t.is(held, 0n);
+  t.true(balance >= 0n, `balance ${balance}`);
+  t.true(funded - balance <= funded, 'total debited ≤ the balance');
+  t.is(funded - balance, BigInt(ok) * actual, 'every success debited exactly its cost, once');
+  t.is(await ledgerSum(user.id), balance, 'balance = sum of the ledger');
+});
+
+test.serial("200 concurrent requests against a key's spend cap: spent never exceeds the cap, 402 cap_reached", async (t) => {
+  const user = await admin.user('capped@example.com', '100');
+  const key = await admin.key(user.id, { rpm_limit: 100000, balance_cap_usd: '0.0005' });
+  const results = await Promise.all(Array.from({ length: 200 }, (_, i) => chat(gateway.urls[i % 2], key.key).then(async (r) => ({ status: r.status, json: await r.json() as { error?: { code: string } } }))));
+  const ok = results.filter((r) => r.status === 200).length;
+  t.true(ok > 0);
+  t.true(results.every((r) => r.status === 200 || (r.status === 402 && r.json.error?.code === 'cap_reached')));
+  await waitForHolds(user.id);
+  const k = await admin.getKey(key.id);
+  t.true(nano(k.spent_usd) <= nano('0.0005'), `spent ${k.spent_usd} ≤ cap 0.0005`);
+  t.is(k.held_usd, '0');
+  const { balance } = await waitForHolds(user.id);
+  t.is(nano('100') - balance, nano(k.spent_usd));
+});
+
+test.serial('RPM 30 on 2 web processes, 100 requests in a burst: exactly 30 pass, the rest 429 with Retry-After and cost nothing', async (t) => {
+  const user = await admin.user('rpm@example.com', '10');
+  const key = await admin.key(user.id, { rpm_limit: 30 });
+  const results = await Promise.all(Array.from({ length: 100 }, (_, i) => chat(gateway.urls[i % 2], key.key)));
+  const ok = results.filter((r) => r.status === 200);
+  const limited = results.filter((r) => r.status === 429);
+  t.is(ok.length, 30);
+  t.is(limited.length, 70);
+  for (const r of limited) {
+    t.true(Number(r.headers.get('retry-after')) >= 1);
+    t.is(r.headers.get('x-ratelimit-limit-requests'), '30');
+    t.is(r.headers.get('x-ratelimit-remaining-requests'), '0');
+    t.is(((await r.json()) as { error: { code: string; type: string } }).error.code, 'rate_limit_exceeded');
+  }
+  await Promise.all(ok.map((r) => r.arrayBuffer()));
+  const { data } = await admin.usage(`user_id=${user.id}`);
+  t.is(data.filter((r) => r.kind === 'charge').length, 30, 'a 429 costs nothing');
+  const models = await fetch(`${gateway.urls[1]}/v1/models`, { headers: { authorization: `Bearer ${key.key}` } });
+  t.is(models.status, 429, 'model listing counts toward the same window');
+});
+
+test.serial('revoking through the admin API (web 1) takes effect on the very next request to web 2', async (t) => {
+  const user = await admin.user('revoke@example.com', '1');
+  const key = await admin.key(user.id);
+  t.is((await chat(gateway.urls[1], key.key)).status, 200);
+  await new AdminClient(gateway.urls[0], env.ADMIN_TOKEN).call('DELETE', `/admin/api/keys/${key.id}`);
+  const res = await chat(gateway.urls[1], key.key);
+  t.is(res.status, 401);
+  t.is(((await res.json()) as { error: { code: string } }).error.code, 'invalid_key');
+  const other = await admin.key(user.id);
+  t.is((await chat(gateway.urls[1], other.key)).status, 200);
+  await admin.call('PATCH', `/admin/api/keys/${other.id}`, { disabled: true });
+  t.is((await chat(gateway.urls[1], other.key)).status, 403);
+});
+
+test.serial('a settlement applied twice (a re-delivered job) changes the balance once', async (t) => {
+  const user = await admin.user('twice@example.com', '1');
+  const key = await admin.key(user.id);
+  const prices = { inputMicro: 2_000_000n, outputMicro: 8_000_000n, imageNano: 0n };
+  const usage = { promptTokens: 100, completionTokens: 50, images: 0 };
+  const holdNano = 1_000_000n;
+  t.true(await placeHold(db, { requestId: 'req_twice', userId: user.id, keyId: key.id, channelId, amountNano: holdNano }));
+  const s = { requestId: 'req_twice', userId: user.id, keyId: key.id, model: MODEL, prices, usage, holdNano, estimated: false };
+  const [first, second] = await Promise.all([settle(db, s), settle(db, s)]);
+  t.is([first.applied, second.applied].filter(Boolean).length, 1);
+  const third = await settle(db, s);
+  t.false(third.applied);
+  const expected = costNano(prices, usage);
+  const after = await admin.getUser(user.id);
+  t.is(nano('1') - nano(after.balance_usd), expected);
+  t.is(after.held_usd, '0');
+  const rows = (await admin.usage(`user_id=${user.id}`)).data.filter((r) => r.request_id === 'req_twice');
+  t.is(rows.length, 1);
+});
+
+test.serial('the sweeper releases holds whose job is gone or finished, and keeps those of live jobs', async (t) => {
+  const user = await admin.user('sweep@example.com', '1');
+  const key = await admin.key(user.id);
+  const queue = new Queue(channelQueueName(9999), { connection: redis, prefix: `{${env.QUEUE_PREFIX}}` });
+  const hold = (requestId: string) => placeHold(db, { requestId, userId: user.id, keyId: key.id, channelId: 9999, amountNano: 1000n });
+  await hold('req_no_job');
+  await hold('req_waiting');
+  await queue.add('chat test', {}, { jobId: 'req_waiting' });
+  await hold('req_failed');
+  await queue.add('chat test', {}, { jobId: 'req_failed' });
+  await queue.getJob('req_failed').then((job) => job!.remove());
+  await sql`UPDATE holds SET created_at = NOW(3) - INTERVAL 5 SECOND`.execute(db);
+  await hold('req_young');
+  const sweeper = new HoldSweeper(db, redis, `{${env.QUEUE_PREFIX}}`, { intervalMs: 60_000, minAgeMs: 2_000, maxAgeMs: 60_000 });
+  t.is(await sweeper.sweep(), 2);
+  const left = (await db.selectFrom('holds').select('request_id').where('user_id', '=', user.id).execute()).map((r) => r.request_id).sort();
+  t.deepEqual(left, ['req_waiting', 'req_young']);
+  t.is(nano((await admin.getUser(user.id)).held_usd), 2000n);
+  const old = new HoldSweeper(db, redis, `{${env.QUEUE_PREFIX}}`, { intervalMs: 60_000, minAgeMs: 0, maxAgeMs: 1 });
+  t.true((await old.sweep()) >= 2, 'past the maximum age every hold goes, live job or not');
+  t.is((await admin.getUser(user.id)).held_usd, '0');
+  await sweeper.stop();
+  await old.stop();
+  await queue.close();
+});
+
+test.serial('npm run admin -- audit: passes on a consistent ledger and reports a tampered balance', async (t) => {
+  const cli = (args: string[]) => run(process.execPath, ['dist/src/cli.js', ...args], { env: { ...process.env, ...env } });
+  await waitForHolds((await admin.user('audit@example.com', '1')).id);
+  const clean = JSON.parse((await cli(['audit'])).stdout) as { findings: unknown[]; accounts: number };
+  t.deepEqual(clean.findings, []);
+  t.true(clean.accounts > 5);
+  await sql`UPDATE users SET balance_nano = balance_nano + 7 WHERE email = 'audit@example.com'`.execute(db);
+  const failed = await cli(['audit']).then(() => undefined, (err: { code: number; stderr: string }) => err);
+  t.is(failed?.code, 1);
+  t.regex(failed!.stderr, /balance = sum of ledger/);
+  await sql`UPDATE users SET balance_nano = balance_nano - 7 WHERE email = 'audit@example.com'`.execute(db);
+});

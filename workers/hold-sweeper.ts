@@ -1,0 +1,78 @@
+import { Queue } from 'bullmq';
+import { sql } from 'kysely';
+import { releaseHold } from '../src/billing/settlement.js';
+import type { Db } from '../src/db/index.js';
+import { log } from '../src/log.js';
+import { channelQueueName } from '../src/queue/jobs.js';
+import type { Redis } from '../src/redis/index.js';
+
+export interface HoldSweeperOptions {
+  /** How often every worker process looks for orphaned holds. */
+  intervalMs: number;
+  /** Holds younger than this are never touched (the web side places the hold just before enqueueing). */
+  minAgeMs: number;
+  /** Holds older than this are released whatever their job says (past every deadline). */
+  maxAgeMs: number;
+}
+
+const LIVE_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
+
+/**
+ * Releases holds whose request can no longer settle them (SPEC §3): the job is gone, finished, or failed
+ * without cleaning up (its process was killed), or the hold outlived every deadline. Settlement and release
+ * are idempotent per request id, so any number of worker processes may sweep at once.
+ */
+export class HoldSweeper {
+  private readonly queues = new Map<number, Queue>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly db: Db,
+    private readonly connection: Redis,
+    private readonly prefix: string,
+    private readonly options: HoldSweeperOptions,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.sweep().catch((err) => log.error({ err: { message: (err as Error).message } }, 'hold sweep failed'));
+    }, this.options.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  }
+
+  /** One pass; returns how many holds it released. */
+  async sweep(): Promise<number> {
+    const candidates = await this.db
+      .selectFrom('holds')
+      .select(['request_id', 'channel_id', 'created_at'])
+      .where('created_at', '<', sql<Date>`NOW(3) - INTERVAL ${this.options.minAgeMs * 1000} MICROSECOND`)
+      .orderBy('created_at')
+      .limit(500)
+      .execute();
+    let released = 0;
+    for (const hold of candidates) {
+      const age = Date.now() - new Date(hold.created_at).getTime();
+      if (age < this.options.maxAgeMs && (await this.jobAlive(Number(hold.channel_id), hold.request_id))) continue;
+      if (await releaseHold(this.db, hold.request_id)) {
+        released++;
+        log.warn({ requestId: hold.request_id, ageMs: age }, 'released an orphaned hold');
+      }
+    }
+    return released;
+  }
+
+  private async jobAlive(channelId: number, requestId: string): Promise<boolean> {
+    let queue = this.queues.get(channelId);
+    if (!queue) {
+      queue = new Queue(channelQueueName(channelId), { connection: this.connection, prefix: this.prefix });
+      this.queues.set(channelId, queue);
+    }
+    const state = await queue.getJobState(requestId);
+    return LIVE_STATES.has(state);
+  }
+}
