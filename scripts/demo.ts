@@ -147,9 +147,10 @@ eastx demo is running (mock upstream at ${mockServer.url}). Ctrl-C stops it.
 
   base_url       ${baseUrl}
   api key        ${key}
-  console login  ${email} / ${DEMO_PASSWORD}  (http://localhost:${config.port}/)
+  demo account   ${email} / ${DEMO_PASSWORD}
   admin token    ${env.ADMIN_TOKEN}
-  bull board     http://localhost:${config.port}/admin/queues
+  bull board     http://localhost:${config.port}/admin/queues  (user: anything, password: the admin token)
+  metrics        curl -H "Authorization: Bearer ${env.ADMIN_TOKEN}" http://localhost:${config.port}/metrics
 
 Quickstart (${proof}):
 

@@ -8,9 +8,6 @@ import type { WorkerContext } from './context.js';
 import { charge, runJob, type JobSummary } from './job-kit.js';
 import { withUpstream } from './upstream-call.js';
 
-/** A relay nobody has listened to for this long means the web process that owned the request is gone. */
-const LISTENER_GONE_MS = 3_000;
-
 const fromTokenUsage = (usage: TokenUsage): Usage => ({
   promptTokens: usage.prompt_tokens ?? 0,
   completionTokens: usage.completion_tokens ?? 0,
@@ -56,13 +53,11 @@ async function streamChat(
   job: ChatJobData,
   relay: RelayPublisher,
   signal: AbortSignal,
-  abort: (reason: unknown) => void,
 ): Promise<JobSummary> {
   let sent = 0;
   let produced = '';
   let upstreamUsage: TokenUsage | undefined;
   let lastChunk: ChatChunk | undefined;
-  let silentSince: number | undefined;
 
   const forward = async (chunk: ChatChunk) => {
     chunk.model = job.model;
@@ -71,11 +66,9 @@ async function streamChat(
     delete chunk.usage;
     lastChunk = chunk;
     produced += producedTextOf(chunk);
-    const listeners = await relay.send({ t: 'chunk', chunk });
+    // a web process that went away is noticed by the worker's ListenerWatch, also while the upstream is silent
+    await relay.send({ t: 'chunk', chunk });
     sent++;
-    if (listeners > 0) silentSince = undefined;
-    else if (silentSince === undefined) silentSince = Date.now();
-    else if (Date.now() - silentSince > LISTENER_GONE_MS) abort({ failure: 'cancelled' });
   };
 
   try {
@@ -113,5 +106,5 @@ export function processChat(
   abort: (reason: unknown) => void,
 ): Promise<JobSummary> {
   const job = bullJob.data;
-  return runJob(ctx, job, signal, (relay) => (job.stream ? streamChat(ctx, job, relay, signal, abort) : completeChat(ctx, job, relay, signal)));
+  return runJob(ctx, job, signal, (relay) => (job.stream ? streamChat(ctx, job, relay, signal) : completeChat(ctx, job, relay, signal)));
 }

@@ -57,7 +57,7 @@ export async function runJob(
   signal: AbortSignal,
   work: (relay: RelayPublisher) => Promise<JobSummary>,
 ): Promise<JobSummary> {
-  const relay = new RelayPublisher(ctx.redis, ctx.keys.relay(job.webId), job.requestId);
+  const relay = RelayPublisher.forJob(ctx.redis, ctx.keys, job);
   try {
     return await work(relay);
   } catch (err) {

@@ -1,3 +1,4 @@
+import type { UpstreamToken } from '../src/catalog/catalog.js';
 import { Catalog } from '../src/catalog/catalog.js';
 import { ApiError } from '../src/http/errors.js';
 import { log } from '../src/log.js';
@@ -8,26 +9,41 @@ import { adapterFor } from '../src/upstream/providers/index.js';
 import type { ProviderAdapter, UpstreamCall } from '../src/upstream/providers/types.js';
 import { tokenSecret, type WorkerContext } from './context.js';
 
+/** What a failed call says about its token (SPEC §4): 429/529 cool it at once, 5xx/connect count toward it. */
 function outcomeOf(err: UpstreamError): CallOutcome {
   if (err.rateLimited) return 'ratelimited';
   if (err.failure === 'connect' || (err.failure === 'http' && (err.status ?? 0) >= 500)) return 'fail';
-  return 'ok';
+  if (err.failure === 'http' || err.failure === 'task_failed') return 'ok';
+  return 'neutral';
 }
 
-async function disableToken(ctx: WorkerContext, tokenId: number, err: UpstreamError): Promise<void> {
+async function disableToken(ctx: WorkerContext, token: UpstreamToken, err: UpstreamError): Promise<void> {
   await ctx.db
     .updateTable('upstream_tokens')
-    .set({ status: 'disabled', disabled_reason: `upstream answered ${err.status}` })
-    .where('id', '=', tokenId)
+    .set({ status: 'disabled', disabled_reason: `upstream answered HTTP ${err.status} (credentials rejected)` })
+    .where('id', '=', token.id)
     .execute();
   await Catalog.changed(ctx.redis, ctx.keys);
-  log.warn({ tokenId, upstreamStatus: err.status }, 'upstream rejected the token credentials: token disabled');
+  log.warn(
+    { tokenId: token.id, channelId: token.channelId, upstreamStatus: err.status },
+    'upstream rejected the token credentials: token disabled; fix or replace it, then PATCH /admin/api/tokens/:id {"status":"active"}',
+  );
 }
 
-const cooling = (retryAfterMs: number) =>
-  new ApiError('upstream_unavailable', 'every upstream token of this model is cooling down', {
-    retryAfter: Math.max(1, Math.ceil(retryAfterMs / 1000)),
+/**
+ * No token left to try: 503 when the whole channel is cooling or disabled (Retry-After = until the first
+ * cooling token is back), else the last upstream error. `coolingHintMs` is what the lease script saw.
+ */
+async function exhausted(ctx: WorkerContext, channelId: number, lastError: UpstreamError | undefined, coolingHintMs?: number): Promise<ApiError> {
+  const tokens = (await ctx.catalog.current()).tokensByChannel.get(channelId) ?? [];
+  const { usable, retryAfterMs } = await ctx.pool.availability(tokens);
+  if (usable && lastError) return lastError.toApiError();
+  const retryMs = retryAfterMs ?? coolingHintMs;
+  if (retryMs === undefined) return new ApiError('upstream_unavailable', 'every upstream token of this model is disabled');
+  return new ApiError('upstream_unavailable', 'every upstream token of this model is cooling down', {
+    retryAfter: Math.max(1, Math.ceil(retryMs / 1000)),
   });
+}
 
 /**
  * Runs `attempt` on a leased token of the job's channel, moving to another token after a 429, 5xx,
@@ -51,15 +67,8 @@ export async function withUpstream<T>(
     const tokens = catalog.tokensByChannel.get(channel.id) ?? [];
 
     const acquired = await ctx.pool.acquire(tokens, job.requestId, signal, tried);
-    if (acquired.kind === 'cooling') throw cooling(acquired.retryAfterMs);
-    if (acquired.kind === 'none') {
-      if (lastError?.rateLimited) {
-        const again = await ctx.pool.acquire(tokens, job.requestId, signal);
-        if (again.kind === 'cooling') throw cooling(again.retryAfterMs);
-        if (again.kind === 'leased') await again.lease.release('ok');
-      }
-      if (lastError) throw lastError.toApiError();
-      throw new ApiError('upstream_unavailable', 'every upstream token of this model is disabled');
+    if (acquired.kind !== 'leased') {
+      throw await exhausted(ctx, channel.id, lastError, acquired.kind === 'cooling' ? acquired.retryAfterMs : undefined);
     }
 
     const { lease } = acquired;
@@ -70,16 +79,17 @@ export async function withUpstream<T>(
       return result;
     } catch (err) {
       if (!(err instanceof UpstreamError)) {
-        await lease.release('ok');
+        await lease.release('neutral');
         throw err;
       }
       const safe = new UpstreamError(err.failure, scrub(err.message, secret), err.details);
       await lease.release(outcomeOf(safe), safe.details.retryAfterMs);
-      if (safe.credentialsRejected) await disableToken(ctx, lease.token.id, safe);
+      if (safe.credentialsRejected) await disableToken(ctx, lease.token, safe);
       log.info({ requestId: job.requestId, tokenId: lease.token.id, failure: safe.failure, upstreamStatus: safe.status }, 'upstream call failed');
-      lastError = safe;
-      tried.add(lease.token.id);
       if (!safe.retryable || !mayRetry() || signal.aborted) throw safe.toApiError();
+      // a rejected credential says nothing about the upstream itself: report another token's error if there is one
+      if (!lastError || !safe.credentialsRejected) lastError = safe;
+      tried.add(lease.token.id);
     }
   }
 }

@@ -1,11 +1,13 @@
 import type { Context } from 'koa';
 import type { AuthKey } from '../accounts/key-store.js';
 import { placeHold, readFunds, spendable } from '../billing/holds.js';
+import { releaseHold } from '../billing/settlement.js';
 import { affordableOutputTokens, costNano } from '../billing/money.js';
 import type { Model } from '../catalog/catalog.js';
 import { ApiError } from '../http/errors.js';
 import { formatResetDuration } from '../limits/rpm.js';
-import type { JobBase } from '../queue/jobs.js';
+import type { JobBase, JobData } from '../queue/jobs.js';
+import type { RelayStream } from '../queue/relay.js';
 import type { WebServices } from '../services.js';
 
 /** The smallest answer worth holding for: a request that cannot afford this many output tokens gets 402. */
@@ -96,4 +98,20 @@ export function jobBase(ctx: Context, svc: WebServices, model: Model, holdNano: 
     holdNano: holdNano.toString(),
     deadlineAt: Date.now() + deadlineMs,
   };
+}
+
+/**
+ * Listens on the relay, then enqueues the job (so no message can be missed); if the enqueue fails the hold
+ * is released at once rather than left to the sweeper.
+ */
+export async function enqueue(svc: WebServices, job: JobData): Promise<RelayStream> {
+  const relay = svc.relay.open(job.requestId);
+  try {
+    await svc.jobs.add(job);
+  } catch (err) {
+    svc.relay.close(job.requestId);
+    await releaseHold(svc.db, job.requestId);
+    throw err;
+  }
+  return relay;
 }

@@ -1,12 +1,12 @@
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { releaseHold } from '../billing/settlement.js';
 import { estimateChatPromptTokens } from '../billing/estimate.js';
 import { parseBody } from '../http/body.js';
 import { badRequest } from '../http/errors.js';
 import type { ChatJobData } from '../queue/jobs.js';
 import type { WebServices } from '../services.js';
-import { findModel, jobBase, rateLimit, requireModality, reserve } from './admission.js';
+import { checkChatRequestFor } from '../upstream/providers/anthropic.js';
+import { findModel, jobBase, rateLimit, requireModality, reserve, enqueue } from './admission.js';
 import { respondWithResult, respondWithStream } from './relay-response.js';
 
 const contentPart = z.looseObject({ type: z.string() });
@@ -40,6 +40,7 @@ export async function createChatCompletion(ctx: Context, svc: WebServices): Prom
   requireModality(model, 'chat', '/v1/chat/completions');
   if (!model.vision && hasImages(body)) throw badRequest(`messages: model ${model.id} does not accept image_url parts`);
   if (!model.tools && (body.tools?.length || body.functions?.length)) throw badRequest(`tools: model ${model.id} does not support tools`);
+  checkChatRequestFor((await svc.catalog.at(ctx.state.catalogVersion ?? null)).channels.get(model.channelId), body);
   await rateLimit(ctx, svc);
 
   const requestedOutput = body.max_completion_tokens ?? body.max_tokens ?? undefined;
@@ -60,14 +61,7 @@ export async function createChatCompletion(ctx: Context, svc: WebServices): Prom
     body: upstreamBody,
   };
 
-  const relay = svc.relay.open(job.requestId);
-  try {
-    await svc.jobs.add(job);
-  } catch (err) {
-    svc.relay.close(job.requestId);
-    await releaseHold(svc.db, job.requestId);
-    throw err;
-  }
+  const relay = await enqueue(svc, job);
   if (stream) await respondWithStream(ctx, svc, relay, job.deadlineAt, job.includeUsage);
   else await respondWithResult(ctx, svc, relay, job.deadlineAt);
 }

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { retryOnDeadlock, type Db } from '../db/index.js';
+import { retryOnDeadlock, runScript, type Db } from '../db/index.js';
 
 export type HoldRefusal = 'insufficient_balance' | 'cap_reached';
 
@@ -20,22 +20,27 @@ export interface Funds {
 
 /**
  * Reserves the worst case against the account balance and the key's cap in one conditional UPDATE
- * (SPEC §3): admitted only if both still have room, so concurrent requests can never overdraw.
- * The hold row records it for settlement and the sweeper, in the same transaction.
+ * (SPEC §3): admitted only if both still have room, so concurrent requests can never overdraw. The hold
+ * row (for settlement and the sweeper) is inserted only if the UPDATE matched (ROW_COUNT), in the same
+ * transaction, sent as one round trip so the account's row lock is held for microseconds, not for
+ * several client round trips.
  */
+const PLACE_HOLD = `
+START TRANSACTION;
+UPDATE users u JOIN api_keys k ON k.id = ? AND k.user_id = u.id
+  SET u.held_nano = u.held_nano + ?, k.held_nano = k.held_nano + ?
+  WHERE u.id = ? AND u.balance_nano - u.held_nano >= ?
+    AND (k.cap_nano IS NULL OR k.cap_nano - k.spent_nano - k.held_nano >= ?);
+INSERT INTO holds (request_id, user_id, key_id, channel_id, amount_nano)
+  SELECT ?, ?, ?, ?, ? FROM DUAL WHERE ROW_COUNT() > 0;
+COMMIT;`;
+
 export async function placeHold(db: Db, hold: HoldRequest): Promise<boolean> {
-  return retryOnDeadlock(() => db.transaction().execute(async (trx) => {
-    const amount = hold.amountNano;
-    const result = await sql`
-      UPDATE users u JOIN api_keys k ON k.id = ${hold.keyId} AND k.user_id = u.id
-      SET u.held_nano = u.held_nano + ${amount}, k.held_nano = k.held_nano + ${amount}
-      WHERE u.id = ${hold.userId}
-        AND u.balance_nano - u.held_nano >= ${amount}
-        AND (k.cap_nano IS NULL OR k.cap_nano - k.spent_nano - k.held_nano >= ${amount})`.execute(trx);
-    if (Number(result.numAffectedRows ?? 0) === 0) return false;
-    await trx.insertInto('holds').values({ request_id: hold.requestId, user_id: hold.userId, key_id: hold.keyId, channel_id: hold.channelId, amount_nano: amount }).execute();
-    return true;
-  }));
+  const { requestId, userId, keyId, channelId, amountNano: amount } = hold;
+  const results = await retryOnDeadlock(() =>
+    runScript(db, PLACE_HOLD, [keyId, amount, amount, userId, amount, amount, requestId, userId, keyId, channelId, amount]),
+  );
+  return (results[2] as { affectedRows: number }).affectedRows === 1;
 }
 
 export async function readFunds(db: Db, userId: number, keyId: number): Promise<Funds> {

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { retryOnDeadlock, type Db } from '../db/index.js';
+import { retryOnDeadlock, runScript, type Db } from '../db/index.js';
 import { costNano, type Prices, type Usage } from './money.js';
 
 export interface Settlement {
@@ -20,54 +20,37 @@ export interface SettlementOutcome {
   applied: boolean;
 }
 
-function isDuplicateKey(err: unknown): boolean {
-  return (err as { code?: string }).code === 'ER_DUP_ENTRY';
-}
-
 /**
- * Debits the actual cost and releases the hold in one transaction, exactly once per request id: the ledger
- * row goes in first, and its unique request id makes a second settlement fail before it changes anything.
- * A zero cost writes no ledger row and only releases the hold.
+ * Debits the actual cost and releases the hold in one transaction, exactly once per request id: the hold
+ * row is the token. Deleting it (under its row lock) decides whether this settlement applies; a second
+ * settlement of the same request finds no hold and changes nothing, and the ledger's unique request id
+ * guards the same. Sent as one round trip, so the account's row lock is held only inside the server.
  */
+const SETTLE = `
+START TRANSACTION;
+DELETE FROM holds WHERE request_id = ?;
+SET @eastx_settling = ROW_COUNT();
+UPDATE users u JOIN api_keys k ON k.id = ? AND k.user_id = u.id
+  SET u.balance_nano = u.balance_nano - ?, u.held_nano = u.held_nano - ?,
+      k.spent_nano = k.spent_nano + ?, k.held_nano = k.held_nano - ?, k.last_used_at = CURRENT_TIMESTAMP(3)
+  WHERE u.id = ? AND @eastx_settling > 0;
+INSERT INTO ledger (request_id, user_id, key_id, kind, model, prompt_tokens, completion_tokens, images, amount_nano, estimated)
+  SELECT ?, ?, ?, 'charge', ?, ?, ?, ?, ?, ? FROM DUAL WHERE @eastx_settling > 0 AND ? > 0;
+SELECT @eastx_settling AS settled;
+COMMIT;`;
+
 export async function settle(db: Db, s: Settlement): Promise<SettlementOutcome> {
   const computed = costNano(s.prices, s.usage);
   const cost = computed > s.holdNano ? s.holdNano : computed;
-  try {
-    return await retryOnDeadlock(() => db.transaction().execute(async (trx) => {
-      // Lock order: hold row, then the account and key rows, then the ledger insert (whose unique request id
-      // rolls the whole transaction back on a second settlement).
-      const deleted = await trx.deleteFrom('holds').where('request_id', '=', s.requestId).executeTakeFirst();
-      const released = Number(deleted.numDeletedRows) > 0 ? s.holdNano : 0n;
-      if (cost === 0n && released === 0n) return { costNano: 0n, applied: false };
-      await sql`
-        UPDATE users u JOIN api_keys k ON k.id = ${s.keyId} AND k.user_id = u.id
-        SET u.balance_nano = u.balance_nano - ${cost}, u.held_nano = u.held_nano - ${released},
-            k.spent_nano = k.spent_nano + ${cost}, k.held_nano = k.held_nano - ${released},
-            k.last_used_at = CURRENT_TIMESTAMP(3)
-        WHERE u.id = ${s.userId}`.execute(trx);
-      if (cost > 0n) {
-        await trx
-          .insertInto('ledger')
-          .values({
-            request_id: s.requestId,
-            user_id: s.userId,
-            key_id: s.keyId,
-            kind: 'charge',
-            model: s.model,
-            prompt_tokens: s.usage.promptTokens,
-            completion_tokens: s.usage.completionTokens,
-            images: s.usage.images,
-            amount_nano: -cost,
-            estimated: s.estimated ? 1 : 0,
-          })
-          .execute();
-      }
-      return { costNano: cost, applied: true };
-    }));
-  } catch (err) {
-    if (isDuplicateKey(err)) return { costNano: cost, applied: false };
-    throw err;
-  }
+  const results = await retryOnDeadlock(() =>
+    runScript(db, SETTLE, [
+      s.requestId,
+      s.keyId, cost, s.holdNano, cost, s.holdNano, s.userId,
+      s.requestId, s.userId, s.keyId, s.model, s.usage.promptTokens, s.usage.completionTokens, s.usage.images, -cost, s.estimated ? 1 : 0, cost,
+    ]),
+  );
+  const [{ settled }] = results[5] as Array<{ settled: number | string }>;
+  return Number(settled) > 0 ? { costNano: cost, applied: true } : { costNano: cost, applied: false };
 }
 
 /** Releases a hold without charging (a request that failed with no output). Idempotent. */

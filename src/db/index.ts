@@ -1,5 +1,5 @@
 import { Kysely, MysqlDialect } from 'kysely';
-import { createPool } from 'mysql2';
+import { createPool, type Pool } from 'mysql2';
 import { createConnection } from 'mysql2/promise';
 import type { Database } from './schema.js';
 
@@ -20,11 +20,24 @@ export function databaseName(databaseUrl: string): string {
   return connectionOptions(databaseUrl).database;
 }
 
+const pools = new WeakMap<Db, Pool>();
+
+/**
+ * The mysql2 pool behind a Kysely instance, for the two hot-path money statements that run as one
+ * multi-statement round trip (src/billing). Everything else goes through Kysely.
+ */
+export function poolOf(db: Db): Pool {
+  const pool = pools.get(db);
+  if (!pool) throw new Error('not a database created by createDb');
+  return pool;
+}
+
 export function createDb(databaseUrl: string, poolSize = 10): Db {
   const pool = createPool({
     ...connectionOptions(databaseUrl),
     connectionLimit: poolSize,
     supportBigNumbers: true,
+    multipleStatements: true,
     timezone: 'Z',
     dateStrings: false,
   });
@@ -34,7 +47,26 @@ export function createDb(databaseUrl: string, poolSize = 10): Db {
     connection.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
     connection.query("SET time_zone = '+00:00'");
   });
-  return new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
+  pools.set(db, pool);
+  return db;
+}
+
+/**
+ * Runs a multi-statement transaction script in one round trip on one connection. If a statement fails the
+ * transaction is rolled back before the connection goes back to the pool. Returns each statement's result.
+ */
+export async function runScript(db: Db, script: string, params: unknown[]): Promise<unknown[]> {
+  const connection = await poolOf(db).promise().getConnection();
+  try {
+    const [results] = await connection.query(script, params);
+    return results as unknown as unknown[];
+  } catch (err) {
+    await connection.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    connection.release();
+  }
 }
 
 const RETRYABLE = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);

@@ -58,7 +58,12 @@ export type RelayMessage =
   | { id: string; seq: number; t: 'done'; costNano: string; result?: unknown; usageChunk?: unknown }
   | { id: string; seq: number; t: 'error'; error: WireError };
 
+/**
+ * How long Bull Board keeps finished jobs (seconds, and at most `count` per queue): long enough for an
+ * operator to look into a problem, short enough that prompts in job data do not pile up in Redis.
+ * A completed job's return value summarises tokens and cost; a failed one's reason is the SPEC §2 message.
+ */
 export const JOB_RETENTION = {
-  removeOnComplete: { age: 3600, count: 5000 },
-  removeOnFail: { age: 7 * 24 * 3600, count: 20000 },
+  removeOnComplete: { age: 3600, count: 2000 },
+  removeOnFail: { age: 24 * 3600, count: 5000 },
 };

@@ -7,14 +7,15 @@ const RENEW = loadLua(import.meta.url, './renew.lua');
 const RELEASE = loadLua(import.meta.url, './release.lua');
 
 export interface PoolOptions {
-  /** A lease not renewed for this long is dropped (its holder died). */
+  /** A lease not renewed for this long is dropped (its holder died); renewed every third of it. */
   leaseMs: number;
   /** 5xx / connect failures in a row before a token cools down. */
   failuresBeforeCooldown: number;
   baseBackoffMs: number;
   maxBackoffMs: number;
-  /** How often a job that found every token busy looks again. */
+  /** How often a job that found every token busy looks again (first, and at most). */
   busyPollMs: number;
+  maxBusyPollMs: number;
 }
 
 export const DEFAULT_POOL_OPTIONS: PoolOptions = {
@@ -22,10 +23,12 @@ export const DEFAULT_POOL_OPTIONS: PoolOptions = {
   failuresBeforeCooldown: 3,
   baseBackoffMs: 1_000,
   maxBackoffMs: 60_000,
-  busyPollMs: 15,
+  busyPollMs: 10,
+  maxBusyPollMs: 50,
 };
 
-export type CallOutcome = 'ok' | 'fail' | 'ratelimited';
+/** What a call says about its token: `neutral` (cancelled, timed out, our own bug) changes nothing. */
+export type CallOutcome = 'ok' | 'fail' | 'ratelimited' | 'neutral';
 
 export interface Lease {
   token: UpstreamToken;
@@ -35,11 +38,20 @@ export interface Lease {
 
 export type Acquired = { kind: 'leased'; lease: Lease } | { kind: 'cooling'; retryAfterMs: number } | { kind: 'none' };
 
+/** The channel as a whole: `usable` when some active token is not cooling down. */
+export interface Availability {
+  usable: boolean;
+  /** ms until the first cooling token is back; undefined when no token is cooling (all disabled). */
+  retryAfterMs?: number;
+}
+
 type PoolRedis = Redis & {
   eastxAcquire(numKeys: number, ...args: Array<string | number>): Promise<[number, number]>;
   eastxRenew(key: string, jobId: string, leaseMs: number): Promise<number>;
   eastxRelease(...args: Array<string | number>): Promise<number>;
 };
+
+const isActive = (t: UpstreamToken) => t.status === 'active';
 
 /**
  * Per-token concurrency leases and cooldowns in Redis (SPEC §4), shared by every worker process:
@@ -63,19 +75,45 @@ export class TokenPool {
   /**
    * Leases one of `tokens` (active ones, minus `exclude`) for `jobId`, waiting while all are busy.
    * Answers `cooling` when every candidate is cooling down, `none` when there is no candidate at all.
+   * Throws the signal's reason when it aborts while waiting.
    */
   async acquire(tokens: UpstreamToken[], jobId: string, signal: AbortSignal, exclude: ReadonlySet<number> = new Set()): Promise<Acquired> {
-    const candidates = rotate(tokens.filter((t) => t.status === 'active' && !exclude.has(t.id)));
+    const candidates = rotate(tokens.filter((t) => isActive(t) && !exclude.has(t.id)));
     if (candidates.length === 0) return { kind: 'none' };
     const keys = candidates.flatMap((t) => [this.keys.leases(t.id), this.keys.cooldown(t.id)]);
     const limits = candidates.map((t) => Math.max(1, t.maxConcurrency));
+    let pollMs = this.options.busyPollMs;
     for (;;) {
       signal.throwIfAborted();
       const [index, coolingMs] = await this.redis.eastxAcquire(keys.length, ...keys, jobId, this.options.leaseMs, ...limits);
       if (index > 0) return { kind: 'leased', lease: this.holdLease(candidates[index - 1], jobId) };
       if (index < 0) return { kind: 'cooling', retryAfterMs: coolingMs };
-      await sleep(this.options.busyPollMs + Math.random() * this.options.busyPollMs, undefined, { signal }).catch(() => undefined);
+      await sleep(pollMs / 2 + Math.random() * pollMs, undefined, { signal }).catch(() => undefined);
+      pollMs = Math.min(this.options.maxBusyPollMs, pollMs * 1.5);
     }
+  }
+
+  /** Whether any active token of the channel is out of cooldown, and when the first cooling one is back. */
+  async availability(tokens: UpstreamToken[]): Promise<Availability> {
+    const active = tokens.filter(isActive);
+    const ttls = await Promise.all(active.map((t) => this.redis.pttl(this.keys.cooldown(t.id))));
+    const cooling = ttls.filter((ms) => ms > 0);
+    return {
+      usable: cooling.length < active.length,
+      retryAfterMs: cooling.length > 0 ? Math.min(...cooling) : undefined,
+    };
+  }
+
+  /** Drops whatever leases `jobId` still holds (a re-run job taking over from a dead worker). */
+  async forget(tokens: UpstreamToken[], jobId: string): Promise<void> {
+    await Promise.all(tokens.map((t) => this.redis.zrem(this.keys.leases(t.id), jobId)));
+  }
+
+  /** Leases on a token that have not expired (for metrics and tests). */
+  async liveLeases(tokenId: number): Promise<number> {
+    const [seconds, micros] = await this.redis.time();
+    const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    return this.redis.zcount(this.keys.leases(tokenId), now + 1, '+inf');
   }
 
   private holdLease(token: UpstreamToken, jobId: string): Lease {
@@ -98,11 +136,6 @@ export class TokenPool {
         );
       },
     };
-  }
-
-  /** In-flight leases per token (for metrics and tests). */
-  async inFlight(tokenId: number): Promise<number> {
-    return this.redis.zcard(this.keys.leases(tokenId));
   }
 }
 

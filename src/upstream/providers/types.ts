@@ -27,6 +27,10 @@ export interface ImageRequest {
   n: number;
   size: string;
   extra: Record<string, unknown>;
+  /** First wait between task polls (async providers); later waits grow from it. */
+  pollMs: number;
+  /** Called once the provider accepted the task: from then on a failure must not resubmit it on another token. */
+  onSubmitted?: () => void;
 }
 
 export interface ImagesResult {

@@ -1,0 +1,94 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Context, Middleware } from 'koa';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { WebServices } from '../services.js';
+import { ApiError } from './errors.js';
+
+const digest = (text: string) => createHash('sha256').update(text).digest();
+
+/**
+ * Prometheus metrics of a web process (SPEC §5): HTTP traffic, plus queue depths and upstream token
+ * leases/cooldowns read from Redis at scrape time (so any web process reports the whole fleet's state).
+ */
+export function createMetrics(svc: WebServices): { observe: Middleware; endpoint: (ctx: Context) => Promise<void> } {
+  const registry = new Registry();
+  const allTokens = async () => [...(await svc.catalog.current()).tokensByChannel.values()].flat();
+  collectDefaultMetrics({ register: registry, prefix: 'eastx_' });
+
+  const requests = new Counter({ name: 'eastx_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [registry] });
+  const duration = new Histogram({
+    name: 'eastx_http_request_duration_seconds',
+    help: 'HTTP request duration until the response ended',
+    labelNames: ['route'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'eastx_queue_jobs',
+    help: 'BullMQ jobs per channel queue and state',
+    labelNames: ['queue', 'state'],
+    registers: [registry],
+    async collect() {
+      const catalog = await svc.catalog.current();
+      for (const channelId of catalog.channels.keys()) {
+        const queue = svc.jobs.queue(channelId);
+        const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed');
+        for (const [state, count] of Object.entries(counts)) this.set({ queue: queue.name, state }, count);
+      }
+    },
+  });
+  new Gauge({
+    name: 'eastx_upstream_token_in_flight',
+    help: 'Leased (in-flight) upstream calls per token',
+    labelNames: ['channel', 'token'],
+    registers: [registry],
+    async collect() {
+      for (const token of await allTokens()) {
+        const leases = await svc.redis.zcount(svc.keys.leases(token.id), Date.now(), '+inf');
+        this.set({ channel: String(token.channelId), token: String(token.id) }, leases);
+      }
+    },
+  });
+  new Gauge({
+    name: 'eastx_upstream_token_cooling_seconds',
+    help: 'Seconds until an upstream token leaves its cooldown (0 = not cooling)',
+    labelNames: ['channel', 'token'],
+    registers: [registry],
+    async collect() {
+      for (const token of await allTokens()) {
+        const ms = await svc.redis.pttl(svc.keys.cooldown(token.id));
+        this.set({ channel: String(token.channelId), token: String(token.id) }, Math.max(0, ms) / 1000);
+      }
+    },
+  });
+  new Gauge({
+    name: 'eastx_relay_open_requests',
+    help: 'Requests of this web process waiting on their job',
+    registers: [registry],
+    collect() {
+      this.set(svc.relay.openCount);
+    },
+  });
+
+  const observe: Middleware = async (ctx, next) => {
+    const stop = duration.startTimer();
+    const done = () => {
+      const route = (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+      requests.inc({ route: String(route), status: String(ctx.status) });
+      stop({ route: String(route) });
+    };
+    ctx.res.once('close', done);
+    await next();
+  };
+
+  const endpoint = async (ctx: Context) => {
+    const token = svc.config.metricsToken;
+    if (!token) throw new ApiError('not_found', 'metrics are off: set METRICS_TOKEN or ADMIN_TOKEN');
+    const given = /^Bearer\s+(.+)$/i.exec(ctx.get('authorization'))?.[1]?.trim();
+    if (!given || !timingSafeEqual(digest(given), digest(token))) throw new ApiError('unauthorized', 'metrics need Authorization: Bearer $METRICS_TOKEN');
+    ctx.type = registry.contentType;
+    ctx.body = await registry.metrics();
+  };
+
+  return { observe, endpoint };
+}

@@ -1,0 +1,112 @@
+/** Anthropic Messages API stream events → OpenAI `chat.completion.chunk`s. */
+import { UpstreamError } from '../../errors.js';
+import type { ChatChunk } from '../types.js';
+import { completionIdOf, finishReasonOf, usageOf, type AnthropicBlock, type AnthropicUsage, type ResponseStyle } from './response.js';
+
+export interface AnthropicEvent {
+  type: string;
+  message?: { id?: string; usage?: AnthropicUsage };
+  index?: number;
+  content_block?: AnthropicBlock;
+  delta?: { type?: string; text?: string; partial_json?: string; stop_reason?: string | null };
+  usage?: AnthropicUsage;
+  error?: { type?: string; message?: string };
+}
+
+/** An in-stream `error` event keeps its HTTP meaning, so an overload still cools the token down. */
+const ERROR_STATUS: Record<string, number> = { overloaded_error: 529, rate_limit_error: 429, api_error: 500 };
+
+/** Keeps only the fields a later event actually reports (message_delta repeats some as null). */
+function mergeUsage(into: AnthropicUsage | undefined, update: AnthropicUsage | undefined): AnthropicUsage | undefined {
+  if (!update) return into;
+  const reported = Object.entries(update).filter(([, value]) => typeof value === 'number');
+  return { ...into, ...Object.fromEntries(reported) };
+}
+
+/**
+ * Feed it each parsed event in order; it returns the OpenAI chunks that event becomes. Tool-use blocks get
+ * OpenAI tool-call indexes 0, 1, … in the order they start, whatever their Anthropic block index.
+ */
+export class StreamTranslator {
+  #id = completionIdOf(undefined);
+  #created = Math.floor(Date.now() / 1000);
+  #usage: AnthropicUsage | undefined;
+  #toolIndexByBlock = new Map<number, number>();
+  #roleSent = false;
+  /** message_stop arrived: the stream is complete. */
+  finished = false;
+
+  constructor(private readonly style: ResponseStyle) {}
+
+  #chunk(delta: Record<string, unknown>, finishReason: string | null = null): ChatChunk {
+    return {
+      id: this.#id,
+      object: 'chat.completion.chunk',
+      created: this.#created,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+    };
+  }
+
+  /**
+   * The role chunk goes out just before the first real output, not at message_start: an error event before
+   * any output (overloads often come right away) then leaves nothing sent, and the job may try another token.
+   */
+  #withRole(chunks: ChatChunk[]): ChatChunk[] {
+    if (this.#roleSent || chunks.length === 0) return chunks;
+    this.#roleSent = true;
+    return [this.#chunk({ role: 'assistant', content: '' }), ...chunks];
+  }
+
+  #toolDelta(index: number, fn: { name?: string; arguments: string }, id?: string): Record<string, unknown> {
+    if (this.style.legacyFunctions) return { function_call: fn };
+    return { tool_calls: [{ index, ...(id !== undefined ? { id, type: 'function' } : {}), function: fn }] };
+  }
+
+  push(event: AnthropicEvent): ChatChunk[] {
+    switch (event.type) {
+      case 'message_start':
+        this.#id = completionIdOf(event.message?.id);
+        this.#usage = mergeUsage(undefined, event.message?.usage);
+        return [];
+      case 'content_block_start':
+        return this.#withRole(this.#blockStart(event.index ?? 0, event.content_block));
+      case 'content_block_delta':
+        return this.#withRole(this.#blockDelta(event.index ?? 0, event.delta ?? {}));
+      case 'message_delta':
+        this.#usage = mergeUsage(this.#usage, event.usage);
+        return this.#withRole([this.#chunk({}, finishReasonOf(event.delta?.stop_reason, this.style))]);
+      case 'message_stop': {
+        this.finished = true;
+        const usage = this.#usage && { id: this.#id, object: 'chat.completion.chunk', created: this.#created, choices: [], usage: usageOf(this.#usage) };
+        return this.#withRole(usage ? [usage] : []);
+      }
+      case 'error': {
+        const type = event.error?.type ?? 'api_error';
+        throw new UpstreamError('http', event.error?.message ?? 'the upstream stream reported an error', {
+          status: ERROR_STATUS[type] ?? 200,
+          providerCode: type,
+        });
+      }
+      default:
+        return []; // ping, content_block_stop, and event types this gateway does not translate
+    }
+  }
+
+  #blockStart(blockIndex: number, block: AnthropicBlock | undefined): ChatChunk[] {
+    if (block?.type === 'text') return block.text ? [this.#chunk({ content: block.text })] : [];
+    if (block?.type !== 'tool_use') return [];
+    if (this.style.legacyFunctions && this.#toolIndexByBlock.size > 0) return []; // legacy answers carry one call
+    const index = this.#toolIndexByBlock.size;
+    this.#toolIndexByBlock.set(blockIndex, index);
+    return [this.#chunk(this.#toolDelta(index, { name: block.name ?? '', arguments: '' }, block.id ?? ''))];
+  }
+
+  #blockDelta(blockIndex: number, delta: NonNullable<AnthropicEvent['delta']>): ChatChunk[] {
+    if (delta.type === 'text_delta' && delta.text) return [this.#chunk({ content: delta.text })];
+    const index = this.#toolIndexByBlock.get(blockIndex);
+    if (delta.type === 'input_json_delta' && delta.partial_json && index !== undefined) {
+      return [this.#chunk(this.#toolDelta(index, { arguments: delta.partial_json }))];
+    }
+    return []; // thinking, signature and citation deltas have no OpenAI counterpart
+  }
+}

@@ -1,0 +1,142 @@
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startMockUpstream, type Behavior, type MockUpstream } from '../src/mock/upstream.js';
+import { createRedis, RedisKeys, type Redis } from '../src/redis/index.js';
+import { TokenPool } from '../src/upstream/pool.js';
+import { AdminClient } from './helpers/admin.js';
+import { freshEnvironment } from './helpers/env.js';
+import { startGateway, type Gateway, type RunningProcess } from './helpers/gateway.js';
+import { StreamReader } from './helpers/stream.js';
+
+// Workers killed with SIGKILL mid-job. One worker runs at a time, so the test knows which one holds the job;
+// a fresh one is started before the kill and takes the job over through BullMQ's stalled-job check.
+/** The documented bound: lock expiry (10 s) + stalled check interval (5 s), plus margin for process start-up. */
+const TAKEOVER_BOUND_MS = 25_000;
+let mock: MockUpstream;
+let gateway: Gateway;
+let admin: AdminClient;
+let redis: Redis;
+let pool: TokenPool;
+let url: string;
+let userId: number;
+let keyId: number;
+let apiKey: string;
+let current: RunningProcess;
+
+test.before(async () => {
+  mock = await startMockUpstream();
+  const { env, config } = await freshEnvironment('crash');
+  gateway = await startGateway(env, { webs: 1, workers: 1 });
+  current = gateway.workers[0];
+  url = gateway.urls[0];
+  admin = new AdminClient(url, env.ADMIN_TOKEN);
+  redis = createRedis(env.REDIS_URL);
+  pool = new TokenPool(redis, new RedisKeys(config.redisPrefix));
+  userId = (await admin.user('crash@example.com', '20')).id;
+  const key = await admin.key(userId, { rpm_limit: 1000 });
+  keyId = key.id;
+  apiKey = key.key;
+});
+
+test.after.always(async () => {
+  await gateway?.stop();
+  await mock?.close();
+  redis?.disconnect();
+});
+
+let channels = 0;
+async function channelWith(behavior: Partial<Behavior>) {
+  const n = ++channels;
+  const channel = await admin.channel(`crash-${n}`, 'openai', `${mock.url}/v1`);
+  const secret = `crash-${n}-${randomBytes(6).toString('hex')}`;
+  const tokenId = (await admin.token(channel.id, secret, 4, `crash-${n}`)).id;
+  mock.setBehavior(secret, behavior);
+  const model = `crash/m${n}`;
+  await admin.model(model, { channel_id: channel.id, upstream_model: 'mock-gpt', input_price_per_1m: 2, output_price_per_1m: 8 });
+  return { model, secret, tokenId };
+}
+
+function chat(model: string, extra: Record<string, unknown> = {}) {
+  return fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 250, ...extra }),
+  });
+}
+
+async function until<T>(probe: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (ok(value) || Date.now() > deadline) return value;
+    await sleep(100);
+  }
+}
+
+/** Starts a new worker, then SIGKILLs the one that holds the job; returns when it died. */
+async function killCurrentWorker(): Promise<number> {
+  const dying = current;
+  current = gateway.addWorker();
+  await dying.kill('SIGKILL');
+  return Date.now();
+}
+
+const rowsFor = async (requestId: string) => (await admin.usage(`key_id=${keyId}`)).data.filter((r) => r.request_id === requestId);
+const heldIsZero = async () => (await until(async () => (await admin.getUser(userId)).held_usd, (h) => h === '0')) === '0';
+
+test.serial('SIGKILL mid-stream: the client gets the SSE error event in bounded time, no double bill, hold and lease released', async (t) => {
+  const { model, secret, tokenId } = await channelWith({ chunkDelayMs: 200, reply: Array(120).fill('chunk').join(' ') });
+  const res = await chat(model, { stream: true });
+  t.is(res.status, 200);
+  const requestId = res.headers.get('x-request-id')!;
+  const stream = new StreamReader(res);
+  await stream.readUntil(() => stream.chunks >= 5);
+  const killedAt = await killCurrentWorker();
+
+  await stream.readToEnd();
+  const answeredIn = Date.now() - killedAt;
+  t.true(answeredIn < TAKEOVER_BOUND_MS, `answered ${answeredIn} ms after the kill`);
+  t.is(stream.error?.code, 'upstream_error', 'the stream ends with the SSE error event rather than starting over');
+  t.false(stream.text.includes('[DONE]'));
+  t.is(mock.stats(secret).calls, 1, 'the re-run did not call the upstream again (its answer would be spliced onto the first)');
+  t.true((await rowsFor(requestId)).length <= 1);
+  t.true(await heldIsZero());
+  t.is(await pool.liveLeases(tokenId), 0, 'the dead worker’s lease is gone');
+});
+
+test.serial('SIGKILL mid-call of a non-stream request: the re-run on another worker answers it, billed once', async (t) => {
+  const { model, secret, tokenId } = await channelWith({ latencyMs: 3_000 });
+  const pending = chat(model);
+  await until(() => mock.stats(secret).calls, (n) => n === 1);
+  const killedAt = await killCurrentWorker();
+  const res = await pending;
+  t.true(Date.now() - killedAt < TAKEOVER_BOUND_MS);
+  t.is(res.status, 200);
+  const body = (await res.json()) as { choices: Array<{ message: { content: string } }> };
+  t.is(body.choices[0].message.content, 'Hello! You said: hi');
+  t.is(mock.stats(secret).calls, 2, 'the re-run called the upstream once more');
+  t.is((await rowsFor(res.headers.get('x-request-id')!)).length, 1, 'billed exactly once');
+  t.true(await heldIsZero());
+  t.is(await pool.liveLeases(tokenId), 0);
+});
+
+test.serial('a job whose workers die twice is failed by BullMQ, and its client still gets an error at once', async (t) => {
+  const { model, secret, tokenId } = await channelWith({ latencyMs: 120_000 });
+  const pending = chat(model);
+  await until(() => mock.stats(secret).calls, (n) => n === 1);
+  await killCurrentWorker();
+  await until(() => mock.stats(secret).calls, (n) => n === 2, TAKEOVER_BOUND_MS);
+  t.is(mock.stats(secret).calls, 2, 'the first takeover re-ran the job');
+  const killedAgainAt = await killCurrentWorker();
+  const res = await pending;
+  t.true(Date.now() - killedAgainAt < TAKEOVER_BOUND_MS);
+  t.is(res.status, 502);
+  const json = (await res.json()) as { error: { code: string; message: string } };
+  t.is(json.error.code, 'upstream_error');
+  t.regex(json.error.message, /interrupted/);
+  t.is((await rowsFor(res.headers.get('x-request-id')!)).length, 0, 'no output, no charge');
+  t.true(await heldIsZero());
+  t.is(mock.stats(secret).calls, 2);
+  t.is(await pool.liveLeases(tokenId), 0, 'the dead worker’s lease is gone');
+});

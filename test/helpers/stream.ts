@@ -1,0 +1,47 @@
+/** Reads an SSE chat stream from a fetch response as it arrives, so a test can act mid-stream. */
+export class StreamReader {
+  text = '';
+  content = '';
+  chunks = 0;
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  private readonly decoder = new TextDecoder();
+  private pending = '';
+
+  constructor(res: Response) {
+    this.reader = res.body!.getReader();
+  }
+
+  /** Reads until `enough()` holds or the stream ends; true when it ended. */
+  async readUntil(enough: () => boolean): Promise<boolean> {
+    while (!enough()) {
+      const { done, value } = await this.reader.read().catch(() => ({ done: true, value: undefined }));
+      if (done) return true;
+      const text = this.decoder.decode(value, { stream: true });
+      this.text += text;
+      this.pending += text;
+      const events = this.pending.split('\n\n');
+      this.pending = events.pop() ?? '';
+      for (const event of events) {
+        if (!event.startsWith('data: ') || event === 'data: [DONE]') continue;
+        const json = JSON.parse(event.slice(6)) as { choices?: Array<{ delta?: { content?: string } }> };
+        const piece = json.choices?.[0]?.delta?.content;
+        if (piece) {
+          this.content += piece;
+          this.chunks++;
+        }
+      }
+    }
+    return false;
+  }
+
+  readToEnd(): Promise<boolean> {
+    return this.readUntil(() => false);
+  }
+
+  /** The JSON of the final `data: {"error":…}` event, if the stream ended with one. */
+  get error(): { code: string; message: string } | undefined {
+    const last = this.text.trim().split('\n\n').at(-1) ?? '';
+    if (!last.startsWith('data: {"error"')) return undefined;
+    return (JSON.parse(last.slice(6)) as { error: { code: string; message: string } }).error;
+  }
+}

@@ -1,0 +1,248 @@
+import test from 'ava';
+import OpenAI from 'openai';
+import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
+import { AdminClient } from './helpers/admin.js';
+import { freshEnvironment } from './helpers/env.js';
+import { startGateway, type Gateway } from './helpers/gateway.js';
+import { nano } from './helpers/money.js';
+
+// Web and worker are separate OS processes; the worker submits DashScope tasks to the mock and polls them.
+let mock: MockUpstream;
+let gateway: Gateway;
+let admin: AdminClient;
+let url: string;
+let userId: number;
+let apiKey: string;
+let client: OpenAI;
+
+const MODEL = 'test/wanx';
+const SOLO_MODEL = 'test/wanx-solo';
+const PRICE_PER_IMAGE = '0.04';
+const SECRET = 'tok-images-main';
+const SOLO_SECRET = 'tok-images-solo';
+/** Fast polls keep the suite quick; the backoff shape is the same as in production. */
+const FAST_POLLS = { IMAGE_POLL_MS: '20' };
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+async function provision(admin: AdminClient, mockUrl: string, secret: string, model: string, maxConcurrency = 4) {
+  const channel = await admin.channel(`dashscope-${secret}`, 'dashscope', mockUrl);
+  await admin.token(channel.id, secret, maxConcurrency);
+  await admin.model(model, {
+    modality: 'image',
+    vision: false,
+    tools: false,
+    channel_id: channel.id,
+    upstream_model: 'wanx-v1',
+    price_per_image: PRICE_PER_IMAGE,
+    sizes: ['1024x1024', '720x1280'],
+  });
+  return channel;
+}
+
+test.before(async () => {
+  mock = await startMockUpstream();
+  const { env } = await freshEnvironment('images');
+  gateway = await startGateway({ ...env, ...FAST_POLLS }, { webs: 1, workers: 1 });
+  url = gateway.urls[0];
+  admin = new AdminClient(url, env.ADMIN_TOKEN);
+  const channel = await provision(admin, mock.url, SECRET, MODEL);
+  await provision(admin, mock.url, SOLO_SECRET, SOLO_MODEL, 1);
+  await admin.model('test/chat', { channel_id: channel.id, upstream_model: 'qwen-plus', input_price_per_1m: 1, output_price_per_1m: 2 });
+  await admin.model('test/embed', { modality: 'embedding', channel_id: channel.id, upstream_model: 'text-embedding-v3', input_price_per_1m: 0.07 });
+  const user = await admin.user('images@example.com', '10');
+  userId = user.id;
+  apiKey = (await admin.key(userId, { rpm_limit: 1000 })).key;
+  client = new OpenAI({ baseURL: `${url}/v1`, apiKey, maxRetries: 0 });
+});
+
+test.after.always(async () => {
+  await gateway?.stop();
+  await mock?.close();
+});
+
+async function post(base: string, key: string, body: unknown) {
+  const res = await fetch(`${base}/v1/images/generations`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { res, json: (await res.json()) as Json };
+}
+
+const funds = async (admin: AdminClient, id: number) => {
+  const user = await admin.getUser(id);
+  return { balance: nano(user.balance_usd), held: user.held_usd };
+};
+const submits = (secret: string) => mock.requests.filter((r) => r.secret === secret && r.method === 'POST');
+
+test.serial('images.generate: urls and revised prompts, the DashScope task wire format, billed n × price', async (t) => {
+  const before = await funds(admin, userId);
+  const prompt = 'a lighthouse in a storm';
+  const { data, response } = await client.images.generate({ model: MODEL, prompt, n: 2 }).withResponse();
+  t.true(Math.abs(data.created - Date.now() / 1000) < 60);
+  t.is(data.data!.length, 2);
+  for (const image of data.data!) {
+    t.regex(image.url!, /^http:\/\/127\.0\.0\.1:\d+\/__mock\/images\/[^/]+\/\d\.png$/);
+    t.is(image.revised_prompt, `${prompt}, highly detailed, soft natural lighting, sharp focus, rich colors (revised by mock prompt extender)`);
+  }
+  const image = await fetch(data.data![0].url!);
+  t.is(image.headers.get('content-type'), 'image/png');
+
+  const cost = 2n * nano(PRICE_PER_IMAGE);
+  t.is(nano(response.headers.get('x-eastx-cost-usd')!), cost);
+  t.deepEqual((data as unknown as Json).usage, { image_count: 2, cost: 0.08 });
+  const after = await funds(admin, userId);
+  t.is(before.balance - after.balance, cost);
+  t.is(after.held, '0');
+  const requestId = response.headers.get('x-request-id');
+  const rows = (await admin.usage(`user_id=${userId}`)).data.filter((r) => r.request_id === requestId);
+  t.is(rows.length, 1);
+  t.like(rows[0], { kind: 'charge', model: MODEL, images: 2 });
+  t.is(nano(rows[0].amount_usd as string), -cost);
+
+  const submit = submits(SECRET).at(-1)!;
+  t.is(submit.path, '/api/v1/services/aigc/text2image/image-synthesis');
+  t.is(submit.headers['x-dashscope-async'], 'enable');
+  t.is(submit.headers.authorization, `Bearer ${SECRET}`);
+  t.deepEqual(submit.body, { model: 'wanx-v1', input: { prompt }, parameters: { size: '1024*1024', n: 2 } });
+  const polls = mock.requests.filter((r) => r.method === 'GET' && r.secret === SECRET);
+  t.true(polls.length >= 3, 'polled through PENDING and RUNNING to SUCCEEDED');
+  t.true(polls.every((r) => r.path.startsWith('/api/v1/tasks/')));
+});
+
+test.serial('a listed size is sent as W*H; negative_prompt goes into the task input', async (t) => {
+  const { res, json } = await post(url, apiKey, { model: MODEL, prompt: 'a tall tower', size: '720x1280', negative_prompt: 'people' });
+  t.is(res.status, 200);
+  t.is(json.data.length, 1);
+  t.deepEqual(submits(SECRET).at(-1)!.body, {
+    model: 'wanx-v1',
+    input: { prompt: 'a tall tower', negative_prompt: 'people' },
+    parameters: { size: '720*1280', n: 1 },
+  });
+});
+
+test.serial('a partial task bills only the images it produced', async (t) => {
+  mock.setBehavior(SECRET, { imagesProduced: 1 });
+  const before = await funds(admin, userId);
+  const { res, json } = await post(url, apiKey, { model: MODEL, prompt: 'three cats', n: 3 });
+  mock.setBehavior(SECRET, {});
+  t.is(res.status, 200);
+  t.is(json.data.length, 1);
+  t.is(nano(res.headers.get('x-eastx-cost-usd')!), nano(PRICE_PER_IMAGE));
+  const after = await funds(admin, userId);
+  t.is(before.balance - after.balance, nano(PRICE_PER_IMAGE));
+  t.is(after.held, '0');
+});
+
+test.serial('a FAILED task answers 502 upstream_error with upstream_status 200 and the DashScope code, and costs nothing', async (t) => {
+  mock.setBehavior(SECRET, { imageFail: { code: 'DataInspectionFailed', message: 'Input data may contain inappropriate content.' } });
+  const before = await funds(admin, userId);
+  const submitted = submits(SECRET).length;
+  const { res, json } = await post(url, apiKey, { model: MODEL, prompt: 'something forbidden', n: 2 });
+  mock.setBehavior(SECRET, {});
+  t.is(res.status, 502);
+  t.deepEqual(json.error, {
+    code: 'upstream_error',
+    message: 'Input data may contain inappropriate content.',
+    type: 'upstream_error',
+    upstream_status: 200,
+    upstream_code: 'DataInspectionFailed',
+  });
+  t.is(submits(SECRET).length, submitted + 1, 'a failed task is not submitted again');
+  const after = await funds(admin, userId);
+  t.is(after.balance, before.balance);
+  t.is(after.held, '0');
+});
+
+test.serial('a rejected submit reaches the SDK as 502 with the upstream status, and costs nothing', async (t) => {
+  mock.setBehavior(SECRET, { fail: { status: 400, message: 'The size is not supported', times: 1 } });
+  const before = await funds(admin, userId);
+  const error = await t.throwsAsync(client.images.generate({ model: MODEL, prompt: 'x' }), { instanceOf: OpenAI.APIError });
+  mock.setBehavior(SECRET, {});
+  t.is(error!.status, 502);
+  t.is((error!.error as Json).upstream_status, 400);
+  t.is((await funds(admin, userId)).balance, before.balance);
+});
+
+test.serial('bad requests: n outside 1..4, unlisted or malformed size, b64_json, empty prompt → 400 naming the field', async (t) => {
+  const cases: Array<[Json, RegExp]> = [
+    [{ model: MODEL, prompt: 'x', n: 5 }, /^n: must be from 1 to 4/],
+    [{ model: MODEL, prompt: 'x', n: 0 }, /^n: must be from 1 to 4/],
+    [{ model: MODEL, prompt: 'x', n: 1.5 }, /^n: must be an integer/],
+    [{ model: MODEL, prompt: 'x', size: '512x512' }, /^size: model test\/wanx serves 1024x1024, 720x1280; got 512x512/],
+    [{ model: MODEL, prompt: 'x', size: '1024*1024' }, /^size: must be WIDTHxHEIGHT/],
+    [{ model: MODEL, prompt: 'x', response_format: 'b64_json' }, /^response_format: only "url" is supported/],
+    [{ model: MODEL, prompt: '  ' }, /^prompt: must not be empty/],
+    [{ model: MODEL }, /^prompt:/],
+  ];
+  const before = await funds(admin, userId);
+  for (const [body, message] of cases) {
+    const { res, json } = await post(url, apiKey, body);
+    t.is(res.status, 400, JSON.stringify(body));
+    t.is(json.error.code, 'bad_request');
+    t.regex(json.error.message, message);
+  }
+  t.is((await funds(admin, userId)).balance, before.balance);
+});
+
+test.serial('non-image models → 400 wrong_endpoint; an image model on chat → wrong_endpoint too', async (t) => {
+  for (const model of ['test/chat', 'test/embed']) {
+    const { res, json } = await post(url, apiKey, { model, prompt: 'x' });
+    t.is(res.status, 400);
+    t.is(json.error.code, 'wrong_endpoint');
+  }
+  const chat = await fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  t.is(chat.status, 400);
+  t.is(((await chat.json()) as Json).error.code, 'wrong_endpoint');
+});
+
+test.serial('the hold is n × price: a balance that covers one image but not two gets 402 for n=2', async (t) => {
+  const poor = await admin.user('poor-images@example.com', '0.05');
+  const key = (await admin.key(poor.id)).key;
+  const { res, json } = await post(url, key, { model: MODEL, prompt: 'x', n: 2 });
+  t.is(res.status, 402);
+  t.is(json.error.code, 'insufficient_balance');
+  const one = await post(url, key, { model: MODEL, prompt: 'x', n: 1 });
+  t.is(one.res.status, 200);
+  t.is((await funds(admin, poor.id)).balance, nano('0.05') - nano(PRICE_PER_IMAGE));
+});
+
+test.serial("the token's lease is held for the whole task: max_concurrency 1, two concurrent requests, one task at a time", async (t) => {
+  mock.setBehavior(SOLO_SECRET, { imageTaskPolls: 5 });
+  const results = await Promise.all([
+    client.images.generate({ model: SOLO_MODEL, prompt: 'first' }),
+    client.images.generate({ model: SOLO_MODEL, prompt: 'second' }),
+  ]);
+  mock.setBehavior(SOLO_SECRET, {});
+  t.true(results.every((r) => r.data!.length === 1));
+  t.is(mock.stats(SOLO_SECRET).calls, 2);
+  t.is(mock.stats(SOLO_SECRET).maxInFlight, 1);
+});
+
+test('past the deadline: 504 upstream_timeout, the hold released, nothing charged', async (t) => {
+  const secret = 'tok-images-slow';
+  const { env } = await freshEnvironment('images_deadline');
+  const slow = await startGateway({ ...env, ...FAST_POLLS, IMAGE_DEADLINE_MS: '1500' }, { webs: 1, workers: 1 });
+  t.teardown(() => slow.stop());
+  const slowAdmin = new AdminClient(slow.urls[0], env.ADMIN_TOKEN);
+  await provision(slowAdmin, mock.url, secret, MODEL);
+  const user = await slowAdmin.user('slow-images@example.com', '1');
+  const key = (await slowAdmin.key(user.id)).key;
+  mock.setBehavior(secret, { imageTaskPolls: 100_000 });
+
+  const pending = post(slow.urls[0], key, { model: MODEL, prompt: 'never finishes', n: 2 });
+  while (submits(secret).length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.is((await funds(slowAdmin, user.id)).held, '0.08', 'n × price is held while the task runs');
+  const { res, json } = await pending;
+  t.is(res.status, 504);
+  t.is(json.error.code, 'upstream_timeout');
+  const after = await funds(slowAdmin, user.id);
+  t.is(after.held, '0');
+  t.is(after.balance, nano('1'));
+  t.is((await slowAdmin.usage(`user_id=${user.id}`)).data.filter((r) => r.kind === 'charge').length, 0);
+});

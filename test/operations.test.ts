@@ -1,0 +1,109 @@
+import test from 'ava';
+import { Queue } from 'bullmq';
+import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
+import { createRedis, type Redis } from '../src/redis/index.js';
+import { AdminClient } from './helpers/admin.js';
+import { freshEnvironment } from './helpers/env.js';
+import { startGateway, type Gateway } from './helpers/gateway.js';
+
+// The operator's surface (SPEC §5): health, readiness, metrics, Bull Board, JSON logs without secrets.
+let mock: MockUpstream;
+let gateway: Gateway;
+let env: Record<string, string>;
+let url: string;
+let apiKey: string;
+let channelId: number;
+let redis: Redis;
+const METRICS_TOKEN = 'metrics-secret-token';
+const UPSTREAM_SECRET = 'ops-upstream-secret-1234';
+const PROMPT = 'a very private prompt text 42';
+
+test.before(async () => {
+  mock = await startMockUpstream();
+  ({ env } = await freshEnvironment('operations'));
+  gateway = await startGateway({ ...env, METRICS_TOKEN, LOG_LEVEL: 'info' }, { webs: 1, workers: 1 });
+  url = gateway.urls[0];
+  const admin = new AdminClient(url, env.ADMIN_TOKEN);
+  const channel = await admin.channel('ops', 'openai', `${mock.url}/v1`);
+  channelId = channel.id;
+  await admin.token(channel.id, UPSTREAM_SECRET, 4);
+  await admin.model('ops/chat', { channel_id: channel.id, upstream_model: 'up', input_price_per_1m: 1, output_price_per_1m: 1 });
+  const user = await admin.user('ops@example.com', '1');
+  apiKey = (await admin.key(user.id)).key;
+  redis = createRedis(env.REDIS_URL);
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'ops/chat', messages: [{ role: 'user', content: PROMPT }], max_tokens: 10 }),
+  });
+  if (res.status !== 200) throw new Error(`setup chat failed: ${res.status}`);
+});
+
+test.after.always(async () => {
+  await gateway?.stop();
+  await mock?.close();
+  await redis?.quit();
+});
+
+test('healthz and readyz answer 200 JSON', async (t) => {
+  const health = await fetch(`${url}/healthz`);
+  t.is(health.status, 200);
+  const ready = await fetch(`${url}/readyz`);
+  t.is(ready.status, 200);
+  t.deepEqual(await ready.json(), { status: 'ready', mysql: 'ok', redis: 'ok' });
+});
+
+test('/metrics needs METRICS_TOKEN and reports HTTP traffic, queue depths and token leases', async (t) => {
+  t.is((await fetch(`${url}/metrics`)).status, 401);
+  t.is((await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${env.ADMIN_TOKEN}` } })).status, 401, 'METRICS_TOKEN, when set, is the only key');
+  const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+  t.is(res.status, 200);
+  const text = await res.text();
+  t.regex(text, /eastx_http_requests_total\{route="\/v1\/chat\/completions",status="200"\} 1/);
+  t.regex(text, new RegExp(`eastx_queue_jobs\\{queue="channel-${channelId}",state="completed"\\} 1`));
+  t.regex(text, /eastx_upstream_token_in_flight\{channel="\d+",token="\d+"\} 0/);
+  t.regex(text, /eastx_process_resident_memory_bytes/);
+});
+
+test('Bull Board at /admin/queues: 401 with a Basic challenge without the admin token, the board with it', async (t) => {
+  const anonymous = await fetch(`${url}/admin/queues`);
+  t.is(anonymous.status, 401);
+  t.regex(anonymous.headers.get('www-authenticate') ?? '', /^Basic/);
+  t.is(((await anonymous.json()) as { error: { code: string } }).error.code, 'unauthorized');
+  const page = await fetch(`${url}/admin/queues`, { headers: { authorization: `Bearer ${env.ADMIN_TOKEN}` } });
+  t.is(page.status, 200);
+  t.regex(page.headers.get('content-type') ?? '', /html/);
+  const basic = Buffer.from(`admin:${env.ADMIN_TOKEN}`).toString('base64');
+  const api = await fetch(`${url}/admin/queues/api/queues`, { headers: { authorization: `Basic ${basic}` } });
+  t.is(api.status, 200);
+  const body = (await api.json()) as { queues: Array<{ name: string }> };
+  t.true(body.queues.some((q) => q.name === `channel-${channelId}`));
+});
+
+test('job data names the model and holds no secret: not the API key, not the upstream token', async (t) => {
+  const queue = new Queue(`channel-${channelId}`, { connection: redis, prefix: `{${env.QUEUE_PREFIX}}` });
+  const [job] = await queue.getJobs(['completed']);
+  await queue.close();
+  t.truthy(job);
+  t.is(job.name, 'chat ops/chat');
+  const data = JSON.stringify(job.data);
+  t.false(data.includes(apiKey));
+  t.false(data.includes(apiKey.slice('sk-eastx-'.length)));
+  t.false(data.includes(UPSTREAM_SECRET));
+  t.is((job.returnvalue as { status: string }).status, 'ok');
+});
+
+test('JSON access logs carry the request id and never the key, the upstream token or the prompt', async (t) => {
+  const res = await fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${apiKey}` } });
+  const requestId = res.headers.get('x-request-id');
+  await new Promise((r) => setTimeout(r, 200));
+  const lines = gateway.webs[0].output().split('\n').filter((l) => l.startsWith('{'));
+  const entry = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.requestId === requestId);
+  t.truthy(entry, 'one JSON line for the request');
+  t.is(entry!.status, 200);
+  t.is(entry!.path, '/v1/models');
+  const everything = gateway.webs.map((w) => w.output()).join('') + gateway.workers.map((w) => w.output()).join('');
+  t.false(everything.includes(apiKey.slice('sk-eastx-'.length)));
+  t.false(everything.includes(UPSTREAM_SECRET));
+  t.false(everything.includes(PROMPT));
+});

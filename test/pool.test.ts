@@ -1,0 +1,212 @@
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { UpstreamToken } from '../src/catalog/catalog.js';
+import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
+import { createRedis, RedisKeys, type Redis } from '../src/redis/index.js';
+import { parseRetryAfter } from '../src/upstream/errors.js';
+import { TokenPool } from '../src/upstream/pool.js';
+import { AdminClient } from './helpers/admin.js';
+import { freshEnvironment, REDIS_URL } from './helpers/env.js';
+import { startGateway, type Gateway } from './helpers/gateway.js';
+
+// Part 1: the pool itself against a real Redis (as several worker processes share it).
+// Part 2: the whole gateway with 3 worker processes against the mock upstream.
+
+let redis: Redis;
+let keys: RedisKeys;
+let mock: MockUpstream;
+let gateway: Gateway;
+let admin: AdminClient;
+let url: string;
+let apiKey: string;
+
+const token = (id: number, maxConcurrency: number, status: 'active' | 'disabled' = 'active'): UpstreamToken => ({
+  id,
+  channelId: 1,
+  name: `t${id}`,
+  maxConcurrency,
+  status,
+  secretEnc: '',
+});
+const never = new AbortController().signal;
+
+test.before(async () => {
+  redis = createRedis(REDIS_URL);
+  keys = new RedisKeys(`{eastx-test-pool-unit-${randomBytes(4).toString('hex')}}`);
+  mock = await startMockUpstream();
+  const { env } = await freshEnvironment('pool');
+  gateway = await startGateway(env, { webs: 1, workers: 3 });
+  url = gateway.urls[0];
+  admin = new AdminClient(url, env.ADMIN_TOKEN);
+  const user = await admin.user('pool@example.com', '50');
+  apiKey = (await admin.key(user.id, { rpm_limit: 10_000 })).key;
+});
+
+test.after.always(async () => {
+  await gateway?.stop();
+  await mock?.close();
+  redis?.disconnect();
+});
+
+test('a token never holds more leases than its max_concurrency, whoever asks', async (t) => {
+  const secondProcess = createRedis(REDIS_URL);
+  t.teardown(() => secondProcess.disconnect());
+  const pools = [new TokenPool(redis, keys), new TokenPool(secondProcess, keys)];
+  const tokens = [token(11, 3)];
+  const results = await Promise.all(
+    Array.from({ length: 10 }, (_, i) => {
+      const waitLonger = new AbortController();
+      setTimeout(() => waitLonger.abort(new Error('still waiting')), 300);
+      return pools[i % 2].acquire(tokens, `job-${i}`, waitLonger.signal).catch(() => 'waited' as const);
+    }),
+  );
+  t.is(results.filter((r) => r !== 'waited').length, 3, 'three leased, seven kept waiting instead of failing');
+  t.is(results.filter((r) => r === 'waited').length, 7);
+  t.is(await pools[0].liveLeases(11), 3);
+});
+
+test('a waiting job gets the lease as soon as one is released', async (t) => {
+  const pool = new TokenPool(redis, keys);
+  const tokens = [token(12, 1)];
+  const first = await pool.acquire(tokens, 'first', never);
+  t.is(first.kind, 'leased');
+  const second = pool.acquire(tokens, 'second', never);
+  await sleep(100);
+  t.is(await pool.liveLeases(12), 1);
+  if (first.kind === 'leased') await first.lease.release('ok');
+  t.is((await second).kind, 'leased');
+  t.is(await pool.liveLeases(12), 1);
+});
+
+test('the lease of a holder that stops renewing (it died) expires after leaseMs', async (t) => {
+  const pool = new TokenPool(redis, keys, { leaseMs: 300 });
+  const tokens = [token(13, 1)];
+  await redis.eval(
+    `redis.call('ZADD', KEYS[1], ARGV[1], 'dead-job')`,
+    1,
+    keys.leases(13),
+    Date.now() + 300, // what a holder that died right after leasing leaves behind
+  );
+  t.is(await pool.liveLeases(13), 1);
+  const waited = Date.now();
+  const next = await pool.acquire(tokens, 'next-job', never);
+  t.is(next.kind, 'leased');
+  t.true(Date.now() - waited >= 200, 'the dead lease blocked the token until it expired');
+});
+
+test('renewal keeps a lease alive past leaseMs while its call runs', async (t) => {
+  const pool = new TokenPool(redis, keys, { leaseMs: 300 });
+  const tokens = [token(14, 1)];
+  const held = await pool.acquire(tokens, 'long-call', never);
+  await sleep(900);
+  t.is(await pool.liveLeases(14), 1);
+  const other = new AbortController();
+  setTimeout(() => other.abort(new Error('stop')), 200);
+  await t.throwsAsync(pool.acquire(tokens, 'other', other.signal));
+  if (held.kind === 'leased') await held.lease.release('ok');
+  t.is(await pool.liveLeases(14), 0);
+});
+
+test('the least loaded token is chosen; cooling and disabled tokens are skipped', async (t) => {
+  const pool = new TokenPool(redis, keys);
+  const tokens = [token(21, 4), token(22, 4), token(23, 4, 'disabled')];
+  const picked = new Map<number, number>();
+  for (let i = 0; i < 8; i++) {
+    const got = await pool.acquire(tokens, `spread-${i}`, never);
+    if (got.kind === 'leased') picked.set(got.lease.token.id, (picked.get(got.lease.token.id) ?? 0) + 1);
+  }
+  t.deepEqual(Object.fromEntries(picked), { 21: 4, 22: 4 });
+  const cooling = [token(24, 4), token(25, 4)];
+  await redis.set(keys.cooldown(24), 'ratelimited', 'PX', 5000);
+  for (let i = 0; i < 3; i++) {
+    const got = await pool.acquire(cooling, `cool-${i}`, never);
+    t.is(got.kind === 'leased' && got.lease.token.id, 25);
+  }
+});
+
+test('cooldowns: 429 with Retry-After, exponential backoff without, 5xx after 3 in a row; all cooling → retry time', async (t) => {
+  const pool = new TokenPool(redis, keys, { baseBackoffMs: 1000, maxBackoffMs: 4000 });
+  const tokens = [token(31, 4)];
+  const lease = async (id: string) => {
+    const got = await pool.acquire(tokens, id, never);
+    if (got.kind !== 'leased') throw new Error(`not leased: ${got.kind}`);
+    return got.lease;
+  };
+  t.is(await (await lease('a')).release('ratelimited', 2500), 2500, 'the upstream Retry-After is the cooldown');
+  const cooling = await pool.acquire(tokens, 'b', never);
+  t.is(cooling.kind, 'cooling');
+  t.true(cooling.kind === 'cooling' && cooling.retryAfterMs > 2000 && cooling.retryAfterMs <= 2500);
+  const availability = await pool.availability(tokens);
+  t.false(availability.usable);
+  t.true(availability.retryAfterMs! > 2000 && availability.retryAfterMs! <= 2500);
+  await redis.del(keys.cooldown(31));
+  t.is(await (await lease('c')).release('ratelimited'), 1000, 'no Retry-After: backoff level 1');
+  await redis.del(keys.cooldown(31));
+  t.is(await (await lease('d')).release('ratelimited'), 2000, 'level 2 doubles');
+  await redis.del(keys.cooldown(31));
+  t.is(await (await lease('e')).release('ratelimited'), 4000);
+  await redis.del(keys.cooldown(31));
+  t.is(await (await lease('f')).release('ratelimited'), 4000, 'capped at maxBackoffMs');
+  await redis.del(keys.cooldown(31));
+  t.is(await (await lease('g')).release('ok'), 0, 'a success resets the backoff');
+
+  t.is(await (await lease('h')).release('fail'), 0);
+  t.is(await (await lease('i')).release('fail'), 0);
+  t.is(await (await lease('j')).release('ok'), 0, 'a success in between breaks the row');
+  t.is(await (await lease('k')).release('fail'), 0);
+  t.is(await (await lease('l')).release('neutral'), 0, 'a cancelled call says nothing about the token');
+  t.is(await (await lease('m')).release('fail'), 0);
+  t.is(await (await lease('n')).release('fail'), 1000, 'the third failure in a row cools the token down');
+  t.deepEqual((await pool.availability([token(32, 1, 'disabled')])), { usable: false, retryAfterMs: undefined });
+});
+
+test('Retry-After: seconds or an HTTP date', (t) => {
+  const now = Date.parse('2030-01-01T00:00:00Z');
+  t.is(parseRetryAfter('7', now), 7000);
+  t.is(parseRetryAfter('0.5', now), 500);
+  t.is(parseRetryAfter('Tue, 01 Jan 2030 00:00:09 GMT', now), 9000);
+  t.is(parseRetryAfter('Mon, 31 Dec 2029 23:59:00 GMT', now), 0);
+  t.is(parseRetryAfter('soon', now), undefined);
+  t.is(parseRetryAfter(null, now), undefined);
+});
+
+async function chat(model: string, content: string) {
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model, messages: [{ role: 'user', content }], max_tokens: 20 }),
+  });
+  return { status: res.status, json: (await res.json()) as { choices?: Array<{ message: { content: string } }> } };
+}
+
+test.serial('3 workers, max_concurrency 2, 50 concurrent slow requests: all succeed, never more than 2 in flight upstream', async (t) => {
+  const secret = `tight-${randomBytes(4).toString('hex')}`;
+  const channel = await admin.channel('tight', 'openai', `${mock.url}/v1`);
+  await admin.token(channel.id, secret, 2, 'tight');
+  await admin.model('pool/tight', { channel_id: channel.id, upstream_model: 'mock-gpt', input_price_per_1m: 1, output_price_per_1m: 1 });
+  mock.setBehavior(secret, { latencyMs: 150 });
+  const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => chat('pool/tight', `request ${i}`)));
+  t.deepEqual(answers.map((a) => a.status), Array(50).fill(200));
+  t.is(answers[7].json.choices?.[0].message.content, 'Hello! You said: request 7');
+  const stats = mock.stats(secret);
+  t.is(stats.calls, 50);
+  t.is(stats.maxInFlight, 2, `max in flight ${stats.maxInFlight}`);
+});
+
+test.serial('load spreads over the tokens of a channel (least in flight), each within its own limit', async (t) => {
+  const [a, b] = ['spread-a', 'spread-b'].map((s) => `${s}-${randomBytes(4).toString('hex')}`);
+  const channel = await admin.channel('spread', 'openai', `${mock.url}/v1`);
+  await admin.token(channel.id, a, 3, 'spread-a');
+  await admin.token(channel.id, b, 3, 'spread-b');
+  await admin.model('pool/spread', { channel_id: channel.id, upstream_model: 'mock-gpt', input_price_per_1m: 1, output_price_per_1m: 1 });
+  mock.setBehavior(a, { latencyMs: 100 });
+  mock.setBehavior(b, { latencyMs: 100 });
+  const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => chat('pool/spread', `spread ${i}`)));
+  t.deepEqual(answers.map((x) => x.status), Array(30).fill(200));
+  const [sa, sb] = [mock.stats(a), mock.stats(b)];
+  t.is(sa.calls + sb.calls, 30);
+  t.true(sa.calls >= 5 && sb.calls >= 5, `calls ${sa.calls} / ${sb.calls}`);
+  t.true(sa.maxInFlight <= 3 && sb.maxInFlight <= 3);
+  t.is(Math.max(sa.maxInFlight, sb.maxInFlight), 3, 'both tokens were used up to their limit at once');
+});
