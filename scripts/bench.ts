@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createConnection } from 'mysql2/promise';
 import { migrateToLatest } from '../src/db/migrate.js';
+import { createServer as createHttpServer } from 'node:http';
 import { startMockUpstream } from '../src/mock/upstream.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -23,6 +24,8 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
 const WEBS = Number(process.env.BENCH_WEBS ?? 1);
 const STREAM = process.env.BENCH_STREAM === '1';
+/** BENCH_PATH=models measures GET /v1/models instead (auth + RPM + catalog only: the web side's floor). */
+const MODELS_ONLY = process.env.BENCH_PATH === 'models';
 const MYSQL = process.env.BENCH_MYSQL ?? 'mysql://root@127.0.0.1:3306';
 
 /** BENCH_PROFILE=dir writes a V8 CPU profile of each process there (open it in Chrome DevTools). */
@@ -60,6 +63,35 @@ function percentile(sorted: number[], p: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : 0;
 }
 
+/**
+ * A fixed-answer OpenAI upstream, so the benchmark measures the gateway and not the mock's tokenizer.
+ * BENCH_UPSTREAM=mock uses the full shipped mock instead.
+ */
+async function startFixedUpstream(): Promise<{ url: string; close(): Promise<void> }> {
+  const completion = JSON.stringify({
+    id: 'chatcmpl-bench', object: 'chat.completion', created: 0, model: 'bench',
+    choices: [{ index: 0, message: { role: 'assistant', content: 'pong' }, finish_reason: 'stop' }],
+    usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 },
+  });
+  const chunk = (delta: object, finish: string | null) =>
+    `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'bench', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+  const stream = chunk({ role: 'assistant', content: '' }, null) + chunk({ content: 'pong' }, null) + chunk({}, 'stop')
+    + `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'bench', choices: [], usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 } })}\n\ndata: [DONE]\n\n`;
+  const server = createHttpServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      const streaming = body.includes('"stream":true');
+      res.writeHead(200, { 'content-type': streaming ? 'text/event-stream' : 'application/json' });
+      res.end(streaming ? stream : completion);
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(() => r())) };
+}
+
 async function main(): Promise<void> {
   const database = 'eastx_bench';
   const connection = await createConnection(MYSQL);
@@ -76,7 +108,7 @@ async function main(): Promise<void> {
     WORKER_CONCURRENCY: String(Math.max(CONCURRENCY, 16)),
   };
   await migrateToLatest(env.DATABASE_URL);
-  const mock = await startMockUpstream();
+  const mock = process.env.BENCH_UPSTREAM === 'mock' ? await startMockUpstream() : await startFixedUpstream();
 
   const children: ChildProcess[] = [];
   const urls: string[] = [];
@@ -116,10 +148,13 @@ async function main(): Promise<void> {
   let measuring = false;
   let stop = false;
   const worker = async (i: number) => {
-    const url = `${urls[i % urls.length]}/v1/chat/completions`;
+    const url = `${urls[i % urls.length]}/v1/${MODELS_ONLY ? 'models' : 'chat/completions'}`;
+    const init = MODELS_ONLY
+      ? { headers: { authorization: `Bearer ${key}` } }
+      : { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body };
     while (!stop) {
       const started = performance.now();
-      const res = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body }).catch(() => undefined);
+      const res = await fetch(url, init).catch(() => undefined);
       const ok = res?.status === 200;
       if (res) await res.arrayBuffer();
       if (!measuring) continue;
@@ -152,7 +187,7 @@ async function main(): Promise<void> {
   })()) as unknown as [[{ charges: number; total: string }]];
 
   console.log(JSON.stringify({
-    mode: STREAM ? 'stream' : 'non-stream',
+    mode: MODELS_ONLY ? 'GET /v1/models' : STREAM ? 'stream' : 'non-stream',
     seconds: Number(elapsed.toFixed(1)),
     concurrency: CONCURRENCY,
     webs: WEBS,

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { batcherPer, inLockOrder, MicroBatcher } from '../db/batcher.js';
 import { retryOnDeadlock, runScript, type Db } from '../db/index.js';
 
 export type HoldRefusal = 'insufficient_balance' | 'cap_reached';
@@ -19,28 +20,38 @@ export interface Funds {
 }
 
 /**
- * Reserves the worst case against the account balance and the key's cap in one conditional UPDATE
+ * Reserves the worst case against the account balance and the key's cap with one conditional UPDATE
  * (SPEC §3): admitted only if both still have room, so concurrent requests can never overdraw. The hold
- * row (for settlement and the sweeper) is inserted only if the UPDATE matched (ROW_COUNT), in the same
- * transaction, sent as one round trip so the account's row lock is held for microseconds, not for
- * several client round trips.
+ * row (for settlement and the sweeper) is inserted only if that UPDATE matched (ROW_COUNT). Concurrent
+ * holds of a process go to MySQL together: one transaction, one round trip, one commit, each hold decided
+ * in turn under the account's row lock.
  */
-const PLACE_HOLD = `
-START TRANSACTION;
+const HOLD_STATEMENTS = `
 UPDATE users u JOIN api_keys k ON k.id = ? AND k.user_id = u.id
   SET u.held_nano = u.held_nano + ?, k.held_nano = k.held_nano + ?
   WHERE u.id = ? AND u.balance_nano - u.held_nano >= ?
     AND (k.cap_nano IS NULL OR k.cap_nano - k.spent_nano - k.held_nano >= ?);
 INSERT INTO holds (request_id, user_id, key_id, channel_id, amount_nano)
-  SELECT ?, ?, ?, ?, ? FROM DUAL WHERE ROW_COUNT() > 0;
-COMMIT;`;
+  SELECT ?, ?, ?, ?, ? FROM DUAL WHERE ROW_COUNT() > 0;`;
 
-export async function placeHold(db: Db, hold: HoldRequest): Promise<boolean> {
-  const { requestId, userId, keyId, channelId, amountNano: amount } = hold;
-  const results = await retryOnDeadlock(() =>
-    runScript(db, PLACE_HOLD, [keyId, amount, amount, userId, amount, amount, requestId, userId, keyId, channelId, amount]),
-  );
-  return (results[2] as { affectedRows: number }).affectedRows === 1;
+async function placeHolds(db: Db, holds: HoldRequest[]): Promise<boolean[]> {
+  const ordered = inLockOrder(holds, (h) => h.userId);
+  const script = `START TRANSACTION;${HOLD_STATEMENTS.repeat(ordered.length)}\nCOMMIT;`;
+  const params = ordered.flatMap(({ item: { requestId, userId, keyId, channelId, amountNano: amount } }) => [
+    keyId, amount, amount, userId, amount, amount, requestId, userId, keyId, channelId, amount,
+  ]);
+  const results = await retryOnDeadlock(() => runScript(db, script, params));
+  const admitted = new Array<boolean>(holds.length);
+  ordered.forEach(({ index }, position) => {
+    admitted[index] = (results[2 + 2 * position] as { affectedRows: number }).affectedRows === 1;
+  });
+  return admitted;
+}
+
+const holdBatcher = batcherPer((db: Db) => new MicroBatcher((holds: HoldRequest[]) => placeHolds(db, holds)));
+
+export function placeHold(db: Db, hold: HoldRequest): Promise<boolean> {
+  return holdBatcher(db).submit(hold);
 }
 
 export async function readFunds(db: Db, userId: number, keyId: number): Promise<Funds> {

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { batcherPer, inLockOrder, MicroBatcher } from '../db/batcher.js';
 import { retryOnDeadlock, runScript, type Db } from '../db/index.js';
 import { costNano, type Prices, type Usage } from './money.js';
 
@@ -23,11 +24,10 @@ export interface SettlementOutcome {
 /**
  * Debits the actual cost and releases the hold in one transaction, exactly once per request id: the hold
  * row is the token. Deleting it (under its row lock) decides whether this settlement applies; a second
- * settlement of the same request finds no hold and changes nothing, and the ledger's unique request id
- * guards the same. Sent as one round trip, so the account's row lock is held only inside the server.
+ * settlement of the same request finds no hold and changes nothing (the ledger's unique request id guards
+ * the same). Concurrent settlements of a process go to MySQL together: one transaction, one round trip.
  */
-const SETTLE = `
-START TRANSACTION;
+const SETTLE_STATEMENTS = `
 DELETE FROM holds WHERE request_id = ?;
 SET @eastx_settling = ROW_COUNT();
 UPDATE users u JOIN api_keys k ON k.id = ? AND k.user_id = u.id
@@ -36,21 +36,39 @@ UPDATE users u JOIN api_keys k ON k.id = ? AND k.user_id = u.id
   WHERE u.id = ? AND @eastx_settling > 0;
 INSERT INTO ledger (request_id, user_id, key_id, kind, model, prompt_tokens, completion_tokens, images, amount_nano, estimated)
   SELECT ?, ?, ?, 'charge', ?, ?, ?, ?, ?, ? FROM DUAL WHERE @eastx_settling > 0 AND ? > 0;
-SELECT @eastx_settling AS settled;
-COMMIT;`;
+SELECT @eastx_settling AS settled;`;
+const RESULTS_PER_SETTLEMENT = 5;
 
-export async function settle(db: Db, s: Settlement): Promise<SettlementOutcome> {
+/** The charge: the computed cost, never more than what was held for the request. */
+const chargeOf = (s: Settlement) => {
   const computed = costNano(s.prices, s.usage);
-  const cost = computed > s.holdNano ? s.holdNano : computed;
-  const results = await retryOnDeadlock(() =>
-    runScript(db, SETTLE, [
+  return computed > s.holdNano ? s.holdNano : computed;
+};
+
+async function settleMany(db: Db, settlements: Settlement[]): Promise<SettlementOutcome[]> {
+  const ordered = inLockOrder(settlements, (s) => s.userId);
+  const script = `START TRANSACTION;${SETTLE_STATEMENTS.repeat(ordered.length)}\nCOMMIT;`;
+  const params = ordered.flatMap(({ item: s }) => {
+    const cost = chargeOf(s);
+    return [
       s.requestId,
       s.keyId, cost, s.holdNano, cost, s.holdNano, s.userId,
       s.requestId, s.userId, s.keyId, s.model, s.usage.promptTokens, s.usage.completionTokens, s.usage.images, -cost, s.estimated ? 1 : 0, cost,
-    ]),
-  );
-  const [{ settled }] = results[5] as Array<{ settled: number | string }>;
-  return Number(settled) > 0 ? { costNano: cost, applied: true } : { costNano: cost, applied: false };
+    ];
+  });
+  const results = await retryOnDeadlock(() => runScript(db, script, params));
+  const outcomes = new Array<SettlementOutcome>(settlements.length);
+  ordered.forEach(({ item, index }, position) => {
+    const [{ settled }] = results[RESULTS_PER_SETTLEMENT * (position + 1)] as Array<{ settled: number | string }>;
+    outcomes[index] = { costNano: chargeOf(item), applied: Number(settled) > 0 };
+  });
+  return outcomes;
+}
+
+const settlementBatcher = batcherPer((db: Db) => new MicroBatcher((items: Settlement[]) => settleMany(db, items)));
+
+export function settle(db: Db, settlement: Settlement): Promise<SettlementOutcome> {
+  return settlementBatcher(db).submit(settlement);
 }
 
 /** Releases a hold without charging (a request that failed with no output). Idempotent. */
