@@ -14,6 +14,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createConnection } from 'mysql2/promise';
+import { Agent, request } from 'undici';
 import { migrateToLatest } from '../src/db/migrate.js';
 import { createServer as createHttpServer } from 'node:http';
 import { startMockUpstream } from '../src/mock/upstream.js';
@@ -143,20 +144,22 @@ async function main(): Promise<void> {
   const { key } = (await admin('POST', `/admin/api/users/${user.id}/keys`, { name: 'bench', rpm_limit: 1_000_000 })) as { key: string };
 
   const body = JSON.stringify({ model: 'bench/chat', messages: [{ role: 'user', content: 'benchmark ping' }], max_tokens: 16, stream: STREAM });
+  // undici's request, not fetch: the load generator shares the 2 cores with what it measures
+  const clientAgent = new Agent({ keepAliveTimeout: 60_000, connections: CONCURRENCY });
   const latencies: number[] = [];
   let errors = 0;
   let measuring = false;
   let stop = false;
   const worker = async (i: number) => {
     const url = `${urls[i % urls.length]}/v1/${MODELS_ONLY ? 'models' : 'chat/completions'}`;
-    const init = MODELS_ONLY
-      ? { headers: { authorization: `Bearer ${key}` } }
-      : { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body };
+    const headers: Record<string, string> = { authorization: `Bearer ${key}` };
+    if (!MODELS_ONLY) headers['content-type'] = 'application/json';
+    const options = { method: MODELS_ONLY ? ('GET' as const) : ('POST' as const), headers, body: MODELS_ONLY ? undefined : body, dispatcher: clientAgent };
     while (!stop) {
       const started = performance.now();
-      const res = await fetch(url, init).catch(() => undefined);
-      const ok = res?.status === 200;
-      if (res) await res.arrayBuffer();
+      const res = await request(url, options).catch(() => undefined);
+      const ok = res?.statusCode === 200;
+      if (res) await res.body.arrayBuffer();
       if (!measuring) continue;
       if (ok) latencies.push(performance.now() - started);
       else errors++;
