@@ -307,3 +307,21 @@ test.serial('upstream failures become the SPEC §2 upstream errors and cost noth
   t.is(after.balance_usd, before.balance_usd);
   t.is(after.held_usd, '0');
 });
+
+test.serial('a stream whose first chunk takes over 10 s starts with 200 and a keep-alive comment, then the chunks', async (t) => {
+  mock.setBehavior(UPSTREAM_SECRET, { latencyMs: 11_000 });
+  const started = Date.now();
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, messages: ask('slow start'), stream: true, max_tokens: 20 }),
+  });
+  const headersAfter = Date.now() - started;
+  mock.setBehavior(UPSTREAM_SECRET, {});
+  t.is(res.status, 200);
+  t.true(headersAfter >= 9_500, `the response waited for the first chunk up to 10 s (started after ${headersAfter} ms)`);
+  const text = await res.text();
+  t.true(text.startsWith(': keep-alive\n\n'), text.slice(0, 40));
+  t.is(readSse(text).map((c) => c.choices[0]?.delta?.content ?? '').join(''), 'Hello! You said: slow start');
+  t.true(text.endsWith('data: [DONE]\n\n'));
+});

@@ -60,7 +60,7 @@ export async function withUpstream<T>(
   const tried = new Set<number>();
   let lastError: UpstreamError | undefined;
   for (;;) {
-    const catalog = await ctx.catalog.current();
+    const catalog = await ctx.catalog.latest();
     const channel = catalog.channels.get(job.channelId);
     const adapter = channel && adapterFor(channel.type);
     if (!channel || !adapter) throw new ApiError('upstream_unavailable', 'this model has no usable upstream channel');

@@ -86,6 +86,7 @@ async function main(): Promise<void> {
   const workers = new Map<number, Worker>();
   const syncWorkers = async () => {
     const catalog = await ctx.catalog.current();
+    ctx.catalog.announce(catalog.version);
     for (const channelId of catalog.channels.keys()) {
       if (workers.has(channelId)) continue;
       const worker = new Worker<JobData, JobSummary>(channelQueueName(channelId), process_, {
@@ -110,7 +111,10 @@ async function main(): Promise<void> {
 
   subscriber.on('message', (channel: string, message: string) => {
     if (channel === keys.cancel()) running.get(message)?.abort({ failure: 'cancelled' });
-    else if (channel === keys.catalogChannel()) void syncWorkers().catch((err) => log.error({ err: { message: err.message } }, 'catalog sync failed'));
+    else if (channel === keys.catalogChannel()) {
+      ctx.catalog.announce(message);
+      void syncWorkers().catch((err) => log.error({ err: { message: err.message } }, 'catalog sync failed'));
+    }
   });
   await subscriber.subscribe(keys.cancel(), keys.catalogChannel());
   await syncWorkers();

@@ -89,6 +89,8 @@ async function loadSnapshot(db: Db, version: string): Promise<CatalogSnapshot> {
 export class Catalog {
   private snapshot: CatalogSnapshot | undefined;
   private loading: Promise<CatalogSnapshot> | undefined;
+  /** The newest version announced on the catalog channel (worker processes follow it instead of asking Redis). */
+  private announced: string | null | undefined;
 
   constructor(
     private readonly db: Db,
@@ -109,6 +111,19 @@ export class Catalog {
 
   async current(): Promise<CatalogSnapshot> {
     return this.at(await this.redis.get(this.keys.catalogVersion()));
+  }
+
+  /** Records a version heard on the catalog channel (or read by a periodic check). */
+  announce(version: string | null): void {
+    this.announced = version;
+  }
+
+  /**
+   * The catalog as last announced, without a Redis round trip: for worker processes, which subscribe to
+   * the catalog channel. Until a version was announced it reads Redis like `current()`.
+   */
+  async latest(): Promise<CatalogSnapshot> {
+    return this.announced === undefined ? this.current() : this.at(this.announced);
   }
 
   /** Call after any change to models, channels or tokens. */
