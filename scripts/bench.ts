@@ -9,7 +9,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -58,6 +58,31 @@ async function adminCall(base: string, token: string, method: string, path: stri
   const json = (await res.json()) as Record<string, unknown>;
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
   return json;
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (0 where unreadable). */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** The database and Redis servers' pids on this machine, when they are local. */
+function serverPids(): Record<string, number | undefined> {
+  const find = (name: string) => {
+    for (const entry of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      try {
+        if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === name) return Number(entry);
+      } catch {
+        // process gone
+      }
+    }
+    return undefined;
+  };
+  return { mariadbd: find('mariadbd') ?? find('mysqld'), 'redis-server': find('redis-server') };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -168,12 +193,21 @@ async function main(): Promise<void> {
   const runners = Array.from({ length: CONCURRENCY }, (_, i) => worker(i));
   await sleep(2000);
   measuring = true;
+  const processes: Record<string, number | undefined> = {
+    bench: process.pid,
+    ...Object.fromEntries(children.map((c, i) => [`${i < WEBS ? 'web' : 'worker'}${i}`, c.pid])),
+    ...serverPids(),
+  };
+  const cpuBefore = Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, cpuSeconds(pid)]));
   const t0 = performance.now();
   let peakRss = children.map(() => 0);
   const sampler = setInterval(() => (peakRss = children.map((c, i) => Math.max(peakRss[i], rssMb(c.pid)))), 250);
   await sleep(SECONDS * 1000);
   measuring = false;
   const elapsed = (performance.now() - t0) / 1000;
+  const cpuMsPerRequest = Object.fromEntries(
+    Object.entries(processes).map(([name, pid]) => [name, +(((cpuSeconds(pid) - cpuBefore[name]) * 1000) / Math.max(1, latencies.length)).toFixed(2)]),
+  );
   stop = true;
   clearInterval(sampler);
   await Promise.all(runners);
@@ -199,6 +233,7 @@ async function main(): Promise<void> {
     errors,
     rps: Math.round(latencies.length / elapsed),
     latency_ms: { p50: +percentile(latencies, 0.5).toFixed(1), p95: +percentile(latencies, 0.95).toFixed(1), p99: +percentile(latencies, 0.99).toFixed(1) },
+    cpu_ms_per_request: cpuMsPerRequest,
     peak_rss_mb: Object.fromEntries(children.map((c, i) => [`${i < WEBS ? 'web' : 'worker'}${i}`, peakRss[i]])),
     ledger_charges_total: Number(row.charges),
     balance_usd: account.balance_usd,

@@ -29,15 +29,14 @@ export interface SettlementOutcome {
  */
 const SETTLE_STATEMENTS = `
 DELETE FROM holds WHERE request_id = ?;
-SET @eastx_settling = ROW_COUNT();
 UPDATE users u JOIN api_keys k ON k.id = ? AND k.user_id = u.id
   SET u.balance_nano = u.balance_nano - ?, u.held_nano = u.held_nano - ?,
       k.spent_nano = k.spent_nano + ?, k.held_nano = k.held_nano - ?, k.last_used_at = CURRENT_TIMESTAMP(3)
-  WHERE u.id = ? AND @eastx_settling > 0;
+  WHERE u.id = ? AND ROW_COUNT() > 0;
 INSERT INTO ledger (request_id, user_id, key_id, kind, model, prompt_tokens, completion_tokens, images, amount_nano, estimated)
-  SELECT ?, ?, ?, 'charge', ?, ?, ?, ?, ?, ? FROM DUAL WHERE @eastx_settling > 0 AND ? > 0;
-SELECT @eastx_settling AS settled;`;
-const RESULTS_PER_SETTLEMENT = 5;
+  SELECT ?, ?, ?, 'charge', ?, ?, ?, ?, ?, ? FROM DUAL WHERE ROW_COUNT() > 0 AND ? > 0;`;
+/** Statement results per settlement in the script: DELETE (did a hold exist?), UPDATE, INSERT. */
+const RESULTS_PER_SETTLEMENT = 3;
 
 /** The charge: the computed cost, never more than what was held for the request. */
 const chargeOf = (s: Settlement) => {
@@ -59,8 +58,8 @@ async function settleMany(db: Db, settlements: Settlement[]): Promise<Settlement
   const results = await retryOnDeadlock(() => runScript(db, script, params));
   const outcomes = new Array<SettlementOutcome>(settlements.length);
   ordered.forEach(({ item, index }, position) => {
-    const [{ settled }] = results[RESULTS_PER_SETTLEMENT * (position + 1)] as Array<{ settled: number | string }>;
-    outcomes[index] = { costNano: chargeOf(item), applied: Number(settled) > 0 };
+    const deleted = results[1 + RESULTS_PER_SETTLEMENT * position] as { affectedRows: number };
+    outcomes[index] = { costNano: chargeOf(item), applied: deleted.affectedRows > 0 };
   });
   return outcomes;
 }
