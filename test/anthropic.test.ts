@@ -3,6 +3,7 @@ import OpenAI from 'openai';
 import { countTokens } from '../src/mock/text.js';
 import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
 import { AdminClient } from './helpers/admin.js';
+import { newCustomer } from './helpers/customer.js';
 import { freshEnvironment } from './helpers/env.js';
 import { startGateway, type Gateway } from './helpers/gateway.js';
 import { costOf, nano } from './helpers/money.js';
@@ -41,10 +42,7 @@ test.before(async () => {
   url = gateway.urls[0];
   admin = new AdminClient(url, env.ADMIN_TOKEN);
   await anthropicModel(MODEL, 'anthropic-main', [SECRET]);
-  const user = await admin.user('anthropic@example.com', '5');
-  userId = user.id;
-  apiKey = (await admin.key(userId, { rpm_limit: 1000 })).key;
-  client = new OpenAI({ baseURL: `${url}/v1`, apiKey, maxRetries: 0 });
+  ({ userId, apiKey, client } = await newCustomer(admin, 'anthropic@example.com', '5'));
 });
 
 test.after.always(async () => {
@@ -144,7 +142,7 @@ test.serial('a streamed tool call reassembles to valid JSON; the follow-up `tool
   t.truthy(calls[0].id);
   t.deepEqual(JSON.parse(calls[0].args), { query: 'weather in Paris' });
   const first = lastUpstreamBody();
-  t.deepEqual(first.tools, [{ name: 'lookup', description: 'look something up', input_schema: tools[0].function.parameters }]);
+  t.deepEqual(first.tools, [{ name: 'lookup', description: 'look something up', input_schema: (tools[0] as OpenAI.ChatCompletionFunctionTool).function.parameters }]);
   t.deepEqual(first.tool_choice, { type: 'any' });
 
   const followUp = await client.chat.completions.create({

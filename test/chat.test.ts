@@ -2,6 +2,7 @@ import test from 'ava';
 import OpenAI from 'openai';
 import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
 import { AdminClient } from './helpers/admin.js';
+import { newCustomer } from './helpers/customer.js';
 import { freshEnvironment } from './helpers/env.js';
 import { startGateway, type Gateway } from './helpers/gateway.js';
 import { costOf, nano, readSse } from './helpers/money.js';
@@ -32,12 +33,7 @@ test.before(async () => {
   await admin.model('test/soon', { channel_id: channel.id, upstream_model: 'x', status: 'coming_soon' });
   await admin.model('test/off', { channel_id: channel.id, upstream_model: 'x', status: 'disabled' });
   await admin.model('test/embed', { channel_id: channel.id, upstream_model: 'mock-embed', modality: 'embedding', input_price_per_1m: 0.02 });
-  const user = await admin.user('chat@example.com', '5');
-  userId = user.id;
-  const key = await admin.key(userId, { rpm_limit: 1000 });
-  keyId = key.id;
-  apiKey = key.key;
-  client = new OpenAI({ baseURL: `${url}/v1`, apiKey, maxRetries: 0 });
+  ({ userId, keyId, apiKey, client } = await newCustomer(admin, 'chat@example.com', '5'));
 });
 
 test.after.always(async () => {
@@ -46,6 +42,8 @@ test.after.always(async () => {
 });
 
 const ask = (content: string) => [{ role: 'user' as const, content }];
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const lastSent = () => mock.requests.at(-1)!.body as Record<string, any>;
 
 async function post(path: string, body: unknown, key = apiKey, headers: Record<string, string> = {}) {
   const res = await fetch(`${url}${path}`, {
@@ -78,7 +76,7 @@ test.serial('non-stream chat: OpenAI shape, upstream usage, exact cost in header
   t.is(nano(rows[0].amount_usd as string), -cost);
   t.is((await admin.getUser(userId)).held_usd, '0');
 
-  const sent = mock.requests.at(-1)!;
+  const sent = { ...mock.requests.at(-1)!, body: lastSent() };
   t.is(sent.body.model, 'mock-gpt', 'the upstream gets its own model name');
   t.is(sent.headers.authorization, `Bearer ${UPSTREAM_SECRET}`);
   t.is(sent.body.max_tokens, 256, "without max_tokens the model's cap (affordable) is sent upstream");
@@ -100,7 +98,7 @@ test.serial('stream without include_usage: chunks reassemble, one finish_reason,
   t.is(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join(''), 'Hello! You said: stream me');
   t.deepEqual(chunks.flatMap((c) => c.choices.map((ch: { finish_reason: string | null }) => ch.finish_reason)).filter(Boolean), ['stop']);
   t.false(chunks.some((c) => c.usage || c.choices.length === 0));
-  const upstreamBody = mock.requests.at(-1)!.body;
+  const upstreamBody = lastSent();
   t.deepEqual(upstreamBody.stream_options, { include_usage: true }, 'the gateway always asks the upstream for usage');
 });
 
@@ -161,7 +159,7 @@ test.serial('a streamed tool call reassembles to valid JSON and the tool turn ro
     ],
   });
   t.is(followUp.choices[0].message.content, 'Tool result received: sunny, 21C');
-  const sent = mock.requests.at(-1)!.body;
+  const sent = lastSent();
   t.is(sent.messages[1].tool_calls[0].id, calls[0].id);
   t.deepEqual(sent.tools, tools);
 });
@@ -176,7 +174,7 @@ test.serial('image_url parts and unknown fields pass through to an OpenAI upstre
     eastx_unknown_field: { nested: [1, 2] },
   });
   t.is(res.status, 200);
-  const sent = mock.requests.at(-1)!.body;
+  const sent = lastSent();
   t.deepEqual(sent.messages[0].content[1], image);
   t.deepEqual(sent.eastx_unknown_field, { nested: [1, 2] });
   t.deepEqual(sent.logit_bias, { '50256': -100 });
@@ -246,7 +244,7 @@ test.serial('every error this path can produce has the SPEC §2 shape, and none 
   t.is(after.balance_usd, before.balance_usd);
   t.is(after.held_usd, '0');
   t.is((await admin.usage(`user_id=${userId}`)).data.length, ledgerBefore);
-  t.is(mock.requests.filter((r) => r.body?.messages?.[0]?.content === 'hi').length, 0, 'no failed request reached the upstream');
+  t.is(mock.requests.filter((r) => (r.body as { messages?: Array<{ content?: unknown }> } | undefined)?.messages?.[0]?.content === 'hi').length, 0, 'no failed request reached the upstream');
 });
 
 test.serial('key states: disabled → 403 disabled, expired → 403 expired, revoked → 401 invalid_key, each on the very next request', async (t) => {
@@ -287,7 +285,7 @@ test.serial('without max_tokens, a small balance caps the output sent upstream a
   const key = await admin.key(modest.id);
   const { res } = await post('/v1/chat/completions', { model: MODEL, messages: ask('hi') }, key.key);
   t.is(res.status, 200);
-  const sent = mock.requests.at(-1)!.body;
+  const sent = lastSent();
   t.true(sent.max_tokens >= 16 && sent.max_tokens < 256, `max_tokens sent: ${sent.max_tokens}`);
   const held = costOf(PRICES, 0, sent.max_tokens);
   t.true(held <= nano('0.0005'));

@@ -1,8 +1,9 @@
 import test from 'ava';
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import { countTokens, embeddingVector } from '../src/mock/text.js';
 import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
 import { AdminClient } from './helpers/admin.js';
+import { newCustomer } from './helpers/customer.js';
 import { freshEnvironment } from './helpers/env.js';
 import { startGateway, type Gateway } from './helpers/gateway.js';
 import { costOf, nano } from './helpers/money.js';
@@ -38,10 +39,7 @@ test.before(async () => {
   await admin.model(DASHSCOPE_MODEL, { ...embedding, channel_id: dashscopeChannel.id, upstream_model: 'text-embedding-v3', input_price_per_1m: DASHSCOPE_PRICES.input });
   await admin.model('test/chat', { channel_id: openaiChannel.id, upstream_model: 'mock-gpt', input_price_per_1m: 1, output_price_per_1m: 2 });
   await admin.model('test/image', { modality: 'image', channel_id: dashscopeChannel.id, upstream_model: 'wanx-v1', price_per_image: 0.04 });
-  const user = await admin.user('embeddings@example.com', '5');
-  userId = user.id;
-  apiKey = (await admin.key(userId, { rpm_limit: 1000 })).key;
-  client = new OpenAI({ baseURL: `${url}/v1`, apiKey, maxRetries: 0 });
+  ({ userId, apiKey, client } = await newCustomer(admin, 'embeddings@example.com', '5'));
 });
 
 test.after.always(async () => {

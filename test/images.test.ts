@@ -2,6 +2,7 @@ import test from 'ava';
 import OpenAI from 'openai';
 import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
 import { AdminClient } from './helpers/admin.js';
+import { newCustomer } from './helpers/customer.js';
 import { freshEnvironment } from './helpers/env.js';
 import { startGateway, type Gateway } from './helpers/gateway.js';
 import { nano } from './helpers/money.js';
@@ -50,10 +51,7 @@ test.before(async () => {
   await provision(admin, mock.url, SOLO_SECRET, SOLO_MODEL, 1);
   await admin.model('test/chat', { channel_id: channel.id, upstream_model: 'qwen-plus', input_price_per_1m: 1, output_price_per_1m: 2 });
   await admin.model('test/embed', { modality: 'embedding', channel_id: channel.id, upstream_model: 'text-embedding-v3', input_price_per_1m: 0.07 });
-  const user = await admin.user('images@example.com', '10');
-  userId = user.id;
-  apiKey = (await admin.key(userId, { rpm_limit: 1000 })).key;
-  client = new OpenAI({ baseURL: `${url}/v1`, apiKey, maxRetries: 0 });
+  ({ userId, apiKey, client } = await newCustomer(admin, 'images@example.com', '10'));
 });
 
 test.after.always(async () => {
