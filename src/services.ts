@@ -26,9 +26,11 @@ export interface WebServices {
 
 export async function createWebServices(config: Config): Promise<WebServices> {
   const db = createDb(config.databaseUrl, 20);
-  const redis = createRedis(config.redisUrl);
+  // Request-path commands fail after a couple of reconnect attempts instead of queueing forever while Redis
+  // is away, so a client gets an error answer rather than a hang (workers keep BullMQ's retry-forever).
+  const redis = createRedis(config.redisUrl, { maxRetriesPerRequest: 2 });
   const subscriber = createRedis(config.redisUrl, { enableAutoPipelining: false });
-  const queueConnection = createRedis(config.redisUrl, { enableAutoPipelining: false });
+  const queueConnection = createRedis(config.redisUrl, { enableAutoPipelining: false, maxRetriesPerRequest: 2 });
   const keys = new RedisKeys(config.redisPrefix);
   const relay = new RelayHub(subscriber, redis, keys, randomBytes(8).toString('hex'));
   await relay.start();
