@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import { releaseHold } from '../src/billing/settlement.js';
 import { ApiError } from '../src/http/errors.js';
 import type { JobBase } from '../src/queue/jobs.js';
-import { RelayPublisher, streamStartedKey } from '../src/queue/relay.js';
+import { RelayPublisher } from '../src/queue/relay.js';
 import type { WorkerContext } from './context.js';
 
 /** BullMQ's reason for a job whose workers died more often than `maxStalledCount` allows. */
@@ -26,7 +26,7 @@ export async function rerunRefusal(ctx: WorkerContext, job: JobBase): Promise<Ap
   const tokens = (await ctx.catalog.current()).tokensByChannel.get(job.channelId) ?? [];
   const [hold, streamStarted] = await Promise.all([
     ctx.db.selectFrom('holds').select('request_id').where('request_id', '=', job.requestId).executeTakeFirst(),
-    ctx.redis.exists(streamStartedKey(ctx.keys, job.requestId)),
+    ctx.redis.exists(ctx.keys.streamStarted(job.requestId)),
     ctx.pool.forget(tokens, job.requestId),
   ]);
   return hold && !streamStarted ? undefined : interrupted();
@@ -40,6 +40,6 @@ export async function abandon(ctx: WorkerContext, job: JobBase, error: ApiError)
   const tokens = (await ctx.catalog.current()).tokensByChannel.get(job.channelId) ?? [];
   await ctx.pool.forget(tokens, job.requestId);
   await releaseHold(ctx.db, job.requestId);
-  await ctx.redis.del(streamStartedKey(ctx.keys, job.requestId));
+  await ctx.redis.del(ctx.keys.streamStarted(job.requestId));
   await RelayPublisher.forJob(ctx.redis, ctx.keys, job).send({ t: 'error', error: error.toWire() });
 }

@@ -4,7 +4,7 @@ import { config } from '../src/config.js';
 import { createDb } from '../src/db/index.js';
 import { log } from '../src/log.js';
 import { channelQueueName, type JobData, type JobKind } from '../src/queue/jobs.js';
-import { cancelledKey, ListenerWatch } from '../src/queue/relay.js';
+import { ListenerWatch } from '../src/queue/relay.js';
 import { createRedis, RedisKeys } from '../src/redis/index.js';
 import { TokenPool } from '../src/upstream/pool.js';
 import { HoldSweeper } from './hold-sweeper.js';
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     const deadline = setTimeout(() => controller.abort({ failure: 'timeout' }), Math.max(0, job.data.deadlineAt - Date.now()));
     try {
       // the client may have left while the job was still queued (the cancel message found no worker then)
-      if (await redis.exists(cancelledKey(keys, requestId))) controller.abort({ failure: 'cancelled' });
+      if (await redis.exists(keys.cancelled(requestId))) controller.abort({ failure: 'cancelled' });
       if (isRerun(job)) {
         const refusal = await rerunRefusal(ctx, job.data);
         log.warn({ requestId, jobId: job.id, rerun: !refusal }, 'job taken over from a worker that died');

@@ -1,11 +1,6 @@
 import type { Redis, RedisKeys } from '../redis/index.js';
 import type { JobBase, RelayMessage } from './jobs.js';
 
-/** Set (with a TTL) when a client disconnects, so a job that had not started yet is cancelled too. */
-export const cancelledKey = (keys: RedisKeys, requestId: string) => `${keys.prefix}:cancelled:${requestId}`;
-/** Exists while a job's output has reached its client in part: a re-run must not start the answer over. */
-export const streamStartedKey = (keys: RedisKeys, requestId: string) => `${keys.prefix}:streamed:${requestId}`;
-
 const CANCEL_MARK_MS = 15 * 60_000;
 
 /** The web side of one job's relay: messages in arrival order, awaited with a timeout. */
@@ -98,7 +93,7 @@ export class RelayHub {
   /** Tells whichever worker holds the job (or will pick it up) to abort its upstream call. */
   async cancel(requestId: string): Promise<void> {
     await Promise.all([
-      this.publisher.set(cancelledKey(this.keys, requestId), '1', 'PX', CANCEL_MARK_MS),
+      this.publisher.set(this.keys.cancelled(requestId), '1', 'PX', CANCEL_MARK_MS),
       this.publisher.publish(this.keys.cancel(), requestId),
     ]);
   }
@@ -119,7 +114,7 @@ export class RelayPublisher {
 
   static forJob(redis: Redis, keys: RedisKeys, job: JobBase): RelayPublisher {
     const ttlMs = Math.max(0, job.deadlineAt - Date.now()) + 60_000;
-    return new RelayPublisher(redis, keys.relay(job.webId), job.requestId, { key: streamStartedKey(keys, job.requestId), ttlMs });
+    return new RelayPublisher(redis, keys.relay(job.webId), job.requestId, { key: keys.streamStarted(job.requestId), ttlMs });
   }
 
   send(message: Record<string, unknown> & { t: RelayMessage['t'] }): Promise<number> {

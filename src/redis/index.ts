@@ -28,5 +28,8 @@ export class RedisKeys {
   failures = (tokenId: number) => `${this.prefix}:failures:${tokenId}`;
   relay = (webId: string) => `${this.prefix}:relay:${webId}`;
   cancel = () => `${this.prefix}:cancel`;
-  idempotency = (userId: number, key: string) => `${this.prefix}:idem:${userId}:${key}`;
+  /** set when a client left, so a job still queued at that moment is cancelled when it starts */
+  cancelled = (requestId: string) => `${this.prefix}:cancelled:${requestId}`;
+  /** exists from a stream's first chunk to its end: a re-run must not start that stream over */
+  streamStarted = (requestId: string) => `${this.prefix}:streamed:${requestId}`;
 }
