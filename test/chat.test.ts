@@ -323,3 +323,35 @@ test.serial('a stream whose first chunk takes over 10 s starts with 200 and a ke
   t.is(readSse(text).map((c) => c.choices[0]?.delta?.content ?? '').join(''), 'Hello! You said: slow start');
   t.true(text.endsWith('data: [DONE]\n\n'));
 });
+
+test.serial('an upstream that drops mid-stream: the client gets what was produced, then the SSE error; billed for it, marked estimated', async (t) => {
+  mock.setBehavior(UPSTREAM_SECRET, { midStreamResetAfter: 2, chunkDelayMs: 20 });
+  const before = nano((await admin.getUser(userId)).balance_usd);
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, messages: ask('this answer will be cut short'), stream: true, max_tokens: 50 }),
+  });
+  const requestId = res.headers.get('x-request-id');
+  const text = await res.text();
+  mock.setBehavior(UPSTREAM_SECRET, {});
+  t.is(res.status, 200);
+  const events = text.split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6));
+  t.false(events.includes('[DONE]'));
+  const last = JSON.parse(events.at(-1)!) as { error?: { code: string; type: string } };
+  t.is(last.error?.code, 'upstream_error');
+  const streamed = events.slice(0, -1).map((e) => JSON.parse(e) as { choices: Array<{ delta: { content?: string } }> });
+  const received = streamed.map((c) => c.choices[0]?.delta?.content ?? '').join('');
+  t.true(received.length > 0, 'some output reached the client before the drop');
+
+  let row: Record<string, unknown> | undefined;
+  for (let i = 0; i < 50 && !row; i++) {
+    row = (await admin.usage(`user_id=${userId}`)).data.find((r) => r.request_id === requestId);
+    if (!row) await new Promise((r) => setTimeout(r, 100));
+  }
+  t.truthy(row, 'one charge row for what was produced');
+  t.is(row!.estimated, true);
+  t.true((row!.completion_tokens as number) > 0);
+  t.is(before - nano((await admin.getUser(userId)).balance_usd), -nano(row!.amount_usd as string));
+  t.is((await admin.getUser(userId)).held_usd, '0');
+});
