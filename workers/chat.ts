@@ -103,7 +103,6 @@ export function processChat(
   ctx: WorkerContext,
   bullJob: Job<ChatJobData>,
   signal: AbortSignal,
-  abort: (reason: unknown) => void,
 ): Promise<JobSummary> {
   const job = bullJob.data;
   return runJob(ctx, job, signal, (relay) => (job.stream ? streamChat(ctx, job, relay, signal) : completeChat(ctx, job, relay, signal)));

@@ -23,7 +23,7 @@ export const isRerun = (job: Job) => job.stalledCounter > 0 || job.attemptsStart
  * the first). Otherwise it returns the error to answer instead, without calling the upstream again.
  */
 export async function rerunRefusal(ctx: WorkerContext, job: JobBase): Promise<ApiError | undefined> {
-  const tokens = (await ctx.catalog.current()).tokensByChannel.get(job.channelId) ?? [];
+  const tokens = (await ctx.catalog.latest()).tokensByChannel.get(job.channelId) ?? [];
   const [hold, streamStarted] = await Promise.all([
     ctx.db.selectFrom('holds').select('request_id').where('request_id', '=', job.requestId).executeTakeFirst(),
     ctx.redis.exists(ctx.keys.streamStarted(job.requestId)),
@@ -37,7 +37,7 @@ export async function rerunRefusal(ctx: WorkerContext, job: JobBase): Promise<Ap
  * streamed is not billed, as its count died with it) and relays the error to the web side.
  */
 export async function abandon(ctx: WorkerContext, job: JobBase, error: ApiError): Promise<void> {
-  const tokens = (await ctx.catalog.current()).tokensByChannel.get(job.channelId) ?? [];
+  const tokens = (await ctx.catalog.latest()).tokensByChannel.get(job.channelId) ?? [];
   await ctx.pool.forget(tokens, job.requestId);
   await releaseHold(ctx.db, job.requestId);
   await ctx.redis.del(ctx.keys.streamStarted(job.requestId));

@@ -45,7 +45,6 @@ export async function charge(ctx: WorkerContext, job: JobBase, usage: Usage, est
   return outcome.costNano;
 }
 
-
 /**
  * The frame of every job: `work` gets the job's relay; if it fails, the hold is released (whatever was
  * produced was already settled by `work`), the SPEC §2 error is relayed to the web side, and the error is

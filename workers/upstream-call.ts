@@ -1,5 +1,4 @@
-import type { UpstreamToken } from '../src/catalog/catalog.js';
-import { Catalog } from '../src/catalog/catalog.js';
+import { Catalog, type UpstreamToken } from '../src/catalog/catalog.js';
 import { ApiError } from '../src/http/errors.js';
 import { log } from '../src/log.js';
 import type { JobBase } from '../src/queue/jobs.js';
@@ -35,7 +34,7 @@ async function disableToken(ctx: WorkerContext, token: UpstreamToken, err: Upstr
  * cooling token is back), else the last upstream error. `coolingHintMs` is what the lease script saw.
  */
 async function exhausted(ctx: WorkerContext, channelId: number, lastError: UpstreamError | undefined, coolingHintMs?: number): Promise<ApiError> {
-  const tokens = (await ctx.catalog.current()).tokensByChannel.get(channelId) ?? [];
+  const tokens = (await ctx.catalog.latest()).tokensByChannel.get(channelId) ?? [];
   const { usable, retryAfterMs } = await ctx.pool.availability(tokens);
   if (usable && lastError) return lastError.toApiError();
   const retryMs = retryAfterMs ?? coolingHintMs;

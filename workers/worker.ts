@@ -27,7 +27,7 @@ const STALLED_INTERVAL_MS = 5_000;
 const LISTENER_GONE_MS = 3_000;
 const CATALOG_POLL_MS = 5_000;
 
-type Processor = (ctx: WorkerContext, job: Job<JobData>, signal: AbortSignal, abort: (reason: unknown) => void) => Promise<JobSummary>;
+type Processor = (ctx: WorkerContext, job: Job<JobData>, signal: AbortSignal) => Promise<JobSummary>;
 
 /** One processor per job kind (the job's name in Bull Board says which). */
 const PROCESSORS: Partial<Record<JobKind, Processor>> = {
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
       }
       const processor = PROCESSORS[job.data.kind];
       if (!processor) throw new Error(`no processor for ${job.data.kind} jobs`);
-      return await processor(ctx, job, controller.signal, (reason) => controller.abort(reason));
+      return await processor(ctx, job, controller.signal);
     } finally {
       clearTimeout(deadline);
       unwatch();

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
-import { batcherPer, inLockOrder, MicroBatcher } from '../db/batcher.js';
-import { retryOnDeadlock, runScript, type Db } from '../db/index.js';
+import { batcherPer, MicroBatcher, runItemScript } from '../db/batcher.js';
+import type { Db } from '../db/index.js';
 
 export type HoldRefusal = 'insufficient_balance' | 'cap_reached';
 
@@ -34,19 +34,16 @@ UPDATE users u JOIN api_keys k ON k.id = ? AND k.user_id = u.id
 INSERT INTO holds (request_id, user_id, key_id, channel_id, amount_nano)
   SELECT ?, ?, ?, ?, ? FROM DUAL WHERE ROW_COUNT() > 0;`;
 
-async function placeHolds(db: Db, holds: HoldRequest[]): Promise<boolean[]> {
-  const ordered = inLockOrder(holds, (h) => h.userId);
-  const script = `START TRANSACTION;${HOLD_STATEMENTS.repeat(ordered.length)}\nCOMMIT;`;
-  const params = ordered.flatMap(({ item: { requestId, userId, keyId, channelId, amountNano: amount } }) => [
-    keyId, amount, amount, userId, amount, amount, requestId, userId, keyId, channelId, amount,
-  ]);
-  const results = await retryOnDeadlock(() => runScript(db, script, params));
-  const admitted = new Array<boolean>(holds.length);
-  ordered.forEach(({ index }, position) => {
-    admitted[index] = (results[2 + 2 * position] as { affectedRows: number }).affectedRows === 1;
+const placeHolds = (db: Db, holds: HoldRequest[]) =>
+  runItemScript(db, holds, {
+    statements: HOLD_STATEMENTS,
+    resultsPerItem: 2,
+    accountOf: (h) => h.userId,
+    paramsOf: ({ requestId, userId, keyId, channelId, amountNano: amount }) => [
+      keyId, amount, amount, userId, amount, amount, requestId, userId, keyId, channelId, amount,
+    ],
+    resultOf: ([, inserted]) => (inserted as { affectedRows: number }).affectedRows === 1,
   });
-  return admitted;
-}
 
 const holdBatcher = batcherPer((db: Db) => new MicroBatcher((holds: HoldRequest[]) => placeHolds(db, holds)));
 

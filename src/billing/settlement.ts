@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
-import { batcherPer, inLockOrder, MicroBatcher } from '../db/batcher.js';
-import { retryOnDeadlock, runScript, type Db } from '../db/index.js';
+import { batcherPer, MicroBatcher, runItemScript } from '../db/batcher.js';
+import { retryOnDeadlock, type Db } from '../db/index.js';
 import { costNano, type Prices, type Usage } from './money.js';
 
 export interface Settlement {
@@ -35,8 +35,6 @@ UPDATE users u JOIN api_keys k ON k.id = ? AND k.user_id = u.id
   WHERE u.id = ? AND ROW_COUNT() > 0;
 INSERT INTO ledger (request_id, user_id, key_id, kind, model, prompt_tokens, completion_tokens, images, amount_nano, estimated)
   SELECT ?, ?, ?, 'charge', ?, ?, ?, ?, ?, ? FROM DUAL WHERE ROW_COUNT() > 0 AND ? > 0;`;
-/** Statement results per settlement in the script: DELETE (did a hold exist?), UPDATE, INSERT. */
-const RESULTS_PER_SETTLEMENT = 3;
 
 /** The charge: the computed cost, never more than what was held for the request. */
 const chargeOf = (s: Settlement) => {
@@ -44,25 +42,21 @@ const chargeOf = (s: Settlement) => {
   return computed > s.holdNano ? s.holdNano : computed;
 };
 
-async function settleMany(db: Db, settlements: Settlement[]): Promise<SettlementOutcome[]> {
-  const ordered = inLockOrder(settlements, (s) => s.userId);
-  const script = `START TRANSACTION;${SETTLE_STATEMENTS.repeat(ordered.length)}\nCOMMIT;`;
-  const params = ordered.flatMap(({ item: s }) => {
-    const cost = chargeOf(s);
-    return [
-      s.requestId,
-      s.keyId, cost, s.holdNano, cost, s.holdNano, s.userId,
-      s.requestId, s.userId, s.keyId, s.model, s.usage.promptTokens, s.usage.completionTokens, s.usage.images, -cost, s.estimated ? 1 : 0, cost,
-    ];
+const settleMany = (db: Db, settlements: Settlement[]) =>
+  runItemScript(db, settlements, {
+    statements: SETTLE_STATEMENTS,
+    resultsPerItem: 3, // DELETE (did a hold exist?), UPDATE, INSERT
+    accountOf: (s) => s.userId,
+    paramsOf: (s) => {
+      const cost = chargeOf(s);
+      return [
+        s.requestId,
+        s.keyId, cost, s.holdNano, cost, s.holdNano, s.userId,
+        s.requestId, s.userId, s.keyId, s.model, s.usage.promptTokens, s.usage.completionTokens, s.usage.images, -cost, s.estimated ? 1 : 0, cost,
+      ];
+    },
+    resultOf: ([deleted], s): SettlementOutcome => ({ costNano: chargeOf(s), applied: (deleted as { affectedRows: number }).affectedRows > 0 }),
   });
-  const results = await retryOnDeadlock(() => runScript(db, script, params));
-  const outcomes = new Array<SettlementOutcome>(settlements.length);
-  ordered.forEach(({ item, index }, position) => {
-    const deleted = results[1 + RESULTS_PER_SETTLEMENT * position] as { affectedRows: number };
-    outcomes[index] = { costNano: chargeOf(item), applied: deleted.affectedRows > 0 };
-  });
-  return outcomes;
-}
 
 const settlementBatcher = batcherPer((db: Db) => new MicroBatcher((items: Settlement[]) => settleMany(db, items)));
 

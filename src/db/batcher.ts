@@ -1,3 +1,5 @@
+import { retryOnDeadlock, runScript, type Db } from './index.js';
+
 /**
  * Coalesces concurrent calls into batches: the first call flushes at once; calls that arrive while a flush
  * is running wait and go together in the next one. So an idle process pays one round trip per call, and a
@@ -48,6 +50,34 @@ export function batcherPer<O extends object, I, R>(create: (owner: O) => MicroBa
 }
 
 /** Items in lock order (by account), remembering where each came from, so batches lock rows in one order. */
-export function inLockOrder<I>(items: I[], accountOf: (item: I) => number): Array<{ item: I; index: number }> {
+function inLockOrder<I>(items: I[], accountOf: (item: I) => number): Array<{ item: I; index: number }> {
   return items.map((item, index) => ({ item, index })).sort((a, b) => accountOf(a.item) - accountOf(b.item) || a.index - b.index);
+}
+
+export interface ItemScript<I, R> {
+  /** The statements of one item, with `?` placeholders; repeated once per item inside one transaction. */
+  statements: string;
+  /** How many results those statements produce. */
+  resultsPerItem: number;
+  accountOf: (item: I) => number;
+  paramsOf: (item: I) => unknown[];
+  /** The item's answer, read from its own statements' results. */
+  resultOf: (results: unknown[], item: I) => R;
+}
+
+/**
+ * Runs `items` as one multi-statement transaction (one round trip, one commit), items sorted by account so
+ * concurrent batches lock rows in the same order; retried whole if InnoDB picks it as a deadlock victim.
+ */
+export async function runItemScript<I, R>(db: Db, items: I[], script: ItemScript<I, R>): Promise<R[]> {
+  const ordered = inLockOrder(items, script.accountOf);
+  const sql = `START TRANSACTION;${script.statements.repeat(ordered.length)}\nCOMMIT;`;
+  const params = ordered.flatMap(({ item }) => script.paramsOf(item));
+  const results = await retryOnDeadlock(() => runScript(db, sql, params));
+  const answers = new Array<R>(items.length);
+  ordered.forEach(({ item, index }, position) => {
+    const first = 1 + script.resultsPerItem * position; // results[0] is START TRANSACTION
+    answers[index] = script.resultOf(results.slice(first, first + script.resultsPerItem), item);
+  });
+  return answers;
 }
