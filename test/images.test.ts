@@ -144,6 +144,7 @@ test.serial('a FAILED task answers 502 upstream_error with upstream_status 200 a
     code: 'upstream_error',
     message: 'Input data may contain inappropriate content.',
     type: 'upstream_error',
+    param: null,
     upstream_status: 200,
     upstream_code: 'DataInspectionFailed',
   });

@@ -28,6 +28,8 @@ export interface ErrorBody {
   code: ErrorCode;
   message: string;
   type: string;
+  /** The offending request field (`"messages"`, `"n"`…) or null, as in OpenAI's ErrorResponse. */
+  param: string | null;
   [extra: string]: unknown;
 }
 
@@ -36,25 +38,25 @@ export class ApiError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    /** Extra fields inside `error` (e.g. `upstream_status`), and a `Retry-After` in seconds. */
-    readonly extra: { fields?: Record<string, unknown>; retryAfter?: number } = {},
+    /** Extra fields inside `error` (e.g. `upstream_status`), a `Retry-After` in seconds, the offending field. */
+    readonly extra: { fields?: Record<string, unknown>; retryAfter?: number; param?: string | null } = {},
   ) {
     super(message);
     this.status = ERRORS[code].status;
   }
 
   toJSON(): { error: ErrorBody } {
-    return { error: { code: this.code, message: this.message, type: ERRORS[this.code].type, ...this.extra.fields } };
+    return { error: { code: this.code, message: this.message, type: ERRORS[this.code].type, param: this.extra.param ?? null, ...this.extra.fields } };
   }
 
   /** Plain data that survives a trip through Redis (worker → web). */
   toWire(): WireError {
-    return { code: this.code, message: this.message, fields: this.extra.fields, retryAfter: this.extra.retryAfter };
+    return { code: this.code, message: this.message, fields: this.extra.fields, retryAfter: this.extra.retryAfter, param: this.extra.param ?? null };
   }
 
   static fromWire(wire: WireError): ApiError {
     const code = wire.code in ERRORS ? wire.code : 'internal_error';
-    return new ApiError(code, wire.message, { fields: wire.fields, retryAfter: wire.retryAfter });
+    return new ApiError(code, wire.message, { fields: wire.fields, retryAfter: wire.retryAfter, param: wire.param });
   }
 }
 
@@ -63,6 +65,16 @@ export interface WireError {
   message: string;
   fields?: Record<string, unknown>;
   retryAfter?: number;
+  param?: string | null;
 }
 
-export const badRequest = (message: string) => new ApiError('bad_request', message);
+/**
+ * 400 bad_request. `param` is the offending field; by default the path before the message's first colon
+ * ("messages.0.content: …" → "messages.0.content"), since every such message starts with the field.
+ */
+export const badRequest = (message: string, param: string | null = fieldOf(message)) => new ApiError('bad_request', message, { param });
+
+function fieldOf(message: string): string | null {
+  const field = /^([A-Za-z_][\w.[\]-]*):/.exec(message)?.[1];
+  return field && field !== 'body' ? field : null;
+}
