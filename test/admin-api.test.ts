@@ -102,16 +102,17 @@ const modelBody = (channelId: number, extra: Record<string, unknown> = {}) => ({
 
 // ---- auth
 
-test('no Authorization, another scheme or a wrong token → 401 unauthorized (authentication_error)', async (t) => {
+test('no Authorization or another scheme → 401 missing_key; a wrong token → 401 invalid_key (authentication_error)', async (t) => {
   for (const [method, path, body] of [['GET', '/admin/api/usage'], ['POST', '/admin/api/users', { email: email('intruder') }], ['GET', '/admin/api/users/1']] as const) {
     const none = await call(method, path, body, { token: null });
-    error(t, none, 401, 'unauthorized');
+    error(t, none, 401, 'missing_key');
     t.is(none.json.error.type, 'authentication_error');
-    error(t, await call(method, path, body, { token: `${adminToken}x` }), 401, 'unauthorized');
-    error(t, await call(method, path, body, { token: 'short' }), 401, 'unauthorized');
+    error(t, await call(method, path, body, { token: `${adminToken}x` }), 401, 'invalid_key');
+    error(t, await call(method, path, body, { token: 'short' }), 401, 'invalid_key');
   }
-  const basic = await fetch(`${base}/admin/api/usage`, { headers: { authorization: `Basic ${adminToken}` } });
-  t.is(basic.status, 401);
+  const basic = await fetch(`${base}/admin/api/usage`, { headers: { authorization: `Basic ${Buffer.from(`admin:${adminToken}`).toString('base64')}` } });
+  t.is(basic.status, 401, 'the admin API takes Bearer only');
+  t.is(((await basic.json()) as { error: { code: string } }).error.code, 'missing_key');
   // Nothing was created by the refused POSTs.
   const users = await svc.db.selectFrom('users').select('email').where('email', 'like', 'intruder-%').execute();
   t.deepEqual(users, []);

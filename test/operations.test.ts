@@ -69,7 +69,10 @@ test('Bull Board at /admin/queues: 401 with a Basic challenge without the admin 
   const anonymous = await fetch(`${url}/admin/queues`);
   t.is(anonymous.status, 401);
   t.regex(anonymous.headers.get('www-authenticate') ?? '', /^Basic/);
-  t.is(((await anonymous.json()) as { error: { code: string } }).error.code, 'unauthorized');
+  t.is(((await anonymous.json()) as { error: { code: string } }).error.code, 'missing_key');
+  const wrong = await fetch(`${url}/admin/queues`, { headers: { authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` } });
+  t.is(wrong.status, 401);
+  t.is(((await wrong.json()) as { error: { code: string } }).error.code, 'invalid_key');
   const page = await fetch(`${url}/admin/queues`, { headers: { authorization: `Bearer ${env.ADMIN_TOKEN}` } });
   t.is(page.status, 200);
   t.regex(page.headers.get('content-type') ?? '', /html/);

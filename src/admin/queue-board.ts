@@ -1,54 +1,40 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { KoaAdapter } from '@bull-board/koa';
-import type { Context, Middleware } from 'koa';
-import { ApiError } from '../http/errors.js';
+import type { Middleware } from 'koa';
+import type { Route } from '../http/router.js';
+import { principal, type AppContext } from '../http/state.js';
 import type { WebServices } from '../services.js';
 
 export const BOARD_PATH = '/admin/queues';
 
-const digest = (text: string) => createHash('sha256').update(text).digest();
-const sameSecret = (given: string, expected: string) => timingSafeEqual(digest(given), digest(expected));
-
-/** The operator's credential: `Bearer $ADMIN_TOKEN`, or HTTP Basic with the token as password (browsers). */
-export function presentedAdminToken(ctx: Context): string | undefined {
-  const header = ctx.get('authorization');
-  const bearer = /^Bearer\s+(.+)$/i.exec(header)?.[1];
-  if (bearer) return bearer.trim();
-  const basic = /^Basic\s+(.+)$/i.exec(header)?.[1];
-  if (!basic) return undefined;
-  const decoded = Buffer.from(basic, 'base64').toString('utf8');
-  return decoded.slice(decoded.indexOf(':') + 1);
-}
-
-/**
- * Bull Board at /admin/queues, one queue per channel, refreshed when the catalog changes. Guarded by the
- * ADMIN_TOKEN (Bearer, or Basic for a browser, which then gets the login prompt); 404 when the admin API is off.
- */
-export function queueBoard(svc: WebServices): Middleware {
+/** Bull Board, one queue per channel, refreshed when the catalog changes; built on first use per process. */
+function boardFor(svc: WebServices): Middleware {
   const serverAdapter = new KoaAdapter().setBasePath(BOARD_PATH);
   const board = createBullBoard({ queues: [], serverAdapter, options: { uiConfig: { boardTitle: 'eastx queues' } } });
-  const plugin = serverAdapter.registerPlugin();
+  const plugin = serverAdapter.registerPlugin() as Middleware;
   let shownVersion: string | undefined;
-
-  const refresh = async () => {
-    const catalog = await svc.catalog.current();
-    if (catalog.version === shownVersion) return;
-    board.replaceQueues([...catalog.channels.keys()].map((id) => new BullMQAdapter(svc.jobs.queue(id), { readOnlyMode: false })));
-    shownVersion = catalog.version;
-  };
-
   return async (ctx, next) => {
-    if (ctx.path !== BOARD_PATH && !ctx.path.startsWith(`${BOARD_PATH}/`)) return next();
-    const token = svc.config.adminToken;
-    if (!token) throw new ApiError('not_found', 'no such route');
-    const given = presentedAdminToken(ctx);
-    if (!given || !sameSecret(given, token)) {
-      ctx.set('www-authenticate', 'Basic realm="eastx admin", charset="UTF-8"');
-      throw new ApiError('unauthorized', 'admin credentials required: Authorization: Bearer $ADMIN_TOKEN (or Basic with the token as password)');
+    const catalog = await svc.catalog.current();
+    if (catalog.version !== shownVersion) {
+      board.replaceQueues([...catalog.channels.keys()].map((id) => new BullMQAdapter(svc.jobs.queue(id), { readOnlyMode: false })));
+      shownVersion = catalog.version;
     }
-    await refresh();
-    return plugin(ctx, next);
+    await plugin(ctx, next);
   };
 }
+
+const boards = new WeakMap<WebServices, Middleware>();
+
+async function serveBoard(ctx: AppContext, next: () => Promise<unknown>): Promise<void> {
+  principal(ctx, 'operator');
+  let board = boards.get(ctx.services);
+  if (!board) boards.set(ctx.services, (board = boardFor(ctx.services)));
+  await board(ctx, next);
+}
+
+/** Bull Board at /admin/queues: the admin token as Bearer, or for a browser as the password of HTTP Basic. */
+export const boardRoutes: Route[] = [
+  { method: 'ALL', path: BOARD_PATH, guard: 'operator-browser', handle: serveBoard },
+  { method: 'ALL', path: `${BOARD_PATH}/*rest`, guard: 'operator-browser', handle: serveBoard },
+];

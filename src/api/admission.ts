@@ -1,10 +1,9 @@
-import type { Context } from 'koa';
-import type { AuthKey } from '../accounts/key-store.js';
 import { placeHold, readFunds, spendable } from '../billing/holds.js';
 import { releaseHold } from '../billing/settlement.js';
 import { affordableOutputTokens, costNano } from '../billing/money.js';
 import type { Model } from '../catalog/catalog.js';
 import { ApiError } from '../http/errors.js';
+import { customerKey, principal, type AppContext } from '../http/state.js';
 import { formatResetDuration } from '../limits/rpm.js';
 import type { JobBase, JobData } from '../queue/jobs.js';
 import type { RelayStream } from '../queue/relay.js';
@@ -14,8 +13,8 @@ import type { WebServices } from '../services.js';
 export const MIN_OUTPUT_TOKENS = 16;
 
 /** The catalog entry a /v1 request names (SPEC §2: unknown, coming-soon or disabled → 404). */
-export async function findModel(ctx: Context, svc: WebServices, id: string): Promise<Model> {
-  const catalog = await svc.catalog.at(ctx.state.catalogVersion ?? null);
+export async function findModel(ctx: AppContext, id: string): Promise<Model> {
+  const catalog = await ctx.services.catalog.at(principal(ctx, 'customer').catalogVersion);
   const model = catalog.models.get(id);
   if (!model || model.status !== 'active') throw new ApiError('model_not_found', `model ${JSON.stringify(id)} does not exist or is not available`);
   return model;
@@ -28,9 +27,9 @@ export function requireModality(model: Model, modality: Model['modality'], endpo
 }
 
 /** RPM step: counts the request, sets the x-ratelimit headers, 429 past the key's limit. */
-export async function rateLimit(ctx: Context, svc: WebServices): Promise<void> {
-  const key = ctx.state.apiKey as AuthKey;
-  const decision = await svc.rpm.take(key.id, key.rpmLimit, ctx.state.requestId);
+export async function rateLimit(ctx: AppContext): Promise<void> {
+  const key = customerKey(ctx);
+  const decision = await ctx.services.rpm.take(key.id, key.rpmLimit, ctx.state.requestId);
   ctx.set('x-ratelimit-limit-requests', String(decision.limit));
   ctx.set('x-ratelimit-remaining-requests', String(decision.remaining));
   ctx.set('x-ratelimit-reset-requests', formatResetDuration(decision.resetMs));
@@ -52,12 +51,12 @@ export interface Reservation {
  * max_tokens; without one the hold covers the model's cap, or the most the account can afford below it.
  */
 export async function reserve(
-  ctx: Context,
-  svc: WebServices,
+  ctx: AppContext,
   model: Model,
   demand: { promptTokens: number; requestedOutput?: number; images?: number; choices?: number },
 ): Promise<Reservation> {
-  const key = ctx.state.apiKey as AuthKey;
+  const svc = ctx.services;
+  const key = customerKey(ctx);
   const choices = demand.choices ?? 1;
   const worst = (output: number) =>
     costNano(model.prices, { promptTokens: demand.promptTokens, completionTokens: output * choices, images: demand.images ?? 0 });
@@ -80,11 +79,11 @@ export async function reserve(
   return { holdNano: worst(output), maxOutputTokens: output };
 }
 
-export function jobBase(ctx: Context, svc: WebServices, model: Model, holdNano: bigint, deadlineMs: number): JobBase {
-  const key = ctx.state.apiKey as AuthKey;
+export function jobBase(ctx: AppContext, model: Model, holdNano: bigint, deadlineMs: number): JobBase {
+  const key = customerKey(ctx);
   return {
     requestId: ctx.state.requestId,
-    webId: svc.relay.webId,
+    webId: ctx.services.relay.webId,
     userId: key.userId,
     keyId: key.id,
     model: model.id,

@@ -1,10 +1,9 @@
-import type { Context } from 'koa';
 import { z } from 'zod';
 import { estimateChatPromptTokens } from '../billing/estimate.js';
 import { parseBody } from '../http/body.js';
 import { badRequest } from '../http/errors.js';
 import type { ChatJobData } from '../queue/jobs.js';
-import type { WebServices } from '../services.js';
+import { principal, type AppContext } from '../http/state.js';
 import { checkChatRequestFor } from '../upstream/providers/anthropic.js';
 import { findModel, jobBase, rateLimit, requireModality, reserve, enqueue } from './admission.js';
 import { respondWithResult, respondWithStream } from './relay-response.js';
@@ -34,17 +33,18 @@ export type ChatRequest = z.infer<typeof chatRequestSchema>;
 const hasImages = (body: ChatRequest) =>
   body.messages.some((m) => Array.isArray(m.content) && m.content.some((p) => p.type === 'image_url'));
 
-export async function createChatCompletion(ctx: Context, svc: WebServices): Promise<void> {
+export async function createChatCompletion(ctx: AppContext): Promise<void> {
+  const svc = ctx.services;
   const body = await parseBody(ctx, chatRequestSchema, svc.config.bodyLimitBytes);
-  const model = await findModel(ctx, svc, body.model);
+  const model = await findModel(ctx, body.model);
   requireModality(model, 'chat', '/v1/chat/completions');
   if (!model.vision && hasImages(body)) throw badRequest(`messages: model ${model.id} does not accept image_url parts`);
   if (!model.tools && (body.tools?.length || body.functions?.length)) throw badRequest(`tools: model ${model.id} does not support tools`);
-  checkChatRequestFor((await svc.catalog.at(ctx.state.catalogVersion ?? null)).channels.get(model.channelId), body);
-  await rateLimit(ctx, svc);
+  checkChatRequestFor((await svc.catalog.at(principal(ctx, 'customer').catalogVersion)).channels.get(model.channelId), body);
+  await rateLimit(ctx);
 
   const requestedOutput = body.max_completion_tokens ?? body.max_tokens ?? undefined;
-  const { holdNano, maxOutputTokens } = await reserve(ctx, svc, model, {
+  const { holdNano, maxOutputTokens } = await reserve(ctx, model, {
     promptTokens: estimateChatPromptTokens(body),
     requestedOutput,
     choices: body.n ?? 1,
@@ -54,7 +54,7 @@ export async function createChatCompletion(ctx: Context, svc: WebServices): Prom
   const upstreamBody: Record<string, unknown> = { ...body, model: model.upstreamModel };
   if (requestedOutput === undefined) upstreamBody.max_tokens = maxOutputTokens;
   const job: ChatJobData = {
-    ...jobBase(ctx, svc, model, holdNano, svc.config.chatDeadlineMs),
+    ...jobBase(ctx, model, holdNano, svc.config.chatDeadlineMs),
     kind: 'chat',
     stream,
     includeUsage: body.stream_options?.include_usage === true,

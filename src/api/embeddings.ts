@@ -1,11 +1,10 @@
-import type { Context } from 'koa';
 import { z } from 'zod';
 import { estimateEmbeddingTokens } from '../billing/estimate.js';
 import type { ChannelType } from '../db/schema.js';
 import { parseBody } from '../http/body.js';
 import { badRequest } from '../http/errors.js';
 import type { EmbeddingsJobData } from '../queue/jobs.js';
-import type { WebServices } from '../services.js';
+import { principal, type AppContext } from '../http/state.js';
 import { findModel, jobBase, rateLimit, requireModality, reserve, enqueue } from './admission.js';
 import { respondWithResult } from './relay-response.js';
 
@@ -54,18 +53,19 @@ function checkInput(input: unknown): { tokens: boolean } {
   return { tokens: !kinds.has('string') };
 }
 
-export async function createEmbeddings(ctx: Context, svc: WebServices): Promise<void> {
+export async function createEmbeddings(ctx: AppContext): Promise<void> {
+  const svc = ctx.services;
   const body = await parseBody(ctx, embeddingsRequestSchema, svc.config.bodyLimitBytes);
   const { tokens } = checkInput(body.input);
-  const model = await findModel(ctx, svc, body.model);
+  const model = await findModel(ctx, body.model);
   requireModality(model, 'embedding', '/v1/embeddings');
-  const channel = (await svc.catalog.at(ctx.state.catalogVersion ?? null)).channels.get(model.channelId);
+  const channel = (await svc.catalog.at(principal(ctx, 'customer').catalogVersion)).channels.get(model.channelId);
   if (tokens && !(channel && TOKEN_INPUT_CHANNELS.has(channel.type))) {
     throw badRequest(`input: model ${model.id} takes text only; send strings, not token arrays`);
   }
-  await rateLimit(ctx, svc);
+  await rateLimit(ctx);
 
-  const { holdNano } = await reserve(ctx, svc, model, { promptTokens: estimateEmbeddingTokens(body.input), requestedOutput: 0 });
+  const { holdNano } = await reserve(ctx, model, { promptTokens: estimateEmbeddingTokens(body.input), requestedOutput: 0 });
 
   // The upstream is always asked for floats (not every provider encodes base64); the worker encodes for the client.
   const { encoding_format: encodingFormat, dimensions, user, ...rest } = body;
@@ -73,7 +73,7 @@ export async function createEmbeddings(ctx: Context, svc: WebServices): Promise<
   if (dimensions != null) upstreamBody.dimensions = dimensions;
   if (user != null) upstreamBody.user = user;
   const job: EmbeddingsJobData = {
-    ...jobBase(ctx, svc, model, holdNano, svc.config.chatDeadlineMs),
+    ...jobBase(ctx, model, holdNano, svc.config.chatDeadlineMs),
     kind: 'embeddings',
     encodingFormat: encodingFormat ?? 'float',
     body: upstreamBody,

@@ -1,9 +1,8 @@
-import type { Context } from 'koa';
 import { z } from 'zod';
 import { parseBody } from '../http/body.js';
 import { badRequest } from '../http/errors.js';
 import type { ImagesJobData } from '../queue/jobs.js';
-import type { WebServices } from '../services.js';
+import type { AppContext } from '../http/state.js';
 import { findModel, jobBase, rateLimit, requireModality, reserve, enqueue } from './admission.js';
 import { respondWithResult } from './relay-response.js';
 
@@ -24,18 +23,19 @@ const imagesRequestSchema = z.looseObject({
   negative_prompt: z.string().nullish(),
 });
 
-export async function createImages(ctx: Context, svc: WebServices): Promise<void> {
+export async function createImages(ctx: AppContext): Promise<void> {
+  const svc = ctx.services;
   const body = await parseBody(ctx, imagesRequestSchema, svc.config.bodyLimitBytes);
-  const model = await findModel(ctx, svc, body.model);
+  const model = await findModel(ctx, body.model);
   requireModality(model, 'image', '/v1/images/generations');
   const size = !body.size || body.size === 'auto' ? DEFAULT_IMAGE_SIZE : body.size;
   if (!model.sizes.includes(size)) throw badRequest(`size: model ${model.id} serves ${model.sizes.join(', ')}; got ${size}`);
-  await rateLimit(ctx, svc);
+  await rateLimit(ctx);
 
   const n = body.n ?? 1;
-  const { holdNano } = await reserve(ctx, svc, model, { promptTokens: 0, requestedOutput: 0, images: n });
+  const { holdNano } = await reserve(ctx, model, { promptTokens: 0, requestedOutput: 0, images: n });
   const job: ImagesJobData = {
-    ...jobBase(ctx, svc, model, holdNano, svc.config.imageDeadlineMs),
+    ...jobBase(ctx, model, holdNano, svc.config.imageDeadlineMs),
     kind: 'images',
     prompt: body.prompt,
     n,

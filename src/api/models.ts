@@ -1,7 +1,6 @@
-import type { Context } from 'koa';
 import { usdNumber } from '../billing/money.js';
 import type { Model } from '../catalog/catalog.js';
-import type { WebServices } from '../services.js';
+import { principal, type AppContext } from '../http/state.js';
 import { findModel, rateLimit } from './admission.js';
 
 /** OpenAI's model object plus eastx's display name, prices (USD JSON numbers) and modality. */
@@ -21,9 +20,9 @@ export function modelEntry(model: Model): Record<string, unknown> {
   return entry;
 }
 
-export async function listModels(ctx: Context, svc: WebServices): Promise<void> {
-  await rateLimit(ctx, svc);
-  const catalog = await svc.catalog.at(ctx.state.catalogVersion ?? null);
+export async function listModels(ctx: AppContext): Promise<void> {
+  await rateLimit(ctx);
+  const catalog = await ctx.services.catalog.at(principal(ctx, 'customer').catalogVersion);
   const data = [...catalog.models.values()]
     .filter((m) => m.status === 'active')
     .sort((a, b) => a.id.localeCompare(b.id))
@@ -31,9 +30,9 @@ export async function listModels(ctx: Context, svc: WebServices): Promise<void> 
   ctx.body = { object: 'list', data };
 }
 
-export async function retrieveModel(ctx: Context, svc: WebServices): Promise<void> {
+export async function retrieveModel(ctx: AppContext): Promise<void> {
   const raw = ctx.params.id as string | string[];
-  const model = await findModel(ctx, svc, Array.isArray(raw) ? raw.join('/') : raw);
-  await rateLimit(ctx, svc);
+  const model = await findModel(ctx, Array.isArray(raw) ? raw.join('/') : raw);
+  await rateLimit(ctx);
   ctx.body = modelEntry(model);
 }

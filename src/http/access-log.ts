@@ -1,8 +1,9 @@
 import type { Middleware } from 'koa';
+import type { AppState } from './state.js';
 import { log } from '../log.js';
 
 /** One JSON line per request, when its response ends: request id, route, status, time. Never bodies or secrets. */
-export const accessLog = (): Middleware => async (ctx, next) => {
+export const accessLog = (): Middleware<AppState> => async (ctx, next) => {
   const started = performance.now();
   ctx.res.once('close', () => {
     const status = ctx.res.statusCode;
@@ -12,7 +13,7 @@ export const accessLog = (): Middleware => async (ctx, next) => {
       path: ctx.path,
       status,
       ms: Math.round(performance.now() - started),
-      keyId: ctx.state.apiKey?.id,
+      keyId: ctx.state.principal?.kind === 'customer' ? ctx.state.principal.key.id : undefined,
       aborted: !ctx.res.writableFinished || undefined,
     };
     if (status >= 500) log.warn(entry, 'request');

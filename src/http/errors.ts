@@ -4,7 +4,6 @@ export const ERRORS = {
   wrong_endpoint: { status: 400, type: 'invalid_request_error' },
   missing_key: { status: 401, type: 'authentication_error' },
   invalid_key: { status: 401, type: 'authentication_error' },
-  unauthorized: { status: 401, type: 'authentication_error' },
   insufficient_balance: { status: 402, type: 'billing_error' },
   cap_reached: { status: 402, type: 'billing_error' },
   disabled: { status: 403, type: 'permission_error' },

@@ -1,16 +1,13 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Context, Middleware } from 'koa';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { WebServices } from '../services.js';
-import { ApiError } from './errors.js';
-
-const digest = (text: string) => createHash('sha256').update(text).digest();
+import { principal, type AppContext } from './state.js';
 
 /**
  * Prometheus metrics of a web process (SPEC §5): HTTP traffic, plus queue depths and upstream token
  * leases/cooldowns read from Redis at scrape time (so any web process reports the whole fleet's state).
  */
-export function createMetrics(svc: WebServices): { observe: Middleware; endpoint: (ctx: Context) => Promise<void> } {
+export function createMetrics(svc: WebServices): { observe: Middleware; registry: Registry } {
   const registry = new Registry();
   const allTokens = async () => [...(await svc.catalog.current()).tokensByChannel.values()].flat();
   collectDefaultMetrics({ register: registry, prefix: 'eastx_' });
@@ -81,14 +78,12 @@ export function createMetrics(svc: WebServices): { observe: Middleware; endpoint
     await next();
   };
 
-  const endpoint = async (ctx: Context) => {
-    const token = svc.config.metricsToken;
-    if (!token) throw new ApiError('not_found', 'metrics are off: set METRICS_TOKEN or ADMIN_TOKEN');
-    const given = /^Bearer\s+(.+)$/i.exec(ctx.get('authorization'))?.[1]?.trim();
-    if (!given || !timingSafeEqual(digest(given), digest(token))) throw new ApiError('unauthorized', 'metrics need Authorization: Bearer $METRICS_TOKEN');
-    ctx.type = registry.contentType;
-    ctx.body = await registry.metrics();
-  };
+  return { observe, registry };
+}
 
-  return { observe, endpoint };
+/** GET /metrics (route guard: `metrics`). */
+export async function serveMetrics(ctx: AppContext): Promise<void> {
+  principal(ctx, 'metrics');
+  ctx.type = ctx.metrics.contentType;
+  ctx.body = await ctx.metrics.metrics();
 }

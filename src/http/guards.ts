@@ -1,0 +1,59 @@
+import { hashApiKey, KEY_PREFIX } from '../accounts/keys.js';
+import { presentedCredential, sameSecret } from './credentials.js';
+import { ApiError } from './errors.js';
+import type { AppContext, AppMiddleware } from './state.js';
+
+/**
+ * Who may call a route. Each route in the table (src/routes.ts) names one, and it runs first in that
+ * route's own middleware chain, so routing and guarding cannot disagree.
+ * - `customer`: `Authorization: Bearer sk-eastx-…` of a live key (SPEC §1)
+ * - `operator`: `Bearer $ADMIN_TOKEN`; with `basic: true` also HTTP Basic with the token as password
+ *   (a browser on Bull Board); every path is 404 while ADMIN_TOKEN is unset
+ * - `metrics`: `Bearer $METRICS_TOKEN` (else the admin token); 404 while neither is set
+ * - `public`: anyone
+ */
+export type Guard = 'customer' | 'operator' | 'operator-browser' | 'metrics' | 'public';
+
+const customer: AppMiddleware = async (ctx, next) => {
+  const presented = presentedCredential(ctx.get('authorization'));
+  if (presented.kind !== 'bearer') throw new ApiError('missing_key', 'missing API key: send Authorization: Bearer sk-eastx-…');
+  if (!presented.token.startsWith(KEY_PREFIX)) throw new ApiError('invalid_key', 'invalid API key');
+  const { key, catalogVersion } = await ctx.services.keyStore.lookup(hashApiKey(presented.token));
+  if (!key || key.status === 'revoked') throw new ApiError('invalid_key', 'invalid API key');
+  if (key.status === 'disabled') throw new ApiError('disabled', 'this API key has been disabled');
+  if (key.expiresAt !== null && key.expiresAt <= Date.now()) throw new ApiError('expired', 'this API key has expired');
+  ctx.state.principal = { kind: 'customer', key, catalogVersion };
+  await next();
+};
+
+/** Checks a shared secret (admin or metrics token) as a Bearer token, or also as a Basic password. */
+function secretGuard(
+  expectedOf: (ctx: AppContext) => string | undefined,
+  principal: 'operator' | 'metrics',
+  { basic }: { basic: boolean },
+): AppMiddleware {
+  const what = principal === 'metrics' ? 'Bearer $METRICS_TOKEN' : 'Bearer $ADMIN_TOKEN';
+  return async (ctx, next) => {
+    const expected = expectedOf(ctx);
+    if (!expected) throw new ApiError('not_found', 'no such route');
+    const presented = presentedCredential(ctx.get('authorization'));
+    const given = presented.kind === 'bearer' ? presented.token : basic && presented.kind === 'basic' ? presented.password : undefined;
+    if (basic) ctx.set('www-authenticate', 'Basic realm="eastx admin", charset="UTF-8"');
+    if (given === undefined) throw new ApiError('missing_key', `authentication required: send Authorization: ${what}`);
+    if (!sameSecret(given, expected)) throw new ApiError('invalid_key', 'invalid token');
+    if (basic) ctx.remove('www-authenticate');
+    ctx.state.principal = { kind: principal };
+    await next();
+  };
+}
+
+const adminToken = (ctx: AppContext) => ctx.services.config.adminToken;
+const metricsToken = (ctx: AppContext) => ctx.services.config.metricsToken;
+
+export const GUARDS: Record<Guard, AppMiddleware> = {
+  customer,
+  operator: secretGuard(adminToken, 'operator', { basic: false }),
+  'operator-browser': secretGuard(adminToken, 'operator', { basic: true }),
+  metrics: secretGuard(metricsToken, 'metrics', { basic: false }),
+  public: (_ctx, next) => next(),
+};

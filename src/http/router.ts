@@ -1,0 +1,39 @@
+import Router from '@koa/router';
+import { ApiError } from './errors.js';
+import { GUARDS, type Guard } from './guards.js';
+import type { AppContext, AppExtensions, AppMiddleware, AppState } from './state.js';
+
+export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/**
+ * One row of the route table: an exact, case-sensitive path (path-to-regexp syntax), its guard, and the
+ * middleware that handles it. The guard is the first middleware of the route's own chain.
+ */
+export interface Route {
+  method: Method | 'ALL';
+  path: string;
+  guard: Guard;
+  handle: AppMiddleware | AppMiddleware[];
+}
+
+/** The route table as one Koa router: case-sensitive, strict about trailing slashes, guard first per route. */
+export function routerFor(routes: Route[]): Router<AppState, AppExtensions> {
+  const router = new Router<AppState, AppExtensions>({ sensitive: true, strict: true });
+  for (const route of routes) {
+    const methods = route.method === 'ALL' ? ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] : [route.method];
+    const handle = Array.isArray(route.handle) ? route.handle : [route.handle];
+    router.register(route.path, methods, [GUARDS[route.guard], ...handle]);
+  }
+  return router;
+}
+
+/**
+ * After routing: a path that some route serves with another method is 405, anything else 404. (Koa
+ * router's allowedMethods would also answer OPTIONS for every route; nothing here needs preflight.)
+ */
+export const unmatched: AppMiddleware = async (ctx: AppContext, next) => {
+  await next();
+  if (ctx.matched?.some((layer) => layer.methods.length > 0) && !ctx.routeMatched) {
+    throw new ApiError('method_not_allowed', 'method not allowed on this route');
+  }
+};

@@ -1,0 +1,42 @@
+import type { RouterContext, RouterMiddleware } from '@koa/router';
+import type { Registry } from 'prom-client';
+import type { AuthKey } from '../accounts/key-store.js';
+import type { WebServices } from '../services.js';
+import { ApiError } from './errors.js';
+
+/** Who a request was authenticated as, by its route's guard (src/http/guards.ts). */
+export type Principal =
+  | { kind: 'customer'; key: AuthKey; catalogVersion: string | null }
+  | { kind: 'operator' }
+  | { kind: 'metrics' };
+
+/** Everything middleware puts on `ctx.state`, declared once. */
+export interface AppState {
+  requestId: string;
+  principal?: Principal;
+  /** The parsed JSON body, read once. */
+  jsonBody?: unknown;
+}
+
+/** What the app adds to every context: the process's shared services and its metrics registry. */
+export interface AppExtensions {
+  services: WebServices;
+  metrics: Registry;
+}
+
+export type AppContext = RouterContext<AppState, AppExtensions>;
+export type AppMiddleware = RouterMiddleware<AppState, AppExtensions>;
+
+type PrincipalOf<K extends Principal['kind']> = Extract<Principal, { kind: K }>;
+
+/**
+ * The request's principal of the kind a handler needs. Handlers fail closed: whatever the routing did, a
+ * handler reached without that principal answers 401, never runs and never 500s.
+ */
+export function principal<K extends Principal['kind']>(ctx: AppContext, kind: K): PrincipalOf<K> {
+  const found = ctx.state.principal;
+  if (found?.kind !== kind) throw new ApiError('missing_key', 'authentication required');
+  return found as PrincipalOf<K>;
+}
+
+export const customerKey = (ctx: AppContext): AuthKey => principal(ctx, 'customer').key;
