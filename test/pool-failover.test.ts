@@ -119,18 +119,19 @@ test.serial('every token 429 (Retry-After as an HTTP date) → 503 upstream_unav
   t.is(await held(), '0');
 });
 
-test.serial('500 everywhere → 502 upstream_error with upstream_status 500; the 3rd failure in a row cools the tokens → 503', async (t) => {
+test.serial('500 everywhere → 502 upstream_error with upstream_status 500, also for the request whose own 5xx cools the last token; then 503', async (t) => {
   const { model, tokens } = await channelWith(['x', 'y'], { fail: { status: 500, message: 'boom' } });
-  for (let i = 1; i <= 2; i++) {
+  // the third request's failures put both tokens in cooldown, yet it saw the upstream's error: 502 as well
+  for (let i = 1; i <= 3; i++) {
     const { res, json } = await chatJson(model);
-    t.is(res.status, 502);
+    t.is(res.status, 502, `request ${i}`);
     t.is(json.error?.code, 'upstream_error');
     t.is(json.error?.upstream_status, 500);
     t.regex(json.error!.message, /boom/);
     t.is(mock.stats(tokens.x.secret).calls, i, 'both tokens tried');
     t.is(mock.stats(tokens.y.secret).calls, i);
   }
-  // the third request's failures put both tokens in cooldown: the channel as a whole is unavailable now
+  // later requests find every token already cooling: the channel as a whole is unavailable now
   for (const calls of [3, 3]) {
     const cooled = await chatJson(model);
     t.is(cooled.res.status, 503);

@@ -30,10 +30,13 @@ async function disableToken(ctx: WorkerContext, token: UpstreamToken, err: Upstr
 }
 
 /**
- * No token left to try: 503 when the whole channel is cooling or disabled (Retry-After = until the first
- * cooling token is back), else the last upstream error. `coolingHintMs` is what the lease script saw.
+ * No token left to try. A request that saw the upstream fail (5xx, no connection) answers that error, even
+ * when its own failure just cooled the last token (SPEC §4). Otherwise 503 when the whole channel is cooling
+ * or disabled (Retry-After = until the first cooling one is back), else the last upstream error.
+ * `coolingHintMs` is what the lease script saw.
  */
 async function exhausted(ctx: WorkerContext, channelId: number, lastError: UpstreamError | undefined, coolingHintMs?: number): Promise<ApiError> {
+  if (lastError && outcomeOf(lastError) === 'fail') return lastError.toApiError();
   const tokens = (await ctx.catalog.latest()).tokensByChannel.get(channelId) ?? [];
   const { usable, retryAfterMs } = await ctx.pool.availability(tokens);
   if (usable && lastError) return lastError.toApiError();
