@@ -1,5 +1,8 @@
 import test from 'ava';
-import { anthropicRequestProblem, StreamTranslator, toAnthropicRequest, toChatCompletion } from '../src/upstream/providers/anthropic.js';
+import { anthropicRequestProblem } from '../src/upstream/providers/anthropic/check.js';
+import { toAnthropicRequest } from '../src/upstream/providers/anthropic/request.js';
+import { toChatCompletion } from '../src/upstream/providers/anthropic/response.js';
+import { StreamTranslator } from '../src/upstream/providers/anthropic/stream.js';
 import { UpstreamError } from '../src/upstream/errors.js';
 
 // Pure translation functions: no processes, no network.

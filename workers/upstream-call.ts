@@ -4,7 +4,7 @@ import { log } from '../src/log.js';
 import type { JobBase } from '../src/queue/jobs.js';
 import { scrub, UpstreamError } from '../src/upstream/errors.js';
 import type { CallOutcome } from '../src/upstream/pool.js';
-import { adapterFor } from '../src/upstream/providers/index.js';
+import { providerFor } from '../src/upstream/providers/registry.js';
 import type { ProviderAdapter, UpstreamCall } from '../src/upstream/providers/types.js';
 import { tokenSecret, type WorkerContext } from './context.js';
 
@@ -64,7 +64,7 @@ export async function withUpstream<T>(
   for (;;) {
     const catalog = await ctx.catalog.latest();
     const channel = catalog.channels.get(job.channelId);
-    const adapter = channel && adapterFor(channel.type);
+    const adapter = channel && providerFor(channel.type).adapter;
     if (!channel || !adapter) throw new ApiError('upstream_unavailable', 'this model has no usable upstream channel');
     const tokens = catalog.tokensByChannel.get(channel.id) ?? [];
 

@@ -1,33 +1,104 @@
+import type { z } from 'zod';
 import { placeHold, readFunds, spendable } from '../billing/holds.js';
-import { releaseHold } from '../billing/settlement.js';
 import { affordableOutputTokens, costNano } from '../billing/money.js';
-import type { Model } from '../catalog/catalog.js';
-import { ApiError } from '../http/errors.js';
-import { customerKey, principal, type AppContext } from '../http/state.js';
+import { releaseHold } from '../billing/settlement.js';
+import type { Channel, Model } from '../catalog/catalog.js';
+import type { Modality } from '../db/schema.js';
+import { parseBody } from '../http/body.js';
+import { ApiError, badRequest } from '../http/errors.js';
+import { customerKey, principal, type AppContext, type AppMiddleware } from '../http/state.js';
 import { formatResetDuration } from '../limits/rpm.js';
 import type { JobBase, JobData } from '../queue/jobs.js';
 import type { RelayStream } from '../queue/relay.js';
 import type { WebServices } from '../services.js';
+import { unservable, type Demand } from '../upstream/providers/registry.js';
+
+/**
+ * Admission (SPEC §2 check order): auth (the route's guard) → body → model → RPM → hold. Each step is a
+ * small middleware writing typed ctx.state; a front door declares what its steps need, and
+ * `admission(door)` composes them in that order, the one place the order is written.
+ */
 
 /** The smallest answer worth holding for: a request that cannot afford this many output tokens gets 402. */
 export const MIN_OUTPUT_TOKENS = 16;
 
-/** The catalog entry a /v1 request names (SPEC §2: unknown, coming-soon or disabled → 404). */
-export async function findModel(ctx: AppContext, id: string): Promise<Model> {
-  const catalog = await ctx.services.catalog.at(principal(ctx, 'customer').catalogVersion);
-  const model = catalog.models.get(id);
-  if (!model || model.status !== 'active') throw new ApiError('model_not_found', `model ${JSON.stringify(id)} does not exist or is not available`);
-  return model;
+/** What the hold must cover in the worst case. */
+export interface WorstCase {
+  promptTokens: number;
+  /** The client's output limit; without one the hold covers the model's cap or what the account affords. */
+  requestedOutput?: number;
+  images?: number;
+  choices?: number;
 }
 
-export function requireModality(model: Model, modality: Model['modality'], endpoint: string): void {
-  if (model.modality !== modality) {
-    throw new ApiError('wrong_endpoint', `model ${model.id} is a ${model.modality} model; ${endpoint} takes ${modality} models`);
-  }
+export interface Reservation {
+  holdNano: bigint;
+  /** Output tokens the hold covers; sent upstream when the client gave no limit. */
+  maxOutputTokens: number;
+}
+
+/** A `/v1` endpoint as admission sees it. */
+export interface FrontDoor<B extends { model: string }> {
+  endpoint: string;
+  modality: Modality;
+  schema: z.ZodType<B>;
+  /** 400s about the body alone, beyond its schema. */
+  checkBody?(body: B): void;
+  /** What the model's channel must be able to serve, and 400s about this body on this model. */
+  demand(body: B, model: Model): Demand;
+  worstCase(body: B, model: Model): WorstCase;
+}
+
+/** What admission found, for the handler: the body, the model, its channel and the hold. */
+export interface Admitted<B> {
+  body: B;
+  model: Model;
+  channel: Channel;
+  reservation: Reservation;
+}
+
+export function admitted<B>(ctx: AppContext): Admitted<B> {
+  const { body, model, channel, reservation } = ctx.state;
+  principal(ctx, 'customer');
+  if (body === undefined || !model || !channel || !reservation) throw new Error('handler reached without admission');
+  return { body: body as B, model, channel, reservation };
+}
+
+export function bodyStep<B>(schema: z.ZodType<B>, checkBody?: (body: B) => void): AppMiddleware {
+  return async (ctx, next) => {
+    const body = await parseBody(ctx, schema, ctx.services.config.bodyLimitBytes);
+    checkBody?.(body);
+    ctx.state.body = body;
+    await next();
+  };
+}
+
+/** The catalog entry a /v1 request names (SPEC §2: unknown, coming-soon or disabled → 404), read once. */
+export async function findModel(ctx: AppContext, id: string): Promise<{ model: Model; channel: Channel }> {
+  const catalog = await ctx.services.catalog.at(principal(ctx, 'customer').catalogVersion);
+  const model = catalog.models.get(id);
+  const channel = model && catalog.channels.get(model.channelId);
+  if (!model || model.status !== 'active' || !channel) throw new ApiError('model_not_found', `model ${JSON.stringify(id)} does not exist or is not available`, { param: 'model' });
+  return { model, channel };
+}
+
+function modelStep<B extends { model: string }>(door: FrontDoor<B>): AppMiddleware {
+  return async (ctx, next) => {
+    const body = ctx.state.body as B;
+    const { model, channel } = await findModel(ctx, body.model);
+    if (model.modality !== door.modality) {
+      throw new ApiError('wrong_endpoint', `model ${model.id} is a ${model.modality} model; ${door.endpoint} takes ${door.modality} models`, { param: 'model' });
+    }
+    const problem = unservable(channel, door.demand(body, model));
+    if (problem) throw badRequest(`${problem[0]}: ${problem[1]}`, problem[0]);
+    ctx.state.model = model;
+    ctx.state.channel = channel;
+    await next();
+  };
 }
 
 /** RPM step: counts the request, sets the x-ratelimit headers, 429 past the key's limit. */
-export async function rateLimit(ctx: AppContext): Promise<void> {
+export const rateLimit: AppMiddleware = async (ctx, next) => {
   const key = customerKey(ctx);
   const decision = await ctx.services.rpm.take(key.id, key.rpmLimit, ctx.state.requestId);
   ctx.set('x-ratelimit-limit-requests', String(decision.limit));
@@ -38,23 +109,14 @@ export async function rateLimit(ctx: AppContext): Promise<void> {
       retryAfter: Math.max(1, Math.ceil(decision.resetMs / 1000)),
     });
   }
-}
-
-export interface Reservation {
-  holdNano: bigint;
-  /** Output tokens the hold covers; sent upstream when the client gave no limit. */
-  maxOutputTokens: number;
-}
+  await next();
+};
 
 /**
- * Balance and cap step (SPEC §3): hold the worst case before enqueueing. `requestedOutput` is the client's
- * max_tokens; without one the hold covers the model's cap, or the most the account can afford below it.
+ * Balance and cap step (SPEC §3): hold the worst case before enqueueing. Without a client output limit the
+ * hold covers the model's cap, or the most the account (and key) can afford below it.
  */
-export async function reserve(
-  ctx: AppContext,
-  model: Model,
-  demand: { promptTokens: number; requestedOutput?: number; images?: number; choices?: number },
-): Promise<Reservation> {
+async function reserve(ctx: AppContext, model: Model, demand: WorstCase): Promise<Reservation> {
   const svc = ctx.services;
   const key = customerKey(ctx);
   const choices = demand.choices ?? 1;
@@ -79,8 +141,22 @@ export async function reserve(
   return { holdNano: worst(output), maxOutputTokens: output };
 }
 
-export function jobBase(ctx: AppContext, model: Model, holdNano: bigint, deadlineMs: number): JobBase {
+function holdStep<B extends { model: string }>(door: FrontDoor<B>): AppMiddleware {
+  return async (ctx, next) => {
+    const model = ctx.state.model!;
+    ctx.state.reservation = await reserve(ctx, model, door.worstCase(ctx.state.body as B, model));
+    await next();
+  };
+}
+
+/** The admission chain of a front door, in SPEC §2 order (the route's guard has already run). */
+export function admission<B extends { model: string }>(door: FrontDoor<B>): AppMiddleware[] {
+  return [bodyStep(door.schema, door.checkBody), modelStep(door), rateLimit, holdStep(door)];
+}
+
+export function jobBase(ctx: AppContext, deadlineMs: number): JobBase {
   const key = customerKey(ctx);
+  const { model, reservation } = admitted(ctx);
   return {
     requestId: ctx.state.requestId,
     webId: ctx.services.relay.webId,
@@ -94,7 +170,7 @@ export function jobBase(ctx: AppContext, model: Model, holdNano: bigint, deadlin
       outputMicro: model.prices.outputMicro.toString(),
       imageNano: model.prices.imageNano.toString(),
     },
-    holdNano: holdNano.toString(),
+    holdNano: reservation.holdNano.toString(),
     deadlineAt: Date.now() + deadlineMs,
   };
 }

@@ -1,11 +1,9 @@
 import { z } from 'zod';
 import { estimateChatPromptTokens } from '../billing/estimate.js';
-import { parseBody } from '../http/body.js';
 import { badRequest } from '../http/errors.js';
+import type { AppContext } from '../http/state.js';
 import type { ChatJobData } from '../queue/jobs.js';
-import { principal, type AppContext } from '../http/state.js';
-import { checkChatRequestFor } from '../upstream/providers/anthropic.js';
-import { findModel, jobBase, rateLimit, requireModality, reserve, enqueue } from './admission.js';
+import { admitted, enqueue, jobBase, type FrontDoor } from './admission.js';
 import { respondWithResult, respondWithStream } from './relay-response.js';
 
 const contentPart = z.looseObject({ type: z.string() });
@@ -33,35 +31,35 @@ export type ChatRequest = z.infer<typeof chatRequestSchema>;
 const hasImages = (body: ChatRequest) =>
   body.messages.some((m) => Array.isArray(m.content) && m.content.some((p) => p.type === 'image_url'));
 
+const requestedOutput = (body: ChatRequest) => body.max_completion_tokens ?? body.max_tokens ?? undefined;
+
+export const chatDoor: FrontDoor<ChatRequest> = {
+  endpoint: '/v1/chat/completions',
+  modality: 'chat',
+  schema: chatRequestSchema,
+  demand(body, model) {
+    if (!model.vision && hasImages(body)) throw badRequest(`messages: model ${model.id} does not accept image_url parts`);
+    if (!model.tools && (body.tools?.length || body.functions?.length)) throw badRequest(`tools: model ${model.id} does not support tools`);
+    return { kind: 'chat', body };
+  },
+  worstCase: (body) => ({ promptTokens: estimateChatPromptTokens(body), requestedOutput: requestedOutput(body), choices: body.n ?? 1 }),
+};
+
+/** POST /v1/chat/completions, after admission: the job, then the relayed answer or stream. */
 export async function createChatCompletion(ctx: AppContext): Promise<void> {
-  const svc = ctx.services;
-  const body = await parseBody(ctx, chatRequestSchema, svc.config.bodyLimitBytes);
-  const model = await findModel(ctx, body.model);
-  requireModality(model, 'chat', '/v1/chat/completions');
-  if (!model.vision && hasImages(body)) throw badRequest(`messages: model ${model.id} does not accept image_url parts`);
-  if (!model.tools && (body.tools?.length || body.functions?.length)) throw badRequest(`tools: model ${model.id} does not support tools`);
-  checkChatRequestFor((await svc.catalog.at(principal(ctx, 'customer').catalogVersion)).channels.get(model.channelId), body);
-  await rateLimit(ctx);
-
-  const requestedOutput = body.max_completion_tokens ?? body.max_tokens ?? undefined;
-  const { holdNano, maxOutputTokens } = await reserve(ctx, model, {
-    promptTokens: estimateChatPromptTokens(body),
-    requestedOutput,
-    choices: body.n ?? 1,
-  });
-
+  const { body, model, reservation } = admitted<ChatRequest>(ctx);
   const stream = body.stream === true;
   const upstreamBody: Record<string, unknown> = { ...body, model: model.upstreamModel };
-  if (requestedOutput === undefined) upstreamBody.max_tokens = maxOutputTokens;
+  if (requestedOutput(body) === undefined) upstreamBody.max_tokens = reservation.maxOutputTokens;
   const job: ChatJobData = {
-    ...jobBase(ctx, model, holdNano, svc.config.chatDeadlineMs),
+    ...jobBase(ctx, ctx.services.config.chatDeadlineMs),
     kind: 'chat',
     stream,
     includeUsage: body.stream_options?.include_usage === true,
     body: upstreamBody,
   };
 
-  const relay = await enqueue(svc, job);
-  if (stream) await respondWithStream(ctx, svc, relay, job.deadlineAt, job.includeUsage);
-  else await respondWithResult(ctx, svc, relay, job.deadlineAt);
+  const relay = await enqueue(ctx.services, job);
+  if (stream) await respondWithStream(ctx, ctx.services, relay, job.deadlineAt, job.includeUsage);
+  else await respondWithResult(ctx, ctx.services, relay, job.deadlineAt);
 }

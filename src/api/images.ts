@@ -1,9 +1,8 @@
 import { z } from 'zod';
-import { parseBody } from '../http/body.js';
 import { badRequest } from '../http/errors.js';
 import type { ImagesJobData } from '../queue/jobs.js';
 import type { AppContext } from '../http/state.js';
-import { findModel, jobBase, rateLimit, requireModality, reserve, enqueue } from './admission.js';
+import { admitted, enqueue, jobBase, type FrontDoor } from './admission.js';
 import { respondWithResult } from './relay-response.js';
 
 /** Every image model serves this size (the admin API enforces it); OpenAI's `auto` means it too. */
@@ -23,26 +22,33 @@ const imagesRequestSchema = z.looseObject({
   negative_prompt: z.string().nullish(),
 });
 
-export async function createImages(ctx: AppContext): Promise<void> {
-  const svc = ctx.services;
-  const body = await parseBody(ctx, imagesRequestSchema, svc.config.bodyLimitBytes);
-  const model = await findModel(ctx, body.model);
-  requireModality(model, 'image', '/v1/images/generations');
-  const size = !body.size || body.size === 'auto' ? DEFAULT_IMAGE_SIZE : body.size;
-  if (!model.sizes.includes(size)) throw badRequest(`size: model ${model.id} serves ${model.sizes.join(', ')}; got ${size}`);
-  await rateLimit(ctx);
+type ImagesRequest = z.infer<typeof imagesRequestSchema>;
 
-  const n = body.n ?? 1;
-  const { holdNano } = await reserve(ctx, model, { promptTokens: 0, requestedOutput: 0, images: n });
+const sizeOf = (body: ImagesRequest) => (!body.size || body.size === 'auto' ? DEFAULT_IMAGE_SIZE : body.size);
+
+export const imagesDoor: FrontDoor<ImagesRequest> = {
+  endpoint: '/v1/images/generations',
+  modality: 'image',
+  schema: imagesRequestSchema,
+  demand(body, model) {
+    if (!model.sizes.includes(sizeOf(body))) throw badRequest(`size: model ${model.id} serves ${model.sizes.join(', ')}; got ${sizeOf(body)}`);
+    return { kind: 'images' };
+  },
+  worstCase: (body) => ({ promptTokens: 0, requestedOutput: 0, images: body.n ?? 1 }),
+};
+
+/** POST /v1/images/generations, after admission. */
+export async function createImages(ctx: AppContext): Promise<void> {
+  const { body } = admitted<ImagesRequest>(ctx);
   const job: ImagesJobData = {
-    ...jobBase(ctx, model, holdNano, svc.config.imageDeadlineMs),
+    ...jobBase(ctx, ctx.services.config.imageDeadlineMs),
     kind: 'images',
     prompt: body.prompt,
-    n,
-    size,
+    n: body.n ?? 1,
+    size: sizeOf(body),
     extra: body.negative_prompt ? { negative_prompt: body.negative_prompt } : {},
   };
 
-  const relay = await enqueue(svc, job);
-  await respondWithResult(ctx, svc, relay, job.deadlineAt);
+  const relay = await enqueue(ctx.services, job);
+  await respondWithResult(ctx, ctx.services, relay, job.deadlineAt);
 }

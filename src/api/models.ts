@@ -1,7 +1,7 @@
 import { usdNumber } from '../billing/money.js';
 import type { Model } from '../catalog/catalog.js';
-import { principal, type AppContext } from '../http/state.js';
-import { findModel, rateLimit } from './admission.js';
+import { principal, type AppContext, type AppMiddleware } from '../http/state.js';
+import { findModel } from './admission.js';
 
 /** OpenAI's model object plus eastx's display name, prices (USD JSON numbers) and modality. */
 export function modelEntry(model: Model): Record<string, unknown> {
@@ -20,8 +20,8 @@ export function modelEntry(model: Model): Record<string, unknown> {
   return entry;
 }
 
+/** GET /v1/models (after the RPM step): the active catalog. */
 export async function listModels(ctx: AppContext): Promise<void> {
-  await rateLimit(ctx);
   const catalog = await ctx.services.catalog.at(principal(ctx, 'customer').catalogVersion);
   const data = [...catalog.models.values()]
     .filter((m) => m.status === 'active')
@@ -30,9 +30,14 @@ export async function listModels(ctx: AppContext): Promise<void> {
   ctx.body = { object: 'list', data };
 }
 
-export async function retrieveModel(ctx: AppContext): Promise<void> {
+/** The model step of GET /v1/models/{id}: the id comes from the path (a `*id` wildcard may hold `/`). */
+export const modelFromPath: AppMiddleware = async (ctx, next) => {
   const raw = ctx.params.id as string | string[];
-  const model = await findModel(ctx, Array.isArray(raw) ? raw.join('/') : raw);
-  await rateLimit(ctx);
-  ctx.body = modelEntry(model);
+  ctx.state.model = (await findModel(ctx, Array.isArray(raw) ? raw.join('/') : raw)).model;
+  await next();
+};
+
+export async function retrieveModel(ctx: AppContext): Promise<void> {
+  principal(ctx, 'customer');
+  ctx.body = modelEntry(ctx.state.model!);
 }

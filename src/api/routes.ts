@@ -1,14 +1,15 @@
 import type { Route } from '../http/router.js';
-import { createChatCompletion } from './chat.js';
-import { createEmbeddings } from './embeddings.js';
-import { createImages } from './images.js';
-import { listModels, retrieveModel } from './models.js';
+import { admission, rateLimit } from './admission.js';
+import { chatDoor, createChatCompletion } from './chat.js';
+import { createEmbeddings, embeddingsDoor } from './embeddings.js';
+import { createImages, imagesDoor } from './images.js';
+import { listModels, modelFromPath, retrieveModel } from './models.js';
 
-/** The public API of SPEC §1: every route needs a live customer key. */
+/** The public API of SPEC §1: a live customer key, then admission in SPEC §2 order, then the handler. */
 export const apiRoutes: Route[] = [
-  { method: 'GET', path: '/v1/models', guard: 'customer', handle: listModels },
-  { method: 'GET', path: '/v1/models/*id', guard: 'customer', handle: retrieveModel },
-  { method: 'POST', path: '/v1/chat/completions', guard: 'customer', handle: createChatCompletion },
-  { method: 'POST', path: '/v1/embeddings', guard: 'customer', handle: createEmbeddings },
-  { method: 'POST', path: '/v1/images/generations', guard: 'customer', handle: createImages },
+  { method: 'GET', path: '/v1/models', guard: 'customer', handle: [rateLimit, listModels] },
+  { method: 'GET', path: '/v1/models/*id', guard: 'customer', handle: [modelFromPath, rateLimit, retrieveModel] },
+  { method: 'POST', path: '/v1/chat/completions', guard: 'customer', handle: [...admission(chatDoor), createChatCompletion] },
+  { method: 'POST', path: '/v1/embeddings', guard: 'customer', handle: [...admission(embeddingsDoor), createEmbeddings] },
+  { method: 'POST', path: '/v1/images/generations', guard: 'customer', handle: [...admission(imagesDoor), createImages] },
 ];

@@ -1,6 +1,8 @@
 import type { RouterContext, RouterMiddleware } from '@koa/router';
 import type { Registry } from 'prom-client';
 import type { AuthKey } from '../accounts/key-store.js';
+import type { Reservation } from '../api/admission.js';
+import type { Channel, Model } from '../catalog/catalog.js';
 import type { WebServices } from '../services.js';
 import { ApiError } from './errors.js';
 
@@ -16,6 +18,11 @@ export interface AppState {
   principal?: Principal;
   /** The parsed JSON body, read once. */
   jsonBody?: unknown;
+  /** Admission (src/api/admission.ts), step by step: the validated body, the model and its channel, the hold. */
+  body?: unknown;
+  model?: Model;
+  channel?: Channel;
+  reservation?: Reservation;
 }
 
 /** What the app adds to every context: the process's shared services and its metrics registry. */

@@ -1,3 +1,5 @@
+export type Json = Record<string, unknown>;
+
 /** What an adapter needs for one upstream call. The secret lives only here, in worker memory. */
 export interface UpstreamCall {
   baseUrl: string;
@@ -48,4 +50,24 @@ export interface ProviderAdapter {
   chatStream(body: Record<string, unknown>, call: UpstreamCall): AsyncIterable<ChatChunk>;
   embeddings?(body: Record<string, unknown>, call: UpstreamCall): Promise<EmbeddingsResult>;
   images?(request: ImageRequest, call: UpstreamCall): Promise<ImagesResult>;
+}
+
+/** What a provider type can serve, declared by its index.ts; the web checks it before holding any money. */
+export interface Capabilities {
+  chat: boolean;
+  stream: boolean;
+  tools: boolean;
+  vision: boolean;
+  embeddings: boolean;
+  /** embeddings `input` given as token arrays */
+  embeddingTokenInput: boolean;
+  images: boolean;
+}
+
+/** One provider type: what it supports, a check of chat requests it cannot honour, and its adapter. */
+export interface Provider {
+  capabilities: Capabilities;
+  /** The first field of an OpenAI chat request this provider cannot honour, as [field, message]. */
+  chatRequestProblem?(body: Json): [string, string] | undefined;
+  adapter: ProviderAdapter;
 }

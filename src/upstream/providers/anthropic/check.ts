@@ -3,7 +3,6 @@
  * before anything is held or enqueued, so the client gets a 400 naming the field instead of a wrong answer.
  * Fields that are safe to drop (presence/frequency penalties, logit_bias, seed, response_format text…) pass.
  */
-import { badRequest } from '../../../http/errors.js';
 import { IMAGE_MEDIA_TYPES, imageUrlOf, parseArguments, parseDataUrl, type Json } from './request.js';
 
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -60,10 +59,4 @@ function partProblem(part: Json): [string, string] | undefined {
     return ['.image_url.url', `image type ${inline.mediaType} is not supported (use ${IMAGE_MEDIA_TYPES.join(', ')})`];
   }
   return undefined;
-}
-
-/** Throws the SPEC §2 400 for the first problem; for the web process, before admission. */
-export function checkAnthropicChatRequest(body: Json): void {
-  const problem = anthropicRequestProblem(body);
-  if (problem) throw badRequest(`${problem[0]}: ${problem[1]}`);
 }

@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { UpstreamError } from '../errors.js';
-import { readJson, send, transportFailure } from './http.js';
-import { openaiCompatible } from './openai.js';
-import type { ImageRequest, ImagesResult, ProviderAdapter, UpstreamCall } from './types.js';
+import { UpstreamError } from '../../errors.js';
+import { readJson, send, transportFailure } from '../http.js';
+import type { ImageRequest, ImagesResult, UpstreamCall } from '../types.js';
+import { imageTaskRequest } from './request.js';
+import { imagesOf, type TaskResponse } from './response.js';
 
 /** Poll waits grow by this factor per poll, up to this multiple of the first wait (500 ms → 2 s by default). */
 const POLL_GROWTH = 1.5;
@@ -10,19 +11,6 @@ const MAX_POLL_MULTIPLE = 4;
 /** Status polls that may fail in a row (5xx, 429, connect) before the task is given up. */
 const POLL_FAILURES_TOLERATED = 3;
 const WAITING_STATES = new Set(['PENDING', 'RUNNING', 'SUSPENDED']);
-
-interface TaskResult {
-  url?: string;
-  actual_prompt?: string;
-  code?: string;
-  message?: string;
-}
-
-/** DashScope's task answer, for both the submit and the status poll. */
-interface TaskResponse {
-  output?: { task_id?: string; task_status?: string; code?: string; message?: string; results?: TaskResult[] };
-  usage?: { image_count?: number };
-}
 
 const authHeaders = (call: UpstreamCall) => ({ authorization: `Bearer ${call.secret}` });
 
@@ -35,17 +23,9 @@ async function pause(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 async function submitTask(request: ImageRequest, call: UpstreamCall): Promise<string> {
-  const negative = request.extra.negative_prompt;
   const response = await send(
     `${call.baseUrl}/api/v1/services/aigc/text2image/image-synthesis`,
-    {
-      headers: { ...authHeaders(call), 'x-dashscope-async': 'enable' },
-      body: {
-        model: call.upstreamModel,
-        input: { prompt: request.prompt, ...(typeof negative === 'string' ? { negative_prompt: negative } : {}) },
-        parameters: { size: request.size.replace('x', '*'), n: request.n },
-      },
-    },
+    { headers: { ...authHeaders(call), 'x-dashscope-async': 'enable' }, body: imageTaskRequest(request, call.upstreamModel) },
     call.signal,
   );
   const task = await readJson<TaskResponse>(response, call.signal);
@@ -80,23 +60,8 @@ async function awaitTask(taskId: string, request: ImageRequest, call: UpstreamCa
 }
 
 /** DashScope text-to-image through the async task API (SPEC §4): submit, poll, collect the image URLs. */
-async function generateImages(request: ImageRequest, call: UpstreamCall): Promise<ImagesResult> {
+export async function generateImages(request: ImageRequest, call: UpstreamCall): Promise<ImagesResult> {
   const taskId = await submitTask(request, call);
   request.onSubmitted?.();
-  const task = await awaitTask(taskId, request, call);
-  const results = task.output?.results ?? [];
-  const data = results
-    .filter((r): r is TaskResult & { url: string } => typeof r.url === 'string' && r.url !== '')
-    .map((r) => ({ url: r.url, ...(r.actual_prompt ? { revised_prompt: r.actual_prompt } : {}) }));
-  if (data.length === 0) {
-    const failed = results.find((r) => r.code);
-    throw new UpstreamError('task_failed', failed?.message || 'the image task produced no image', { providerCode: failed?.code || 'NoImage' });
-  }
-  return { data, imagesProduced: task.usage?.image_count ?? data.length };
+  return imagesOf(await awaitTask(taskId, request, call));
 }
-
-/** Chat and embeddings through DashScope's OpenAI-compatible mode; images through its native task API. */
-export const dashscopeAdapter: ProviderAdapter = {
-  ...openaiCompatible((baseUrl) => `${baseUrl}/compatible-mode/v1`),
-  images: generateImages,
-};
