@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import * as ops from '../src/admin/operations.js';
+import * as ops from '../src/admin/operations/index.js';
 import { channelBody, creditBody, keyBody, modelBody, tokenBody, userBody } from '../src/admin/schemas.js';
 import { loadConfig } from '../src/config.js';
 import { createDb } from '../src/db/index.js';

@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { z } from 'zod';
-import * as ops from './admin/operations.js';
+import { redeemCode } from './billing/codes.js';
+import * as ops from './admin/operations/index.js';
 import * as schemas from './admin/schemas.js';
 import { auditLedger } from './billing/audit.js';
 import { formatUsd } from './billing/money.js';
@@ -202,7 +203,7 @@ const commands: Record<string, Command> = {
     summary: 'redeem a code for a user, as the console does',
     positionals: 2,
     run: async ({ positionals: [userId, code], deps }) => {
-      const { amountNano, balanceNano } = await ops.redeemCode(deps().db, ops.rowIdFrom(userId, 'user'), code);
+      const { amountNano, balanceNano } = await redeemCode(deps().db, ops.rowIdFrom(userId, 'user'), code);
       return { amount_usd: formatUsd(amountNano), balance_usd: formatUsd(balanceNano) };
     },
   },

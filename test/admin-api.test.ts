@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import test from 'ava';
 import { verifyPassword } from '../src/accounts/passwords.js';
 import { hashApiKey } from '../src/accounts/keys.js';
-import { redeemCode } from '../src/admin/operations.js';
+import { redeemCode } from '../src/billing/codes.js';
 import { createApp } from '../src/app.js';
 import { usdToNano } from '../src/billing/money.js';
 import { ApiError } from '../src/http/errors.js';

@@ -3,7 +3,7 @@ import { describeIssue, parseBody } from '../http/body.js';
 import { badRequest } from '../http/errors.js';
 import type { Route } from '../http/router.js';
 import { principal, type AppContext } from '../http/state.js';
-import * as ops from './operations.js';
+import * as ops from './operations/index.js';
 import * as schemas from './schemas.js';
 
 /** Admin bodies are small; this keeps a stray upload from being buffered. */

@@ -1,4 +1,4 @@
-import { usdNumber } from '../billing/money.js';
+import { pricePerMillionUsd, usdNumber } from '../billing/money.js';
 import type { Model } from '../catalog/catalog.js';
 import { principal, type AppContext, type AppMiddleware } from '../http/state.js';
 import { findModel } from './admission.js';
@@ -12,8 +12,8 @@ export function modelEntry(model: Model): Record<string, unknown> {
     owned_by: model.ownedBy,
     display_name: model.displayName,
     modality: model.modality,
-    input_price_per_1m: usdNumber(model.prices.inputMicro * 1000n),
-    output_price_per_1m: usdNumber(model.prices.outputMicro * 1000n),
+    input_price_per_1m: pricePerMillionUsd(model.prices.inputMicro),
+    output_price_per_1m: pricePerMillionUsd(model.prices.outputMicro),
   };
   if (model.modality === 'chat') Object.assign(entry, { vision: model.vision, tools: model.tools, max_output_tokens: model.maxOutputTokens });
   if (model.modality === 'image') Object.assign(entry, { price_per_image: usdNumber(model.prices.imageNano), sizes: model.sizes });

@@ -74,3 +74,5 @@ export const formatUsd = (nano: Nano) => formatDecimal(nano, 9);
 export const formatPricePerMillion = (micro: bigint) => formatDecimal(micro, 6);
 /** For JSON number fields (`usage.cost`, model prices): the decimal string read back as a JS number. */
 export const usdNumber = (nano: Nano) => Number(formatUsd(nano));
+/** A price per 1M tokens (micro-USD) as USD for JSON (`input_price_per_1m`): micro-USD × 1000 = nano-USD. */
+export const pricePerMillionUsd = (micro: bigint) => usdNumber(micro * 1000n);

@@ -1,0 +1,34 @@
+import type { Db } from '../../db/index.js';
+import { ApiError } from '../../http/errors.js';
+import type { Redis, RedisKeys } from '../../redis/index.js';
+import type { SecretBox } from '../../upstream/secrets.js';
+
+/**
+ * The operator's operations (SPEC §5), shared by the admin API, the CLI and the console. Inputs are already
+ * validated by ../schemas.ts; failures are ApiErrors (404 for a missing row named in the path, 400 naming a
+ * body field). Every change to channels, tokens or models bumps the catalog version, and every key change
+ * the key's version, after the MySQL write, so all web processes see it on their next request. Money moves
+ * only through src/billing.
+ */
+export interface AdminDeps {
+  db: Db;
+  redis: Redis;
+  keys: RedisKeys;
+  secrets: SecretBox;
+}
+
+export const notFound = (what: string, id: number | string) => new ApiError('not_found', `no ${what} with id ${id}`);
+
+/** A numeric id from a path or CLI argument; anything else names no row (404). */
+export function rowIdFrom(raw: string | undefined, what: string): number {
+  const text = (raw ?? '').trim();
+  const id = /^\d{1,15}$/.test(text) ? Number(text) : 0;
+  if (id < 1) throw notFound(what, raw ?? '');
+  return id;
+}
+
+export const isDuplicateKey = (err: unknown) => (err as { code?: string }).code === 'ER_DUP_ENTRY';
+
+export async function userRow(db: Db, id: number) {
+  return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+}

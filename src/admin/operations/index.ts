@@ -1,0 +1,5 @@
+/** The operator's operations, by concern; the admin API, the CLI and the demo call them through this index. */
+export { rowIdFrom, type AdminDeps } from './common.js';
+export { addToken, createChannel, listChannels, listModels, putModel, updateToken } from './catalog.js';
+export { createKey, getKey, listUserKeys, revokeKey, updateKey } from './keys.js';
+export { adjustUser, createRedemptionCodes, createUser, creditUser, getUser, listUsage } from './users.js';
