@@ -25,6 +25,8 @@ export class RedisKeys {
   catalogChannel = () => `${this.prefix}:catalog`;
   leases = (tokenId: number) => `${this.prefix}:lease:${tokenId}`;
   cooldown = (tokenId: number) => `${this.prefix}:cooldown:${tokenId}`;
+  /** how many cooldowns in a row a token had: its next backoff */
+  cooldownLevel = (tokenId: number) => `${this.prefix}:cooldown-level:${tokenId}`;
   failures = (tokenId: number) => `${this.prefix}:failures:${tokenId}`;
   relay = (webId: string) => `${this.prefix}:relay:${webId}`;
   cancel = () => `${this.prefix}:cancel`;

@@ -131,7 +131,7 @@ export class TokenPool {
         clearInterval(renewal);
         const o = this.options;
         return this.redis.eastxRelease(
-          leaseKey, this.keys.failures(token.id), this.keys.cooldown(token.id), `${this.keys.cooldown(token.id)}:level`,
+          leaseKey, this.keys.failures(token.id), this.keys.cooldown(token.id), this.keys.cooldownLevel(token.id),
           jobId, outcome, Math.max(0, Math.round(retryAfterMs)), o.failuresBeforeCooldown, o.baseBackoffMs, o.maxBackoffMs,
         );
       },
