@@ -7,12 +7,13 @@
  * whose own tokenizer is slow on long words). For each body: reset the histogram, send the body while GET
  * /v1/models goes to the same process every 20 ms, and print one row: the body's answer and how long it took,
  * the longest event-loop stall, and the small requests' latency (from their scheduled send time, so a stall
- * counts in full) from the body's send until 500 ms after its answer.
+ * counts in full) from the body's send until 500 ms after its answer, and the longest Redis PING meanwhile (a
+ * busy Redis holds up every request, whatever the web's event loop does).
  *
  * Targets (issue 10): each body gets its contract answer within 2 s; small requests p99 under 250 ms.
  * Where the time goes: `npm run build && node --cpu-prof --cpu-prof-dir=prof dist/scripts/hostile-bench.js`
- * profiles the web (main thread); HOSTILE_ONLY=<part of a name> runs only the matching bodies. Own database
- * (eastx_hostile_bench, dropped first) and Redis prefix.
+ * profiles the web (main thread), HOSTILE_PROFILE=<dir> the worker; HOSTILE_ONLY=<part of a name> runs only the
+ * matching bodies. Own database (eastx_hostile_bench, dropped first) and Redis prefix (removed at the end).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -93,6 +94,8 @@ interface BodyResult {
   code: string;
   answerMs: number;
   small: { count: number; failed: number; p50: number; p99: number };
+  /** the longest PING round trip to Redis meanwhile: every request waits while Redis is busy */
+  redisMaxMs: number;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -103,8 +106,15 @@ function percentile(sorted: number[], p: number): number {
 
 /** Client thread: a steady stream of small requests, and one hostile body at a time when asked. */
 async function clientThread(): Promise<void> {
-  const { url, key } = workerData as { url: string; key: string };
+  const { url, key, redisUrl } = workerData as { url: string; key: string; redisUrl: string };
   const { Agent, request } = await import('undici');
+  const { Redis } = await import('ioredis');
+  const redis = new Redis(redisUrl, { enableAutoPipelining: false });
+  const pings: Array<{ at: number; ms: number }> = [];
+  const ping = () => {
+    const at = now();
+    void redis.ping().then(() => pings.push({ at, ms: now() - at }));
+  };
   const agent = new Agent({ keepAliveTimeout: 60_000 });
   const samples: Sample[] = [];
   const inFlight = new Set<Promise<void>>();
@@ -121,13 +131,17 @@ async function clientThread(): Promise<void> {
       .finally(() => inFlight.delete(done));
     inFlight.add(done);
   };
-  const timer = setInterval(small, SMALL_EVERY_MS);
+  const timer = setInterval(() => {
+    small();
+    ping();
+  }, SMALL_EVERY_MS);
 
   const stats = (from: number, to: number) => {
     const window = samples.filter((s) => s.scheduledAt >= from && s.scheduledAt < to);
     const ms = window.map((s) => s.ms).sort((a, b) => a - b);
     return { count: window.length, failed: window.filter((s) => s.status !== 200).length, p50: percentile(ms, 0.5), p99: percentile(ms, 0.99) };
   };
+  const redisMax = (from: number, to: number) => Math.max(0, ...pings.filter((p) => p.at >= from && p.at < to).map((p) => p.ms));
 
   parentPort!.on('message', async (message: { run: number } | { go: true } | { baseline: true } | { stop: true }) => {
     if ('go' in message) return; // awaited below, by the run it starts
@@ -135,6 +149,7 @@ async function clientThread(): Promise<void> {
       clearInterval(timer);
       await Promise.all(inFlight);
       await agent.close();
+      redis.disconnect();
       parentPort!.close();
       return;
     }
@@ -142,12 +157,13 @@ async function clientThread(): Promise<void> {
       const from = now();
       await sleep(2_000);
       await Promise.all(inFlight);
-      parentPort!.postMessage({ name: 'baseline: small requests only', bytes: 0, status: 0, code: '', answerMs: 0, small: stats(from, from + 2_000) });
+      const baseline: BodyResult = { name: 'baseline: small requests only', bytes: 0, status: 0, code: '', answerMs: 0, small: stats(from, from + 2_000), redisMaxMs: redisMax(from, from + 2_000) };
+      parentPort!.postMessage(baseline);
       return;
     }
     const spec = BODIES[message.run];
-    const body = spec.build();
-    const bytes = Buffer.byteLength(body);
+    const body = Buffer.from(spec.build()); // encoded now, not while the small requests are measured
+    const bytes = body.length;
     parentPort!.postMessage({ ready: true });
     await once(parentPort!, 'message');
     const sentAt = now();
@@ -171,7 +187,8 @@ async function clientThread(): Promise<void> {
     const answeredAt = now();
     await sleep(TAIL_MS);
     await Promise.all(inFlight);
-    const result: BodyResult = { name: spec.name, bytes, status, code, answerMs: answeredAt - sentAt, small: stats(sentAt, answeredAt + TAIL_MS) };
+    const windowEnd = answeredAt + TAIL_MS;
+    const result: BodyResult = { name: spec.name, bytes, status, code, answerMs: answeredAt - sentAt, small: stats(sentAt, windowEnd), redisMaxMs: redisMax(sentAt, windowEnd) };
     parentPort!.postMessage(result);
   });
 }
@@ -218,7 +235,7 @@ async function admin(base: string, token: string, method: string, path: string, 
 }
 
 function printTable(rows: Array<BodyResult & { stallMs: number }>): void {
-  const header = ['body', 'size', 'answer', 'time to answer', 'max loop stall', 'small p50 / p99 (n, failed)'];
+  const header = ['body', 'size', 'answer', 'time to answer', 'max loop stall', 'small p50 / p99 (n, failed)', 'max Redis PING'];
   const lines = rows.map((r) => [
     r.name,
     r.bytes ? `${(r.bytes / 1e6).toFixed(1)} MB` : '–',
@@ -226,6 +243,7 @@ function printTable(rows: Array<BodyResult & { stallMs: number }>): void {
     r.answerMs ? `${Math.round(r.answerMs)} ms` : '–',
     `${Math.round(r.stallMs)} ms`,
     `${Math.round(r.small.p50)} / ${Math.round(r.small.p99)} ms (${r.small.count}, ${r.small.failed})`,
+    `${Math.round(r.redisMaxMs)} ms`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const row = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
@@ -262,7 +280,8 @@ async function main(): Promise<void> {
     process.exit(130);
   });
   const upstreamUrl = await startUpstream(children);
-  children.push(spawn(process.execPath, ['dist/workers/worker.js'], { cwd: ROOT, env: { ...process.env, EASTX_ROLE: 'worker' }, stdio: 'inherit' }));
+  const profile = process.env.HOSTILE_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.HOSTILE_PROFILE}`, '--cpu-prof-name=worker.cpuprofile'] : [];
+  children.push(spawn(process.execPath, [...profile, 'dist/workers/worker.js'], { cwd: ROOT, env: { ...process.env, EASTX_ROLE: 'worker' }, stdio: 'inherit' }));
 
   const svc = await createWebServices(loadConfig(process.env));
   const server: Server = createServer(createApp(svc).callback());
@@ -281,7 +300,7 @@ async function main(): Promise<void> {
   await call('POST', `/admin/api/users/${user.id}/credit`, { amount_usd: '1000' });
   const { key } = (await call('POST', `/admin/api/users/${user.id}/keys`, { name: 'hostile', rpm_limit: 1_000_000 })) as { key: string };
 
-  const client = new Worker(fileURLToPath(import.meta.url), { workerData: { url, key } });
+  const client = new Worker(fileURLToPath(import.meta.url), { workerData: { url, key, redisUrl: env.REDIS_URL } });
   const next = async <T>(): Promise<T> => ((await once(client, 'message')) as [T])[0];
   const histogram = monitorEventLoopDelay({ resolution: 5 });
   histogram.enable();
