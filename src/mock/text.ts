@@ -1,13 +1,15 @@
 /** Provider-neutral content logic: token counting, what to reply, how to chunk it, embeddings. */
 import { createHash } from "node:crypto";
 import { decode, encode } from "gpt-tokenizer";
+import { TokenCounter } from "../billing/estimate.js";
 import { randomId } from "./http.js";
 
 /** Treat special-token look-alikes (`<|endoftext|>`) in user text as plain text. */
 const ENCODE_OPTIONS = { disallowedSpecial: new Set<string>() };
 
+/** o200k's count, bounded like the gateway's own estimate so a hostile prompt cannot hang the mock either. */
 export function countTokens(text: string): number {
-  return text === "" ? 0 : encode(text, ENCODE_OPTIONS).length;
+  return new TokenCounter().count(text);
 }
 
 function truncateTokens(text: string, maxTokens: number): { text: string; truncated: boolean } {
