@@ -58,8 +58,6 @@ export function parseDecimal(value: unknown, scale: number): bigint | undefined 
 
 /** USD (number or decimal string, up to 9 decimals) → nano-USD. */
 export const usdToNano = (value: unknown) => parseDecimal(value, 9);
-/** USD per 1M tokens (up to 6 decimals) → micro-USD per 1M tokens. */
-export const pricePerMillionToMicro = (value: unknown) => parseDecimal(value, 6);
 
 /** Integer units of 10^-scale → plain decimal string without trailing zeros ("-0.0000135", "1"). */
 export function formatDecimal(units: bigint, scale: number): string {

@@ -16,10 +16,6 @@ function connectionOptions(databaseUrl: string) {
   };
 }
 
-export function databaseName(databaseUrl: string): string {
-  return connectionOptions(databaseUrl).database;
-}
-
 const pools = new WeakMap<Db, Pool>();
 
 /**

@@ -20,12 +20,6 @@ export function presentedCredential(header: string | undefined): Presented {
   return colon < 0 || colon === decoded.length - 1 ? { kind: 'missing' } : { kind: 'basic', password: decoded.slice(colon + 1) };
 }
 
-/** The Bearer token of a header, or undefined for anything else (no header, Basic, empty). */
-export function bearerToken(header: string | undefined): string | undefined {
-  const presented = presentedCredential(header);
-  return presented.kind === 'bearer' ? presented.token : undefined;
-}
-
 const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
 
 /** Constant-time comparison of a presented secret with the expected one (both hashed to equal length). */

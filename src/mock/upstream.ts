@@ -18,7 +18,7 @@ import { dashscopeCompatRoutes, openaiRoutes } from "./openai.js";
 import type { Provider, Route } from "./route.js";
 import { RequestLog, StatsTracker, type RecordedRequest, type SecretStats } from "./stats.js";
 
-export type { Behavior, FailSpec, ImageFailSpec } from "./behavior.js";
+export type { Behavior } from "./behavior.js";
 export type { RecordedRequest, SecretStats } from "./stats.js";
 
 export interface MockUpstream {
