@@ -16,18 +16,26 @@ const account = (ctx: AppContext) => principal(ctx, 'account');
 const pageQuery = z.object({ before: z.string().regex(/^\d{1,15}$/).transform(Number).optional() });
 const redeemForm = z.object({ code: z.string().trim().min(1, 'is required').max(64, 'is not a redemption code') });
 
-/** One page of the user's ledger (keyset paging on the (user_id, id) index), and whether more follow. */
+/**
+ * One page of the user's ledger, newest first, and whether more follow. Keyset paging in two steps: the
+ * page's ids from the (user_id, id) index alone (a range read of 51 entries however deep the page), then
+ * those rows by primary key; asked in one step, MariaDB reads the index by user_id only and filters
+ * every newer row on the way down (a second per deep page at a million rows).
+ */
 async function ledgerPage(ctx: AppContext, userId: number, before: number | undefined) {
-  const rows = await ctx.services.db
+  const db = ctx.services.db;
+  const ids = await db
     .selectFrom('ledger')
-    .selectAll()
+    .select('id')
     .where('user_id', '=', userId)
     .$if(before !== undefined, (q) => q.where('id', '<', before!))
     .orderBy('id', 'desc')
     .limit(PAGE + 1)
     .execute();
-  const entries = rows.slice(0, PAGE).map(presentLedger);
-  return { entries, older: rows.length > PAGE ? entries[entries.length - 1].id : null };
+  const pageIds = ids.slice(0, PAGE).map((r) => Number(r.id));
+  const rows = pageIds.length === 0 ? [] : await db.selectFrom('ledger').selectAll().where('id', 'in', pageIds).orderBy('id', 'desc').execute();
+  const entries = rows.map(presentLedger);
+  return { entries, older: ids.length > PAGE ? pageIds[pageIds.length - 1] : null };
 }
 
 export async function showRecharge(ctx: AppContext, error?: string, status = 200): Promise<void> {
