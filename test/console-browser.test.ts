@@ -159,3 +159,34 @@ test.serial('Bull Board loads for an operator, and a customer session gets 403',
   await t.notThrowsAsync(page.getByText('channel-1').first().waitFor({ timeout: 15_000 }), 'the board lists the channel queue');
   await operator.close();
 });
+
+test.serial('every page: each input has a visible label, and nothing breaks the CSP (no inline script or style)', async (t) => {
+  const context = await person();
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`${page.url()}: ${message.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`${page.url()}: ${err.message}`));
+  const unlabelled = () =>
+    page.locator('input:not([type=hidden]), select, textarea').evaluateAll((fields) =>
+      fields
+        .map((f) => f as unknown as { labels: ArrayLike<{ textContent: string | null }> | null; outerHTML: string })
+        .filter((f) => !f.labels?.length || !f.labels[0].textContent?.trim())
+        .map((f) => f.outerHTML),
+    );
+  const visit = async (path: string) => {
+    const res = await page.goto(`${base}${path}`);
+    t.is(res?.status(), 200, path);
+    t.deepEqual(await unlabelled(), [], `${path}: every input has a visible label`);
+  };
+  for (const path of ['/', '/pricing', '/docs', '/signup', '/login', '/admin/login']) await visit(path);
+  await logIn(page, base, 'operator@example.com', PASSWORD);
+  await createKey(page, base, 'labels');
+  const operatorId = (await admin.call<{ data: Array<{ id: number }> }>('GET', '/admin/api/users?email=operator%40example.com')).data[0].id;
+  for (const path of ['/keys', '/recharge', '/usage', '/admin', '/admin/users', `/admin/users/${operatorId}`, '/admin/channels', '/admin/models', `/admin/models/edit?id=${encodeURIComponent(MODEL)}`, '/admin/models/edit', '/admin/codes']) await visit(path);
+  const keyId = await page.goto(`${base}/keys`).then(() => page.locator('tr[data-key-id]').first().getAttribute('data-key-id'));
+  await visit(`/keys/${keyId}/revoke`);
+  t.deepEqual(problems, [], 'no console errors: no CSP violation, no script error');
+  await context.close();
+});

@@ -167,6 +167,19 @@ test('log-in throttle per IP: the address Heroku\'s router appends counts, a for
   t.is(other.res.status, 303, 'another client address logs in');
 });
 
+test('sign-ups are throttled per client address: the eleventh within an hour waits', async (t) => {
+  const from = new ConsoleClient(base, { 'x-forwarded-for': '192.0.2.201' });
+  for (let i = 0; i < 10; i++) {
+    await from.get('/signup'); // each sign-up opens a new session, with a new CSRF token
+    t.is((await from.post('/signup', { email: `many-${i}@example.com`, password: PASSWORD })).res.status, 303);
+  }
+  await from.get('/signup');
+  const blocked = await from.post('/signup', { email: 'many-10@example.com', password: PASSWORD });
+  t.is(blocked.res.status, 429);
+  t.truthy(blocked.res.headers.get('retry-after'));
+  t.deepEqual((await admin.call<{ data: unknown[] }>('GET', '/admin/api/users?email=many-10%40example.com')).data, [], 'no account was made');
+});
+
 test('keys: created, shown once (sealed in Redis meanwhile), edited and revoked only by their owner', async (t) => {
   const ada = new ConsoleClient(base);
   await ada.signUp('keys-ada@example.com', PASSWORD);
@@ -237,6 +250,18 @@ test('hostile form bodies get contract answers (400/403/413), never a 500, and c
   const { data } = await admin.call<{ data: unknown[] }>('GET', `/admin/api/users/${userId}/keys`);
   t.deepEqual(data, [], 'no key was created');
   t.is((await fetch(`${base}/healthz`)).status, 200);
+});
+
+test('two sessions redeeming one code at the same moment: credited once, the other is told', async (t) => {
+  const { codes } = await admin.call<{ codes: string[] }>('POST', '/admin/api/redemption-codes', { amount_usd: '4', count: 1 });
+  const one = new ConsoleClient(base);
+  const two = new ConsoleClient(base);
+  await Promise.all([one.signUp('race-one@example.com', PASSWORD), two.signUp('race-two@example.com', PASSWORD)]);
+  await Promise.all([one.get('/recharge'), two.get('/recharge')]);
+  const answers = await Promise.all([one.post('/recharge', { code: codes[0] }), two.post('/recharge', { code: codes[0] }), one.post('/recharge', { code: codes[0].toLowerCase() })]);
+  t.deepEqual(answers.map((a) => a.res.status).sort(), [303, 400, 400]);
+  const balances = await Promise.all(['race-one@example.com', 'race-two@example.com'].map(async (email) => (await admin.getUser(await userIdOf(email))).balance_usd));
+  t.deepEqual(balances.sort(), ['0', '4']);
 });
 
 test('a customer session opens no operator page, no admin API and no Bull Board', async (t) => {

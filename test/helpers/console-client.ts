@@ -1,15 +1,25 @@
+import { randomInt } from 'node:crypto';
+
+/** A client address of its own (198.18.0.0/15, the benchmarking range), as Heroku's router would append it. */
+const someClientIp = () => `198.18.${randomInt(256)}.${randomInt(1, 255)}`;
+
 /**
  * A browser-like HTTP client for the console without a browser: keeps cookies, asks for HTML, does not
- * follow redirects, and knows the CSRF token of the last page it read (the hidden `_csrf` field).
+ * follow redirects, and knows the CSRF token of the last page it read (the hidden `_csrf` field). Each client
+ * comes from its own address (X-Forwarded-For), so the per-IP throttles see separate visitors.
  */
 export class ConsoleClient {
   readonly cookies = new Map<string, string>();
   csrf: string | undefined;
 
+  private readonly extraHeaders: Record<string, string>;
+
   constructor(
     readonly baseUrl: string,
-    private readonly extraHeaders: Record<string, string> = {},
-  ) {}
+    extraHeaders: Record<string, string> = {},
+  ) {
+    this.extraHeaders = { 'x-forwarded-for': someClientIp(), ...extraHeaders };
+  }
 
   private cookieHeader(): string {
     return [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
