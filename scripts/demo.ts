@@ -19,6 +19,8 @@ import { SecretBox } from '../src/upstream/secrets.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DEMO_EMAIL = 'demo@eastx.local';
 const DEMO_PASSWORD = 'eastx-demo-password';
+/** An operator (is_admin) login for the console's operator area and Bull Board. */
+const OPERATOR_EMAIL = 'admin@eastx.local';
 
 type ChannelSeed = { name: string; type: 'openai' | 'anthropic' | 'dashscope'; baseUrl: string; secrets: string[] };
 type ModelSeed = Record<string, unknown> & { id: string; channel: string };
@@ -78,9 +80,26 @@ async function seed(deps: ops.AdminDeps, mock: MockUpstream): Promise<{ key: str
     const created = await ops.createUser(deps, userBody.parse({ email: DEMO_EMAIL, password: DEMO_PASSWORD }));
     user = { id: created.id, balance_nano: 0 };
   }
+  if (!(await deps.db.selectFrom('users').select('id').where('email', '=', OPERATOR_EMAIL).executeTakeFirst())) {
+    await ops.createUser(deps, userBody.parse({ email: OPERATOR_EMAIL, password: DEMO_PASSWORD, is_admin: true }));
+  }
   if (BigInt(user.balance_nano) < 1_000_000_000n) await ops.creditUser(deps, Number(user.id), creditBody.parse({ amount_usd: '20', note: 'demo credit' }));
   const key = await ops.createKey(deps, Number(user.id), keyBody.parse({ name: `demo ${new Date().toISOString().slice(0, 19)}`, rpm_limit: 600 }));
   return { key: key.key, email: DEMO_EMAIL };
+}
+
+/** Logs in to the console as a browser would (CSRF token from the form, cookies kept): the printed login works. */
+async function consoleLoginWorks(origin: string, email: string): Promise<boolean> {
+  const form = await fetch(`${origin}/login`, { headers: { accept: 'text/html' } });
+  const cookie = form.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(await form.text())?.[1] ?? '';
+  const res = await fetch(`${origin}/login`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { accept: 'text/html', cookie, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ _csrf: csrf, email, password: DEMO_PASSWORD }),
+  });
+  return res.status === 303;
 }
 
 function start(script: string, env: NodeJS.ProcessEnv, role: string): ChildProcess {
@@ -140,6 +159,8 @@ async function main(): Promise<void> {
     body: JSON.stringify(quickstart),
   });
   const answer = (await res.json()) as { choices?: Array<{ message: { content: string } }>; error?: unknown };
+  const origin = `http://127.0.0.1:${config.port}`;
+  const logins = (await consoleLoginWorks(origin, email)) && (await consoleLoginWorks(origin, OPERATOR_EMAIL)) ? 'both logins checked' : 'LOGIN FAILED';
   const proof = res.ok ? `HTTP 200, "${answer.choices?.[0]?.message.content}", cost $${res.headers.get('x-eastx-cost-usd')}` : `HTTP ${res.status} ${JSON.stringify(answer)}`;
 
   console.log(`
@@ -147,9 +168,10 @@ eastx demo is running (mock upstream at ${mockServer.url}). Ctrl-C stops it.
 
   base_url       ${baseUrl}
   api key        ${key}
-  demo account   ${email} / ${DEMO_PASSWORD}
-  admin token    ${env.ADMIN_TOKEN}
-  bull board     http://localhost:${config.port}/admin/queues  (user: anything, password: the admin token)
+  console        http://localhost:${config.port}/login  (${logins})
+    customer     ${email} / ${DEMO_PASSWORD}
+    operator     ${OPERATOR_EMAIL} / ${DEMO_PASSWORD}  (/admin, Bull Board at /admin/queues)
+  admin token    ${env.ADMIN_TOKEN}  (admin API; also opens /admin/login)
   metrics        curl -H "Authorization: Bearer ${env.ADMIN_TOKEN}" http://localhost:${config.port}/metrics
 
 Quickstart (${proof}):

@@ -1,9 +1,11 @@
 import Koa from 'koa';
+import { cookieKeys } from './console/sessions.js';
 import { accessLog } from './http/access-log.js';
 import { canonicalPath } from './http/canonical-path.js';
 import { errorBoundary } from './http/error-boundary.js';
 import { createMetrics } from './http/metrics.js';
 import { requestId } from './http/request-id.js';
+import { securityHeaders } from './http/security-headers.js';
 import { routerFor, unmatched } from './http/router.js';
 import type { AppExtensions, AppState } from './http/state.js';
 import { ROUTES } from './routes.js';
@@ -16,11 +18,13 @@ import type { WebServices } from './services.js';
 export function createApp(svc: WebServices): Koa<AppState, AppExtensions> {
   const app = new Koa<AppState, AppExtensions>({ proxy: true });
   app.silent = true;
+  app.keys = cookieKeys(svc.config.appSecret); // signs the console's cookies
   const metrics = createMetrics(svc);
   app.context.services = svc;
   app.context.metrics = metrics.registry;
   const router = routerFor(ROUTES);
   app.use(requestId());
+  app.use(securityHeaders());
   app.use(metrics.observe);
   app.use(accessLog());
   app.use(errorBoundary());

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { boardRoutes } from './admin/queue-board.js';
 import { adminRoutes } from './admin/routes.js';
 import { apiRoutes } from './api/routes.js';
+import { consoleRoutes } from './console/routes.js';
 import { serveMetrics } from './http/metrics.js';
 import type { Route } from './http/router.js';
 import type { AppContext } from './http/state.js';
@@ -24,4 +25,4 @@ const operationsRoutes: Route[] = [
  * Every route of the web process, each with its guard (src/http/guards.ts). A path not in this table, or
  * spelled any other way, is 404 before any handler runs; tests generate their attack matrix from it.
  */
-export const ROUTES: Route[] = [...operationsRoutes, ...apiRoutes, ...adminRoutes, ...boardRoutes];
+export const ROUTES: Route[] = [...operationsRoutes, ...apiRoutes, ...adminRoutes, ...boardRoutes, ...consoleRoutes];

@@ -4,6 +4,7 @@ import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
 import type { Route } from '../src/http/router.js';
 import { ROUTES } from '../src/routes.js';
 import { AdminClient } from './helpers/admin.js';
+import { ConsoleClient } from './helpers/console-client.js';
 import { newCustomer } from './helpers/customer.js';
 import { freshEnvironment } from './helpers/env.js';
 import { startGateway, type Gateway } from './helpers/gateway.js';
@@ -19,7 +20,11 @@ let userId: number;
 let keyId: number;
 let channelId: number;
 let tokenId: number;
+/** Cookie headers of real console sessions: a customer's, and an operator's (opened with the admin token). */
+let customerSession: string;
+let operatorSession: string;
 const MODEL = 'guard/chat-1';
+const sessionCookie = (client: ConsoleClient) => [...client.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
 
 test.before(async () => {
   mock = await startMockUpstream();
@@ -32,6 +37,13 @@ test.before(async () => {
   tokenId = (await admin.token(channelId, 'tok-guard-secret', 4)).id;
   await admin.model(MODEL, { channel_id: channelId, upstream_model: 'mock-gpt', input_price_per_1m: 1, output_price_per_1m: 2 });
   ({ userId, keyId, apiKey: customerKey } = await newCustomer(admin, 'guard@example.com', '5', { rpm_limit: 100_000 }));
+  const customer = new ConsoleClient(url);
+  await customer.signUp('guard-console@example.com', 'guard-console-password');
+  customerSession = sessionCookie(customer);
+  const operator = new ConsoleClient(url);
+  await operator.get('/admin/login');
+  await operator.post('/admin/login', { token: adminToken });
+  operatorSession = sessionCookie(operator);
 });
 
 test.after.always(async () => {
@@ -47,9 +59,31 @@ function examplePath(route: Route): string {
     .replace('*rest', 'api/queues');
 }
 
+/** Console pages take forms; guards that carry sessions (src/console) check the CSRF token of every post. */
+const CONSOLE_GUARDS = new Set<Route['guard']>(['visitor', 'account', 'operator-session']);
+const isConsole = (route: Route) => CONSOLE_GUARDS.has(route.guard);
+
+/** A form that would change something if posted with its CSRF token (these posts carry none). */
+function formFor(route: Route): Record<string, string> {
+  const p = route.path;
+  if (p === '/signup' || p === '/login') return { email: 'attacker@example.com', password: 'attacker-password' };
+  if (p === '/admin/login') return { token: adminToken };
+  if (p === '/keys') return { name: 'attacker' };
+  if (p === '/keys/:id') return { rpm_limit: '1', balance_cap_usd: '0' };
+  if (p === '/recharge') return { code: 'EASTX-0000-0000-0000-0000' };
+  if (p.endsWith('/credit') || p.endsWith('/adjust')) return { amount_usd: '1000', note: 'attack' };
+  if (p === '/admin/codes') return { amount_usd: '1000', count: '1' };
+  if (p === '/admin/tokens/:id') return { status: 'disabled', max_concurrency: '1' };
+  if (p === '/admin/channels/:id/tokens') return { secret: 'attacker-secret', max_concurrency: '1' };
+  if (p === '/admin/channels') return { name: 'evil', type: 'openai', base_url: 'http://127.0.0.1:1/v1' };
+  if (p === '/admin/models') return { id: MODEL, display_name: 'x', owned_by: 'x', modality: 'chat', status: 'disabled', channel_id: String(channelId), upstream_model: 'x' };
+  return {};
+}
+
 /** A body that would succeed (and change something) if the guard let it through. */
 function bodyFor(route: Route): unknown {
   const p = route.path;
+  if (isConsole(route)) return new URLSearchParams(formFor(route));
   if (p.endsWith('/credit') || p.endsWith('/adjust')) return { amount_usd: '1000', note: 'attack' };
   if (p.endsWith('/redemption-codes')) return { amount_usd: '1000', count: 1 };
   if (p.endsWith('/users')) return { email: 'attacker@example.com' };
@@ -66,15 +100,16 @@ function bodyFor(route: Route): unknown {
 }
 
 /** Sends exactly this request target (no URL normalisation, unlike fetch). */
-function raw(method: string, target: string, headers: Record<string, string>, body?: unknown): Promise<{ status: number; text: string }> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
+function raw(method: string, target: string, headers: Record<string, string>, body?: unknown): Promise<{ status: number; text: string; location?: string }> {
+  const form = body instanceof URLSearchParams;
+  const payload = body === undefined ? undefined : form ? body.toString() : JSON.stringify(body);
   const { port } = new URL(url);
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path: target, headers: { ...headers, ...(payload ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) } : {}) } }, (res) => {
+    const req = request({ host: '127.0.0.1', port, method, path: target, headers: { ...headers, ...(payload !== undefined ? { 'content-type': form ? 'application/x-www-form-urlencoded' : 'application/json', 'content-length': String(Buffer.byteLength(payload)) } : {}) } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text, location: res.headers.location }));
     });
     req.on('error', reject);
     req.end(payload);
@@ -83,6 +118,7 @@ function raw(method: string, target: string, headers: Record<string, string>, bo
 
 /** Other spellings of a canonical path (SPEC §1): every one is 404, whatever the credentials. */
 function spellings(path: string): string[] {
+  if (path === '/') return ['//', '/./', '/x/../', '/;x', '/%2F', `${url}/`, 'http://evil.example/'];
   const [first, ...rest] = path.slice(1).split('/');
   const tail = rest.length ? `/${rest.join('/')}` : '';
   const cap = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
@@ -104,7 +140,22 @@ function spellings(path: string): string[] {
   ].filter((s) => s !== path);
 }
 
-type Attempt = { method: string; target: string; headers: Record<string, string>; body?: unknown; label: string };
+type Attempt = { method: string; target: string; headers: Record<string, string>; body?: unknown; label: string; expect?: 'login-redirect' };
+
+/** A browser's Accept header: console pages answer it with pages and redirects instead of JSON. */
+const BROWSER = { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' };
+
+/** Which routes answer anyone (no credential attack applies); console GETs of the `visitor` guard are public pages. */
+const isPublic = (route: Route, method: string) => route.guard === 'public' || (route.guard === 'visitor' && (method === 'GET' || method === 'HEAD'));
+
+/** The credential a route really takes: spellings must be 404 even with it. */
+function rightHeaders(route: Route): Record<string, string> {
+  if (route.guard === 'customer') return { authorization: `Bearer ${customerKey}` };
+  if (route.guard === 'metrics') return { authorization: 'Bearer metrics-token-guard' };
+  if (route.guard === 'account' || route.guard === 'visitor') return { cookie: customerSession };
+  if (route.guard === 'operator-session') return { cookie: operatorSession };
+  return { authorization: `Bearer ${adminToken}` };
+}
 
 function attempts(): Attempt[] {
   const list: Attempt[] = [];
@@ -120,21 +171,29 @@ function attempts(): Attempt[] {
       ['customer key + NBSP', { authorization: `Bearer \u00a0${customerKey}` }],
       ['basic with wrong password', { authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` }],
       ['method override', { 'x-http-method-override': 'GET', 'x-method-override': 'GET' }],
+      ['forged session cookie', { cookie: 'eastx_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA; eastx_session.sig=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }],
     ];
     if (route.guard === 'customer') wrongs.push(['admin token on /v1', { authorization: `Bearer ${adminToken}` }]);
+    if (route.guard !== 'account' && route.guard !== 'visitor') wrongs.push(['customer console session', { cookie: customerSession }]);
+    if (route.guard === 'customer' || route.guard === 'operator' || route.guard === 'metrics') wrongs.push(['operator console session', { cookie: operatorSession }]);
     for (const method of methods) {
       const body = method === 'GET' || method === 'HEAD' ? undefined : bodyFor(route);
-      if (route.guard !== 'public') {
+      if (!isPublic(route, method)) {
         for (const [label, headers] of wrongs) {
           if (route.guard === 'customer' && label === 'customer key') continue; // the right credential there
           list.push({ method, target: path, headers, body, label: `${label}` });
         }
+        // a console post with the right session but no CSRF token is refused too
+        if (isConsole(route) && method === 'POST') list.push({ method, target: path, headers: rightHeaders(route), body, label: 'right session, no CSRF token' });
+        // SPEC §6: a page that needs a session answers a browser without one with a redirect to /login, nothing else
+        if (route.guard === 'account' || route.guard === 'operator-session' || (route.guard === 'operator-browser' && method === 'GET')) {
+          list.push({ method, target: path, headers: BROWSER, body, label: 'browser without a session', expect: 'login-redirect' });
+        }
       }
       // exact routing: any other spelling is 404 even with the right credential
-      const right = route.guard === 'customer' ? `Bearer ${customerKey}` : route.guard === 'metrics' ? 'Bearer metrics-token-guard' : `Bearer ${adminToken}`;
       for (const target of spellings(path)) {
         list.push({ method, target, headers: {}, body, label: 'spelling, no credentials' });
-        list.push({ method, target, headers: { authorization: right }, body, label: 'spelling, right credentials' });
+        list.push({ method, target, headers: rightHeaders(route), body, label: 'spelling, right credentials' });
       }
     }
   }
@@ -142,15 +201,16 @@ function attempts(): Attempt[] {
 }
 
 async function snapshot() {
-  const [user, key, channels, models, usage, keys] = await Promise.all([
+  const [user, key, channels, models, usage, keys, users] = await Promise.all([
     admin.getUser(userId),
     admin.getKey(keyId),
     admin.call('GET', '/admin/api/channels'),
     admin.call('GET', '/admin/api/models'),
     admin.usage(`user_id=${userId}`),
     admin.call('GET', `/admin/api/users/${userId}/keys`),
+    admin.call('GET', '/admin/api/users'),
   ]);
-  return { user, key, channels, models, usage, keys };
+  return { user, key, channels, models, usage, keys, users };
 }
 
 test('every route × wrong credentials × other spellings: only 401/403/404, nothing changed, no upstream call', async (t) => {
@@ -164,10 +224,15 @@ test('every route × wrong credentials × other spellings: only 401/403/404, not
     const answers = await Promise.all(batch.map((a) => raw(a.method, a.target, a.headers, a.body)));
     answers.forEach((answer, j) => {
       const a = batch[j];
+      const where = `${a.method} ${a.target} [${a.label}]`;
+      if (a.expect === 'login-redirect') {
+        if (answer.status !== 303 || !/^\/login(\?next=|$)/.test(answer.location ?? '')) failures.push(`${where} → ${answer.status} ${answer.location ?? ''}, expected 303 to /login`);
+        return;
+      }
       const spelled = a.label.startsWith('spelling');
       const allowed = spelled ? [404] : [401, 403, 404];
-      if (!allowed.includes(answer.status)) failures.push(`${a.method} ${a.target} [${a.label}] → ${answer.status} ${answer.text.slice(0, 120)}`);
-      if (a.method !== 'HEAD' && answer.status >= 400 && !/^\{"error":\{"code":"[a-z_]+"/.test(answer.text)) failures.push(`${a.method} ${a.target} [${a.label}] → not a SPEC error body: ${answer.text.slice(0, 80)}`);
+      if (!allowed.includes(answer.status)) failures.push(`${where} → ${answer.status} ${answer.text.slice(0, 120)}`);
+      if (a.method !== 'HEAD' && answer.status >= 400 && !/^\{"error":\{"code":"[a-z_]+"/.test(answer.text)) failures.push(`${where} → not a SPEC error body: ${answer.text.slice(0, 80)}`);
     });
   }
   t.deepEqual(failures, []);
@@ -184,6 +249,9 @@ test('the right credentials on the canonical path still work (the matrix is not 
   t.is((await raw('GET', '/admin/queues/api/queues', { authorization: `Bearer ${adminToken}` })).status, 200);
   t.is((await raw('GET', '/v1/models', { authorization: `Bearer  ${customerKey} \t` })).status, 200, 'space and tab around the token are HTTP whitespace');
   t.is((await raw('GET', '/v1/models', { authorization: `bearer ${customerKey}` })).status, 200, 'the scheme is case-insensitive');
+  t.is((await raw('GET', '/keys', { ...BROWSER, cookie: customerSession })).status, 200, 'a console session opens its pages');
+  t.is((await raw('GET', '/admin', { ...BROWSER, cookie: operatorSession })).status, 200);
+  t.is((await raw('GET', '/admin/queues', { ...BROWSER, cookie: operatorSession })).status, 200, 'Bull Board behind the operator session');
 });
 
 test('a known path with another method is 405; OPTIONS is not answered for unauthenticated callers', async (t) => {

@@ -26,14 +26,21 @@ function boardFor(svc: WebServices): Middleware {
 
 const boards = new WeakMap<WebServices, Middleware>();
 
+/** The board's own page needs inline styles (its loading screen, React); scripts stay 'self' only. */
+const BOARD_CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
+
 async function serveBoard(ctx: AppContext, next: () => Promise<unknown>): Promise<void> {
-  principal(ctx, 'operator');
+  if (ctx.state.principal?.kind !== 'operator-session') principal(ctx, 'operator');
+  ctx.set('content-security-policy', BOARD_CSP);
   let board = boards.get(ctx.services);
   if (!board) boards.set(ctx.services, (board = boardFor(ctx.services)));
   await board(ctx, next);
 }
 
-/** Bull Board at /admin/queues: the admin token as Bearer, or for a browser as the password of HTTP Basic. */
+/**
+ * Bull Board at /admin/queues: the admin token as Bearer (or as the password of HTTP Basic), or an operator's
+ * console session (a customer's session gets 403; a browser without one is sent to /login).
+ */
 export const boardRoutes: Route[] = [
   { method: 'ALL', path: BOARD_PATH, guard: 'operator-browser', handle: serveBoard },
   { method: 'ALL', path: `${BOARD_PATH}/*rest`, guard: 'operator-browser', handle: serveBoard },

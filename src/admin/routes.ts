@@ -57,6 +57,7 @@ export const adminRoutes: Route[] = [
   admin('GET', '/models', async (ctx) => send(ctx, { data: await ops.listModels(ctx.services) })),
   admin('PUT', '/models/*id', async (ctx) => send(ctx, await ops.putModel(ctx.services, modelIdParam(ctx), await body(ctx, schemas.modelBody)))),
 
+  admin('GET', '/users', async (ctx) => send(ctx, await ops.listUsers(ctx.services, query(ctx, schemas.usersQuery)))),
   admin('POST', '/users', async (ctx) => send(ctx, await ops.createUser(ctx.services, await body(ctx, schemas.userBody)), 201)),
   admin('GET', '/users/:id', async (ctx) => send(ctx, await ops.getUser(ctx.services, id(ctx, 'user')))),
   admin('POST', '/users/:id/credit', async (ctx) => {

@@ -162,7 +162,11 @@ export const userBody = body({
     .max(254, 'must be at most 254 characters')
     .pipe(z.email({ error: 'must be an email address' })),
   password: z.string({ error: required('a string') }).min(8, 'must be at least 8 characters').max(200, 'must be at most 200 characters').optional(),
+  is_admin: bool.default(false),
 });
+
+/** The email of a user search (exact, as stored: trimmed, lower case). */
+export const emailParam = z.string({ error: 'must be given once' }).trim().toLowerCase().min(1, 'must not be empty').max(254, 'must be at most 254 characters');
 
 export const creditBody = body({
   amount_usd: usdAmount('positive'),
@@ -210,6 +214,13 @@ export const usageQuery = body({
   limit: queryInt(1, 1000).default(1000),
 });
 
+/** `GET /admin/api/users`: one exact email, or newest first, paged with `before_id`. */
+export const usersQuery = body({
+  email: emailParam.optional(),
+  before_id: queryInt(1, MAX_ID).optional(),
+  limit: queryInt(1, 1000).default(100),
+});
+
 export type ChannelInput = z.infer<typeof channelBody>;
 export type TokenInput = z.infer<typeof tokenBody>;
 export type TokenPatch = z.infer<typeof tokenPatch>;
@@ -221,3 +232,4 @@ export type KeyInput = z.infer<typeof keyBody>;
 export type KeyPatch = z.infer<typeof keyPatch>;
 export type CodesInput = z.infer<typeof codesBody>;
 export type UsageQuery = z.infer<typeof usageQuery>;
+export type UsersQuery = z.infer<typeof usersQuery>;

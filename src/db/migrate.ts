@@ -1,10 +1,12 @@
 import { Migrator, type Migration } from 'kysely';
 import * as init from '../../migrations/001_init.js';
+import * as usageDaily from '../../migrations/002_usage_daily.js';
 import { createDb, ensureDatabase } from './index.js';
 
 /** Every migration, in order. Listed statically so the compiled app needs no directory scan. */
 const migrations: Record<string, Migration> = {
   '001_init': init,
+  '002_usage_daily': usageDaily,
 };
 
 export async function migrateToLatest(databaseUrl: string): Promise<string[]> {

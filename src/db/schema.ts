@@ -118,6 +118,19 @@ export interface RedemptionCodesTable {
   created_at: CreatedAt;
 }
 
+/** Charges summed per account, UTC day and model (kept by settlement; read by the console's /usage). */
+export interface UsageDailyTable {
+  user_id: number;
+  /** a DATE; select it formatted (DATE_FORMAT) to stay clear of time zones */
+  day: string;
+  model: string;
+  requests: Nano;
+  prompt_tokens: Nano;
+  completion_tokens: Nano;
+  images: Nano;
+  spent_nano: Nano;
+}
+
 export interface Database {
   users: UsersTable;
   api_keys: ApiKeysTable;
@@ -127,4 +140,5 @@ export interface Database {
   ledger: LedgerTable;
   holds: HoldsTable;
   redemption_codes: RedemptionCodesTable;
+  usage_daily: UsageDailyTable;
 }

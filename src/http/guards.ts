@@ -1,4 +1,5 @@
 import { hashApiKey, KEY_PREFIX } from '../accounts/keys.js';
+import { consoleGuards, hasSessionCookie, isBrowser } from '../console/access.js';
 import { presentedCredential, sameSecret } from './credentials.js';
 import { ApiError } from './errors.js';
 import type { AppContext, AppMiddleware } from './state.js';
@@ -11,8 +12,14 @@ import type { AppContext, AppMiddleware } from './state.js';
  *   (a browser on Bull Board); every path is 404 while ADMIN_TOKEN is unset
  * - `metrics`: `Bearer $METRICS_TOKEN` (else the admin token); 404 while neither is set
  * - `public`: anyone
+ * Console pages (SPEC §6, src/console/access.ts); on every one, a POST is a form whose CSRF token is checked
+ * before the handler runs, and a browser gets HTML error pages:
+ * - `visitor`: anyone (public pages, sign-up, log-in); a session, if any, is loaded
+ * - `account`: a signed-in user; without a session a browser is redirected to /login, others get 401
+ * - `operator-session`: an `is_admin` user's session or one opened with ADMIN_TOKEN; a customer gets 403
+ * - `operator-browser` (Bull Board): the admin token as Bearer (or Basic password), or an operator session
  */
-export type Guard = 'customer' | 'operator' | 'operator-browser' | 'metrics' | 'public';
+export type Guard = 'customer' | 'operator' | 'operator-browser' | 'metrics' | 'public' | 'visitor' | 'account' | 'operator-session';
 
 const customer: AppMiddleware = async (ctx, next) => {
   const presented = presentedCredential(ctx.get('authorization'));
@@ -49,11 +56,21 @@ function secretGuard(
 
 const adminToken = (ctx: AppContext) => ctx.services.config.adminToken;
 const metricsToken = (ctx: AppContext) => ctx.services.config.metricsToken;
+const boardToken = secretGuard(adminToken, 'operator', { basic: true });
+
+/** Bull Board: a token if one is presented; else an operator session (a browser without one goes to /login). */
+const operatorBrowser: AppMiddleware = (ctx, next) => {
+  const useSession = !ctx.get('authorization') && (hasSessionCookie(ctx) || isBrowser(ctx));
+  return useSession ? consoleGuards.board(ctx, next) : boardToken(ctx, next);
+};
 
 export const GUARDS: Record<Guard, AppMiddleware> = {
   customer,
   operator: secretGuard(adminToken, 'operator', { basic: false }),
-  'operator-browser': secretGuard(adminToken, 'operator', { basic: true }),
+  'operator-browser': operatorBrowser,
   metrics: secretGuard(metricsToken, 'metrics', { basic: false }),
   public: (_ctx, next) => next(),
+  visitor: consoleGuards.visitor,
+  account: consoleGuards.account,
+  'operator-session': consoleGuards.operator,
 };

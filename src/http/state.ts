@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import type { AuthKey } from '../accounts/key-store.js';
 import type { Reservation } from '../api/admission.js';
 import type { Channel, Model } from '../catalog/catalog.js';
+import type { ConsoleSession, ConsoleUser } from '../console/sessions.js';
 import type { WebServices } from '../services.js';
 import { ApiError } from './errors.js';
 
@@ -10,7 +11,11 @@ import { ApiError } from './errors.js';
 export type Principal =
   | { kind: 'customer'; key: AuthKey; catalogVersion: string | null }
   | { kind: 'operator' }
-  | { kind: 'metrics' };
+  | { kind: 'metrics' }
+  /** a console user signed in with email and password (src/console/guards.ts) */
+  | { kind: 'account'; session: ConsoleSession; user: ConsoleUser }
+  /** a console session allowed into the operator area: an `is_admin` user, or opened with ADMIN_TOKEN */
+  | { kind: 'operator-session'; session: ConsoleSession; user: ConsoleUser | null };
 
 /** Everything middleware puts on `ctx.state`, declared once. */
 export interface AppState {
@@ -23,6 +28,9 @@ export interface AppState {
   model?: Model;
   channel?: Channel;
   reservation?: Reservation;
+  /** Console pages: the visitor's session, if any, and the submitted form (already CSRF-checked). */
+  session?: ConsoleSession;
+  form?: Record<string, string>;
 }
 
 /** What the app adds to every context: the process's shared services and its metrics registry. */

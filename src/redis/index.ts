@@ -34,4 +34,10 @@ export class RedisKeys {
   cancelled = (requestId: string) => `${this.prefix}:cancelled:${requestId}`;
   /** exists from a stream's first chunk to its end: a re-run must not start that stream over */
   streamStarted = (requestId: string) => `${this.prefix}:streamed:${requestId}`;
+  /** a console session, by the SHA-256 of its id (src/console/sessions.ts) */
+  session = (idHash: string) => `${this.prefix}:session:${idHash}`;
+  /** a session's one-time message for its next page, sealed */
+  flash = (idHash: string) => `${this.prefix}:flash:${idHash}`;
+  /** key prefix of a console throttle (rate-limiter-flexible appends `:<key>`) */
+  throttle = (name: string) => `${this.prefix}:throttle:${name}`;
 }

@@ -2,4 +2,4 @@
 export { rowIdFrom, type AdminDeps } from './common.js';
 export { addToken, createChannel, listChannels, listModels, putModel, updateToken } from './catalog.js';
 export { createKey, getKey, listUserKeys, revokeKey, updateKey } from './keys.js';
-export { adjustUser, createRedemptionCodes, createUser, creditUser, getUser, listUsage } from './users.js';
+export { adjustUser, createRedemptionCodes, createUser, creditUser, getUser, listUsage, listUsers } from './users.js';

@@ -4,19 +4,35 @@ import { addToBalance } from '../../billing/ledger.js';
 import { formatUsd } from '../../billing/money.js';
 import { badRequest } from '../../http/errors.js';
 import { presentLedger, presentUser } from '../present.js';
-import type { AdjustInput, CodesInput, CreditInput, UsageQuery, UserInput } from '../schemas.js';
+import type { AdjustInput, CodesInput, CreditInput, UsageQuery, UserInput, UsersQuery } from '../schemas.js';
 import { isDuplicateKey, notFound, userRow, type AdminDeps } from './common.js';
 
 /** Users, their money (through src/billing), redemption codes and the usage ledger. */
 export async function createUser(deps: AdminDeps, input: UserInput) {
   const passwordHash = input.password === undefined ? null : await hashPassword(input.password);
   try {
-    const result = await deps.db.insertInto('users').values({ email: input.email, password_hash: passwordHash, balance_nano: 0, held_nano: 0 }).executeTakeFirstOrThrow();
+    const result = await deps.db
+      .insertInto('users')
+      .values({ email: input.email, password_hash: passwordHash, is_admin: input.is_admin ? 1 : 0, balance_nano: 0, held_nano: 0 })
+      .executeTakeFirstOrThrow();
     return presentUser((await userRow(deps.db, Number(result.insertId)))!);
   } catch (err) {
     if (isDuplicateKey(err)) throw badRequest(`email: a user with the email ${input.email} already exists`);
     throw err;
   }
+}
+
+/** Users by exact email, or all of them newest first (`before_id` pages further back). */
+export async function listUsers(deps: AdminDeps, query: UsersQuery) {
+  const rows = await deps.db
+    .selectFrom('users')
+    .selectAll()
+    .$if(query.email !== undefined, (q) => q.where('email', '=', query.email!))
+    .$if(query.before_id !== undefined, (q) => q.where('id', '<', query.before_id!))
+    .orderBy('id', 'desc')
+    .limit(query.limit)
+    .execute();
+  return { data: rows.map(presentUser) };
 }
 
 export async function getUser(deps: AdminDeps, userId: number) {
