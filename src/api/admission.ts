@@ -1,11 +1,12 @@
 import type { Context } from 'koa';
 import type { AuthKey } from '../accounts/key-store.js';
 import { placeHold, readFunds, spendable } from '../billing/holds.js';
-import { releaseHold } from '../billing/settlement.js';
+import { voidNowOrLater } from '../billing/unbillable.js';
 import { affordableOutputTokens, costNano } from '../billing/money.js';
 import type { Model } from '../catalog/catalog.js';
 import { ApiError } from '../http/errors.js';
 import { formatResetDuration } from '../limits/rpm.js';
+import { log } from '../log.js';
 import type { JobBase, JobData } from '../queue/jobs.js';
 import type { RelayStream } from '../queue/relay.js';
 import type { WebServices } from '../services.js';
@@ -101,8 +102,8 @@ export function jobBase(ctx: Context, svc: WebServices, model: Model, holdNano: 
 }
 
 /**
- * Listens on the relay, then enqueues the job (so no message can be missed); if the enqueue fails the hold
- * is released at once rather than left to the sweeper.
+ * Listens on the relay, then enqueues the job (so no message can be missed). If the enqueue fails (Redis
+ * unreachable: the client gets 500), the request is made unbillable at once, in case the job got in anyway.
  */
 export async function enqueue(svc: WebServices, job: JobData): Promise<RelayStream> {
   const relay = svc.relay.open(job.requestId);
@@ -110,7 +111,9 @@ export async function enqueue(svc: WebServices, job: JobData): Promise<RelayStre
     await svc.jobs.add(job);
   } catch (err) {
     svc.relay.close(job.requestId);
-    await releaseHold(svc.db, job.requestId);
+    await voidNowOrLater(svc.db, svc.redis, svc.keys, job.requestId).catch(() =>
+      log.error({ requestId: job.requestId }, 'neither MariaDB nor Redis answers: a refused request may stay billable'),
+    );
     throw err;
   }
   return relay;
