@@ -27,8 +27,8 @@ function startProcess(role: 'web' | 'worker', env: Record<string, string>): Runn
   const script = role === 'web' ? 'dist/src/web.js' : 'dist/workers/worker.js';
   const child = spawn(process.execPath, [script], { cwd: ROOT, env: { ...process.env, ...env, EASTX_ROLE: role }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout?.on('data', (d) => (output = (output + d).slice(-20_000)));
-  child.stderr?.on('data', (d) => (output = (output + d).slice(-20_000)));
+  child.stdout?.on('data', (d) => (output = (output + d).slice(-200_000)));
+  child.stderr?.on('data', (d) => (output = (output + d).slice(-200_000)));
   return {
     role,
     child,
