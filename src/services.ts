@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { KeyStore } from './accounts/key-store.js';
 import { Catalog } from './catalog/catalog.js';
 import type { Config } from './config.js';
-import { createDb, type Db } from './db/index.js';
+import { createDb, SERVICE_DB_OPTIONS, type Db } from './db/index.js';
 import { RpmLimiter } from './limits/rpm.js';
 import { JobProducer } from './queue/producer.js';
 import { RelayHub } from './queue/relay.js';
-import { createRedis, RedisKeys, type Redis } from './redis/index.js';
+import { createRedis, RedisKeys, reportOutages, REQUEST_PATH_OPTIONS, type Redis } from './redis/index.js';
 import { SecretBox } from './upstream/secrets.js';
 
 /** Everything a web process shares between requests: connections and caches, no request state. */
@@ -25,12 +25,12 @@ export interface WebServices {
 }
 
 export async function createWebServices(config: Config): Promise<WebServices> {
-  const db = createDb(config.databaseUrl, 20);
-  // Request-path commands fail after a couple of reconnect attempts instead of queueing forever while Redis
-  // is away, so a client gets an error answer rather than a hang (workers keep BullMQ's retry-forever).
-  const redis = createRedis(config.redisUrl, { maxRetriesPerRequest: 2 });
-  const subscriber = createRedis(config.redisUrl, { enableAutoPipelining: false });
-  const queueConnection = createRedis(config.redisUrl, { enableAutoPipelining: false, maxRetriesPerRequest: 2 });
+  const db = createDb(config.databaseUrl, 20, SERVICE_DB_OPTIONS);
+  // Request-path commands fail within seconds while Redis is away, so a client gets an error answer rather
+  // than a hang (workers keep BullMQ's retry-forever).
+  const redis = reportOutages(createRedis(config.redisUrl, REQUEST_PATH_OPTIONS), 'requests');
+  const subscriber = reportOutages(createRedis(config.redisUrl, { enableAutoPipelining: false }), 'relay');
+  const queueConnection = reportOutages(createRedis(config.redisUrl, { ...REQUEST_PATH_OPTIONS, enableAutoPipelining: false }), 'queue');
   const keys = new RedisKeys(config.redisPrefix);
   const relay = new RelayHub(subscriber, redis, keys, randomBytes(8).toString('hex'));
   await relay.start();

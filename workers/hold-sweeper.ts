@@ -1,10 +1,11 @@
 import { Queue } from 'bullmq';
 import { sql } from 'kysely';
 import { releaseHold } from '../src/billing/settlement.js';
+import { voidDeferred } from '../src/billing/unbillable.js';
 import type { Db } from '../src/db/index.js';
 import { log } from '../src/log.js';
 import { channelQueueName } from '../src/queue/jobs.js';
-import type { Redis } from '../src/redis/index.js';
+import { RedisKeys, type Redis } from '../src/redis/index.js';
 
 export interface HoldSweeperOptions {
   /** How often every worker process looks for orphaned holds. */
@@ -19,23 +20,32 @@ const LIVE_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'wai
 
 /**
  * Releases holds whose request can no longer settle them (SPEC §3): the job is gone, finished, or failed
- * without cleaning up (its process was killed), or the hold outlived every deadline. Settlement and release
- * are idempotent per request id, so any number of worker processes may sweep at once.
+ * without cleaning up (its process was killed), or the hold outlived every deadline. Also makes unbillable
+ * the requests that answered an error while MariaDB was unreachable (src/billing/unbillable.ts). Settlement,
+ * release and reversal are idempotent per request id, so any number of worker processes may sweep at once.
  */
 export class HoldSweeper {
   private readonly queues = new Map<number, Queue>();
+  private readonly keys: RedisKeys;
   private timer: NodeJS.Timeout | undefined;
+  private sweeping = false;
 
   constructor(
     private readonly db: Db,
     private readonly connection: Redis,
     private readonly prefix: string,
     private readonly options: HoldSweeperOptions,
-  ) {}
+  ) {
+    this.keys = new RedisKeys(prefix);
+  }
 
   start(): void {
     this.timer = setInterval(() => {
-      this.sweep().catch((err) => log.error({ err: { message: (err as Error).message } }, 'hold sweep failed'));
+      if (this.sweeping) return; // the last pass is still waiting for MariaDB or Redis
+      this.sweeping = true;
+      this.sweep()
+        .catch((err) => log.error({ err: { message: (err as Error).message } }, 'hold sweep failed'))
+        .finally(() => (this.sweeping = false));
     }, this.options.intervalMs);
     this.timer.unref();
   }
@@ -45,8 +55,14 @@ export class HoldSweeper {
     await Promise.all([...this.queues.values()].map((q) => q.close()));
   }
 
-  /** One pass; returns how many holds it released. */
+  /** One pass; returns how many holds it released or charges it took back. */
   async sweep(): Promise<number> {
+    let released = 0;
+    for (const { requestId, outcome } of await voidDeferred(this.db, this.connection, this.keys)) {
+      if (outcome === 'none') continue;
+      released++;
+      log.warn({ requestId, outcome }, 'made unbillable a request that answered an error during a database outage');
+    }
     const candidates = await this.db
       .selectFrom('holds')
       .select(['request_id', 'channel_id', 'created_at'])
@@ -54,7 +70,6 @@ export class HoldSweeper {
       .orderBy('created_at')
       .limit(500)
       .execute();
-    let released = 0;
     for (const hold of candidates) {
       const age = Date.now() - new Date(hold.created_at).getTime();
       if (age < this.options.maxAgeMs && (await this.jobAlive(Number(hold.channel_id), hold.request_id))) continue;

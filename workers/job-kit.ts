@@ -1,6 +1,8 @@
 import { releaseHold, settle } from '../src/billing/settlement.js';
 import type { Prices, Usage } from '../src/billing/money.js';
+import { deferVoid } from '../src/billing/unbillable.js';
 import { ApiError } from '../src/http/errors.js';
+import { log } from '../src/log.js';
 import type { JobBase, JobPrices } from '../src/queue/jobs.js';
 import { RelayPublisher } from '../src/queue/relay.js';
 import type { WorkerContext } from './context.js';
@@ -30,7 +32,18 @@ export interface JobSummary {
   estimated?: boolean;
 }
 
-/** Settles the job's cost (or releases its hold) and returns the charged amount. */
+/** A settlement that failed (MariaDB unreachable): it may or may not have committed. */
+class SettlementFailed extends ApiError {
+  constructor() {
+    super('internal_error', 'eastx could not reach its database to bill this request; nothing was charged; please retry');
+  }
+}
+
+/**
+ * Settles the job's cost and returns the charged amount. Answers are sent only for requests charged here:
+ * a request whose hold is already gone (the web side gave up on it, or a sweeper found its job gone) gets
+ * an error instead.
+ */
 export async function charge(ctx: WorkerContext, job: JobBase, usage: Usage, estimated: boolean): Promise<bigint> {
   const outcome = await settle(ctx.db, {
     requestId: job.requestId,
@@ -41,14 +54,38 @@ export async function charge(ctx: WorkerContext, job: JobBase, usage: Usage, est
     usage,
     holdNano: BigInt(job.holdNano),
     estimated,
+  }).catch((err: unknown) => {
+    log.error({ requestId: job.requestId, err: { message: (err as Error).message } }, 'settlement failed');
+    throw new SettlementFailed();
   });
+  if (!outcome.applied) throw new ApiError('internal_error', 'this request was already ended by the gateway; nothing was charged; please retry');
   return outcome.costNano;
 }
 
 /**
- * The frame of every job: `work` gets the job's relay; if it fails, the hold is released (whatever was
- * produced was already settled by `work`), the SPEC §2 error is relayed to the web side, and the error is
- * rethrown so BullMQ records the job as failed.
+ * A failed job ends uncharged (SPEC §2): its hold is released. A settlement of this run that failed (MariaDB
+ * unreachable; it may even have committed) is handed to the sweepers, which release the hold or take the
+ * charge back once MariaDB answers, so the client hears at once. A plain release that fails is left to the
+ * sweepers too: they free the holds of failed jobs.
+ */
+async function endUncharged(ctx: WorkerContext, job: JobBase, err: unknown): Promise<void> {
+  try {
+    if (!(err instanceof SettlementFailed)) {
+      await releaseHold(ctx.db, job.requestId);
+      return;
+    }
+    await deferVoid(ctx.redis, ctx.keys, job.requestId);
+    log.warn({ requestId: job.requestId }, 'settlement failed: the request is made unbillable once MariaDB answers');
+  } catch (e) {
+    log.error({ requestId: job.requestId, err: { message: (e as Error).message } }, 'could not release the hold of a failed job');
+  }
+}
+
+/**
+ * The frame of every job: `work` gets the job's relay (kept alive by heartbeats while the job is silent); if
+ * it fails, the request is made unbillable (whatever was produced of a stream was already settled by
+ * `work`), the SPEC §2 error is relayed to the web side, and the error is rethrown so BullMQ records the
+ * job as failed.
  */
 export async function runJob(
   ctx: WorkerContext,
@@ -57,12 +94,15 @@ export async function runJob(
   work: (relay: RelayPublisher) => Promise<JobSummary>,
 ): Promise<JobSummary> {
   const relay = RelayPublisher.forJob(ctx.redis, ctx.keys, job);
+  const stopHeartbeat = relay.keepAlive();
   try {
     return await work(relay);
   } catch (err) {
-    await releaseHold(ctx.db, job.requestId);
+    await endUncharged(ctx, job, err);
     const error = asApiError(err, signal);
     await relay.send({ t: 'error', error: error.toWire() });
     throw error;
+  } finally {
+    stopHeartbeat();
   }
 }

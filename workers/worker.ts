@@ -1,11 +1,11 @@
 import { Worker, type Job } from 'bullmq';
 import { Catalog } from '../src/catalog/catalog.js';
 import { config } from '../src/config.js';
-import { createDb } from '../src/db/index.js';
+import { createDb, SERVICE_DB_OPTIONS } from '../src/db/index.js';
 import { log } from '../src/log.js';
 import { channelQueueName, type JobData, type JobKind } from '../src/queue/jobs.js';
 import { ListenerWatch } from '../src/queue/relay.js';
-import { createRedis, RedisKeys } from '../src/redis/index.js';
+import { createRedis, RedisKeys, reportOutages } from '../src/redis/index.js';
 import { TokenPool } from '../src/upstream/pool.js';
 import { HoldSweeper } from './hold-sweeper.js';
 import { SecretBox } from '../src/upstream/secrets.js';
@@ -40,10 +40,10 @@ const PROCESSORS: Partial<Record<JobKind, Processor>> = {
 async function main(): Promise<void> {
   const cfg = config();
   const keys = new RedisKeys(cfg.redisPrefix);
-  const redis = createRedis(cfg.redisUrl);
-  const subscriber = createRedis(cfg.redisUrl, { enableAutoPipelining: false });
-  const bullConnection = createRedis(cfg.redisUrl, { enableAutoPipelining: false });
-  const db = createDb(cfg.databaseUrl, 20);
+  const redis = reportOutages(createRedis(cfg.redisUrl), 'jobs');
+  const subscriber = reportOutages(createRedis(cfg.redisUrl, { enableAutoPipelining: false }), 'subscriber');
+  const bullConnection = reportOutages(createRedis(cfg.redisUrl, { enableAutoPipelining: false }), 'bullmq');
+  const db = createDb(cfg.databaseUrl, 20, SERVICE_DB_OPTIONS);
   const ctx: WorkerContext = {
     config: cfg,
     db,

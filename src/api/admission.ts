@@ -1,13 +1,14 @@
 import type { z } from 'zod';
 import { placeHold, readFunds, spendable } from '../billing/holds.js';
+import { voidNowOrLater } from '../billing/unbillable.js';
 import { affordableOutputTokens, costNano } from '../billing/money.js';
-import { releaseHold } from '../billing/settlement.js';
 import type { Channel, Model } from '../catalog/catalog.js';
 import type { Modality } from '../db/schema.js';
 import { parseBody } from '../http/body.js';
 import { ApiError, badRequest } from '../http/errors.js';
 import { customerKey, principal, type AppContext, type AppMiddleware } from '../http/state.js';
 import { formatResetDuration } from '../limits/rpm.js';
+import { log } from '../log.js';
 import type { JobBase, JobData } from '../queue/jobs.js';
 import type { RelayStream } from '../queue/relay.js';
 import type { WebServices } from '../services.js';
@@ -176,8 +177,8 @@ export function jobBase(ctx: AppContext, deadlineMs: number): JobBase {
 }
 
 /**
- * Listens on the relay, then enqueues the job (so no message can be missed); if the enqueue fails the hold
- * is released at once rather than left to the sweeper.
+ * Listens on the relay, then enqueues the job (so no message can be missed). If the enqueue fails (Redis
+ * unreachable: the client gets 500), the request is made unbillable at once, in case the job got in anyway.
  */
 export async function enqueue(svc: WebServices, job: JobData): Promise<RelayStream> {
   const relay = svc.relay.open(job.requestId);
@@ -185,7 +186,9 @@ export async function enqueue(svc: WebServices, job: JobData): Promise<RelayStre
     await svc.jobs.add(job);
   } catch (err) {
     svc.relay.close(job.requestId);
-    await releaseHold(svc.db, job.requestId);
+    await voidNowOrLater(svc.db, svc.redis, svc.keys, job.requestId).catch(() =>
+      log.error({ requestId: job.requestId }, 'neither MariaDB nor Redis answers: a refused request may stay billable'),
+    );
     throw err;
   }
   return relay;

@@ -1,5 +1,5 @@
 import { Kysely, MysqlDialect } from 'kysely';
-import { createPool, type Pool } from 'mysql2';
+import { createPool, type Pool, type PoolConnection } from 'mysql2';
 import { createConnection } from 'mysql2/promise';
 import type { Database } from './schema.js';
 
@@ -28,15 +28,62 @@ export function poolOf(db: Db): Pool {
   return pool;
 }
 
-export function createDb(databaseUrl: string, poolSize = 10): Db {
+type Query = (...args: unknown[]) => unknown;
+
+/**
+ * A query left unanswered for `timeoutMs` means the server, or the network to it, is gone (a partition
+ * leaves connections open but silent): that connection is dropped and its query fails, and so go the
+ * pool's idle connections, which share its fate; the next query opens a new connection (connectTimeout).
+ * So callers answer instead of hanging. mysql2 has no such limit of its own.
+ */
+function guardAgainstSilence(pool: Pool, timeoutMs: number): void {
+  const idle = new Set<PoolConnection>();
+  pool.on('release', (connection) => idle.add(connection));
+  pool.on('acquire', (connection) => idle.delete(connection));
+  pool.on('connection', (connection) => {
+    for (const gone of ['end', 'error'] as const) connection.once(gone, () => idle.delete(connection));
+    const raw = connection as unknown as { query: Query; stream: { destroy(err: Error): void } };
+    const query = raw.query.bind(connection);
+    raw.query = (...args: unknown[]) => {
+      const callback = args.at(-1);
+      if (typeof callback !== 'function') return query(...args);
+      const timer = setTimeout(() => {
+        for (const other of idle) other.destroy();
+        idle.clear();
+        connection.destroy(); // out of the pool
+        raw.stream.destroy(new Error(`the database did not answer within ${timeoutMs} ms`)); // fails the query
+      }, timeoutMs);
+      return query(...args.slice(0, -1), (...results: unknown[]) => {
+        clearTimeout(timer);
+        (callback as Query)(...results);
+      });
+    };
+  });
+}
+
+export interface DbOptions {
+  /** Drop a connection whose query is unanswered this long (0: never). */
+  queryTimeoutMs?: number;
+}
+
+/**
+ * The web and worker processes' pools: a request meets an unreachable MariaDB as an error within seconds.
+ * Their queries take milliseconds; 5 s of silence is an outage, not a slow query.
+ */
+export const SERVICE_DB_OPTIONS: DbOptions = { queryTimeoutMs: 5_000 };
+
+export function createDb(databaseUrl: string, poolSize = 10, options: DbOptions = {}): Db {
   const pool = createPool({
     ...connectionOptions(databaseUrl),
     connectionLimit: poolSize,
+    // an unreachable server costs a request at most this long per connection attempt (mysql2's default: 10 s)
+    connectTimeout: 3_000,
     supportBigNumbers: true,
     multipleStatements: true,
     timezone: 'Z',
     dateStrings: false,
   });
+  if (options.queryTimeoutMs) guardAgainstSilence(pool, options.queryTimeoutMs);
   // READ COMMITTED: no gap locks, so holds and settlements of one account's concurrent requests
   // (which all touch the same users row) queue on that row instead of deadlocking on index gaps.
   pool.on('connection', (connection) => {

@@ -58,6 +58,20 @@ export type RelayMessage =
   | { id: string; seq: number; t: 'done'; costNano: string; result?: unknown; usageChunk?: unknown }
   | { id: string; seq: number; t: 'error'; error: WireError };
 
+/** A job's final message: its answer (or usage chunk) and cost, or its error. */
+export type FinalMessage = Extract<RelayMessage, { t: 'done' | 'error' }>;
+
+/**
+ * "Still running": sent by a worker while a job has published nothing for a couple of seconds, so the web
+ * side does not take a job that BullMQ lost track of (Redis restarted) for a dead one. Outside the sequence.
+ */
+export interface RelayHeartbeat {
+  id: string;
+  t: 'hb';
+}
+
+export type RelayFrame = RelayMessage | RelayHeartbeat;
+
 /**
  * How long Bull Board keeps finished jobs (seconds, and at most `count` per queue): long enough for an
  * operator to look into a problem, short enough that prompts in job data do not pile up in Redis.

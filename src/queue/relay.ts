@@ -1,22 +1,40 @@
-import type { Redis, RedisKeys } from '../redis/index.js';
-import type { JobBase, RelayMessage } from './jobs.js';
+import { loadLua, type Redis, type RedisKeys } from '../redis/index.js';
+import type { FinalMessage, JobBase, RelayFrame } from './jobs.js';
 
 const CANCEL_MARK_MS = 15 * 60_000;
+const FINAL = loadLua(import.meta.url, './relay-final.lua');
+/**
+ * How long a job's final message is kept: for a web process that missed it (RelayHub.keptFinal), and so that
+ * a re-run of the job (BullMQ takes a dead worker's job over within 15 s) knows the client was answered.
+ */
+const RESULT_TTL_MS = 30_000;
+/** A job that published nothing for this long sends a heartbeat (checked every HEARTBEAT_CHECK_MS). */
+export const HEARTBEAT_AFTER_MS = 2_000;
+const HEARTBEAT_CHECK_MS = 1_000;
 
 /** The web side of one job's relay: messages in arrival order, awaited with a timeout. */
 export class RelayStream {
-  private readonly buffered: RelayMessage[] = [];
-  private waiter: ((message: RelayMessage | undefined) => void) | undefined;
+  private readonly buffered: RelayFrame[] = [];
+  private waiter: ((message: RelayFrame | undefined) => void) | undefined;
   private ended = false;
+  private poked = false;
 
-  push(message: RelayMessage): void {
+  push(message: RelayFrame): void {
     if (this.waiter) {
       const wake = this.waiter;
       this.waiter = undefined;
       wake(message);
-    } else {
+    } else if (message.t !== 'hb') {
       this.buffered.push(message);
     }
+  }
+
+  /** Wakes a pending `next` (or the next call) with undefined at once, so its caller looks for itself. */
+  poke(): void {
+    const wake = this.waiter;
+    this.waiter = undefined;
+    if (wake) wake(undefined);
+    else this.poked = true;
   }
 
   /** Stops waiting (the client went away): pending and later `next` calls answer undefined at once. */
@@ -31,11 +49,15 @@ export class RelayStream {
     return this.ended;
   }
 
-  /** The next message, or undefined after `timeoutMs` of silence (or once ended). */
-  next(timeoutMs: number): Promise<RelayMessage | undefined> {
+  /** The next message, or undefined after `timeoutMs` of silence (or once ended, or poked). */
+  next(timeoutMs: number): Promise<RelayFrame | undefined> {
     const ready = this.buffered.shift();
     if (ready) return Promise.resolve(ready);
     if (this.ended) return Promise.resolve(undefined);
+    if (this.poked) {
+      this.poked = false;
+      return Promise.resolve(undefined);
+    }
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.waiter = undefined;
@@ -52,9 +74,13 @@ export class RelayStream {
 /**
  * One subscription per web process (`…:relay:<webId>`), demultiplexed by request id, so a request costs
  * no SUBSCRIBE of its own and no chunk can arrive before its listener exists.
+ *
+ * Messages published while the subscription is down (Redis restarting) are lost; every open request is
+ * poked when it drops and again once it is back, to look for its kept final message (`keptFinal`).
  */
 export class RelayHub {
   private readonly streams = new Map<string, RelayStream>();
+  private downSince: number | undefined;
 
   constructor(
     private readonly subscriber: Redis,
@@ -64,16 +90,44 @@ export class RelayHub {
   ) {}
 
   async start(): Promise<void> {
+    const channel = this.keys.relay(this.webId);
     this.subscriber.on('message', (_channel: string, text: string) => {
-      let message: RelayMessage;
+      let message: RelayFrame;
       try {
-        message = JSON.parse(text) as RelayMessage;
+        message = JSON.parse(text) as RelayFrame;
       } catch {
         return;
       }
       this.streams.get(message.id)?.push(message);
     });
-    await this.subscriber.subscribe(this.keys.relay(this.webId));
+    this.subscriber.on('close', () => {
+      this.downSince ??= Date.now();
+      this.pokeAll();
+    });
+    this.subscriber.on('ready', () => {
+      if (this.downSince === undefined) return;
+      // ioredis resubscribes by itself on reconnect; this SUBSCRIBE's reply comes after that one's
+      this.subscriber.subscribe(channel).then(() => {
+        this.downSince = undefined;
+        this.pokeAll();
+      }, () => undefined);
+    });
+    await this.subscriber.subscribe(channel);
+  }
+
+  /** How long this process's relay subscription has been down; undefined while it is up. */
+  downForMs(): number | undefined {
+    return this.downSince === undefined ? undefined : Date.now() - this.downSince;
+  }
+
+  /** The job's final message as its worker kept it (it may have gone out while the subscription was down). */
+  async keptFinal(requestId: string): Promise<FinalMessage | undefined> {
+    const text = await this.publisher.get(this.keys.result(requestId));
+    return text ? (JSON.parse(text) as FinalMessage) : undefined;
+  }
+
+  private pokeAll(): void {
+    for (const stream of this.streams.values()) stream.poke();
   }
 
   open(requestId: string): RelayStream {
@@ -99,35 +153,67 @@ export class RelayHub {
   }
 }
 
-/** The worker side: publishes one job's messages in order and reports how many web processes listened. */
+type RelayRedis = Redis & {
+  eastxRelayFinal(resultKey: string, startedKey: string, channel: string, payload: string, ttlMs: number): Promise<number>;
+};
+
+/**
+ * The worker side: publishes one job's messages in order and reports how many web processes listened.
+ * The final message also stays in Redis for a while (relay-final.lua, one call), and `keepAlive` sends
+ * heartbeats while the job is otherwise silent.
+ */
 export class RelayPublisher {
   private seq = 0;
   private startedMarked = false;
+  private lastSentAt = Date.now();
+  private readonly redis: RelayRedis;
 
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly channel: string,
     private readonly requestId: string,
-    /** Marks "the client got part of the answer" from the first chunk until the final message. */
-    private readonly started?: { key: string; ttlMs: number },
-  ) {}
-
-  static forJob(redis: Redis, keys: RedisKeys, job: JobBase): RelayPublisher {
-    const ttlMs = Math.max(0, job.deadlineAt - Date.now()) + 60_000;
-    return new RelayPublisher(redis, keys.relay(job.webId), job.requestId, { key: keys.streamStarted(job.requestId), ttlMs });
+    private readonly keys: {
+      result: string;
+      /** Marks "the client got part of the answer" from the first chunk until the final message. */
+      started: string;
+      startedTtlMs: number;
+    },
+  ) {
+    if (!('eastxRelayFinal' in redis)) redis.defineCommand('eastxRelayFinal', { numberOfKeys: 2, lua: FINAL });
+    this.redis = redis as RelayRedis;
   }
 
-  send(message: Record<string, unknown> & { t: RelayMessage['t'] }): Promise<number> {
+  static forJob(redis: Redis, keys: RedisKeys, job: JobBase): RelayPublisher {
+    const startedTtlMs = Math.max(0, job.deadlineAt - Date.now()) + 60_000;
+    return new RelayPublisher(redis, keys.relay(job.webId), job.requestId, {
+      result: keys.result(job.requestId),
+      started: keys.streamStarted(job.requestId),
+      startedTtlMs,
+    });
+  }
+
+  send(message: Record<string, unknown> & { t: FinalMessage['t'] | 'chunk' }): Promise<number> {
     const payload = JSON.stringify({ id: this.requestId, seq: this.seq++, ...message });
-    if (this.started) {
-      if (message.t === 'chunk' && !this.startedMarked) {
-        this.startedMarked = true;
-        void this.redis.set(this.started.key, '1', 'PX', this.started.ttlMs).catch(() => undefined);
-      } else if (message.t !== 'chunk' && this.startedMarked) {
-        void this.redis.del(this.started.key).catch(() => undefined);
-      }
+    this.lastSentAt = Date.now();
+    if (message.t !== 'chunk') return this.redis.eastxRelayFinal(this.keys.result, this.keys.started, this.channel, payload, RESULT_TTL_MS);
+    if (!this.startedMarked) {
+      this.startedMarked = true;
+      void this.redis.set(this.keys.started, '1', 'PX', this.keys.startedTtlMs).catch(() => undefined);
     }
     return this.redis.publish(this.channel, payload);
+  }
+
+  /** Sends a heartbeat whenever the job published nothing for HEARTBEAT_AFTER_MS; returns the stop function. */
+  keepAlive(): () => void {
+    const heartbeat = JSON.stringify({ id: this.requestId, t: 'hb' });
+    const timer = setInterval(() => {
+      // while Redis is away a heartbeat would only queue up behind the job's real messages
+      if (Date.now() - this.lastSentAt < HEARTBEAT_AFTER_MS || this.redis.status !== 'ready') return;
+      this.lastSentAt = Date.now();
+      void this.redis.publish(this.channel, heartbeat).catch(() => undefined);
+    }, HEARTBEAT_CHECK_MS);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 }
 

@@ -1,12 +1,41 @@
 import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
+import { log } from '../log.js';
 
 export type { Redis };
 
+/** Reconnect attempts back off to at most a second apart, so service resumes within a second of Redis's return. */
+const reconnectDelay = (attempt: number) => Math.min(attempt * 50, 1_000);
+
 /** One Redis connection. `rediss://` URLs get TLS from ioredis itself. */
 export function createRedis(url: string, options: RedisOptions = {}): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null, enableAutoPipelining: true, ...options });
+  return new Redis(url, { maxRetriesPerRequest: null, enableAutoPipelining: true, retryStrategy: reconnectDelay, ...options });
 }
+
+/**
+ * Logs a lost connection once per outage (not on every reconnect attempt), and its return; the commands
+ * that fail meanwhile report their own errors. For the long-running processes' connections.
+ */
+export function reportOutages(redis: Redis, name: string): Redis {
+  let down = false;
+  redis.on('error', (err: Error) => {
+    if (down) return;
+    down = true;
+    log.warn({ connection: name, err: { message: err.message } }, 'redis connection lost; reconnecting');
+  });
+  redis.on('ready', () => {
+    if (down) log.info({ connection: name }, 'redis connection back');
+    down = false;
+  });
+  return redis;
+}
+
+/**
+ * Options of a web process's request-path connections: no command waits more than 3 s, also while it sits
+ * in the offline queue during a reconnect or on a connection that stopped answering, so a client gets
+ * 500 internal_error in seconds instead of hanging; a short blip (a restart) is still ridden out.
+ */
+export const REQUEST_PATH_OPTIONS: RedisOptions = { maxRetriesPerRequest: 2, connectTimeout: 3_000, commandTimeout: 3_000 };
 
 /** Reads a `.lua` file that sits next to the calling module (copied into dist/ by the build). */
 export function loadLua(moduleUrl: string, name: string): string {
@@ -40,4 +69,8 @@ export class RedisKeys {
   flash = (idHash: string) => `${this.prefix}:flash:${idHash}`;
   /** key prefix of a console throttle (rate-limiter-flexible appends `:<key>`) */
   throttle = (name: string) => `${this.prefix}:throttle:${name}`;
+  /** a job's final relay message, kept briefly for a web process whose subscriber missed it */
+  result = (requestId: string) => `${this.prefix}:result:${requestId}`;
+  /** request ids that answered an error while MariaDB was unreachable: made unbillable once it is back */
+  unbillable = () => `${this.prefix}:unbillable`;
 }

@@ -27,8 +27,8 @@ function startProcess(role: 'web' | 'worker', env: Record<string, string>): Runn
   const script = role === 'web' ? 'dist/src/web.js' : 'dist/workers/worker.js';
   const child = spawn(process.execPath, [script], { cwd: ROOT, env: { ...process.env, ...env, EASTX_ROLE: role }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout?.on('data', (d) => (output = (output + d).slice(-20_000)));
-  child.stderr?.on('data', (d) => (output = (output + d).slice(-20_000)));
+  child.stdout?.on('data', (d) => (output = (output + d).slice(-200_000)));
+  child.stderr?.on('data', (d) => (output = (output + d).slice(-200_000)));
   return {
     role,
     child,
@@ -66,13 +66,19 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-/** Runs the built web and worker entries as separate OS processes (`npm run build` first; `npm test` does). */
-export async function startGateway(env: Record<string, string>, counts: { webs?: number; workers?: number } = {}): Promise<Gateway> {
+/**
+ * Runs the built web and worker entries as separate OS processes (`npm run build` first; `npm test` does).
+ * `webEnv` overrides `env` for the web processes only (e.g. a Redis reached through a proxy).
+ */
+export async function startGateway(
+  env: Record<string, string>,
+  counts: { webs?: number; workers?: number; webEnv?: Record<string, string> } = {},
+): Promise<Gateway> {
   const webs: RunningProcess[] = [];
   const urls: string[] = [];
   for (let i = 0; i < (counts.webs ?? 1); i++) {
     const port = await freePort();
-    const web = startProcess('web', { ...env, PORT: String(port) });
+    const web = startProcess('web', { ...env, ...counts.webEnv, PORT: String(port) });
     webs.push(web);
     urls.push(`http://127.0.0.1:${port}`);
   }
