@@ -9,8 +9,9 @@ import { settle } from '../src/billing/settlement.js';
 import { createDb, type Db } from '../src/db/index.js';
 import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
 import { channelQueueName } from '../src/queue/jobs.js';
-import { createRedis, type Redis } from '../src/redis/index.js';
-import { HoldSweeper } from '../workers/hold-sweeper.js';
+import { createRedis, RedisKeys, type Redis } from '../src/redis/index.js';
+import { HoldSweeper } from '../src/billing/sweeper.js';
+import { ChannelQueues } from '../src/queue/queues.js';
 import { AdminClient } from './helpers/admin.js';
 import { freshEnvironment } from './helpers/env.js';
 import { startGateway, type Gateway } from './helpers/gateway.js';
@@ -208,17 +209,19 @@ test.serial('the sweeper releases holds whose job is gone or finished, and keeps
   await queue.getJob('req_failed').then((job) => job!.remove());
   await sql`UPDATE holds SET created_at = NOW(3) - INTERVAL 5 SECOND`.execute(db);
   await hold('req_young');
-  const sweeper = new HoldSweeper(db, redis, `{${env.QUEUE_PREFIX}}`, { intervalMs: 60_000, minAgeMs: 2_000, maxAgeMs: 60_000 });
+  const queues = new ChannelQueues(redis, `{${env.QUEUE_PREFIX}}`);
+  const keys = new RedisKeys(`{${env.QUEUE_PREFIX}}`);
+  const jobAlive = (channelId: number, requestId: string) => queues.isLive(channelId, requestId);
+  const sweeper = new HoldSweeper(db, redis, keys, jobAlive, { intervalMs: 60_000, minAgeMs: 2_000, maxAgeMs: 60_000 });
   // (the gateway's own workers sweep too, every 500 ms: assert the outcome, not who got there first)
   await sweeper.sweep();
   const left = (await db.selectFrom('holds').select('request_id').where('user_id', '=', user.id).execute()).map((r) => r.request_id).sort();
   t.deepEqual(left, ['req_waiting', 'req_young']);
   t.is(nano((await admin.getUser(user.id)).held_usd), 2000n);
-  const old = new HoldSweeper(db, redis, `{${env.QUEUE_PREFIX}}`, { intervalMs: 60_000, minAgeMs: 0, maxAgeMs: 1 });
+  const old = new HoldSweeper(db, redis, keys, jobAlive, { intervalMs: 60_000, minAgeMs: 0, maxAgeMs: 1 });
   await old.sweep();
   t.is((await admin.getUser(user.id)).held_usd, '0', 'past the maximum age every hold goes, live job or not');
-  await sweeper.stop();
-  await old.stop();
+  await queues.close();
   await queue.close();
 });
 

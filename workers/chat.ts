@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import { countTextTokens, estimateChatPromptTokens } from '../src/billing/estimate.js';
 import { usdNumber, type Usage } from '../src/billing/money.js';
 import type { ChatJobData } from '../src/queue/jobs.js';
-import type { RelayPublisher } from '../src/queue/relay.js';
+import type { RelayPublisher } from '../src/queue/worker-relay.js';
 import type { ChatChunk, TokenUsage } from '../src/upstream/providers/types.js';
 import type { WorkerContext } from './context.js';
 import { charge, runJob, type JobSummary } from './job-kit.js';

@@ -1,19 +1,10 @@
-import type { Catalog, UpstreamToken } from '../src/catalog/catalog.js';
-import type { Config } from '../src/config.js';
-import type { Db } from '../src/db/index.js';
-import type { Redis, RedisKeys } from '../src/redis/index.js';
+import type { UpstreamToken } from '../src/catalog/catalog.js';
+import type { Connections } from '../src/runtime.js';
 import type { TokenPool } from '../src/upstream/pool.js';
-import type { SecretBox } from '../src/upstream/secrets.js';
 
 /** What job processors share inside one worker process. */
-export interface WorkerContext {
-  config: Config;
-  db: Db;
-  redis: Redis;
-  keys: RedisKeys;
-  catalog: Catalog;
+export interface WorkerContext extends Connections {
   pool: TokenPool;
-  secrets: SecretBox;
 }
 
 const opened = new Map<string, string>();

@@ -1,8 +1,9 @@
 import type { Job } from 'bullmq';
+import { holdExists } from '../src/billing/holds.js';
 import { voidRequest } from '../src/billing/unbillable.js';
 import { ApiError } from '../src/http/errors.js';
 import type { JobBase } from '../src/queue/jobs.js';
-import { RelayPublisher } from '../src/queue/relay.js';
+import { RelayPublisher, resendKeptFinal, shownOrAnswered } from '../src/queue/worker-relay.js';
 import type { WorkerContext } from './context.js';
 
 /** BullMQ's reason for a job whose workers died more often than `maxStalledCount` allows. */
@@ -25,12 +26,12 @@ export const isRerun = (job: Job) => job.stalledCounter > 0 || job.attemptsStart
  */
 export async function rerunRefusal(ctx: WorkerContext, job: JobBase): Promise<ApiError | undefined> {
   const tokens = (await ctx.catalog.latest()).tokensByChannel.get(job.channelId) ?? [];
-  const [hold, shownOrAnswered] = await Promise.all([
-    ctx.db.selectFrom('holds').select('request_id').where('request_id', '=', job.requestId).executeTakeFirst(),
-    ctx.redis.exists(ctx.keys.streamStarted(job.requestId), ctx.keys.result(job.requestId)),
+  const [held, shown] = await Promise.all([
+    holdExists(ctx.db, job.requestId),
+    shownOrAnswered(ctx.redis, ctx.keys, job.requestId),
     ctx.pool.forget(tokens, job.requestId),
   ]);
-  return hold && !shownOrAnswered ? undefined : interrupted();
+  return held && !shown ? undefined : interrupted();
 }
 
 /**
@@ -42,12 +43,8 @@ export async function rerunRefusal(ctx: WorkerContext, job: JobBase): Promise<Ap
 export async function abandon(ctx: WorkerContext, job: JobBase, error: ApiError): Promise<void> {
   const tokens = (await ctx.catalog.latest()).tokensByChannel.get(job.channelId) ?? [];
   await ctx.pool.forget(tokens, job.requestId);
-  const kept = await ctx.redis.get(ctx.keys.result(job.requestId));
-  if (kept) {
-    await ctx.redis.publish(ctx.keys.relay(job.webId), kept);
-    return;
-  }
+  if (await resendKeptFinal(ctx.redis, ctx.keys, job)) return;
   await voidRequest(ctx.db, job.requestId);
-  // the final message also drops the stream-started mark
-  await RelayPublisher.forJob(ctx.redis, ctx.keys, job).send({ t: 'error', error: error.toWire() });
+  // the final frame also drops the stream-started mark
+  await new RelayPublisher(ctx.redis, ctx.keys, job).send({ t: 'error', error: error.toWire() });
 }

@@ -1,27 +1,19 @@
-import { releaseHold, settle } from '../src/billing/settlement.js';
-import type { Prices, Usage } from '../src/billing/money.js';
+import { releaseHold } from '../src/billing/holds.js';
+import type { Usage } from '../src/billing/money.js';
+import { settle } from '../src/billing/settlement.js';
 import { deferVoid } from '../src/billing/unbillable.js';
 import { ApiError } from '../src/http/errors.js';
 import { log } from '../src/log.js';
-import type { JobBase, JobPrices } from '../src/queue/jobs.js';
-import { RelayPublisher } from '../src/queue/relay.js';
+import { abortError, abortReasonOf } from '../src/queue/abort.js';
+import { decodePrices, type JobBase } from '../src/queue/jobs.js';
+import { RelayPublisher } from '../src/queue/worker-relay.js';
 import type { WorkerContext } from './context.js';
 
-export const toPrices = (p: JobPrices): Prices => ({
-  inputMicro: BigInt(p.inputMicro),
-  outputMicro: BigInt(p.outputMicro),
-  imageNano: BigInt(p.imageNano),
-});
-
-export function asApiError(err: unknown, signal: AbortSignal): ApiError {
+/** The SPEC §2 error a failed job answers with. */
+function asApiError(err: unknown, signal: AbortSignal): ApiError {
   if (err instanceof ApiError) return err;
-  if (signal.aborted) {
-    const timedOut = (signal.reason as { failure?: string } | undefined)?.failure === 'timeout';
-    return timedOut
-      ? new ApiError('upstream_timeout', 'the upstream did not answer before the deadline')
-      : new ApiError('upstream_error', 'the request was cancelled', { fields: { upstream_status: 0 } });
-  }
-  return new ApiError('internal_error', 'the worker failed while processing the request');
+  const aborted = abortReasonOf(signal);
+  return aborted ? abortError(aborted) : new ApiError('internal_error', 'the worker failed while processing the request');
 }
 
 export interface JobSummary {
@@ -50,7 +42,7 @@ export async function charge(ctx: WorkerContext, job: JobBase, usage: Usage, est
     userId: job.userId,
     keyId: job.keyId,
     model: job.model,
-    prices: toPrices(job.prices),
+    prices: decodePrices(job.prices),
     usage,
     holdNano: BigInt(job.holdNano),
     estimated,
@@ -93,7 +85,7 @@ export async function runJob(
   signal: AbortSignal,
   work: (relay: RelayPublisher) => Promise<JobSummary>,
 ): Promise<JobSummary> {
-  const relay = RelayPublisher.forJob(ctx.redis, ctx.keys, job);
+  const relay = new RelayPublisher(ctx.redis, ctx.keys, job);
   const stopHeartbeat = relay.keepAlive();
   try {
     return await work(relay);

@@ -1,20 +1,20 @@
 import { Worker, type Job } from 'bullmq';
-import { Catalog } from '../src/catalog/catalog.js';
+import { HoldSweeper } from '../src/billing/sweeper.js';
 import { config } from '../src/config.js';
-import { createDb, SERVICE_DB_OPTIONS } from '../src/db/index.js';
 import { log } from '../src/log.js';
-import { channelQueueName, type JobData, type JobKind } from '../src/queue/jobs.js';
-import { ListenerWatch } from '../src/queue/relay.js';
-import { createRedis, RedisKeys, reportOutages } from '../src/redis/index.js';
+import { abortJob } from '../src/queue/abort.js';
+import { wasCancelled } from '../src/queue/cancel.js';
+import { channelQueueName, msUntilDeadline, type JobData, type JobKind } from '../src/queue/jobs.js';
+import { ChannelQueues } from '../src/queue/queues.js';
+import { ListenerWatch } from '../src/queue/worker-relay.js';
+import { connect, disconnect, runProcess, stopOnSignal } from '../src/runtime.js';
 import { TokenPool } from '../src/upstream/pool.js';
-import { HoldSweeper } from './hold-sweeper.js';
-import { SecretBox } from '../src/upstream/secrets.js';
 import { processChat } from './chat.js';
+import type { WorkerContext } from './context.js';
 import { abandon, interrupted, isRerun, rerunRefusal, STALLED_TOO_OFTEN } from './crash-recovery.js';
 import { processEmbeddings } from './embeddings.js';
 import { processImages } from './images.js';
 import type { JobSummary } from './job-kit.js';
-import type { WorkerContext } from './context.js';
 
 /**
  * BullMQ lock: a killed worker's lock expires within LOCK_DURATION_MS (renewed every half of it), and the
@@ -26,45 +26,36 @@ const STALLED_INTERVAL_MS = 5_000;
 /** No subscriber on a job's relay channel for this long: the web process that owned the request is gone. */
 const LISTENER_GONE_MS = 3_000;
 const CATALOG_POLL_MS = 5_000;
+/** Jobs in flight get this long to finish on SIGTERM. */
+const DRAIN_MS = 25_000;
 
 type Processor = (ctx: WorkerContext, job: Job<JobData>, signal: AbortSignal) => Promise<JobSummary>;
 
 /** One processor per job kind (the job's name in Bull Board says which). */
-const PROCESSORS: Partial<Record<JobKind, Processor>> = {
+const PROCESSORS: Record<JobKind, Processor> = {
   chat: processChat as Processor,
   embeddings: processEmbeddings as Processor,
   images: processImages as Processor,
 };
 
 /** Worker process entry (Procfile `worker`): one BullMQ Worker per channel queue, drained on SIGTERM. */
-async function main(): Promise<void> {
+runProcess('worker', async () => {
   const cfg = config();
-  const keys = new RedisKeys(cfg.redisPrefix);
-  const redis = reportOutages(createRedis(cfg.redisUrl), 'jobs');
-  const subscriber = reportOutages(createRedis(cfg.redisUrl, { enableAutoPipelining: false }), 'subscriber');
-  const bullConnection = reportOutages(createRedis(cfg.redisUrl, { enableAutoPipelining: false }), 'bullmq');
-  const db = createDb(cfg.databaseUrl, 20, SERVICE_DB_OPTIONS);
-  const ctx: WorkerContext = {
-    config: cfg,
-    db,
-    redis,
-    keys,
-    catalog: new Catalog(db, redis, keys),
-    pool: new TokenPool(redis, keys),
-    secrets: new SecretBox(cfg.appSecret),
-  };
+  const connections = connect(cfg, 'worker');
+  const { redis, subscriber, queueConnection, keys } = connections;
+  const ctx: WorkerContext = { ...connections, pool: new TokenPool(redis, keys) };
 
   const running = new Map<string, AbortController>();
-  const listeners = new ListenerWatch(redis, LISTENER_GONE_MS);
-  const process_ = async (job: Job<JobData>): Promise<JobSummary> => {
+  const listeners = new ListenerWatch(redis, keys, LISTENER_GONE_MS);
+  const runJob = async (job: Job<JobData>): Promise<JobSummary> => {
     const { requestId } = job.data;
     const controller = new AbortController();
     running.set(requestId, controller);
-    const unwatch = listeners.watch(requestId, keys.relay(job.data.webId), () => controller.abort({ failure: 'cancelled' }));
-    const deadline = setTimeout(() => controller.abort({ failure: 'timeout' }), Math.max(0, job.data.deadlineAt - Date.now()));
+    const unwatch = listeners.watch(job.data, () => abortJob(controller, 'listener-gone'));
+    const deadline = setTimeout(() => abortJob(controller, 'timeout'), msUntilDeadline(job.data));
     try {
       // the client may have left while the job was still queued (the cancel message found no worker then)
-      if (await redis.exists(keys.cancelled(requestId))) controller.abort({ failure: 'cancelled' });
+      if (await wasCancelled(redis, keys, requestId)) abortJob(controller, 'cancelled');
       if (isRerun(job)) {
         const refusal = await rerunRefusal(ctx, job.data);
         log.warn({ requestId, jobId: job.id, rerun: !refusal }, 'job taken over from a worker that died');
@@ -73,9 +64,7 @@ async function main(): Promise<void> {
           throw refusal;
         }
       }
-      const processor = PROCESSORS[job.data.kind];
-      if (!processor) throw new Error(`no processor for ${job.data.kind} jobs`);
-      return await processor(ctx, job, controller.signal);
+      return await PROCESSORS[job.data.kind](ctx, job, controller.signal);
     } finally {
       clearTimeout(deadline);
       unwatch();
@@ -89,8 +78,8 @@ async function main(): Promise<void> {
     ctx.catalog.announce(catalog.version);
     for (const channelId of catalog.channels.keys()) {
       if (workers.has(channelId)) continue;
-      const worker = new Worker<JobData, JobSummary>(channelQueueName(channelId), process_, {
-        connection: bullConnection,
+      const worker = new Worker<JobData, JobSummary>(channelQueueName(channelId), runJob, {
+        connection: queueConnection,
         prefix: cfg.redisPrefix,
         concurrency: cfg.workerConcurrency,
         lockDuration: LOCK_DURATION_MS,
@@ -110,15 +99,18 @@ async function main(): Promise<void> {
   };
 
   subscriber.on('message', (channel: string, message: string) => {
-    if (channel === keys.cancel()) running.get(message)?.abort({ failure: 'cancelled' });
-    else if (channel === keys.catalogChannel()) {
+    if (channel === keys.cancel()) {
+      const controller = running.get(message);
+      if (controller) abortJob(controller, 'cancelled');
+    } else if (channel === keys.catalogChannel()) {
       ctx.catalog.announce(message);
       void syncWorkers().catch((err) => log.error({ err: { message: err.message } }, 'catalog sync failed'));
     }
   });
   await subscriber.subscribe(keys.cancel(), keys.catalogChannel());
   await syncWorkers();
-  const sweeper = new HoldSweeper(db, bullConnection, cfg.redisPrefix, {
+  const queues = new ChannelQueues(queueConnection, cfg.redisPrefix);
+  const sweeper = new HoldSweeper(ctx.db, redis, keys, (channelId, requestId) => queues.isLive(channelId, requestId), {
     intervalMs: cfg.holdSweepMs,
     minAgeMs: cfg.holdMinAgeMs,
     maxAgeMs: Math.max(cfg.chatDeadlineMs, cfg.imageDeadlineMs) + 10 * 60_000,
@@ -127,24 +119,12 @@ async function main(): Promise<void> {
   const poll = setInterval(() => void syncWorkers().catch(() => undefined), CATALOG_POLL_MS);
   log.info({ concurrency: cfg.workerConcurrency }, 'worker started');
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'worker stopping: finishing jobs in flight');
+  stopOnSignal('worker', async () => {
     clearInterval(poll);
     listeners.stop();
-    await sweeper.stop();
-    await Promise.race([Promise.all([...workers.values()].map((w) => w.close())), new Promise((r) => setTimeout(r, 25_000))]);
-    await Promise.all([redis, subscriber, bullConnection].map((c) => c.quit().catch(() => undefined)));
-    await db.destroy();
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
-}
-
-main().catch((err) => {
-  log.fatal({ err: { message: (err as Error).message } }, 'worker failed to start');
-  process.exit(1);
+    sweeper.stop();
+    await Promise.race([Promise.all([...workers.values()].map((w) => w.close())), new Promise((done) => setTimeout(done, DRAIN_MS))]);
+    await queues.close();
+    await disconnect(connections);
+  });
 });

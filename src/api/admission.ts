@@ -1,7 +1,6 @@
 import type { z } from 'zod';
-import { placeHold, readFunds, spendable } from '../billing/holds.js';
+import { reserve, type Reservation, type WorstCase } from '../billing/reserve.js';
 import { voidNowOrLater } from '../billing/unbillable.js';
-import { affordableOutputTokens, costNano } from '../billing/money.js';
 import type { Channel, Model } from '../catalog/catalog.js';
 import type { Modality } from '../db/schema.js';
 import { parseBody } from '../http/body.js';
@@ -9,9 +8,8 @@ import { ApiError, badRequest } from '../http/errors.js';
 import { customerKey, principal, type AppContext, type AppMiddleware } from '../http/state.js';
 import { formatResetDuration } from '../limits/rpm.js';
 import { log } from '../log.js';
-import type { JobBase, JobData } from '../queue/jobs.js';
-import type { RelayStream } from '../queue/relay.js';
-import type { WebServices } from '../services.js';
+import { deadlineFor, encodePrices, type JobBase, type JobData, type JobKind } from '../queue/jobs.js';
+import type { RelayStream } from '../queue/web-relay.js';
 import { unservable, type Demand } from '../upstream/providers/registry.js';
 
 /**
@@ -19,24 +17,6 @@ import { unservable, type Demand } from '../upstream/providers/registry.js';
  * small middleware writing typed ctx.state; a front door declares what its steps need, and
  * `admission(door)` composes them in that order, the one place the order is written.
  */
-
-/** The smallest answer worth holding for: a request that cannot afford this many output tokens gets 402. */
-export const MIN_OUTPUT_TOKENS = 16;
-
-/** What the hold must cover in the worst case. */
-export interface WorstCase {
-  promptTokens: number;
-  /** The client's output limit; without one the hold covers the model's cap or what the account affords. */
-  requestedOutput?: number;
-  images?: number;
-  choices?: number;
-}
-
-export interface Reservation {
-  holdNano: bigint;
-  /** Output tokens the hold covers; sent upstream when the client gave no limit. */
-  maxOutputTokens: number;
-}
 
 /** A `/v1` endpoint as admission sees it. */
 export interface FrontDoor<B extends { model: string }> {
@@ -113,39 +93,12 @@ export const rateLimit: AppMiddleware = async (ctx, next) => {
   await next();
 };
 
-/**
- * Balance and cap step (SPEC §3): hold the worst case before enqueueing. Without a client output limit the
- * hold covers the model's cap, or the most the account (and key) can afford below it.
- */
-async function reserve(ctx: AppContext, model: Model, demand: WorstCase): Promise<Reservation> {
-  const svc = ctx.services;
-  const key = customerKey(ctx);
-  const choices = demand.choices ?? 1;
-  const worst = (output: number) =>
-    costNano(model.prices, { promptTokens: demand.promptTokens, completionTokens: output * choices, images: demand.images ?? 0 });
-  const hold = (amountNano: bigint) =>
-    placeHold(svc.db, { requestId: ctx.state.requestId, userId: key.userId, keyId: key.id, channelId: model.channelId, amountNano });
-
-  const firstTry = demand.requestedOutput ?? model.maxOutputTokens;
-  if (await hold(worst(firstTry))) return { holdNano: worst(firstTry), maxOutputTokens: firstTry };
-
-  const { budgetNano, limitedBy } = spendable(await readFunds(svc.db, key.userId, key.id));
-  const refusal = () =>
-    new ApiError(limitedBy, limitedBy === 'cap_reached'
-      ? "this request's worst-case cost would exceed the key's spend cap"
-      : "this request's worst-case cost exceeds the available balance");
-  if (demand.requestedOutput !== undefined) throw refusal();
-  const imageCost = costNano(model.prices, { promptTokens: 0, completionTokens: 0, images: demand.images ?? 0 });
-  const affordable = Math.floor(affordableOutputTokens(model.prices, demand.promptTokens, budgetNano - imageCost) / choices);
-  const output = Math.min(affordable, model.maxOutputTokens);
-  if (output < MIN_OUTPUT_TOKENS || !(await hold(worst(output)))) throw refusal();
-  return { holdNano: worst(output), maxOutputTokens: output };
-}
-
 function holdStep<B extends { model: string }>(door: FrontDoor<B>): AppMiddleware {
   return async (ctx, next) => {
     const model = ctx.state.model!;
-    ctx.state.reservation = await reserve(ctx, model, door.worstCase(ctx.state.body as B, model));
+    const key = customerKey(ctx);
+    const owner = { requestId: ctx.state.requestId, userId: key.userId, keyId: key.id, channelId: model.channelId };
+    ctx.state.reservation = await reserve(ctx.services.db, owner, model.prices, model.maxOutputTokens, door.worstCase(ctx.state.body as B, model));
     await next();
   };
 }
@@ -155,7 +108,8 @@ export function admission<B extends { model: string }>(door: FrontDoor<B>): AppM
   return [bodyStep(door.schema, door.checkBody), modelStep(door), rateLimit, holdStep(door)];
 }
 
-export function jobBase(ctx: AppContext, deadlineMs: number): JobBase {
+/** The part of every job admission decides: who pays, what was held, which channel, and the deadline. */
+export function jobBase(ctx: AppContext, kind: JobKind): JobBase {
   const key = customerKey(ctx);
   const { model, reservation } = admitted(ctx);
   return {
@@ -166,24 +120,21 @@ export function jobBase(ctx: AppContext, deadlineMs: number): JobBase {
     model: model.id,
     channelId: model.channelId,
     upstreamModel: model.upstreamModel,
-    prices: {
-      inputMicro: model.prices.inputMicro.toString(),
-      outputMicro: model.prices.outputMicro.toString(),
-      imageNano: model.prices.imageNano.toString(),
-    },
+    prices: encodePrices(model.prices),
     holdNano: reservation.holdNano.toString(),
-    deadlineAt: Date.now() + deadlineMs,
+    deadlineAt: deadlineFor(kind, ctx.services.config),
   };
 }
 
 /**
- * Listens on the relay, then enqueues the job (so no message can be missed). If the enqueue fails (Redis
+ * Listens on the relay, then enqueues the job (so no frame can be missed). If the enqueue fails (Redis
  * unreachable: the client gets 500), the request is made unbillable at once, in case the job got in anyway.
  */
-export async function enqueue(svc: WebServices, job: JobData): Promise<RelayStream> {
+export async function enqueue(ctx: AppContext, job: JobData): Promise<RelayStream> {
+  const svc = ctx.services;
   const relay = svc.relay.open(job.requestId);
   try {
-    await svc.jobs.add(job);
+    await svc.jobs.add(job, ctx.request.length ?? 0);
   } catch (err) {
     svc.relay.close(job.requestId);
     await voidNowOrLater(svc.db, svc.redis, svc.keys, job.requestId).catch(() =>

@@ -52,14 +52,13 @@ export async function createChatCompletion(ctx: AppContext): Promise<void> {
   const upstreamBody: Record<string, unknown> = { ...body, model: model.upstreamModel };
   if (requestedOutput(body) === undefined) upstreamBody.max_tokens = reservation.maxOutputTokens;
   const job: ChatJobData = {
-    ...jobBase(ctx, ctx.services.config.chatDeadlineMs),
+    ...jobBase(ctx, 'chat'),
     kind: 'chat',
     stream,
-    includeUsage: body.stream_options?.include_usage === true,
     body: upstreamBody,
   };
 
-  const relay = await enqueue(ctx.services, job);
-  if (stream) await respondWithStream(ctx, ctx.services, relay, job.deadlineAt, job.includeUsage);
-  else await respondWithResult(ctx, ctx.services, relay, job.deadlineAt);
+  const relay = await enqueue(ctx, job);
+  if (stream) await respondWithStream(ctx, relay, job, body.stream_options?.include_usage === true);
+  else await respondWithResult(ctx, relay, job);
 }

@@ -69,12 +69,12 @@ export async function createEmbeddings(ctx: AppContext): Promise<void> {
   if (dimensions != null) upstreamBody.dimensions = dimensions;
   if (user != null) upstreamBody.user = user;
   const job: EmbeddingsJobData = {
-    ...jobBase(ctx, ctx.services.config.chatDeadlineMs),
+    ...jobBase(ctx, 'embeddings'),
     kind: 'embeddings',
     encodingFormat: encodingFormat ?? 'float',
     body: upstreamBody,
   };
 
-  const relay = await enqueue(ctx.services, job);
-  await respondWithResult(ctx, ctx.services, relay, job.deadlineAt);
+  const relay = await enqueue(ctx, job);
+  await respondWithResult(ctx, relay, job);
 }

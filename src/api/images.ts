@@ -41,7 +41,7 @@ export const imagesDoor: FrontDoor<ImagesRequest> = {
 export async function createImages(ctx: AppContext): Promise<void> {
   const { body } = admitted<ImagesRequest>(ctx);
   const job: ImagesJobData = {
-    ...jobBase(ctx, ctx.services.config.imageDeadlineMs),
+    ...jobBase(ctx, 'images'),
     kind: 'images',
     prompt: body.prompt,
     n: body.n ?? 1,
@@ -49,6 +49,6 @@ export async function createImages(ctx: AppContext): Promise<void> {
     extra: body.negative_prompt ? { negative_prompt: body.negative_prompt } : {},
   };
 
-  const relay = await enqueue(ctx.services, job);
-  await respondWithResult(ctx, ctx.services, relay, job.deadlineAt);
+  const relay = await enqueue(ctx, job);
+  await respondWithResult(ctx, relay, job);
 }

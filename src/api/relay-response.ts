@@ -1,19 +1,16 @@
-import type { Context } from 'koa';
 import { formatUsd } from '../billing/money.js';
-import { releaseHold } from '../billing/settlement.js';
-import { billingState, deferVoid, reverseCharge } from '../billing/unbillable.js';
+import { unbillableUnlessAnswered } from '../billing/unbillable.js';
 import { ApiError } from '../http/errors.js';
 import { SseWriter } from '../http/sse.js';
-import { log } from '../log.js';
-import type { RelayMessage } from '../queue/jobs.js';
-import type { RelayStream } from '../queue/relay.js';
-import type { WebServices } from '../services.js';
+import type { AppContext } from '../http/state.js';
+import { FrameSequence, type DoneFrame, type RelayFrame } from '../queue/frames.js';
+import { ANSWER_GRACE_MS, type JobBase } from '../queue/jobs.js';
+import type { RelayStream } from '../queue/web-relay.js';
 
-/** How long the web side waits beyond the job's own deadline before giving up on a silent worker. */
-const WORKER_GRACE_MS = 30_000;
+/** SPEC §1: a stream's 200 goes out with its first chunk or after this long; then comments keep it alive. */
 const FIRST_BYTE_MS = 10_000;
 const KEEPALIVE_MS = 15_000;
-/** Silence after which the web side looks for the job's kept final message and asks BullMQ about the job. */
+/** Silence after which the web side looks for the job's kept final frame and asks BullMQ about the job. */
 const SILENCE_CHECK_MS = 3_000;
 /**
  * A job BullMQ no longer has as queued or running is lost once no heartbeat came for this long either: a
@@ -25,64 +22,52 @@ const REDIS_DOWN_MS = 2_000;
 /** A request found charged when the web side was about to answer an error waits this long for its answer. */
 const ANSWER_WAIT_MS = 3_000;
 
-type DoneMessage = Extract<RelayMessage, { t: 'done' }>;
-type Wait = RelayMessage | 'silent' | 'lost' | 'unreachable';
+type Wait = Exclude<RelayFrame, { t: 'hb' }> | 'silent' | 'lost' | 'unreachable';
 
 /**
  * A client that goes away cancels the job (the worker aborts its upstream call and settles for what was
  * produced) and stops this request's wait at once.
  */
-function cancelOnDisconnect(ctx: Context, svc: WebServices, relay: RelayStream): () => void {
+function cancelOnDisconnect(ctx: AppContext, relay: RelayStream): () => void {
   const onClose = () => {
     if (ctx.res.writableFinished) return;
     relay.end();
-    void svc.relay.cancel(ctx.state.requestId).catch(() => undefined);
+    void ctx.services.relay.cancel(ctx.state.requestId).catch(() => undefined);
   };
   ctx.res.once('close', onClose);
   return () => ctx.res.off('close', onClose);
 }
 
-const timeoutError = () => new ApiError('upstream_timeout', 'the upstream did not answer before the deadline');
-/** Relay messages went missing (Redis trouble): eastx's own failure, not the upstream's. */
+/** Relay frames went missing (Redis trouble): eastx's own failure, not the upstream's. */
 const interruptedError = () => new ApiError('internal_error', 'the stream was interrupted inside eastx; please retry');
-const lostError = () => new ApiError('internal_error', 'eastx lost track of this request (its queue was reset); please retry');
-const unreachableError = () => new ApiError('internal_error', 'eastx cannot reach its Redis; please retry');
 
 /** The error a wait ended with, decided by this process; a timeout also cancels the job. */
-function errorOf(ctx: Context, svc: WebServices, wait: 'silent' | 'lost' | 'unreachable'): ApiError {
-  if (wait === 'lost') return lostError();
-  if (wait === 'unreachable') return unreachableError();
-  void svc.relay.cancel(ctx.state.requestId).catch(() => undefined);
-  return timeoutError();
-}
-
-/** True when BullMQ no longer has the job queued or running (completed, failed, or gone). */
-async function jobIsOver(svc: WebServices, requestId: string): Promise<boolean> {
-  for (const queue of svc.jobs.all()) {
-    const state = await queue.getJobState(requestId);
-    if (state !== 'unknown') return state === 'completed' || state === 'failed';
-  }
-  return true;
+function errorOf(ctx: AppContext, wait: 'silent' | 'lost' | 'unreachable'): ApiError {
+  if (wait === 'lost') return new ApiError('internal_error', 'eastx lost track of this request (its queue was reset); please retry');
+  if (wait === 'unreachable') return new ApiError('internal_error', 'eastx cannot reach its Redis; please retry');
+  void ctx.services.relay.cancel(ctx.state.requestId).catch(() => undefined);
+  return new ApiError('upstream_timeout', 'the upstream did not answer before the deadline');
 }
 
 /**
- * The job's next message within `waitMs` (heartbeats only prove the job alive): `silent` when none came
- * (or the client left); `lost` when BullMQ no longer has the job, no heartbeat says a worker still runs it,
- * and no final message was kept for it; `unreachable` when Redis is. After every SILENCE_CHECK_MS of
- * silence, and whenever the relay subscription came back, it looks for the job's kept final message.
+ * The job's next frame within `waitMs` (heartbeats only prove the job alive): `silent` when none came (or
+ * the client left); `lost` when BullMQ no longer has the job, no heartbeat says a worker still runs it, and
+ * no final frame was kept for it; `unreachable` when Redis is. After every SILENCE_CHECK_MS of silence, and
+ * whenever the relay subscription came back, it looks for the job's kept final frame.
  */
-async function nextMessage(svc: WebServices, relay: RelayStream, requestId: string, waitMs: number): Promise<Wait> {
+async function nextFrame(ctx: AppContext, relay: RelayStream, job: JobBase, waitMs: number): Promise<Wait> {
+  const svc = ctx.services;
   const until = Date.now() + waitMs;
   let overSince: number | undefined;
   for (;;) {
     const downMs = svc.relay.downForMs();
     const pause = downMs !== undefined ? REDIS_DOWN_MS - downMs : overSince !== undefined ? 1_000 : SILENCE_CHECK_MS;
-    const message = await relay.next(Math.max(0, Math.min(pause, until - Date.now())));
-    if (message?.t === 'hb') {
+    const frame = await relay.next(Math.max(0, Math.min(pause, until - Date.now())));
+    if (frame?.t === 'hb') {
       overSince = undefined;
       continue;
     }
-    if (message) return message;
+    if (frame) return frame;
     if (relay.isEnded || Date.now() >= until) return 'silent';
     const down = svc.relay.downForMs();
     if (down !== undefined) {
@@ -90,9 +75,9 @@ async function nextMessage(svc: WebServices, relay: RelayStream, requestId: stri
       continue;
     }
     try {
-      const kept = await svc.relay.keptFinal(requestId);
+      const kept = await svc.relay.keptFinal(job.requestId);
       if (kept) return kept;
-      if (!(await jobIsOver(svc, requestId))) {
+      if (await svc.jobs.isLive(job.channelId, job.requestId)) {
         overSince = undefined;
         continue;
       }
@@ -104,136 +89,90 @@ async function nextMessage(svc: WebServices, relay: RelayStream, requestId: stri
   }
 }
 
-/** The job's `done` message if it comes (live or kept) within ANSWER_WAIT_MS. */
-async function awaitAnswer(svc: WebServices, relay: RelayStream, requestId: string): Promise<DoneMessage | undefined> {
+/** The job's `done` frame if it comes (live or kept) within ANSWER_WAIT_MS. */
+async function awaitAnswer(ctx: AppContext, relay: RelayStream): Promise<DoneFrame | undefined> {
   const until = Date.now() + ANSWER_WAIT_MS;
   while (Date.now() < until && !relay.isEnded) {
-    const message = await relay.next(Math.min(500, until - Date.now()));
-    if (message?.t === 'done') return message;
-    if (message) continue;
-    const kept = await svc.relay.keptFinal(requestId).catch(() => undefined);
+    const frame = await relay.next(Math.min(500, until - Date.now()));
+    if (frame?.t === 'done') return frame;
+    if (frame) continue;
+    const kept = await ctx.services.relay.keptFinal(ctx.state.requestId).catch(() => undefined);
     if (kept?.t === 'done') return kept;
   }
   return undefined;
 }
 
-/**
- * SPEC §2: a client that gets an error is never charged. Before an error this process decided on itself (or
- * one that follows output it missed) goes to a client that has seen nothing of the answer, the request is
- * made unbillable: an open hold is released (a settlement after that charges nothing). A request found
- * already charged has an answer: `answer` may wait for it (non-stream), and only if none comes is the charge
- * taken back. With MariaDB unreachable the request is noted in Redis and a worker's sweeper makes it
- * unbillable once MariaDB is back. Returns the error, or the answer.
- */
-async function unbilledOr(
-  ctx: Context,
-  svc: WebServices,
-  error: ApiError,
-  answer?: () => Promise<DoneMessage | undefined>,
-): Promise<ApiError | DoneMessage> {
-  const requestId: string = ctx.state.requestId;
-  try {
-    let state = await billingState(svc.db, requestId);
-    if (state.held) {
-      if (await releaseHold(svc.db, requestId)) return error;
-      state = await billingState(svc.db, requestId); // settled meanwhile
-    }
-    if (state.chargedNano === null) return error;
-    const done = await answer?.();
-    if (done) return done;
-    await reverseCharge(svc.db, requestId);
-    log.warn({ requestId }, 'took back the charge of a request whose answer could not be delivered');
-    return error;
-  } catch {
-    await deferVoid(svc.redis, svc.keys, requestId).catch(() =>
-      log.error({ requestId }, 'neither MariaDB nor Redis answers: an errored request may stay billable'),
-    );
-    return error;
-  }
-}
-
-/** Non-stream: await the job's single `done` (or `error`) message and answer it as JSON. */
-export async function respondWithResult(ctx: Context, svc: WebServices, relay: RelayStream, deadlineAt: number): Promise<void> {
-  const stopWatching = cancelOnDisconnect(ctx, svc, relay);
-  const requestId: string = ctx.state.requestId;
-  const deliver = (done: DoneMessage) => {
+/** Non-stream: await the job's single `done` (or `error`) frame and answer it as JSON. */
+export async function respondWithResult(ctx: AppContext, relay: RelayStream, job: JobBase): Promise<void> {
+  const stopWatching = cancelOnDisconnect(ctx, relay);
+  const deliver = (done: DoneFrame) => {
     ctx.set('x-eastx-cost-usd', formatUsd(BigInt(done.costNano)));
     ctx.body = done.result;
   };
   try {
     for (;;) {
-      const message = await nextMessage(svc, relay, requestId, Math.max(0, deadlineAt + WORKER_GRACE_MS - Date.now()));
+      const frame = await nextFrame(ctx, relay, job, Math.max(0, job.deadlineAt + ANSWER_GRACE_MS - Date.now()));
       if (relay.isEnded) return; // the client is gone; nobody reads an answer
-      if (typeof message === 'object') {
-        if (message.t === 'chunk') continue;
-        if (message.t === 'done') return deliver(message);
-        throw ApiError.fromWire(message.error); // a worker relays an error only for a request it left unbillable
+      if (typeof frame === 'object') {
+        if (frame.t === 'chunk') continue;
+        if (frame.t === 'done') return deliver(frame);
+        throw ApiError.fromWire(frame.error); // a worker relays an error only for a request it left unbillable
       }
-      const outcome = await unbilledOr(ctx, svc, errorOf(ctx, svc, message), () => awaitAnswer(svc, relay, requestId));
-      if (outcome instanceof ApiError) throw outcome;
+      const error = errorOf(ctx, frame);
+      const outcome = await unbillableUnlessAnswered(ctx.services, job.requestId, () => awaitAnswer(ctx, relay));
+      if (outcome === 'unbillable') throw error;
       return deliver(outcome);
     }
   } finally {
     stopWatching();
-    svc.relay.close(requestId);
+    ctx.services.relay.close(job.requestId);
   }
 }
 
 /**
  * Stream: relay chunks as SSE (SPEC §1). The 200 goes out with the first chunk or after 10 s of waiting;
  * before that every failure is an ordinary HTTP error, after it an SSE error event. A failure before any
- * chunk reached the client leaves it uncharged; one after bills what was produced (SPEC §3).
+ * chunk reached the client leaves it uncharged; one after bills what was produced (SPEC §3). The usage
+ * chunk goes only to clients that asked for it.
  */
-export async function respondWithStream(
-  ctx: Context,
-  svc: WebServices,
-  relay: RelayStream,
-  deadlineAt: number,
-  includeUsage: boolean,
-): Promise<void> {
-  const stopWatching = cancelOnDisconnect(ctx, svc, relay);
+export async function respondWithStream(ctx: AppContext, relay: RelayStream, job: JobBase, includeUsage: boolean): Promise<void> {
+  const stopWatching = cancelOnDisconnect(ctx, relay);
   const sse = new SseWriter(ctx);
-  let expectedSeq = 0;
-  let chunksSent = 0;
-  const giveUpAt = deadlineAt + WORKER_GRACE_MS;
+  const sequence = new FrameSequence();
+  const giveUpAt = job.deadlineAt + ANSWER_GRACE_MS;
   const fail = async (error: ApiError) => {
-    if (chunksSent === 0) await unbilledOr(ctx, svc, error); // with no answer to wait for, it ends in `error`
+    if (!sequence.started) await unbillableUnlessAnswered(ctx.services, job.requestId); // no answer to wait for
     sse.fail(error);
   };
   try {
     for (;;) {
       const wait = Math.min(sse.started ? KEEPALIVE_MS : FIRST_BYTE_MS, Math.max(0, giveUpAt - Date.now()));
-      const message = await nextMessage(svc, relay, ctx.state.requestId, wait);
+      const frame = await nextFrame(ctx, relay, job, wait);
       if (relay.isEnded || !ctx.res.writable) return;
-      if (message === 'silent' && Date.now() < giveUpAt) {
+      if (frame === 'silent' && Date.now() < giveUpAt) {
         sse.comment('keep-alive');
         continue;
       }
-      if (typeof message !== 'object') return await fail(errorOf(ctx, svc, message));
+      if (typeof frame !== 'object') return await fail(errorOf(ctx, frame));
       // an error ends the stream whatever came before it (e.g. a re-run job refusing to start over); the worker
       // left the request unbillable, or billed what it streamed: output this process missed needs a look
-      if (message.t === 'error') {
-        const error = ApiError.fromWire(message.error);
-        return message.seq === expectedSeq || message.seq === 0 ? sse.fail(error) : await fail(error);
+      if (frame.t === 'error') {
+        const error = ApiError.fromWire(frame.error);
+        return sequence.accept(frame) === 'ok' ? sse.fail(error) : await fail(error);
       }
-      if (message.seq !== expectedSeq) {
-        // seq 0 again means BullMQ re-ran a stalled job; fine only if the client has seen nothing of the first run
-        if (message.seq !== 0 || chunksSent > 0) {
-          void svc.relay.cancel(ctx.state.requestId).catch(() => undefined);
-          return await fail(interruptedError());
-        }
+      if (sequence.accept(frame) === 'gap') {
+        void ctx.services.relay.cancel(job.requestId).catch(() => undefined);
+        return await fail(interruptedError());
       }
-      expectedSeq = message.seq + 1;
-      if (message.t === 'chunk') {
-        sse.data(message.chunk);
-        chunksSent++;
+      if (frame.t === 'chunk') {
+        sse.data(frame.chunk);
         continue;
       }
-      if (includeUsage && message.usageChunk) sse.data(message.usageChunk);
+      if (includeUsage && frame.usageChunk) sse.data(frame.usageChunk);
       return sse.done();
     }
   } finally {
     stopWatching();
-    svc.relay.close(ctx.state.requestId);
+    ctx.services.relay.close(job.requestId);
   }
 }

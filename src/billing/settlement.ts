@@ -1,6 +1,5 @@
-import { sql } from 'kysely';
 import { batcherPer, MicroBatcher, runItemScript } from '../db/batcher.js';
-import { retryOnDeadlock, type Db } from '../db/index.js';
+import type { Db } from '../db/index.js';
 import { costNano, type Prices, type Usage } from './money.js';
 
 export interface Settlement {
@@ -70,18 +69,4 @@ const settlementBatcher = batcherPer((db: Db) => new MicroBatcher((items: Settle
 
 export function settle(db: Db, settlement: Settlement): Promise<SettlementOutcome> {
   return settlementBatcher(db).submit(settlement);
-}
-
-/** Releases a hold without charging (a request that failed with no output). Idempotent. */
-export async function releaseHold(db: Db, requestId: string): Promise<boolean> {
-  return retryOnDeadlock(() => db.transaction().execute(async (trx) => {
-    const hold = await trx.selectFrom('holds').selectAll().where('request_id', '=', requestId).forUpdate().executeTakeFirst();
-    if (!hold) return false;
-    await trx.deleteFrom('holds').where('request_id', '=', requestId).execute();
-    await sql`
-      UPDATE users u JOIN api_keys k ON k.id = ${hold.key_id} AND k.user_id = u.id
-      SET u.held_nano = u.held_nano - ${BigInt(hold.amount_nano)}, k.held_nano = k.held_nano - ${BigInt(hold.amount_nano)}
-      WHERE u.id = ${hold.user_id}`.execute(trx);
-    return true;
-  }));
 }

@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import { retryOnDeadlock, type Db } from '../db/index.js';
+import { log } from '../log.js';
 import type { Redis, RedisKeys } from '../redis/index.js';
-import { releaseHold } from './settlement.js';
+import { releaseHold } from './holds.js';
 
 /**
  * SPEC §2: a request whose client got an error is never charged. The hold row is the idempotency token of
@@ -84,4 +85,36 @@ export async function voidDeferred(db: Db, redis: Redis, keys: RedisKeys, batch 
     await redis.srem(keys.unbillable(), requestId);
   }
   return done;
+}
+
+/**
+ * SPEC §2: a client that gets an error is never charged. Before an error its web process decided on itself
+ * goes to a client that has seen nothing of the answer, the request is made unbillable: an open hold is
+ * released (a settlement after that charges nothing). A request found already charged has an answer:
+ * `awaitAnswer` may wait for it, and only if none comes is the charge taken back. With MariaDB unreachable
+ * the request is noted in Redis and a worker's sweeper makes it unbillable once MariaDB is back.
+ * Returns the answer if one came, else 'unbillable'.
+ */
+export async function unbillableUnlessAnswered<A>(
+  deps: { db: Db; redis: Redis; keys: RedisKeys },
+  requestId: string,
+  awaitAnswer?: () => Promise<A | undefined>,
+): Promise<A | 'unbillable'> {
+  try {
+    let state = await billingState(deps.db, requestId);
+    if (state.held) {
+      if (await releaseHold(deps.db, requestId)) return 'unbillable';
+      state = await billingState(deps.db, requestId); // settled meanwhile
+    }
+    if (state.chargedNano === null) return 'unbillable';
+    const answer = await awaitAnswer?.();
+    if (answer !== undefined) return answer;
+    await reverseCharge(deps.db, requestId);
+    log.warn({ requestId }, 'took back the charge of a request whose answer could not be delivered');
+  } catch {
+    await deferVoid(deps.redis, deps.keys, requestId).catch(() =>
+      log.error({ requestId }, 'neither MariaDB nor Redis answers: an errored request may stay billable'),
+    );
+  }
+  return 'unbillable';
 }

@@ -1,7 +1,7 @@
 import type { RouterContext, RouterMiddleware } from '@koa/router';
 import type { Registry } from 'prom-client';
 import type { AuthKey } from '../accounts/key-store.js';
-import type { Reservation } from '../api/admission.js';
+import type { Reservation } from '../billing/reserve.js';
 import type { Channel, Model } from '../catalog/catalog.js';
 import type { ConsoleSession, ConsoleUser } from '../console/sessions.js';
 import type { WebServices } from '../services.js';

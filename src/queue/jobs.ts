@@ -1,11 +1,17 @@
-import type { WireError } from '../http/errors.js';
+import type { Prices } from '../billing/money.js';
+import type { Config } from '../config.js';
+
+/**
+ * Web → worker: the job. Its id is the request id (= the ledger's idempotency key). Its data says who pays,
+ * what was held, which channel and upstream model, and the request to send; never a key or upstream token
+ * (workers read those from the catalog). Money travels as decimal strings, since job data is JSON.
+ */
 
 /** One BullMQ queue per channel keeps a slow or cooling provider from blocking the others. */
 export const channelQueueName = (channelId: number) => `channel-${channelId}`;
 
 export type JobKind = 'chat' | 'embeddings' | 'images';
 
-/** Money as decimal strings: job data is JSON. Never secrets: workers read tokens from the catalog. */
 export interface JobPrices {
   inputMicro: string;
   outputMicro: string;
@@ -31,7 +37,6 @@ export interface JobBase {
 export interface ChatJobData extends JobBase {
   kind: 'chat';
   stream: boolean;
-  includeUsage: boolean;
   /** The OpenAI-shaped request to send upstream (model already the upstream name). */
   body: Record<string, unknown>;
 }
@@ -52,32 +57,37 @@ export interface ImagesJobData extends JobBase {
 
 export type JobData = ChatJobData | EmbeddingsJobData | ImagesJobData;
 
-/** Worker → web messages on the relay channel; `seq` counts from 0 per job run, so gaps and restarts show. */
-export type RelayMessage =
-  | { id: string; seq: number; t: 'chunk'; chunk: unknown }
-  | { id: string; seq: number; t: 'done'; costNano: string; result?: unknown; usageChunk?: unknown }
-  | { id: string; seq: number; t: 'error'; error: WireError };
+export const encodePrices = (p: Prices): JobPrices => ({
+  inputMicro: p.inputMicro.toString(),
+  outputMicro: p.outputMicro.toString(),
+  imageNano: p.imageNano.toString(),
+});
 
-/** A job's final message: its answer (or usage chunk) and cost, or its error. */
-export type FinalMessage = Extract<RelayMessage, { t: 'done' | 'error' }>;
+export const decodePrices = (p: JobPrices): Prices => ({
+  inputMicro: BigInt(p.inputMicro),
+  outputMicro: BigInt(p.outputMicro),
+  imageNano: BigInt(p.imageNano),
+});
 
 /**
- * "Still running": sent by a worker while a job has published nothing for a couple of seconds, so the web
- * side does not take a job that BullMQ lost track of (Redis restarted) for a dead one. Outside the sequence.
+ * The deadline rule: a job's upstream work must end by `deadlineAt` (set when it is enqueued: image tasks get
+ * IMAGE_DEADLINE_MS, chat and embeddings CHAT_DEADLINE_MS); the worker aborts it then with `timeout`. The web
+ * side waits ANSWER_GRACE_MS longer for the job's final frame before it decides the request's fate itself.
  */
-export interface RelayHeartbeat {
-  id: string;
-  t: 'hb';
-}
+export const deadlineFor = (kind: JobKind, config: Pick<Config, 'chatDeadlineMs' | 'imageDeadlineMs'>, now = Date.now()) =>
+  now + (kind === 'images' ? config.imageDeadlineMs : config.chatDeadlineMs);
+export const ANSWER_GRACE_MS = 30_000;
+export const msUntilDeadline = (job: Pick<JobBase, 'deadlineAt'>) => Math.max(0, job.deadlineAt - Date.now());
 
-export type RelayFrame = RelayMessage | RelayHeartbeat;
+/** Bodies above this size are not kept in Redis once their job is done (a 20 MB vision request × 2000…). */
+const LARGE_BODY_BYTES = 256 * 1024;
 
 /**
  * How long Bull Board keeps finished jobs (seconds, and at most `count` per queue): long enough for an
- * operator to look into a problem, short enough that prompts in job data do not pile up in Redis.
- * A completed job's return value summarises tokens and cost; a failed one's reason is the SPEC §2 message.
+ * operator to look into a problem, short enough that prompts in job data do not pile up in Redis. A
+ * completed job's return value summarises tokens and cost; a failed one's reason is the SPEC §2 message.
  */
-export const JOB_RETENTION = {
-  removeOnComplete: { age: 3600, count: 2000 },
-  removeOnFail: { age: 24 * 3600, count: 5000 },
-};
+export function retentionFor(bodyBytes: number) {
+  if (bodyBytes > LARGE_BODY_BYTES) return { removeOnComplete: true, removeOnFail: { age: 3600, count: 50 } };
+  return { removeOnComplete: { age: 3600, count: 2000 }, removeOnFail: { age: 24 * 3600, count: 5000 } };
+}

@@ -1,4 +1,4 @@
--- A job's final relay message (done or error), published and kept for a web process whose subscriber was
+-- A job's final relay frame (done or error; src/queue/frames.ts), published and kept for a web process whose subscriber was
 -- reconnecting when it went out. The first final message of a request wins (a re-run's refusal does not
 -- replace an answer). The stream-started mark ends with it.
 -- KEYS[1] the request's result key, KEYS[2] its stream-started mark.

@@ -1,4 +1,5 @@
 import { ApiError } from '../http/errors.js';
+import { abortError } from '../queue/abort.js';
 
 /** How an upstream call failed; the pool turns it into a cooldown, the web side into the SPEC §2 code. */
 export type UpstreamFailure = 'http' | 'connect' | 'timeout' | 'cancelled' | 'protocol' | 'task_failed';
@@ -37,7 +38,9 @@ export class UpstreamError extends Error {
       case 'connect':
         return new ApiError('upstream_unreachable', 'could not connect to the upstream provider');
       case 'timeout':
-        return new ApiError('upstream_timeout', this.message);
+        return abortError('timeout');
+      case 'cancelled':
+        return abortError('cancelled');
       case 'task_failed':
         return new ApiError('upstream_error', this.message, { fields: { upstream_status: 200, upstream_code: this.details.providerCode } });
       default:

@@ -1,5 +1,6 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { Agent, request, type Dispatcher } from 'undici';
+import { abortReasonOf } from '../../queue/abort.js';
 import { parseRetryAfter, UpstreamError } from '../errors.js';
 
 /**
@@ -24,8 +25,7 @@ export const readCommonError: ErrorReader = (json) => {
 };
 
 function abortFailure(signal: AbortSignal): UpstreamError {
-  const reason = signal.reason as { failure?: string } | undefined;
-  return reason?.failure === 'timeout'
+  return abortReasonOf(signal) === 'timeout'
     ? new UpstreamError('timeout', 'the upstream did not answer before the deadline')
     : new UpstreamError('cancelled', 'the request was cancelled');
 }

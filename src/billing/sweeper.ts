@@ -1,11 +1,9 @@
-import { Queue } from 'bullmq';
 import { sql } from 'kysely';
-import { releaseHold } from '../src/billing/settlement.js';
-import { voidDeferred } from '../src/billing/unbillable.js';
-import type { Db } from '../src/db/index.js';
-import { log } from '../src/log.js';
-import { channelQueueName } from '../src/queue/jobs.js';
-import { RedisKeys, type Redis } from '../src/redis/index.js';
+import type { Db } from '../db/index.js';
+import { log } from '../log.js';
+import type { Redis, RedisKeys } from '../redis/index.js';
+import { releaseHold } from './holds.js';
+import { voidDeferred } from './unbillable.js';
 
 export interface HoldSweeperOptions {
   /** How often every worker process looks for orphaned holds. */
@@ -16,7 +14,8 @@ export interface HoldSweeperOptions {
   maxAgeMs: number;
 }
 
-const LIVE_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
+/** Whether the job of a request is still queued or running (the queue knows; billing does not). */
+export type JobAlive = (channelId: number, requestId: string) => Promise<boolean>;
 
 /**
  * Releases holds whose request can no longer settle them (SPEC §3): the job is gone, finished, or failed
@@ -25,19 +24,16 @@ const LIVE_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'wai
  * release and reversal are idempotent per request id, so any number of worker processes may sweep at once.
  */
 export class HoldSweeper {
-  private readonly queues = new Map<number, Queue>();
-  private readonly keys: RedisKeys;
   private timer: NodeJS.Timeout | undefined;
   private sweeping = false;
 
   constructor(
     private readonly db: Db,
-    private readonly connection: Redis,
-    private readonly prefix: string,
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly jobAlive: JobAlive,
     private readonly options: HoldSweeperOptions,
-  ) {
-    this.keys = new RedisKeys(prefix);
-  }
+  ) {}
 
   start(): void {
     this.timer = setInterval(() => {
@@ -50,15 +46,14 @@ export class HoldSweeper {
     this.timer.unref();
   }
 
-  async stop(): Promise<void> {
+  stop(): void {
     clearInterval(this.timer);
-    await Promise.all([...this.queues.values()].map((q) => q.close()));
   }
 
   /** One pass; returns how many holds it released or charges it took back. */
   async sweep(): Promise<number> {
     let released = 0;
-    for (const { requestId, outcome } of await voidDeferred(this.db, this.connection, this.keys)) {
+    for (const { requestId, outcome } of await voidDeferred(this.db, this.redis, this.keys)) {
       if (outcome === 'none') continue;
       released++;
       log.warn({ requestId, outcome }, 'made unbillable a request that answered an error during a database outage');
@@ -79,15 +74,5 @@ export class HoldSweeper {
       }
     }
     return released;
-  }
-
-  private async jobAlive(channelId: number, requestId: string): Promise<boolean> {
-    let queue = this.queues.get(channelId);
-    if (!queue) {
-      queue = new Queue(channelQueueName(channelId), { connection: this.connection, prefix: this.prefix });
-      this.queues.set(channelId, queue);
-    }
-    const state = await queue.getJobState(requestId);
-    return LIVE_STATES.has(state);
   }
 }

@@ -1,0 +1,23 @@
+import { ApiError } from '../http/errors.js';
+
+/**
+ * Why a worker aborts a job's upstream call: its deadline passed, its client disconnected (the web side
+ * published a cancel), or the web process that owned it is gone (nobody listens on its relay channel).
+ */
+export type AbortReason = 'timeout' | 'cancelled' | 'listener-gone';
+
+export function abortJob(controller: AbortController, reason: AbortReason): void {
+  controller.abort({ abortReason: reason });
+}
+
+/** The reason a job's signal was aborted with, once it was. */
+export function abortReasonOf(signal: AbortSignal): AbortReason | undefined {
+  return signal.aborted ? ((signal.reason as { abortReason?: AbortReason } | undefined)?.abortReason ?? 'cancelled') : undefined;
+}
+
+/** The SPEC §2 answer of an aborted call: past the deadline → 504; a cancelled one (nobody reads it) → 502. */
+export function abortError(reason: AbortReason): ApiError {
+  return reason === 'timeout'
+    ? new ApiError('upstream_timeout', 'the upstream did not answer before the deadline')
+    : new ApiError('upstream_error', 'the request was cancelled', { fields: { upstream_status: 0 } });
+}

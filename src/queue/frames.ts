@@ -1,0 +1,56 @@
+import type { WireError } from '../http/errors.js';
+
+/**
+ * Worker → web frames on a web process's relay channel (`{prefix}:relay:<webId>`), demultiplexed by request
+ * id. Sequence rule: `seq` counts from 0 per run of a job, so a gap (a lost frame) and a restart (BullMQ
+ * re-ran a job whose worker died: seq 0 again) both show. Heartbeats are outside the sequence and never
+ * reach a client; they only prove that a worker still runs the job.
+ */
+export type ChunkFrame = { id: string; seq: number; t: 'chunk'; chunk: unknown };
+/** The answer: a non-stream result, or a stream's usage chunk (shown only to clients that asked), and its cost. */
+export type DoneFrame = { id: string; seq: number; t: 'done'; costNano: string; result?: unknown; usageChunk?: unknown };
+/** The SPEC §2 error the request ends with; sent only for a request left unbillable (or billed for what it streamed). */
+export type ErrorFrame = { id: string; seq: number; t: 'error'; error: WireError };
+export type HeartbeatFrame = { id: string; t: 'hb' };
+
+export type FinalFrame = DoneFrame | ErrorFrame;
+export type SequencedFrame = ChunkFrame | FinalFrame;
+export type RelayFrame = SequencedFrame | HeartbeatFrame;
+
+export const encodeFrame = (frame: RelayFrame): string => JSON.stringify(frame);
+
+const KINDS = new Set(['chunk', 'done', 'error', 'hb']);
+
+/** A frame from the wire, or undefined for anything else (a relay channel carries only frames). */
+export function decodeFrame(text: string): RelayFrame | undefined {
+  try {
+    const frame = JSON.parse(text) as RelayFrame;
+    return typeof frame?.id === 'string' && KINDS.has(frame.t) ? frame : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The web side of the sequence rule, for one request. */
+export class FrameSequence {
+  private expected = 0;
+  private deliveredChunks = 0;
+
+  /**
+   * `ok` for the next frame in order, or for seq 0 again while nothing was delivered yet (a re-run of a job
+   * whose first run showed nothing: it starts over cleanly); `gap` otherwise (frames went missing, or a
+   * re-run would splice a second answer onto what the client already has).
+   */
+  accept(frame: SequencedFrame): 'ok' | 'gap' {
+    const inOrder = frame.seq === this.expected || (frame.seq === 0 && this.deliveredChunks === 0);
+    if (!inOrder) return 'gap';
+    this.expected = frame.seq + 1;
+    if (frame.t === 'chunk') this.deliveredChunks++;
+    return 'ok';
+  }
+
+  /** Whether any chunk reached the client (the stream started showing output). */
+  get started(): boolean {
+    return this.deliveredChunks > 0;
+  }
+}

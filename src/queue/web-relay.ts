@@ -1,0 +1,139 @@
+import type { Redis, RedisKeys } from '../redis/index.js';
+import { requestCancel } from './cancel.js';
+import { decodeFrame, type FinalFrame, type RelayFrame } from './frames.js';
+
+/** The web side of one job's relay: frames in arrival order, awaited with a timeout. */
+export class RelayStream {
+  private readonly buffered: RelayFrame[] = [];
+  private waiter: ((frame: RelayFrame | undefined) => void) | undefined;
+  private ended = false;
+  private poked = false;
+
+  push(frame: RelayFrame): void {
+    if (this.waiter) {
+      const wake = this.waiter;
+      this.waiter = undefined;
+      wake(frame);
+    } else if (frame.t !== 'hb') {
+      this.buffered.push(frame);
+    }
+  }
+
+  /** Wakes a pending `next` (or the next call) with undefined at once, so its caller looks for itself. */
+  poke(): void {
+    const wake = this.waiter;
+    this.waiter = undefined;
+    if (wake) wake(undefined);
+    else this.poked = true;
+  }
+
+  /** Stops waiting (the client went away): pending and later `next` calls answer undefined at once. */
+  end(): void {
+    this.ended = true;
+    const wake = this.waiter;
+    this.waiter = undefined;
+    wake?.(undefined);
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  /** The next frame, or undefined after `timeoutMs` of silence (or once ended, or poked). */
+  next(timeoutMs: number): Promise<RelayFrame | undefined> {
+    const ready = this.buffered.shift();
+    if (ready) return Promise.resolve(ready);
+    if (this.ended) return Promise.resolve(undefined);
+    if (this.poked) {
+      this.poked = false;
+      return Promise.resolve(undefined);
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        resolve(undefined);
+      }, timeoutMs);
+      this.waiter = (frame) => {
+        clearTimeout(timer);
+        resolve(frame);
+      };
+    });
+  }
+}
+
+/**
+ * One subscription per web process (`…:relay:<webId>`), demultiplexed by request id, so a request costs
+ * no SUBSCRIBE of its own and no frame can arrive before its listener exists.
+ *
+ * Frames published while the subscription is down (Redis restarting) are lost; every open request is
+ * poked when it drops and again once it is back, to look for its kept final frame (`keptFinal`).
+ */
+export class RelayHub {
+  private readonly streams = new Map<string, RelayStream>();
+  private downSince: number | undefined;
+
+  constructor(
+    private readonly subscriber: Redis,
+    private readonly publisher: Redis,
+    private readonly keys: RedisKeys,
+    readonly webId: string,
+  ) {}
+
+  async start(): Promise<void> {
+    const channel = this.keys.relay(this.webId);
+    this.subscriber.on('message', (_channel: string, text: string) => {
+      const frame = decodeFrame(text);
+      if (frame) this.streams.get(frame.id)?.push(frame);
+    });
+    this.subscriber.on('close', () => {
+      this.downSince ??= Date.now();
+      this.pokeAll();
+    });
+    this.subscriber.on('ready', () => {
+      if (this.downSince === undefined) return;
+      // ioredis resubscribes by itself on reconnect; this SUBSCRIBE's reply comes after that one's
+      this.subscriber.subscribe(channel).then(
+        () => {
+          this.downSince = undefined;
+          this.pokeAll();
+        },
+        () => undefined,
+      );
+    });
+    await this.subscriber.subscribe(channel);
+  }
+
+  /** How long this process's relay subscription has been down; undefined while it is up. */
+  downForMs(): number | undefined {
+    return this.downSince === undefined ? undefined : Date.now() - this.downSince;
+  }
+
+  /** The job's final frame as its worker kept it (it may have gone out while the subscription was down). */
+  async keptFinal(requestId: string): Promise<FinalFrame | undefined> {
+    const frame = decodeFrame((await this.publisher.get(this.keys.result(requestId))) ?? '');
+    return frame && frame.t !== 'hb' && frame.t !== 'chunk' ? frame : undefined;
+  }
+
+  private pokeAll(): void {
+    for (const stream of this.streams.values()) stream.poke();
+  }
+
+  open(requestId: string): RelayStream {
+    const stream = new RelayStream();
+    this.streams.set(requestId, stream);
+    return stream;
+  }
+
+  close(requestId: string): void {
+    this.streams.delete(requestId);
+  }
+
+  get openCount(): number {
+    return this.streams.size;
+  }
+
+  /** Tells whichever worker holds the job (or will pick it up) to abort its upstream call. */
+  cancel(requestId: string): Promise<void> {
+    return requestCancel(this.publisher, this.keys, requestId);
+  }
+}

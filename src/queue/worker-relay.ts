@@ -1,0 +1,139 @@
+import { loadLua, type Redis, type RedisKeys } from '../redis/index.js';
+import { encodeFrame, type ChunkFrame, type DoneFrame, type ErrorFrame } from './frames.js';
+import type { JobBase } from './jobs.js';
+
+const FINAL = loadLua(import.meta.url, './relay-final.lua');
+/**
+ * How long a job's final frame is kept: for a web process that missed it (RelayHub.keptFinal), and so that
+ * a re-run of the job (BullMQ takes a dead worker's job over within 15 s) knows the client was answered.
+ */
+const RESULT_TTL_MS = 30_000;
+/** A job that published nothing for this long sends a heartbeat (checked every HEARTBEAT_CHECK_MS). */
+const HEARTBEAT_AFTER_MS = 2_000;
+const HEARTBEAT_CHECK_MS = 1_000;
+
+type RelayRedis = Redis & {
+  eastxRelayFinal(resultKey: string, startedKey: string, channel: string, payload: string, ttlMs: number): Promise<number>;
+};
+
+/** What a frame carries besides its id and sequence number. */
+type Payload<F> = F extends unknown ? Omit<F, 'id' | 'seq'> : never;
+
+/**
+ * The worker side of one job's relay: publishes its frames in order (the sequence rule of ./frames.ts) and
+ * reports how many web processes listened. The final frame also stays in Redis for a while
+ * (relay-final.lua, one call); a "stream started" mark exists from the first chunk until then, so a re-run
+ * knows not to start the stream over; `keepAlive` sends heartbeats while the job is otherwise silent.
+ */
+export class RelayPublisher {
+  private seq = 0;
+  private startedMarked = false;
+  private lastSentAt = Date.now();
+  private readonly redis: RelayRedis;
+  private readonly channel: string;
+  private readonly resultKey: string;
+  private readonly startedKey: string;
+
+  constructor(
+    redis: Redis,
+    keys: RedisKeys,
+    private readonly job: JobBase,
+  ) {
+    if (!('eastxRelayFinal' in redis)) redis.defineCommand('eastxRelayFinal', { numberOfKeys: 2, lua: FINAL });
+    this.redis = redis as RelayRedis;
+    this.channel = keys.relay(job.webId);
+    this.resultKey = keys.result(job.requestId);
+    this.startedKey = keys.streamStarted(job.requestId);
+  }
+
+  send(frame: Payload<ChunkFrame | DoneFrame | ErrorFrame>): Promise<number> {
+    const payload = encodeFrame({ id: this.job.requestId, seq: this.seq++, ...frame } as ChunkFrame | DoneFrame | ErrorFrame);
+    this.lastSentAt = Date.now();
+    if (frame.t !== 'chunk') return this.redis.eastxRelayFinal(this.resultKey, this.startedKey, this.channel, payload, RESULT_TTL_MS);
+    if (!this.startedMarked) {
+      this.startedMarked = true;
+      const ttlMs = Math.max(0, this.job.deadlineAt - Date.now()) + 60_000;
+      void this.redis.set(this.startedKey, '1', 'PX', ttlMs).catch(() => undefined);
+    }
+    return this.redis.publish(this.channel, payload);
+  }
+
+  /** Sends a heartbeat whenever the job published nothing for HEARTBEAT_AFTER_MS; returns the stop function. */
+  keepAlive(): () => void {
+    const heartbeat = encodeFrame({ id: this.job.requestId, t: 'hb' });
+    const timer = setInterval(() => {
+      // while Redis is away a heartbeat would only queue up behind the job's real frames
+      if (Date.now() - this.lastSentAt < HEARTBEAT_AFTER_MS || this.redis.status !== 'ready') return;
+      this.lastSentAt = Date.now();
+      void this.redis.publish(this.channel, heartbeat).catch(() => undefined);
+    }, HEARTBEAT_CHECK_MS);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+}
+
+/** For a re-run: whether an earlier run of the job showed output (a chunk) or sent its final frame. */
+export async function shownOrAnswered(redis: Redis, keys: RedisKeys, requestId: string): Promise<boolean> {
+  return (await redis.exists(keys.streamStarted(requestId), keys.result(requestId))) > 0;
+}
+
+/** For a re-run: sends an earlier run's kept final frame again (the web side may have missed it); false if none. */
+export async function resendKeptFinal(redis: Redis, keys: RedisKeys, job: JobBase): Promise<boolean> {
+  const kept = await redis.get(keys.result(job.requestId));
+  if (kept) await redis.publish(keys.relay(job.webId), kept);
+  return kept !== null;
+}
+
+/**
+ * Notices when the web process a job answers to is gone (its relay channel has no subscriber for
+ * `goneAfterMs`), also while the upstream is silent and nothing is published. One PUBSUB NUMSUB per
+ * interval covers every job of the process.
+ */
+export class ListenerWatch {
+  private readonly jobs = new Map<string, { channel: string; onGone: () => void; silentSince?: number }>();
+  private readonly timer: NodeJS.Timeout;
+  private checking = false;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly goneAfterMs = 3_000,
+    intervalMs = 1_000,
+  ) {
+    this.timer = setInterval(() => void this.check().catch(() => undefined), intervalMs);
+    this.timer.unref();
+  }
+
+  watch(job: JobBase, onGone: () => void): () => void {
+    this.jobs.set(job.requestId, { channel: this.keys.relay(job.webId), onGone });
+    return () => this.jobs.delete(job.requestId);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private async check(): Promise<void> {
+    if (this.checking || this.jobs.size === 0) return;
+    this.checking = true;
+    try {
+      const channels = [...new Set([...this.jobs.values()].map((j) => j.channel))];
+      const reply = (await this.redis.pubsub('NUMSUB', ...channels)) as Array<string | number>;
+      const listeners = new Map<string, number>();
+      for (let i = 0; i < reply.length; i += 2) listeners.set(String(reply[i]), Number(reply[i + 1]));
+      const now = Date.now();
+      for (const [requestId, job] of this.jobs) {
+        if ((listeners.get(job.channel) ?? 0) > 0) {
+          job.silentSince = undefined;
+        } else if (job.silentSince === undefined) {
+          job.silentSince = now;
+        } else if (now - job.silentSince >= this.goneAfterMs) {
+          this.jobs.delete(requestId);
+          job.onGone();
+        }
+      }
+    } finally {
+      this.checking = false;
+    }
+  }
+}
