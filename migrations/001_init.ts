@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 
 // Money columns are BIGINT nano-USD (prices: micro-USD per 1M tokens); never floats.
 export async function up(db: Kysely<unknown>): Promise<void> {

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 
 /**
  * usage_daily: spend per account, UTC day and model, kept by the settlement transaction (one upsert per

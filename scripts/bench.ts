@@ -7,16 +7,16 @@
  * Uses its own database (eastx_bench, dropped first) and Redis prefix. Prints req/s, latency
  * percentiles, the processes' memory, and checks that every success was billed exactly once.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { createConnection } from 'mysql2/promise';
 import { Agent, request } from 'undici';
 import { migrateToLatest } from '../src/db/migrate.js';
-import { createServer as createHttpServer } from 'node:http';
 import { startMockUpstream } from '../src/mock/upstream.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -30,7 +30,10 @@ const MODELS_ONLY = process.env.BENCH_PATH === 'models';
 const MYSQL = process.env.BENCH_MYSQL ?? 'mysql://root@127.0.0.1:3306';
 
 /** BENCH_PROFILE=dir writes a V8 CPU profile of each process there (open it in Chrome DevTools). */
-const profileArgs = (role: string) => (process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${role}-\${pid}.cpuprofile`] : []);
+const profileArgs = (role: string) =>
+  process.env.BENCH_PROFILE
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${role}-\${pid}.cpuprofile`]
+    : [];
 
 async function freePort(): Promise<number> {
   const server = createServer().listen(0, '127.0.0.1');
@@ -95,14 +98,20 @@ function percentile(sorted: number[], p: number): number {
  */
 async function startFixedUpstream(): Promise<{ url: string; close(): Promise<void> }> {
   const completion = JSON.stringify({
-    id: 'chatcmpl-bench', object: 'chat.completion', created: 0, model: 'bench',
+    id: 'chatcmpl-bench',
+    object: 'chat.completion',
+    created: 0,
+    model: 'bench',
     choices: [{ index: 0, message: { role: 'assistant', content: 'pong' }, finish_reason: 'stop' }],
     usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 },
   });
   const chunk = (delta: object, finish: string | null) =>
     `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'bench', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
-  const stream = chunk({ role: 'assistant', content: '' }, null) + chunk({ content: 'pong' }, null) + chunk({}, 'stop')
-    + `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'bench', choices: [], usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 } })}\n\ndata: [DONE]\n\n`;
+  const stream =
+    chunk({ role: 'assistant', content: '' }, null) +
+    chunk({ content: 'pong' }, null) +
+    chunk({}, 'stop') +
+    `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'bench', choices: [], usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 } })}\n\ndata: [DONE]\n\n`;
   const server = createHttpServer((req, res) => {
     let body = '';
     req.on('data', (d) => (body += d));
@@ -141,10 +150,22 @@ async function main(): Promise<void> {
   for (let i = 0; i < WEBS; i++) {
     const port = await freePort();
     urls.push(`http://127.0.0.1:${port}`);
-    children.push(spawn(process.execPath, [...profileArgs('web'), 'dist/src/web.js'], { cwd: ROOT, env: { ...process.env, ...env, PORT: String(port) }, stdio: 'inherit' }));
+    children.push(
+      spawn(process.execPath, [...profileArgs('web'), 'dist/src/web.js'], {
+        cwd: ROOT,
+        env: { ...process.env, ...env, PORT: String(port) },
+        stdio: 'inherit',
+      }),
+    );
   }
   for (let i = 0; i < WORKERS; i++) {
-    children.push(spawn(process.execPath, [...profileArgs('worker'), 'dist/workers/worker.js'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: 'inherit' }));
+    children.push(
+      spawn(process.execPath, [...profileArgs('worker'), 'dist/workers/worker.js'], {
+        cwd: ROOT,
+        env: { ...process.env, ...env },
+        stdio: 'inherit',
+      }),
+    );
   }
   const stopAll = () => children.forEach((c) => c.kill('SIGTERM'));
   process.on('SIGINT', () => {
@@ -152,23 +173,41 @@ async function main(): Promise<void> {
     process.exit(130);
   });
   for (;;) {
-    const ok = await fetch(`${urls[0]}/healthz`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${urls[0]}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     await sleep(100);
   }
 
   const admin = (method: string, path: string, body?: unknown) => adminCall(urls[0], env.ADMIN_TOKEN, method, path, body);
   const channel = await admin('POST', '/admin/api/channels', { name: 'bench', type: 'openai', base_url: `${mock.url}/v1` });
-  for (let i = 0; i < 4; i++) await admin('POST', `/admin/api/channels/${channel.id}/tokens`, { secret: `bench-token-${i}`, max_concurrency: 1000 });
+  for (let i = 0; i < 4; i++)
+    await admin('POST', `/admin/api/channels/${channel.id}/tokens`, { secret: `bench-token-${i}`, max_concurrency: 1000 });
   await admin('PUT', '/admin/api/models/bench%2Fchat', {
-    display_name: 'Bench', owned_by: 'bench', modality: 'chat', status: 'active', channel_id: channel.id,
-    upstream_model: 'bench', input_price_per_1m: 1.5, output_price_per_1m: 6, max_output_tokens: 64, vision: false, tools: false,
+    display_name: 'Bench',
+    owned_by: 'bench',
+    modality: 'chat',
+    status: 'active',
+    channel_id: channel.id,
+    upstream_model: 'bench',
+    input_price_per_1m: 1.5,
+    output_price_per_1m: 6,
+    max_output_tokens: 64,
+    vision: false,
+    tools: false,
   });
   const user = await admin('POST', '/admin/api/users', { email: 'bench@example.com' });
   await admin('POST', `/admin/api/users/${user.id}/credit`, { amount_usd: '1000' });
   const { key } = (await admin('POST', `/admin/api/users/${user.id}/keys`, { name: 'bench', rpm_limit: 1_000_000 })) as { key: string };
 
-  const body = JSON.stringify({ model: 'bench/chat', messages: [{ role: 'user', content: 'benchmark ping' }], max_tokens: 16, stream: STREAM });
+  const body = JSON.stringify({
+    model: 'bench/chat',
+    messages: [{ role: 'user', content: 'benchmark ping' }],
+    max_tokens: 16,
+    stream: STREAM,
+  });
   // undici's request, not fetch: the load generator shares the 2 cores with what it measures
   const clientAgent = new Agent({ keepAliveTimeout: 60_000, connections: CONCURRENCY });
   const latencies: number[] = [];
@@ -179,7 +218,12 @@ async function main(): Promise<void> {
     const url = `${urls[i % urls.length]}/v1/${MODELS_ONLY ? 'models' : 'chat/completions'}`;
     const headers: Record<string, string> = { authorization: `Bearer ${key}` };
     if (!MODELS_ONLY) headers['content-type'] = 'application/json';
-    const options = { method: MODELS_ONLY ? ('GET' as const) : ('POST' as const), headers, body: MODELS_ONLY ? undefined : body, dispatcher: clientAgent };
+    const options = {
+      method: MODELS_ONLY ? ('GET' as const) : ('POST' as const),
+      headers,
+      body: MODELS_ONLY ? undefined : body,
+      dispatcher: clientAgent,
+    };
     while (!stop) {
       const started = performance.now();
       const res = await request(url, options).catch(() => undefined);
@@ -206,7 +250,10 @@ async function main(): Promise<void> {
   measuring = false;
   const elapsed = (performance.now() - t0) / 1000;
   const cpuMsPerRequest = Object.fromEntries(
-    Object.entries(processes).map(([name, pid]) => [name, +(((cpuSeconds(pid) - cpuBefore[name]) * 1000) / Math.max(1, latencies.length)).toFixed(2)]),
+    Object.entries(processes).map(([name, pid]) => [
+      name,
+      +(((cpuSeconds(pid) - cpuBefore[name]) * 1000) / Math.max(1, latencies.length)).toFixed(2),
+    ]),
   );
   stop = true;
   clearInterval(sampler);
@@ -223,23 +270,33 @@ async function main(): Promise<void> {
     return result;
   })()) as unknown as [[{ charges: number; total: string }]];
 
-  console.log(JSON.stringify({
-    mode: MODELS_ONLY ? 'GET /v1/models' : STREAM ? 'stream' : 'non-stream',
-    seconds: Number(elapsed.toFixed(1)),
-    concurrency: CONCURRENCY,
-    webs: WEBS,
-    workers: WORKERS,
-    requests: latencies.length,
-    errors,
-    rps: Math.round(latencies.length / elapsed),
-    latency_ms: { p50: +percentile(latencies, 0.5).toFixed(1), p95: +percentile(latencies, 0.95).toFixed(1), p99: +percentile(latencies, 0.99).toFixed(1) },
-    cpu_ms_per_request: cpuMsPerRequest,
-    peak_rss_mb: Object.fromEntries(children.map((c, i) => [`${i < WEBS ? 'web' : 'worker'}${i}`, peakRss[i]])),
-    ledger_charges_total: Number(row.charges),
-    balance_usd: account.balance_usd,
-    held_usd: account.held_usd,
-    ledger_rows_listed: usage.data.length,
-  }, null, 2));
+  console.log(
+    JSON.stringify(
+      {
+        mode: MODELS_ONLY ? 'GET /v1/models' : STREAM ? 'stream' : 'non-stream',
+        seconds: Number(elapsed.toFixed(1)),
+        concurrency: CONCURRENCY,
+        webs: WEBS,
+        workers: WORKERS,
+        requests: latencies.length,
+        errors,
+        rps: Math.round(latencies.length / elapsed),
+        latency_ms: {
+          p50: +percentile(latencies, 0.5).toFixed(1),
+          p95: +percentile(latencies, 0.95).toFixed(1),
+          p99: +percentile(latencies, 0.99).toFixed(1),
+        },
+        cpu_ms_per_request: cpuMsPerRequest,
+        peak_rss_mb: Object.fromEntries(children.map((_c, i) => [`${i < WEBS ? 'web' : 'worker'}${i}`, peakRss[i]])),
+        ledger_charges_total: Number(row.charges),
+        balance_usd: account.balance_usd,
+        held_usd: account.held_usd,
+        ledger_rows_listed: usage.data.length,
+      },
+      null,
+      2,
+    ),
+  );
   stopAll();
   await mock.close();
   process.exit(0);

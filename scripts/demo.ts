@@ -3,16 +3,16 @@
  * seeds a demo account, key and catalog, runs web + worker as separate processes, proves the quickstart
  * request works, and prints how to call it. Ctrl-C stops everything.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import * as ops from '../src/admin/operations/index.js';
 import { channelBody, creditBody, keyBody, modelBody, tokenBody, userBody } from '../src/admin/schemas.js';
 import { loadConfig } from '../src/config.js';
 import { createDb } from '../src/db/index.js';
 import { migrateToLatest } from '../src/db/migrate.js';
-import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
+import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { createRedis, RedisKeys } from '../src/redis/index.js';
 import { SecretBox } from '../src/upstream/secrets.js';
 
@@ -32,26 +32,138 @@ function catalogSeed(mock: MockUpstream): { channels: ChannelSeed[]; models: Mod
     { name: 'mock-dashscope', type: 'dashscope', baseUrl: mock.url, secrets: ['mock-dashscope-token-1'] },
   ];
   const models: ModelSeed[] = [
-    { id: 'claude-sonnet-4-6', channel: 'mock-anthropic', display_name: 'Claude Sonnet 4.6 (mock)', owned_by: 'anthropic', modality: 'chat', upstream_model: 'claude-sonnet-4-6', input_price_per_1m: 3, output_price_per_1m: 15, max_output_tokens: 8192, vision: true, tools: true },
-    { id: 'gpt-4o-mini', channel: 'mock-openai', display_name: 'GPT-4o mini (mock)', owned_by: 'openai', modality: 'chat', upstream_model: 'gpt-4o-mini', input_price_per_1m: 0.15, output_price_per_1m: 0.6, max_output_tokens: 16384, vision: true, tools: true },
-    { id: 'qwen/qwen-plus', channel: 'mock-dashscope', display_name: 'Qwen Plus (mock)', owned_by: 'alibaba', modality: 'chat', upstream_model: 'qwen-plus', input_price_per_1m: 0.4, output_price_per_1m: 1.2, max_output_tokens: 8192, vision: false, tools: true },
-    { id: 'text-embedding-3-small', channel: 'mock-openai', display_name: 'Text Embedding 3 Small (mock)', owned_by: 'openai', modality: 'embedding', upstream_model: 'text-embedding-3-small', input_price_per_1m: 0.02 },
-    { id: 'wanx-v1', channel: 'mock-dashscope', display_name: 'Wanx v1 (mock)', owned_by: 'alibaba', modality: 'image', upstream_model: 'wanx-v1', price_per_image: 0.02, sizes: ['1024x1024', '720x1280', '1280x720'] },
-    { id: 'gpt-5.5-preview', channel: 'mock-openai', display_name: 'GPT-5.5 preview', owned_by: 'openai', modality: 'chat', status: 'coming_soon', upstream_model: 'gpt-5.5-preview', input_price_per_1m: 5, output_price_per_1m: 20 },
+    {
+      id: 'claude-sonnet-4-6',
+      channel: 'mock-anthropic',
+      display_name: 'Claude Sonnet 4.6 (mock)',
+      owned_by: 'anthropic',
+      modality: 'chat',
+      upstream_model: 'claude-sonnet-4-6',
+      input_price_per_1m: 3,
+      output_price_per_1m: 15,
+      max_output_tokens: 8192,
+      vision: true,
+      tools: true,
+    },
+    {
+      id: 'gpt-4o-mini',
+      channel: 'mock-openai',
+      display_name: 'GPT-4o mini (mock)',
+      owned_by: 'openai',
+      modality: 'chat',
+      upstream_model: 'gpt-4o-mini',
+      input_price_per_1m: 0.15,
+      output_price_per_1m: 0.6,
+      max_output_tokens: 16384,
+      vision: true,
+      tools: true,
+    },
+    {
+      id: 'qwen/qwen-plus',
+      channel: 'mock-dashscope',
+      display_name: 'Qwen Plus (mock)',
+      owned_by: 'alibaba',
+      modality: 'chat',
+      upstream_model: 'qwen-plus',
+      input_price_per_1m: 0.4,
+      output_price_per_1m: 1.2,
+      max_output_tokens: 8192,
+      vision: false,
+      tools: true,
+    },
+    {
+      id: 'text-embedding-3-small',
+      channel: 'mock-openai',
+      display_name: 'Text Embedding 3 Small (mock)',
+      owned_by: 'openai',
+      modality: 'embedding',
+      upstream_model: 'text-embedding-3-small',
+      input_price_per_1m: 0.02,
+    },
+    {
+      id: 'wanx-v1',
+      channel: 'mock-dashscope',
+      display_name: 'Wanx v1 (mock)',
+      owned_by: 'alibaba',
+      modality: 'image',
+      upstream_model: 'wanx-v1',
+      price_per_image: 0.02,
+      sizes: ['1024x1024', '720x1280', '1280x720'],
+    },
+    {
+      id: 'gpt-5.5-preview',
+      channel: 'mock-openai',
+      display_name: 'GPT-5.5 preview',
+      owned_by: 'openai',
+      modality: 'chat',
+      status: 'coming_soon',
+      upstream_model: 'gpt-5.5-preview',
+      input_price_per_1m: 5,
+      output_price_per_1m: 20,
+    },
   ];
   // Real providers, when their keys are in the environment.
   if (process.env.OPENAI_API_KEY) {
     channels.push({ name: 'openai', type: 'openai', baseUrl: 'https://api.openai.com/v1', secrets: [process.env.OPENAI_API_KEY] });
-    models.push({ id: 'openai/gpt-4o-mini', channel: 'openai', display_name: 'GPT-4o mini', owned_by: 'openai', modality: 'chat', upstream_model: 'gpt-4o-mini', input_price_per_1m: 0.15, output_price_per_1m: 0.6, max_output_tokens: 16384, vision: true, tools: true });
+    models.push({
+      id: 'openai/gpt-4o-mini',
+      channel: 'openai',
+      display_name: 'GPT-4o mini',
+      owned_by: 'openai',
+      modality: 'chat',
+      upstream_model: 'gpt-4o-mini',
+      input_price_per_1m: 0.15,
+      output_price_per_1m: 0.6,
+      max_output_tokens: 16384,
+      vision: true,
+      tools: true,
+    });
   }
   if (process.env.ANTHROPIC_API_KEY) {
     channels.push({ name: 'anthropic', type: 'anthropic', baseUrl: 'https://api.anthropic.com', secrets: [process.env.ANTHROPIC_API_KEY] });
-    models.push({ id: 'anthropic/claude-sonnet-4-6', channel: 'anthropic', display_name: 'Claude Sonnet 4.6', owned_by: 'anthropic', modality: 'chat', upstream_model: 'claude-sonnet-4-6', input_price_per_1m: 3, output_price_per_1m: 15, max_output_tokens: 8192, vision: true, tools: true });
+    models.push({
+      id: 'anthropic/claude-sonnet-4-6',
+      channel: 'anthropic',
+      display_name: 'Claude Sonnet 4.6',
+      owned_by: 'anthropic',
+      modality: 'chat',
+      upstream_model: 'claude-sonnet-4-6',
+      input_price_per_1m: 3,
+      output_price_per_1m: 15,
+      max_output_tokens: 8192,
+      vision: true,
+      tools: true,
+    });
   }
   if (process.env.DASHSCOPE_API_KEY) {
-    channels.push({ name: 'dashscope', type: 'dashscope', baseUrl: 'https://dashscope.aliyuncs.com', secrets: [process.env.DASHSCOPE_API_KEY] });
-    models.push({ id: 'dashscope/qwen-plus', channel: 'dashscope', display_name: 'Qwen Plus', owned_by: 'alibaba', modality: 'chat', upstream_model: 'qwen-plus', input_price_per_1m: 0.4, output_price_per_1m: 1.2, max_output_tokens: 8192, tools: true });
-    models.push({ id: 'dashscope/wanx2.1-t2i-turbo', channel: 'dashscope', display_name: 'Wanx 2.1 turbo', owned_by: 'alibaba', modality: 'image', upstream_model: 'wanx2.1-t2i-turbo', price_per_image: 0.14, sizes: ['1024x1024'] });
+    channels.push({
+      name: 'dashscope',
+      type: 'dashscope',
+      baseUrl: 'https://dashscope.aliyuncs.com',
+      secrets: [process.env.DASHSCOPE_API_KEY],
+    });
+    models.push({
+      id: 'dashscope/qwen-plus',
+      channel: 'dashscope',
+      display_name: 'Qwen Plus',
+      owned_by: 'alibaba',
+      modality: 'chat',
+      upstream_model: 'qwen-plus',
+      input_price_per_1m: 0.4,
+      output_price_per_1m: 1.2,
+      max_output_tokens: 8192,
+      tools: true,
+    });
+    models.push({
+      id: 'dashscope/wanx2.1-t2i-turbo',
+      channel: 'dashscope',
+      display_name: 'Wanx 2.1 turbo',
+      owned_by: 'alibaba',
+      modality: 'image',
+      upstream_model: 'wanx2.1-t2i-turbo',
+      price_per_image: 0.14,
+      sizes: ['1024x1024'],
+    });
   }
   return { channels, models };
 }
@@ -65,7 +177,8 @@ async function seed(deps: ops.AdminDeps, mock: MockUpstream): Promise<{ key: str
     let id = existing.find((c) => c.name === channel.name)?.id;
     if (id === undefined) {
       id = (await ops.createChannel(deps, channelBody.parse({ name: channel.name, type: channel.type, base_url: channel.baseUrl }))).id;
-      for (const secret of channel.secrets) await ops.addToken(deps, Number(id), tokenBody.parse({ secret, max_concurrency: 8, name: channel.name }));
+      for (const secret of channel.secrets)
+        await ops.addToken(deps, Number(id), tokenBody.parse({ secret, max_concurrency: 8, name: channel.name }));
     } else {
       await deps.db.updateTable('channels').set({ base_url: channel.baseUrl }).where('id', '=', id).execute();
     }
@@ -83,15 +196,23 @@ async function seed(deps: ops.AdminDeps, mock: MockUpstream): Promise<{ key: str
   if (!(await deps.db.selectFrom('users').select('id').where('email', '=', OPERATOR_EMAIL).executeTakeFirst())) {
     await ops.createUser(deps, userBody.parse({ email: OPERATOR_EMAIL, password: DEMO_PASSWORD, is_admin: true }));
   }
-  if (BigInt(user.balance_nano) < 1_000_000_000n) await ops.creditUser(deps, Number(user.id), creditBody.parse({ amount_usd: '20', note: 'demo credit' }));
-  const key = await ops.createKey(deps, Number(user.id), keyBody.parse({ name: `demo ${new Date().toISOString().slice(0, 19)}`, rpm_limit: 600 }));
+  if (BigInt(user.balance_nano) < 1_000_000_000n)
+    await ops.creditUser(deps, Number(user.id), creditBody.parse({ amount_usd: '20', note: 'demo credit' }));
+  const key = await ops.createKey(
+    deps,
+    Number(user.id),
+    keyBody.parse({ name: `demo ${new Date().toISOString().slice(0, 19)}`, rpm_limit: 600 }),
+  );
   return { key: key.key, email: DEMO_EMAIL };
 }
 
 /** Logs in to the console as a browser would (CSRF token from the form, cookies kept): the printed login works. */
 async function consoleLoginWorks(origin: string, email: string): Promise<boolean> {
   const form = await fetch(`${origin}/login`, { headers: { accept: 'text/html' } });
-  const cookie = form.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  const cookie = form.headers
+    .getSetCookie()
+    .map((c) => c.split(';')[0])
+    .join('; ');
   const csrf = /name="_csrf" value="([^"]+)"/.exec(await form.text())?.[1] ?? '';
   const res = await fetch(`${origin}/login`, {
     method: 'POST',
@@ -103,7 +224,11 @@ async function consoleLoginWorks(origin: string, email: string): Promise<boolean
 }
 
 function start(script: string, env: NodeJS.ProcessEnv, role: string): ChildProcess {
-  const child = spawn(process.execPath, [script], { cwd: ROOT, env: { ...env, EASTX_ROLE: role }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [script], {
+    cwd: ROOT,
+    env: { ...env, EASTX_ROLE: role },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   child.on('exit', (code, signal) => {
     if (!stopping) {
       console.error(`demo: ${role} exited (${signal ?? code}); stopping`);
@@ -138,7 +263,10 @@ async function main(): Promise<void> {
 
   const db = createDb(config.databaseUrl, 2);
   const redis = createRedis(config.redisUrl);
-  const { key, email } = await seed({ db, redis, keys: new RedisKeys(config.redisPrefix), secrets: new SecretBox(config.appSecret) }, mockServer);
+  const { key, email } = await seed(
+    { db, redis, keys: new RedisKeys(config.redisPrefix), secrets: new SecretBox(config.appSecret) },
+    mockServer,
+  );
   await db.destroy();
   await redis.quit();
 
@@ -148,7 +276,13 @@ async function main(): Promise<void> {
 
   const baseUrl = `http://localhost:${config.port}/v1`;
   for (let i = 0; ; i++) {
-    if (await fetch(`http://127.0.0.1:${config.port}/healthz`).then((r) => r.ok, () => false)) break;
+    if (
+      await fetch(`http://127.0.0.1:${config.port}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
     if (i > 200) throw new Error('the web process did not come up');
     await sleep(100);
   }
@@ -160,8 +294,11 @@ async function main(): Promise<void> {
   });
   const answer = (await res.json()) as { choices?: Array<{ message: { content: string } }>; error?: unknown };
   const origin = `http://127.0.0.1:${config.port}`;
-  const logins = (await consoleLoginWorks(origin, email)) && (await consoleLoginWorks(origin, OPERATOR_EMAIL)) ? 'both logins checked' : 'LOGIN FAILED';
-  const proof = res.ok ? `HTTP 200, "${answer.choices?.[0]?.message.content}", cost $${res.headers.get('x-eastx-cost-usd')}` : `HTTP ${res.status} ${JSON.stringify(answer)}`;
+  const logins =
+    (await consoleLoginWorks(origin, email)) && (await consoleLoginWorks(origin, OPERATOR_EMAIL)) ? 'both logins checked' : 'LOGIN FAILED';
+  const proof = res.ok
+    ? `HTTP 200, "${answer.choices?.[0]?.message.content}", cost $${res.headers.get('x-eastx-cost-usd')}`
+    : `HTTP ${res.status} ${JSON.stringify(answer)}`;
 
   console.log(`
 eastx demo is running (mock upstream at ${mockServer.url}). Ctrl-C stops it.

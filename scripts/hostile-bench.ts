@@ -15,7 +15,7 @@
  * profiles the web (main thread), HOSTILE_PROFILE=<dir> the worker; HOSTILE_ONLY=<part of a name> runs only the
  * matching bodies. Own database (eastx_hostile_bench, dropped first) and Redis prefix (removed at the end).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
@@ -41,26 +41,48 @@ interface BodySpec {
 
 function seededRandom(seed: number): () => number {
   let state = seed;
-  return () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648);
+  return () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
 }
 
 const chat = (messages: unknown[], extra: Record<string, unknown> = {}) => ({ model: MODEL, messages, max_tokens: 16, ...extra });
 
 const BODIES: BodySpec[] = [
   { name: 'one 19 MB word', build: () => JSON.stringify(chat([{ role: 'user', content: 'a'.repeat(19_000_000) }])) },
-  { name: '1 MB of one CJK character', build: () => JSON.stringify(chat([{ role: 'user', content: '字'.repeat(Math.floor(1_000_000 / 3)) }])) },
+  {
+    name: '1 MB of one CJK character',
+    build: () => JSON.stringify(chat([{ role: 'user', content: '字'.repeat(Math.floor(1_000_000 / 3)) }])),
+  },
   {
     name: '100,000 short messages',
-    build: () => JSON.stringify(chat(Array.from({ length: 100_000 }, (_, i) => ({ role: 'user', content: `message ${i}: ${'the quick brown fox jumps over the lazy dog '.repeat(3)}` })))),
+    build: () =>
+      JSON.stringify(
+        chat(
+          Array.from({ length: 100_000 }, (_, i) => ({
+            role: 'user',
+            content: `message ${i}: ${'the quick brown fox jumps over the lazy dog '.repeat(3)}`,
+          })),
+        ),
+      ),
   },
   {
     name: 'JSON nested 100,000 deep',
-    build: () => `{"model":"${MODEL}","messages":[{"role":"user","content":"hi"}],"extra":${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}`,
+    build: () =>
+      `{"model":"${MODEL}","messages":[{"role":"user","content":"hi"}],"extra":${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}`,
   },
   {
     name: '19 MB base64 image part',
     build: () =>
-      JSON.stringify(chat([{ role: 'user', content: [{ type: 'text', text: 'what is in this image?' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${randomBytes(14_000_000).toString('base64')}` } }] }])),
+      JSON.stringify(
+        chat([
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'what is in this image?' },
+              { type: 'image_url', image_url: { url: `data:image/png;base64,${randomBytes(14_000_000).toString('base64')}` } },
+            ],
+          },
+        ]),
+      ),
   },
   // Beyond the issue's list: text built to be slow for the tokenizer, and nesting too deep for JSON.parse itself.
   {
@@ -139,7 +161,12 @@ async function clientThread(): Promise<void> {
   const stats = (from: number, to: number) => {
     const window = samples.filter((s) => s.scheduledAt >= from && s.scheduledAt < to);
     const ms = window.map((s) => s.ms).sort((a, b) => a - b);
-    return { count: window.length, failed: window.filter((s) => s.status !== 200).length, p50: percentile(ms, 0.5), p99: percentile(ms, 0.99) };
+    return {
+      count: window.length,
+      failed: window.filter((s) => s.status !== 200).length,
+      p50: percentile(ms, 0.5),
+      p99: percentile(ms, 0.99),
+    };
   };
   const redisMax = (from: number, to: number) => Math.max(0, ...pings.filter((p) => p.at >= from && p.at < to).map((p) => p.ms));
 
@@ -157,7 +184,15 @@ async function clientThread(): Promise<void> {
       const from = now();
       await sleep(2_000);
       await Promise.all(inFlight);
-      const baseline: BodyResult = { name: 'baseline: small requests only', bytes: 0, status: 0, code: '', answerMs: 0, small: stats(from, from + 2_000), redisMaxMs: redisMax(from, from + 2_000) };
+      const baseline: BodyResult = {
+        name: 'baseline: small requests only',
+        bytes: 0,
+        status: 0,
+        code: '',
+        answerMs: 0,
+        small: stats(from, from + 2_000),
+        redisMaxMs: redisMax(from, from + 2_000),
+      };
       parentPort!.postMessage(baseline);
       return;
     }
@@ -188,7 +223,15 @@ async function clientThread(): Promise<void> {
     await sleep(TAIL_MS);
     await Promise.all(inFlight);
     const windowEnd = answeredAt + TAIL_MS;
-    const result: BodyResult = { name: spec.name, bytes, status, code, answerMs: answeredAt - sentAt, small: stats(sentAt, windowEnd), redisMaxMs: redisMax(sentAt, windowEnd) };
+    const result: BodyResult = {
+      name: spec.name,
+      bytes,
+      status,
+      code,
+      answerMs: answeredAt - sentAt,
+      small: stats(sentAt, windowEnd),
+      redisMaxMs: redisMax(sentAt, windowEnd),
+    };
     parentPort!.postMessage(result);
   });
 }
@@ -196,7 +239,10 @@ async function clientThread(): Promise<void> {
 /** Child process: an OpenAI upstream that reads the whole body and answers a fixed completion with usage. */
 async function fixedUpstream(): Promise<void> {
   const completion = JSON.stringify({
-    id: 'chatcmpl-hostile', object: 'chat.completion', created: 0, model: 'hostile',
+    id: 'chatcmpl-hostile',
+    object: 'chat.completion',
+    created: 0,
+    model: 'hostile',
     choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
     usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 },
   });
@@ -280,8 +326,16 @@ async function main(): Promise<void> {
     process.exit(130);
   });
   const upstreamUrl = await startUpstream(children);
-  const profile = process.env.HOSTILE_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.HOSTILE_PROFILE}`, '--cpu-prof-name=worker.cpuprofile'] : [];
-  children.push(spawn(process.execPath, [...profile, 'dist/workers/worker.js'], { cwd: ROOT, env: { ...process.env, EASTX_ROLE: 'worker' }, stdio: 'inherit' }));
+  const profile = process.env.HOSTILE_PROFILE
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.HOSTILE_PROFILE}`, '--cpu-prof-name=worker.cpuprofile']
+    : [];
+  children.push(
+    spawn(process.execPath, [...profile, 'dist/workers/worker.js'], {
+      cwd: ROOT,
+      env: { ...process.env, EASTX_ROLE: 'worker' },
+      stdio: 'inherit',
+    }),
+  );
 
   const svc = await createWebServices(loadConfig(process.env));
   const server: Server = createServer(createApp(svc).callback());
@@ -293,8 +347,17 @@ async function main(): Promise<void> {
   const channel = await call('POST', '/admin/api/channels', { name: 'hostile', type: 'openai', base_url: `${upstreamUrl}/v1` });
   await call('POST', `/admin/api/channels/${channel.id}/tokens`, { secret: 'hostile-token', max_concurrency: 100 });
   await call('PUT', `/admin/api/models/${encodeURIComponent(MODEL)}`, {
-    display_name: 'Hostile', owned_by: 'bench', modality: 'chat', status: 'active', channel_id: channel.id, upstream_model: 'hostile',
-    input_price_per_1m: 1.5, output_price_per_1m: 6, max_output_tokens: 64, vision: true, tools: true,
+    display_name: 'Hostile',
+    owned_by: 'bench',
+    modality: 'chat',
+    status: 'active',
+    channel_id: channel.id,
+    upstream_model: 'hostile',
+    input_price_per_1m: 1.5,
+    output_price_per_1m: 6,
+    max_output_tokens: 64,
+    vision: true,
+    tools: true,
   });
   const user = await call('POST', '/admin/api/users', { email: 'hostile@example.com' });
   await call('POST', `/admin/api/users/${user.id}/credit`, { amount_usd: '1000' });

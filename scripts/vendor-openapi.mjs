@@ -23,11 +23,16 @@ const visit = (name) => {
   if (!all[name]) throw new Error(`no schema ${name}`);
   picked[name] = all[name];
   JSON.stringify(all[name], (key, value) => {
-    if (key === '$ref' && typeof value === 'string' && value.startsWith('#/components/schemas/')) visit(value.slice('#/components/schemas/'.length));
+    if (key === '$ref' && typeof value === 'string' && value.startsWith('#/components/schemas/'))
+      visit(value.slice('#/components/schemas/'.length));
     return value;
   });
 };
 ROOTS.forEach(visit);
-const out = { source: 'openai/openai-openapi f85dbe223d40e1a31cba812ab2d755c7e98a92a3 (MIT)', roots: ROOTS, components: { schemas: picked } };
+const out = {
+  source: 'openai/openai-openapi f85dbe223d40e1a31cba812ab2d755c7e98a92a3 (MIT)',
+  roots: ROOTS,
+  components: { schemas: picked },
+};
 writeFileSync(TARGET, `${JSON.stringify(out, null, 1)}\n`);
 console.log(`${Object.keys(picked).length} schemas → ${TARGET.pathname}`);

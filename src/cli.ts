@@ -1,9 +1,9 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import type { z } from 'zod';
-import { redeemCode } from './billing/codes.js';
 import * as ops from './admin/operations/index.js';
 import * as schemas from './admin/schemas.js';
 import { auditLedger } from './billing/audit.js';
+import { redeemCode } from './billing/codes.js';
 import { formatUsd } from './billing/money.js';
 import { config } from './config.js';
 import { createDb } from './db/index.js';
@@ -42,7 +42,8 @@ function validate<T extends z.ZodType>(schema: T, input: Record<string, unknown>
 
 const int = (value: string | boolean | undefined) => (typeof value === 'string' ? Number(value) : undefined);
 /** `none` (or an empty value) clears a nullable setting. */
-const nullable = (value: string | boolean | undefined) => (typeof value !== 'string' ? undefined : value === '' || value === 'none' ? null : value);
+const nullable = (value: string | boolean | undefined) =>
+  typeof value !== 'string' ? undefined : value === '' || value === 'none' ? null : value;
 const text = (value: string | boolean | undefined) => (typeof value === 'string' ? value : undefined);
 
 function parseJson(value: string | boolean | undefined): Record<string, unknown> {
@@ -62,7 +63,8 @@ const commands: Record<string, Command> = {
     summary: 'check every account: balance = sum of ledger, held = open holds, key spent = its charges; exit 1 on a mismatch',
     run: async ({ deps }) => {
       const report = await auditLedger(deps().db);
-      if (report.findings.length > 0) throw new Error(`ledger audit found ${report.findings.length} mismatch(es):\n${JSON.stringify(report, null, 2)}`);
+      if (report.findings.length > 0)
+        throw new Error(`ledger audit found ${report.findings.length} mismatch(es):\n${JSON.stringify(report, null, 2)}`);
       return report;
     },
   },
@@ -113,7 +115,7 @@ const commands: Record<string, Command> = {
     run: async ({ deps }) => ({ data: await ops.listModels(deps()) }),
   },
   'put-model': {
-    usage: "put-model <modelId> --json '{\"display_name\":…, \"channel_id\":…, …}'",
+    usage: 'put-model <modelId> --json \'{"display_name":…, "channel_id":…, …}\'',
     summary: 'create or replace a model (same body as PUT /admin/api/models/:id)',
     options: { json: str },
     positionals: 1,
@@ -156,7 +158,12 @@ const commands: Record<string, Command> = {
       ops.createKey(
         deps(),
         ops.rowIdFrom(userId, 'user'),
-        validate(schemas.keyBody, { name: values.name, rpm_limit: int(values.rpm), balance_cap_usd: nullable(values.cap), expires_at: nullable(values.expires) }),
+        validate(schemas.keyBody, {
+          name: values.name,
+          rpm_limit: int(values.rpm),
+          balance_cap_usd: nullable(values.cap),
+          expires_at: nullable(values.expires),
+        }),
       ),
   },
   'list-keys': {
@@ -182,7 +189,12 @@ const commands: Record<string, Command> = {
       return ops.updateKey(
         deps(),
         ops.rowIdFrom(keyId, 'key'),
-        validate(schemas.keyPatch, { disabled, rpm_limit: int(values.rpm), balance_cap_usd: nullable(values.cap), expires_at: nullable(values.expires) }),
+        validate(schemas.keyPatch, {
+          disabled,
+          rpm_limit: int(values.rpm),
+          balance_cap_usd: nullable(values.cap),
+          expires_at: nullable(values.expires),
+        }),
       );
     },
   },
@@ -196,7 +208,8 @@ const commands: Record<string, Command> = {
     usage: 'codes --amount USD --count N',
     summary: 'create single-use redemption codes (printed this once)',
     options: { amount: str, count: str },
-    run: ({ values, deps }) => ops.createRedemptionCodes(deps(), validate(schemas.codesBody, { amount_usd: values.amount, count: int(values.count) })),
+    run: ({ values, deps }) =>
+      ops.createRedemptionCodes(deps(), validate(schemas.codesBody, { amount_usd: values.amount, count: int(values.count) })),
   },
   redeem: {
     usage: 'redeem <userId> <code>',
@@ -214,14 +227,28 @@ const commands: Record<string, Command> = {
     run: ({ values, deps }) =>
       ops.listUsage(
         deps(),
-        validate(schemas.usageQuery, { user_id: text(values.user), key_id: text(values.key), since: text(values.since), before_id: text(values['before-id']), limit: text(values.limit) }),
+        validate(schemas.usageQuery, {
+          user_id: text(values.user),
+          key_id: text(values.key),
+          since: text(values.since),
+          before_id: text(values['before-id']),
+          limit: text(values.limit),
+        }),
       ),
   },
 };
 
 function helpText(): string {
   const lines = Object.values(commands).flatMap((c) => [`  ${c.usage}`, `      ${c.summary}`]);
-  return ['usage: node dist/src/cli.js <command> [args]   (npm run admin -- <command> [args])', '', 'commands:', ...lines, '  help', '      this list', ''].join('\n');
+  return [
+    'usage: node dist/src/cli.js <command> [args]   (npm run admin -- <command> [args])',
+    '',
+    'commands:',
+    ...lines,
+    '  help',
+    '      this list',
+    '',
+  ].join('\n');
 }
 
 /** Negative amounts (`adjust 7 -0.5`) are arguments, not options: parseArgs would read them as `-0` `-.` … */

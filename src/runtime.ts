@@ -1,8 +1,8 @@
 import { Catalog } from './catalog/catalog.js';
 import type { Config } from './config.js';
-import { createDb, SERVICE_DB_OPTIONS, type Db } from './db/index.js';
+import { createDb, type Db, SERVICE_DB_OPTIONS } from './db/index.js';
 import { log } from './log.js';
-import { createRedis, RedisKeys, reportOutages, REQUEST_PATH_OPTIONS, type Redis } from './redis/index.js';
+import { createRedis, REQUEST_PATH_OPTIONS, type Redis, RedisKeys, reportOutages } from './redis/index.js';
 import { SecretBox } from './upstream/secrets.js';
 
 /**
@@ -30,7 +30,16 @@ export function connect(config: Config, role: 'web' | 'worker'): Connections {
   const subscriber = reportOutages(createRedis(config.redisUrl, { enableAutoPipelining: false }), `${role} subscriber`);
   const queueConnection = reportOutages(createRedis(config.redisUrl, { ...requestPath, enableAutoPipelining: false }), `${role} queue`);
   const keys = new RedisKeys(config.redisPrefix);
-  return { config, db, redis, subscriber, queueConnection, keys, catalog: new Catalog(db, redis, keys), secrets: new SecretBox(config.appSecret) };
+  return {
+    config,
+    db,
+    redis,
+    subscriber,
+    queueConnection,
+    keys,
+    catalog: new Catalog(db, redis, keys),
+    secrets: new SecretBox(config.appSecret),
+  };
 }
 
 /** Closes what `connect` opened; a Redis that does not answer is not waited for. */

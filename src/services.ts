@@ -4,7 +4,7 @@ import type { Config } from './config.js';
 import { RpmLimiter } from './limits/rpm.js';
 import { ChannelQueues } from './queue/queues.js';
 import { RelayHub } from './queue/web-relay.js';
-import { connect, disconnect, type Connections } from './runtime.js';
+import { type Connections, connect, disconnect } from './runtime.js';
 
 /** Everything a web process shares between requests: connections and caches, no request state. */
 export interface WebServices extends Connections {

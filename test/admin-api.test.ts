@@ -2,10 +2,10 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
-import { verifyPassword } from '../src/accounts/passwords.js';
 import { hashApiKey } from '../src/accounts/keys.js';
-import { redeemCode } from '../src/billing/codes.js';
+import { verifyPassword } from '../src/accounts/passwords.js';
 import { createApp } from '../src/app.js';
+import { redeemCode } from '../src/billing/codes.js';
 import { usdToNano } from '../src/billing/money.js';
 import { ApiError } from '../src/http/errors.js';
 import { createWebServices, type WebServices } from '../src/services.js';
@@ -45,7 +45,12 @@ interface Answer {
   json: any;
 }
 
-async function call(method: string, path: string, body?: unknown, options: { token?: string | null; raw?: string; url?: string } = {}): Promise<Answer> {
+async function call(
+  method: string,
+  path: string,
+  body?: unknown,
+  options: { token?: string | null; raw?: string; url?: string } = {},
+): Promise<Answer> {
   const headers: Record<string, string> = {};
   const token = options.token === undefined ? adminToken : options.token;
   if (token !== null) headers.authorization = `Bearer ${token}`;
@@ -103,14 +108,20 @@ const modelBody = (channelId: number, extra: Record<string, unknown> = {}) => ({
 // ---- auth
 
 test('no Authorization or another scheme → 401 missing_key; a wrong token → 401 invalid_key (authentication_error)', async (t) => {
-  for (const [method, path, body] of [['GET', '/admin/api/usage'], ['POST', '/admin/api/users', { email: email('intruder') }], ['GET', '/admin/api/users/1']] as const) {
+  for (const [method, path, body] of [
+    ['GET', '/admin/api/usage'],
+    ['POST', '/admin/api/users', { email: email('intruder') }],
+    ['GET', '/admin/api/users/1'],
+  ] as const) {
     const none = await call(method, path, body, { token: null });
     error(t, none, 401, 'missing_key');
     t.is(none.json.error.type, 'authentication_error');
     error(t, await call(method, path, body, { token: `${adminToken}x` }), 401, 'invalid_key');
     error(t, await call(method, path, body, { token: 'short' }), 401, 'invalid_key');
   }
-  const basic = await fetch(`${base}/admin/api/usage`, { headers: { authorization: `Basic ${Buffer.from(`admin:${adminToken}`).toString('base64')}` } });
+  const basic = await fetch(`${base}/admin/api/usage`, {
+    headers: { authorization: `Basic ${Buffer.from(`admin:${adminToken}`).toString('base64')}` },
+  });
   t.is(basic.status, 401, 'the admin API takes Bearer only');
   t.is(((await basic.json()) as { error: { code: string } }).error.code, 'missing_key');
   // Nothing was created by the refused POSTs.
@@ -119,7 +130,11 @@ test('no Authorization or another scheme → 401 missing_key; a wrong token → 
 });
 
 test('without ADMIN_TOKEN the admin API answers 404 not_found for everything', async (t) => {
-  for (const [method, path] of [['GET', '/admin/api/usage'], ['POST', '/admin/api/users'], ['GET', '/admin/api/channels']]) {
+  for (const [method, path] of [
+    ['GET', '/admin/api/usage'],
+    ['POST', '/admin/api/users'],
+    ['GET', '/admin/api/channels'],
+  ]) {
     error(t, await call(method, path, undefined, { url: offBase, token: null }), 404, 'not_found');
     error(t, await call(method, path, undefined, { url: offBase, token: adminToken }), 404, 'not_found');
   }
@@ -179,7 +194,10 @@ test('upstream tokens: created sealed, never echoed, listed without secret, patc
   t.is(list.status, 200);
   t.false(list.text.includes(secret));
   const listed = list.json.data.find((c: { id: number }) => c.id === channel.id);
-  t.deepEqual(listed.tokens.map((tk: { id: number }) => tk.id), [created.json.id, defaults.json.id]);
+  t.deepEqual(
+    listed.tokens.map((tk: { id: number }) => tk.id),
+    [created.json.id, defaults.json.id],
+  );
 
   const before = await svc.redis.get(svc.keys.catalogVersion());
   const disabled = await call('PATCH', `/admin/api/tokens/${created.json.id}`, { status: 'disabled', max_concurrency: 8 });
@@ -196,9 +214,18 @@ test('upstream tokens: created sealed, never echoed, listed without secret, patc
 test('upstream tokens: validation and missing rows', async (t) => {
   const channel = await newChannel('tokens-bad');
   t.regex(error(t, await call('POST', `/admin/api/channels/${channel.id}/tokens`, {}), 400, 'bad_request'), /^secret:/);
-  t.regex(error(t, await call('POST', `/admin/api/channels/${channel.id}/tokens`, { secret: 's', max_concurrency: 0 }), 400, 'bad_request'), /^max_concurrency:/);
-  t.regex(error(t, await call('POST', `/admin/api/channels/${channel.id}/tokens`, { secret: 's', max_concurrency: 1.5 }), 400, 'bad_request'), /^max_concurrency:/);
-  t.regex(error(t, await call('POST', `/admin/api/channels/${channel.id}/tokens`, { secret: 's', max_concurrency: '2' }), 400, 'bad_request'), /^max_concurrency:/);
+  t.regex(
+    error(t, await call('POST', `/admin/api/channels/${channel.id}/tokens`, { secret: 's', max_concurrency: 0 }), 400, 'bad_request'),
+    /^max_concurrency:/,
+  );
+  t.regex(
+    error(t, await call('POST', `/admin/api/channels/${channel.id}/tokens`, { secret: 's', max_concurrency: 1.5 }), 400, 'bad_request'),
+    /^max_concurrency:/,
+  );
+  t.regex(
+    error(t, await call('POST', `/admin/api/channels/${channel.id}/tokens`, { secret: 's', max_concurrency: '2' }), 400, 'bad_request'),
+    /^max_concurrency:/,
+  );
   error(t, await call('POST', '/admin/api/channels/999999/tokens', { secret: 's' }), 404, 'not_found');
   error(t, await call('POST', '/admin/api/channels/abc/tokens', { secret: 's' }), 404, 'not_found');
   error(t, await call('PATCH', '/admin/api/tokens/999999', { status: 'disabled' }), 404, 'not_found');
@@ -230,7 +257,11 @@ test('PUT /admin/api/models/:id upserts ids with "/" and "." given as %2F, price
   });
   t.deepEqual(created.json.sizes, ['1024x1024']);
 
-  const updated = await call('PUT', `/admin/api/models/${encodeURIComponent(id)}`, modelBody(channel.id, { display_name: 'Renamed', input_price_per_1m: '0.000001', status: 'coming_soon' }));
+  const updated = await call(
+    'PUT',
+    `/admin/api/models/${encodeURIComponent(id)}`,
+    modelBody(channel.id, { display_name: 'Renamed', input_price_per_1m: '0.000001', status: 'coming_soon' }),
+  );
   t.is(updated.status, 200, updated.text);
   t.like(updated.json, { id, display_name: 'Renamed', input_price_per_1m: '0.000001', status: 'coming_soon', max_output_tokens: 64 });
   const rows = await svc.db.selectFrom('models').select(['id', 'input_micro']).where('id', '=', id).execute();
@@ -330,13 +361,25 @@ test('credit, adjust and usage: ledger rows newest first, signed decimal strings
   const usage = await call('GET', `/admin/api/usage?user_id=${user.id}`);
   t.is(usage.status, 200, usage.text);
   const rows = usage.json.data as Record<string, unknown>[];
-  t.deepEqual(rows.map((r) => [r.kind, r.amount_usd, r.note]), [
-    ['adjustment', '-0.0000135', 'refund correction'],
-    ['credit', '0.25', null],
-    ['credit', '1', 'welcome'],
-  ]);
+  t.deepEqual(
+    rows.map((r) => [r.kind, r.amount_usd, r.note]),
+    [
+      ['adjustment', '-0.0000135', 'refund correction'],
+      ['credit', '0.25', null],
+      ['credit', '1', 'welcome'],
+    ],
+  );
   for (const row of rows) {
-    t.like(row, { user_id: user.id, request_id: null, key_id: null, model: null, prompt_tokens: 0, completion_tokens: 0, images: 0, estimated: false });
+    t.like(row, {
+      user_id: user.id,
+      request_id: null,
+      key_id: null,
+      model: null,
+      prompt_tokens: 0,
+      completion_tokens: 0,
+      images: 0,
+      estimated: false,
+    });
     t.is(typeof row.id, 'number');
     t.false(Number.isNaN(Date.parse(row.created_at as string)));
   }
@@ -350,26 +393,44 @@ test('credit, adjust and usage: ledger rows newest first, signed decimal strings
   // An unencoded "+08:00" offset arrives as a space; it still reads as the offset.
   t.is((await call('GET', `/admin/api/usage?user_id=${user.id}&since=2000-01-01T08:00:00+08:00`)).json.data.length, 3);
   const older = await call('GET', `/admin/api/usage?user_id=${user.id}&before_id=${rows[0].id}`);
-  t.deepEqual(older.json.data.map((r: { id: number }) => r.id), [rows[1].id, rows[2].id]);
+  t.deepEqual(
+    older.json.data.map((r: { id: number }) => r.id),
+    [rows[1].id, rows[2].id],
+  );
 });
 
 test('credit and adjust validation', async (t) => {
   const user = await newUser();
   for (const amount of [0, -1, '-0.5', 'ten', '1.0000000001', null, true]) {
-    t.regex(error(t, await call('POST', `/admin/api/users/${user.id}/credit`, { amount_usd: amount }), 400, 'bad_request'), /^amount_usd:/, String(amount));
+    t.regex(
+      error(t, await call('POST', `/admin/api/users/${user.id}/credit`, { amount_usd: amount }), 400, 'bad_request'),
+      /^amount_usd:/,
+      String(amount),
+    );
   }
   t.regex(error(t, await call('POST', `/admin/api/users/${user.id}/credit`, {}), 400, 'bad_request'), /^amount_usd:/);
   error(t, await call('POST', '/admin/api/users/999999/credit', { amount_usd: 1 }), 404, 'not_found');
   error(t, await call('POST', '/admin/api/users/zz/credit', { amount_usd: 1 }), 404, 'not_found');
 
   await call('POST', `/admin/api/users/${user.id}/credit`, { amount_usd: '0.5' });
-  t.regex(error(t, await call('POST', `/admin/api/users/${user.id}/adjust`, { amount_usd: '-0.6', note: 'too much' }), 400, 'bad_request'), /^amount_usd:/);
-  t.regex(error(t, await call('POST', `/admin/api/users/${user.id}/adjust`, { amount_usd: 0, note: 'zero' }), 400, 'bad_request'), /^amount_usd:/);
+  t.regex(
+    error(t, await call('POST', `/admin/api/users/${user.id}/adjust`, { amount_usd: '-0.6', note: 'too much' }), 400, 'bad_request'),
+    /^amount_usd:/,
+  );
+  t.regex(
+    error(t, await call('POST', `/admin/api/users/${user.id}/adjust`, { amount_usd: 0, note: 'zero' }), 400, 'bad_request'),
+    /^amount_usd:/,
+  );
   t.regex(error(t, await call('POST', `/admin/api/users/${user.id}/adjust`, { amount_usd: 1 }), 400, 'bad_request'), /^note:/);
   error(t, await call('POST', '/admin/api/users/999999/adjust', { amount_usd: -1, note: 'x' }), 404, 'not_found');
-  t.deepEqual((await call('POST', `/admin/api/users/${user.id}/adjust`, { amount_usd: '-0.5', note: 'to zero' })).json, { balance_usd: '0' });
+  t.deepEqual((await call('POST', `/admin/api/users/${user.id}/adjust`, { amount_usd: '-0.5', note: 'to zero' })).json, {
+    balance_usd: '0',
+  });
   const ledger = await call('GET', `/admin/api/usage?user_id=${user.id}`);
-  t.deepEqual(ledger.json.data.map((r: { amount_usd: string }) => r.amount_usd), ['-0.5', '0.5']);
+  t.deepEqual(
+    ledger.json.data.map((r: { amount_usd: string }) => r.amount_usd),
+    ['-0.5', '0.5'],
+  );
 });
 
 test('GET /admin/api/usage: bad query values → 400 naming the parameter', async (t) => {
@@ -390,11 +451,24 @@ test('GET /admin/api/usage: bad query values → 400 naming the parameter', asyn
 
 test('keys: created once with the full key, GET never shows it, PATCH and DELETE reach every process', async (t) => {
   const user = await newUser();
-  const created = await call('POST', `/admin/api/users/${user.id}/keys`, { name: 'ci', rpm_limit: 100, balance_cap_usd: '2.5', expires_at: '2999-01-01T00:00:00Z' });
+  const created = await call('POST', `/admin/api/users/${user.id}/keys`, {
+    name: 'ci',
+    rpm_limit: 100,
+    balance_cap_usd: '2.5',
+    expires_at: '2999-01-01T00:00:00Z',
+  });
   t.is(created.status, 201, created.text);
   const key = created.json.key as string;
   t.regex(key, /^sk-eastx-.{40,}$/);
-  t.like(created.json, { user_id: user.id, name: 'ci', rpm_limit: 100, balance_cap_usd: '2.5', spent_usd: '0', status: 'active', expires_at: '2999-01-01T00:00:00.000Z' });
+  t.like(created.json, {
+    user_id: user.id,
+    name: 'ci',
+    rpm_limit: 100,
+    balance_cap_usd: '2.5',
+    spent_usd: '0',
+    status: 'active',
+    expires_at: '2999-01-01T00:00:00.000Z',
+  });
   t.is(created.json.prefix, key.slice(0, 13));
   t.is(typeof created.json.id, 'number');
   const secretPart = key.slice('sk-eastx-'.length);
@@ -406,7 +480,18 @@ test('keys: created once with the full key, GET never shows it, PATCH and DELETE
   t.false(got.text.includes(hash));
   t.false('key' in got.json);
   t.deepEqual(Object.keys(got.json).sort(), [
-    'balance_cap_usd', 'created_at', 'expires_at', 'held_usd', 'id', 'last_used_at', 'name', 'prefix', 'rpm_limit', 'spent_usd', 'status', 'user_id',
+    'balance_cap_usd',
+    'created_at',
+    'expires_at',
+    'held_usd',
+    'id',
+    'last_used_at',
+    'name',
+    'prefix',
+    'rpm_limit',
+    'spent_usd',
+    'status',
+    'user_id',
   ]);
   t.like(got.json, { rpm_limit: 100, balance_cap_usd: '2.5', held_usd: '0', last_used_at: null });
 
@@ -414,7 +499,10 @@ test('keys: created once with the full key, GET never shows it, PATCH and DELETE
   t.like(defaults.json, { name: '', rpm_limit: 60, balance_cap_usd: null, expires_at: null, status: 'active' });
   t.not(defaults.json.key, key);
   const listed = await call('GET', `/admin/api/users/${user.id}/keys`);
-  t.deepEqual(listed.json.data.map((k: { id: number }) => k.id), [created.json.id, defaults.json.id]);
+  t.deepEqual(
+    listed.json.data.map((k: { id: number }) => k.id),
+    [created.json.id, defaults.json.id],
+  );
   t.false(listed.text.includes(secretPart));
 
   // The key works on /v1 (the key version exists), then every change takes effect on the next request.
@@ -423,7 +511,12 @@ test('keys: created once with the full key, GET never shows it, PATCH and DELETE
   t.is((await v1()).status, 200);
 
   const version = await svc.redis.get(svc.keys.keyVersion(hash));
-  const disabled = await call('PATCH', `/admin/api/keys/${created.json.id}`, { disabled: true, rpm_limit: 5, balance_cap_usd: null, expires_at: null });
+  const disabled = await call('PATCH', `/admin/api/keys/${created.json.id}`, {
+    disabled: true,
+    rpm_limit: 5,
+    balance_cap_usd: null,
+    expires_at: null,
+  });
   t.is(disabled.status, 200, disabled.text);
   t.like(disabled.json, { status: 'disabled', rpm_limit: 5, balance_cap_usd: null, expires_at: null });
   t.not(await svc.redis.get(svc.keys.keyVersion(hash)), version);
@@ -431,7 +524,10 @@ test('keys: created once with the full key, GET never shows it, PATCH and DELETE
   t.is(refused.status, 403);
   t.is(((await refused.json()) as { error: { code: string } }).error.code, 'disabled');
 
-  t.like((await call('PATCH', `/admin/api/keys/${created.json.id}`, { disabled: false, balance_cap_usd: 0.1 })).json, { status: 'active', balance_cap_usd: '0.1' });
+  t.like((await call('PATCH', `/admin/api/keys/${created.json.id}`, { disabled: false, balance_cap_usd: 0.1 })).json, {
+    status: 'active',
+    balance_cap_usd: '0.1',
+  });
   t.is((await v1()).status, 200);
 
   const revoked = await call('DELETE', `/admin/api/keys/${created.json.id}`);
@@ -459,7 +555,11 @@ test('keys: validation and missing rows', async (t) => {
     [{ name: 7 }, 'name'],
   ];
   for (const [body, field] of cases) {
-    t.regex(error(t, await call('POST', `/admin/api/users/${user.id}/keys`, body), 400, 'bad_request'), new RegExp(`^${field}:`), JSON.stringify(body));
+    t.regex(
+      error(t, await call('POST', `/admin/api/users/${user.id}/keys`, body), 400, 'bad_request'),
+      new RegExp(`^${field}:`),
+      JSON.stringify(body),
+    );
   }
   error(t, await call('POST', '/admin/api/users/999999/keys', {}), 404, 'not_found');
   const key = await call('POST', `/admin/api/users/${user.id}/keys`, {});
@@ -505,7 +605,13 @@ test('redemption codes: shown once, stored hashed, validated', async (t) => {
   await t.throwsAsync(redeemCode(svc.db, 999999, codes[1]), { instanceOf: ApiError, message: /no user/ });
   t.is((await redeemCode(svc.db, user.id, codes[1])).balanceNano, 10_000_000_000n);
   const ledger = await call('GET', `/admin/api/usage?user_id=${user.id}`);
-  t.deepEqual(ledger.json.data.map((r: { kind: string; amount_usd: string }) => [r.kind, r.amount_usd]), [['redemption', '5'], ['redemption', '5']]);
+  t.deepEqual(
+    ledger.json.data.map((r: { kind: string; amount_usd: string }) => [r.kind, r.amount_usd]),
+    [
+      ['redemption', '5'],
+      ['redemption', '5'],
+    ],
+  );
 });
 
 test('a code redeemed by 20 parallel calls credits exactly once', async (t) => {
@@ -514,9 +620,15 @@ test('a code redeemed by 20 parallel calls credits exactly once', async (t) => {
   const outcomes = await Promise.allSettled(users.map((u) => redeemCode(svc.db, u.id, code)));
   const winners = outcomes.filter((o) => o.status === 'fulfilled');
   t.is(winners.length, 1);
-  for (const o of outcomes) if (o.status === 'rejected') t.true(o.reason instanceof ApiError && o.reason.code === 'bad_request', String(o.reason));
+  for (const o of outcomes)
+    if (o.status === 'rejected') t.true(o.reason instanceof ApiError && o.reason.code === 'bad_request', String(o.reason));
   const ids = users.map((u) => u.id);
-  const rows = await svc.db.selectFrom('ledger').select(['user_id', 'amount_nano']).where('kind', '=', 'redemption').where('user_id', 'in', ids).execute();
+  const rows = await svc.db
+    .selectFrom('ledger')
+    .select(['user_id', 'amount_nano'])
+    .where('kind', '=', 'redemption')
+    .where('user_id', 'in', ids)
+    .execute();
   t.is(rows.length, 1);
   t.is(BigInt(rows[0].amount_nano), 750_000_000n);
   const balances = await svc.db.selectFrom('users').select(['id', 'balance_nano']).where('id', 'in', ids).execute();

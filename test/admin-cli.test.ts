@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { createDb, type Db } from '../src/db/index.js';
-import { createRedis, RedisKeys, type Redis } from '../src/redis/index.js';
+import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
 import { SecretBox } from '../src/upstream/secrets.js';
 import { freshEnvironment } from './helpers/env.js';
 
@@ -37,16 +37,21 @@ interface Run {
 /** `node --import=tsx src/cli.ts …` with the test environment, as an operator would run it. */
 function cli(...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import=tsx', 'src/cli.ts', ...args], { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      let json: any;
-      try {
-        json = JSON.parse(stdout);
-      } catch {
-        json = undefined;
-      }
-      resolve({ code, stdout, stderr, json });
-    });
+    execFile(
+      process.execPath,
+      ['--import=tsx', 'src/cli.ts', ...args],
+      { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        let json: any;
+        try {
+          json = JSON.parse(stdout);
+        } catch {
+          json = undefined;
+        }
+        resolve({ code, stdout, stderr, json });
+      },
+    );
   });
 }
 
@@ -61,7 +66,22 @@ async function ok(t: import('ava').ExecutionContext, ...args: string[]) {
 test.serial('help lists the commands; an unknown command fails', async (t) => {
   const help = await cli('help');
   t.is(help.code, 0);
-  for (const name of ['migrate', 'create-channel', 'add-token', 'set-token', 'put-model', 'create-user', 'credit', 'create-key', 'set-key', 'revoke-key', 'codes', 'usage', 'show-user', 'show-key']) {
+  for (const name of [
+    'migrate',
+    'create-channel',
+    'add-token',
+    'set-token',
+    'put-model',
+    'create-user',
+    'credit',
+    'create-key',
+    'set-key',
+    'revoke-key',
+    'codes',
+    'usage',
+    'show-user',
+    'show-key',
+  ]) {
     t.true(help.stdout.includes(`  ${name}`), name);
   }
   const unknown = await cli('frobnicate');
@@ -80,10 +100,13 @@ test.serial('users and money: create-user, credit, adjust, show-user, usage; fai
   t.deepEqual(await ok(t, 'adjust', String(user.id), '-0.5', '--note', 'correction'), { balance_usd: '2' });
   t.like(await ok(t, 'show-user', String(user.id)), { id: user.id, balance_usd: '2', held_usd: '0' });
   const usage = await ok(t, 'usage', '--user', String(user.id));
-  t.deepEqual(usage.data.map((r: { kind: string; amount_usd: string; note: string }) => [r.kind, r.amount_usd, r.note]), [
-    ['adjustment', '-0.5', 'correction'],
-    ['credit', '2.5', 'from the cli'],
-  ]);
+  t.deepEqual(
+    usage.data.map((r: { kind: string; amount_usd: string; note: string }) => [r.kind, r.amount_usd, r.note]),
+    [
+      ['adjustment', '-0.5', 'correction'],
+      ['credit', '2.5', 'from the cli'],
+    ],
+  );
 
   const duplicate = await cli('create-user', '--email', 'cli-user@example.test');
   t.is(duplicate.code, 1);
@@ -100,7 +123,16 @@ test.serial('users and money: create-user, credit, adjust, show-user, usage; fai
 });
 
 test.serial('catalog: create-channel, add-token (secret never printed), set-token, put-model', async (t) => {
-  const channel = await ok(t, 'create-channel', '--name', 'cli-chan', '--type', 'dashscope', '--base-url', 'https://dashscope.aliyuncs.com');
+  const channel = await ok(
+    t,
+    'create-channel',
+    '--name',
+    'cli-chan',
+    '--type',
+    'dashscope',
+    '--base-url',
+    'https://dashscope.aliyuncs.com',
+  );
   t.like(channel, { name: 'cli-chan', type: 'dashscope' });
   const secret = 'sk-dashscope-cli-secret-9876';
   const added = await cli('add-token', String(channel.id), '--secret', secret, '--max-concurrency', '2', '--name', 'primary');
@@ -111,14 +143,36 @@ test.serial('catalog: create-channel, add-token (secret never printed), set-toke
   t.is(new SecretBox(appSecret).open(row.secret_enc), secret);
   t.like(await ok(t, 'set-token', String(added.json.id), '--status', 'disabled'), { status: 'disabled', max_concurrency: 2 });
 
-  const model = await ok(t, 'put-model', 'qwen/qwen-max.latest', '--json', JSON.stringify({
-    display_name: 'Qwen Max', owned_by: 'alibaba', modality: 'chat', status: 'active', channel_id: channel.id,
-    upstream_model: 'qwen-max', input_price_per_1m: '2.4', output_price_per_1m: 9.6,
-  }));
+  const model = await ok(
+    t,
+    'put-model',
+    'qwen/qwen-max.latest',
+    '--json',
+    JSON.stringify({
+      display_name: 'Qwen Max',
+      owned_by: 'alibaba',
+      modality: 'chat',
+      status: 'active',
+      channel_id: channel.id,
+      upstream_model: 'qwen-max',
+      input_price_per_1m: '2.4',
+      output_price_per_1m: 9.6,
+    }),
+  );
   t.like(model, { id: 'qwen/qwen-max.latest', input_price_per_1m: '2.4', output_price_per_1m: '9.6', max_output_tokens: 4096 });
-  const badModel = await cli('put-model', 'qwen/other', '--json', JSON.stringify({
-    display_name: 'x', owned_by: 'y', modality: 'chat', status: 'active', channel_id: 999999, upstream_model: 'z',
-  }));
+  const badModel = await cli(
+    'put-model',
+    'qwen/other',
+    '--json',
+    JSON.stringify({
+      display_name: 'x',
+      owned_by: 'y',
+      modality: 'chat',
+      status: 'active',
+      channel_id: 999999,
+      upstream_model: 'z',
+    }),
+  );
   t.is(badModel.code, 1);
   t.regex(badModel.stderr, /channel_id: no channel/);
 });

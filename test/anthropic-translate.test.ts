@@ -1,25 +1,32 @@
 import test from 'ava';
+import { UpstreamError } from '../src/upstream/errors.js';
 import { anthropicRequestProblem } from '../src/upstream/providers/anthropic/check.js';
 import { toAnthropicRequest } from '../src/upstream/providers/anthropic/request.js';
 import { toChatCompletion } from '../src/upstream/providers/anthropic/response.js';
 import { StreamTranslator } from '../src/upstream/providers/anthropic/stream.js';
-import { UpstreamError } from '../src/upstream/errors.js';
 
 // Pure translation functions: no processes, no network.
 
 test('system and developer messages, wherever they are, become `system` blocks in order', (t) => {
-  const out = toAnthropicRequest({
-    messages: [
-      { role: 'system', content: 'Be brief.' },
-      { role: 'user', content: 'hi' },
-      { role: 'developer', content: [{ type: 'text', text: 'Answer in French.' }] },
-      { role: 'assistant', content: 'Salut.' },
-      { role: 'system', content: '' },
-      { role: 'user', content: 'again' },
-    ],
-    max_tokens: 100,
-  }, 'claude-sonnet-4-6', false);
-  t.deepEqual(out.system, [{ type: 'text', text: 'Be brief.' }, { type: 'text', text: 'Answer in French.' }]);
+  const out = toAnthropicRequest(
+    {
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'hi' },
+        { role: 'developer', content: [{ type: 'text', text: 'Answer in French.' }] },
+        { role: 'assistant', content: 'Salut.' },
+        { role: 'system', content: '' },
+        { role: 'user', content: 'again' },
+      ],
+      max_tokens: 100,
+    },
+    'claude-sonnet-4-6',
+    false,
+  );
+  t.deepEqual(out.system, [
+    { type: 'text', text: 'Be brief.' },
+    { type: 'text', text: 'Answer in French.' },
+  ]);
   t.deepEqual(out.messages, [
     { role: 'user', content: [{ type: 'text', text: 'hi' }] },
     { role: 'assistant', content: [{ type: 'text', text: 'Salut.' }] },
@@ -31,25 +38,41 @@ test('system and developer messages, wherever they are, become `system` blocks i
 });
 
 test('consecutive same-role turns merge; tool results go first in their user turn; empty text is dropped', (t) => {
-  const out = toAnthropicRequest({
-    messages: [
-      { role: 'user', content: 'one' },
-      { role: 'user', content: [{ type: 'text', text: 'two' }, { type: 'text', text: '' }] },
-      {
-        role: 'assistant',
-        content: '',
-        tool_calls: [
-          { id: 'call_a', type: 'function', function: { name: 'lookup', arguments: '{"q":"x"}' } },
-          { id: 'call_b', type: 'function', function: { name: 'lookup', arguments: '' } },
-        ],
-      },
-      { role: 'tool', tool_call_id: 'call_a', content: 'A' },
-      { role: 'tool', tool_call_id: 'call_b', content: [{ type: 'text', text: 'B' }] },
-      { role: 'user', content: 'thanks' },
-    ],
-  }, 'm', true);
+  const out = toAnthropicRequest(
+    {
+      messages: [
+        { role: 'user', content: 'one' },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'two' },
+            { type: 'text', text: '' },
+          ],
+        },
+        {
+          role: 'assistant',
+          content: '',
+          tool_calls: [
+            { id: 'call_a', type: 'function', function: { name: 'lookup', arguments: '{"q":"x"}' } },
+            { id: 'call_b', type: 'function', function: { name: 'lookup', arguments: '' } },
+          ],
+        },
+        { role: 'tool', tool_call_id: 'call_a', content: 'A' },
+        { role: 'tool', tool_call_id: 'call_b', content: [{ type: 'text', text: 'B' }] },
+        { role: 'user', content: 'thanks' },
+      ],
+    },
+    'm',
+    true,
+  );
   t.deepEqual(out.messages, [
-    { role: 'user', content: [{ type: 'text', text: 'one' }, { type: 'text', text: 'two' }] },
+    {
+      role: 'user',
+      content: [
+        { type: 'text', text: 'one' },
+        { type: 'text', text: 'two' },
+      ],
+    },
     {
       role: 'assistant',
       content: [
@@ -71,16 +94,22 @@ test('consecutive same-role turns merge; tool results go first in their user tur
 });
 
 test('image_url parts: data URLs become base64 blocks, http(s) URLs url blocks', (t) => {
-  const out = toAnthropicRequest({
-    messages: [{
-      role: 'user',
-      content: [
-        { type: 'text', text: 'compare' },
-        { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=', detail: 'high' } },
-        { type: 'image_url', image_url: { url: 'https://example.com/cat.jpg' } },
+  const out = toAnthropicRequest(
+    {
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'compare' },
+            { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=', detail: 'high' } },
+            { type: 'image_url', image_url: { url: 'https://example.com/cat.jpg' } },
+          ],
+        },
       ],
-    }],
-  }, 'm', false);
+    },
+    'm',
+    false,
+  );
   t.deepEqual((out.messages as Array<{ content: unknown[] }>)[0].content, [
     { type: 'text', text: 'compare' },
     { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
@@ -89,55 +118,79 @@ test('image_url parts: data URLs become base64 blocks, http(s) URLs url blocks',
 });
 
 test('tools, tool_choice, stop, sampling, user and max_completion_tokens map to their Anthropic fields', (t) => {
-  const tools = [{ type: 'function', function: { name: 'f', description: 'does f', parameters: { type: 'object', properties: { a: { type: 'number' } } } } }];
+  const tools = [
+    {
+      type: 'function',
+      function: { name: 'f', description: 'does f', parameters: { type: 'object', properties: { a: { type: 'number' } } } },
+    },
+  ];
   const base = { messages: [{ role: 'user', content: 'x' }], tools };
-  const choice = (tool_choice: unknown, extra: Record<string, unknown> = {}) => toAnthropicRequest({ ...base, tool_choice, ...extra }, 'm', false).tool_choice;
-  t.deepEqual(toAnthropicRequest(base, 'm', false).tools, [{ name: 'f', description: 'does f', input_schema: tools[0].function.parameters }]);
+  const choice = (tool_choice: unknown, extra: Record<string, unknown> = {}) =>
+    toAnthropicRequest({ ...base, tool_choice, ...extra }, 'm', false).tool_choice;
+  t.deepEqual(toAnthropicRequest(base, 'm', false).tools, [
+    { name: 'f', description: 'does f', input_schema: tools[0].function.parameters },
+  ]);
   t.deepEqual(choice('auto'), { type: 'auto' });
   t.deepEqual(choice('none'), { type: 'none' });
   t.deepEqual(choice('required'), { type: 'any' });
   t.deepEqual(choice({ type: 'function', function: { name: 'f' } }), { type: 'tool', name: 'f' });
   t.deepEqual(choice('auto', { parallel_tool_calls: false }), { type: 'auto', disable_parallel_tool_use: true });
   t.is(choice(undefined), undefined);
-  t.is(toAnthropicRequest({ messages: base.messages, tool_choice: 'auto' }, 'm', false).tool_choice, undefined, 'no tool_choice without tools');
+  t.is(
+    toAnthropicRequest({ messages: base.messages, tool_choice: 'auto' }, 'm', false).tool_choice,
+    undefined,
+    'no tool_choice without tools',
+  );
 
-  const out = toAnthropicRequest({
-    messages: base.messages,
-    stop: '\n\nHuman:',
-    temperature: 1.7,
-    top_p: 0.5,
-    user: 'user-42',
-    max_tokens: 10,
-    max_completion_tokens: 20,
-    presence_penalty: 1,
-    frequency_penalty: 1,
-    logit_bias: { 1: 2 },
-    seed: 7,
-    response_format: { type: 'text' },
-  }, 'm', false);
-  t.deepEqual(out, {
-    model: 'm',
-    max_tokens: 20,
-    messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }] }],
-    stop_sequences: ['\n\nHuman:'],
-    temperature: 1,
-    metadata: { user_id: 'user-42' },
-    stream: false,
-  }, 'temperature clamped to Anthropic range; top_p dropped beside it; unsupported but harmless fields dropped');
+  const out = toAnthropicRequest(
+    {
+      messages: base.messages,
+      stop: '\n\nHuman:',
+      temperature: 1.7,
+      top_p: 0.5,
+      user: 'user-42',
+      max_tokens: 10,
+      max_completion_tokens: 20,
+      presence_penalty: 1,
+      frequency_penalty: 1,
+      logit_bias: { 1: 2 },
+      seed: 7,
+      response_format: { type: 'text' },
+    },
+    'm',
+    false,
+  );
+  t.deepEqual(
+    out,
+    {
+      model: 'm',
+      max_tokens: 20,
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }] }],
+      stop_sequences: ['\n\nHuman:'],
+      temperature: 1,
+      metadata: { user_id: 'user-42' },
+      stream: false,
+    },
+    'temperature clamped to Anthropic range; top_p dropped beside it; unsupported but harmless fields dropped',
+  );
   t.deepEqual(toAnthropicRequest({ messages: base.messages, stop: ['a', 'b'], top_p: 0.3 }, 'm', false).stop_sequences, ['a', 'b']);
   t.is(toAnthropicRequest({ messages: base.messages, top_p: 0.3 }, 'm', false).top_p, 0.3);
 });
 
 test('legacy functions/function_call: tools, choice, and calls paired with function messages by name', (t) => {
-  const out = toAnthropicRequest({
-    messages: [
-      { role: 'user', content: 'x' },
-      { role: 'assistant', content: null, function_call: { name: 'get', arguments: '{"k":1}' } },
-      { role: 'function', name: 'get', content: 'v' },
-    ],
-    functions: [{ name: 'get', parameters: { type: 'object', properties: {} } }],
-    function_call: { name: 'get' },
-  }, 'm', false);
+  const out = toAnthropicRequest(
+    {
+      messages: [
+        { role: 'user', content: 'x' },
+        { role: 'assistant', content: null, function_call: { name: 'get', arguments: '{"k":1}' } },
+        { role: 'function', name: 'get', content: 'v' },
+      ],
+      functions: [{ name: 'get', parameters: { type: 'object', properties: {} } }],
+      function_call: { name: 'get' },
+    },
+    'm',
+    false,
+  );
   t.deepEqual(out.tools, [{ name: 'get', input_schema: { type: 'object', properties: {} } }]);
   t.deepEqual(out.tool_choice, { type: 'tool', name: 'get', disable_parallel_tool_use: true });
   const [, assistant, result] = out.messages as Array<{ content: Array<Record<string, unknown>> }>;
@@ -157,24 +210,55 @@ test('requests an Anthropic model cannot honour are named; harmless extras are n
   t.deepEqual(anthropicRequestProblem({ messages, n: 2 })?.[0], 'n');
   t.deepEqual(anthropicRequestProblem({ messages, logprobs: true })?.[0], 'logprobs');
   t.deepEqual(anthropicRequestProblem({ messages, response_format: { type: 'json_schema', json_schema: {} } })?.[0], 'response_format');
-  t.deepEqual(anthropicRequestProblem({ messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: {} }] }] })?.[0], 'messages.0.content.0.type');
-  t.deepEqual(anthropicRequestProblem({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/bmp;base64,AAAA' } }] }] })?.[0], 'messages.0.content.0.image_url.url');
-  t.deepEqual(anthropicRequestProblem({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'ftp://x/y.png' } }] }] })?.[0], 'messages.0.content.0.image_url.url');
   t.deepEqual(
-    anthropicRequestProblem({ messages: [{ role: 'assistant', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{oops' } }] }] })?.[0],
+    anthropicRequestProblem({ messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: {} }] }] })?.[0],
+    'messages.0.content.0.type',
+  );
+  t.deepEqual(
+    anthropicRequestProblem({
+      messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/bmp;base64,AAAA' } }] }],
+    })?.[0],
+    'messages.0.content.0.image_url.url',
+  );
+  t.deepEqual(
+    anthropicRequestProblem({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'ftp://x/y.png' } }] }] })?.[0],
+    'messages.0.content.0.image_url.url',
+  );
+  t.deepEqual(
+    anthropicRequestProblem({
+      messages: [{ role: 'assistant', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{oops' } }] }],
+    })?.[0],
     'messages.0.tool_calls.0.function.arguments',
   );
-  t.is(anthropicRequestProblem({ messages, n: 1, logprobs: false, seed: 3, presence_penalty: 0.5, logit_bias: {}, response_format: { type: 'text' } }), undefined);
+  t.is(
+    anthropicRequestProblem({
+      messages,
+      n: 1,
+      logprobs: false,
+      seed: 3,
+      presence_penalty: 0.5,
+      logit_bias: {},
+      response_format: { type: 'text' },
+    }),
+    undefined,
+  );
 });
 
 test('non-stream response: text, tool calls, finish reasons and usage with cache tokens', (t) => {
   const style = { legacyFunctions: false };
-  const text = toChatCompletion({
-    id: 'msg_01ABC',
-    content: [{ type: 'text', text: 'Hello' }, { type: 'text', text: ' world' }],
-    stop_reason: 'end_turn',
-    usage: { input_tokens: 10, output_tokens: 5, cache_read_input_tokens: 100, cache_creation_input_tokens: 20 },
-  }, style, 1700000000);
+  const text = toChatCompletion(
+    {
+      id: 'msg_01ABC',
+      content: [
+        { type: 'text', text: 'Hello' },
+        { type: 'text', text: ' world' },
+      ],
+      stop_reason: 'end_turn',
+      usage: { input_tokens: 10, output_tokens: 5, cache_read_input_tokens: 100, cache_creation_input_tokens: 20 },
+    },
+    style,
+    1700000000,
+  );
   t.deepEqual(text, {
     id: 'chatcmpl-01ABC',
     object: 'chat.completion',
@@ -183,24 +267,31 @@ test('non-stream response: text, tool calls, finish reasons and usage with cache
     usage: { prompt_tokens: 130, completion_tokens: 5, total_tokens: 135, prompt_tokens_details: { cached_tokens: 100 } },
   });
 
-  const tools = toChatCompletion({
-    id: 'msg_x',
-    content: [{ type: 'tool_use', id: 'toolu_1', name: 'lookup', input: { q: 'Paris' } }],
-    stop_reason: 'tool_use',
-    usage: { input_tokens: 1, output_tokens: 2 },
-  }, style);
+  const tools = toChatCompletion(
+    {
+      id: 'msg_x',
+      content: [{ type: 'tool_use', id: 'toolu_1', name: 'lookup', input: { q: 'Paris' } }],
+      stop_reason: 'tool_use',
+      usage: { input_tokens: 1, output_tokens: 2 },
+    },
+    style,
+  );
   const message = (tools.choices as Array<{ message: Record<string, unknown>; finish_reason: string }>)[0];
   t.is(message.message.content, null);
   t.deepEqual(message.message.tool_calls, [{ id: 'toolu_1', type: 'function', function: { name: 'lookup', arguments: '{"q":"Paris"}' } }]);
   t.is(message.finish_reason, 'tool_calls');
 
-  const legacy = toChatCompletion({ id: 'msg_y', content: [{ type: 'tool_use', id: 't', name: 'get', input: {} }], stop_reason: 'tool_use' }, { legacyFunctions: true });
+  const legacy = toChatCompletion(
+    { id: 'msg_y', content: [{ type: 'tool_use', id: 't', name: 'get', input: {} }], stop_reason: 'tool_use' },
+    { legacyFunctions: true },
+  );
   const legacyChoice = (legacy.choices as Array<{ message: Record<string, unknown>; finish_reason: string }>)[0];
   t.deepEqual(legacyChoice.message.function_call, { name: 'get', arguments: '{}' });
   t.is(legacyChoice.finish_reason, 'function_call');
   t.is(legacy.usage, undefined, 'no usage from upstream: none invented here (the worker estimates)');
 
-  const finish = (stop_reason: string) => (toChatCompletion({ id: 'm', content: [], stop_reason }, style).choices as Array<{ finish_reason: string }>)[0].finish_reason;
+  const finish = (stop_reason: string) =>
+    (toChatCompletion({ id: 'm', content: [], stop_reason }, style).choices as Array<{ finish_reason: string }>)[0].finish_reason;
   t.is(finish('max_tokens'), 'length');
   t.is(finish('stop_sequence'), 'stop');
   t.is(finish('refusal'), 'content_filter');
@@ -240,10 +331,19 @@ test('stream events: role chunk, text, tool-call deltas with stable indexes, fin
   ]);
   t.is((chunks.at(-2)!.choices as Array<{ finish_reason: string }>)[0].finish_reason, 'tool_calls');
   t.deepEqual(chunks.at(-1)!.choices, []);
-  t.deepEqual(chunks.at(-1)!.usage, { prompt_tokens: 15, completion_tokens: 40, total_tokens: 55, prompt_tokens_details: { cached_tokens: 3 } });
+  t.deepEqual(chunks.at(-1)!.usage, {
+    prompt_tokens: 15,
+    completion_tokens: 40,
+    total_tokens: 55,
+    prompt_tokens_details: { cached_tokens: 3 },
+  });
 
   const failing = new StreamTranslator({ legacyFunctions: false });
-  t.deepEqual(failing.push({ type: 'message_start', message: { id: 'msg_E' } }), [], 'nothing is sent before real output, so an early error can fail over');
+  t.deepEqual(
+    failing.push({ type: 'message_start', message: { id: 'msg_E' } }),
+    [],
+    'nothing is sent before real output, so an early error can fail over',
+  );
   const err = t.throws(() => failing.push({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }));
   t.true(err instanceof UpstreamError);
   t.is((err as UpstreamError).status, 529);

@@ -1,11 +1,11 @@
 import test from 'ava';
 import OpenAI from 'openai';
 import { countTokens } from '../src/mock/text.js';
-import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
+import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { AdminClient } from './helpers/admin.js';
 import { newCustomer } from './helpers/customer.js';
 import { freshEnvironment } from './helpers/env.js';
-import { startGateway, type Gateway } from './helpers/gateway.js';
+import { type Gateway, startGateway } from './helpers/gateway.js';
 import { costOf, nano } from './helpers/money.js';
 
 // An `anthropic` channel on the mock upstream, called with the OpenAI SDK through real web + worker processes.
@@ -14,7 +14,6 @@ let gateway: Gateway;
 let admin: AdminClient;
 let url: string;
 let userId: number;
-let apiKey: string;
 let client: OpenAI;
 const MODEL = 'claude-sonnet-4-6';
 const PRICES = { input: 3, output: 15 };
@@ -32,7 +31,12 @@ const lastUpstreamBody = () => mock.requests.at(-1)!.body as AnthropicBody;
 async function anthropicModel(id: string, channelName: string, secrets: string[]) {
   const channel = await admin.channel(channelName, 'anthropic', mock.url);
   for (const secret of secrets) await admin.token(channel.id, secret, 4);
-  await admin.model(id, { channel_id: channel.id, upstream_model: 'claude-sonnet-4-6', input_price_per_1m: PRICES.input, output_price_per_1m: PRICES.output });
+  await admin.model(id, {
+    channel_id: channel.id,
+    upstream_model: 'claude-sonnet-4-6',
+    input_price_per_1m: PRICES.input,
+    output_price_per_1m: PRICES.output,
+  });
 }
 
 test.before(async () => {
@@ -42,7 +46,7 @@ test.before(async () => {
   url = gateway.urls[0];
   admin = new AdminClient(url, env.ADMIN_TOKEN);
   await anthropicModel(MODEL, 'anthropic-main', [SECRET]);
-  ({ userId, apiKey, client } = await newCustomer(admin, 'anthropic@example.com', '5'));
+  ({ userId, client } = await newCustomer(admin, 'anthropic@example.com', '5'));
 });
 
 test.after.always(async () => {
@@ -52,47 +56,58 @@ test.after.always(async () => {
 
 const balance = async () => nano((await admin.getUser(userId)).balance_usd);
 
-test.serial('non-stream text: OpenAI shape, system prompt sent as `system`, Anthropic headers, exact billing from Anthropic usage', async (t) => {
-  const before = await balance();
-  const { data, response } = await client.chat.completions.create({
-    model: MODEL,
-    messages: [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: 'ping' }],
-    max_tokens: 64,
-  }).withResponse();
-  t.is(data.object, 'chat.completion');
-  t.regex(data.id, /^chatcmpl-/);
-  t.is(data.model, MODEL);
-  t.is(data.choices[0].message.role, 'assistant');
-  t.is(data.choices[0].message.content, 'Hello! You said: ping');
-  t.is(data.choices[0].finish_reason, 'stop');
+test.serial(
+  'non-stream text: OpenAI shape, system prompt sent as `system`, Anthropic headers, exact billing from Anthropic usage',
+  async (t) => {
+    const before = await balance();
+    const { data, response } = await client.chat.completions
+      .create({
+        model: MODEL,
+        messages: [
+          { role: 'system', content: 'You are terse.' },
+          { role: 'user', content: 'ping' },
+        ],
+        max_tokens: 64,
+      })
+      .withResponse();
+    t.is(data.object, 'chat.completion');
+    t.regex(data.id, /^chatcmpl-/);
+    t.is(data.model, MODEL);
+    t.is(data.choices[0].message.role, 'assistant');
+    t.is(data.choices[0].message.content, 'Hello! You said: ping');
+    t.is(data.choices[0].finish_reason, 'stop');
 
-  const sent = mock.requests.at(-1)!;
-  t.is(sent.path, '/v1/messages');
-  t.is(sent.headers['x-api-key'], SECRET);
-  t.is(sent.headers['anthropic-version'], '2023-06-01');
-  const body = sent.body as AnthropicBody;
-  t.is(body.model, 'claude-sonnet-4-6');
-  t.deepEqual(body.system, [{ type: 'text', text: 'You are terse.' }]);
-  t.deepEqual(body.messages, [{ role: 'user', content: [{ type: 'text', text: 'ping' }] }]);
-  t.is(body.max_tokens, 64);
+    const sent = mock.requests.at(-1)!;
+    t.is(sent.path, '/v1/messages');
+    t.is(sent.headers['x-api-key'], SECRET);
+    t.is(sent.headers['anthropic-version'], '2023-06-01');
+    const body = sent.body as AnthropicBody;
+    t.is(body.model, 'claude-sonnet-4-6');
+    t.deepEqual(body.system, [{ type: 'text', text: 'You are terse.' }]);
+    t.deepEqual(body.messages, [{ role: 'user', content: [{ type: 'text', text: 'ping' }] }]);
+    t.is(body.max_tokens, 64);
 
-  // The mock counts input over system + messages and output over its reply: these are Anthropic's numbers.
-  const usage = data.usage!;
-  t.is(usage.prompt_tokens, countTokens('You are terse.\nping'));
-  t.is(usage.completion_tokens, countTokens('Hello! You said: ping'));
-  t.is(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
-  const cost = costOf(PRICES, usage.prompt_tokens, usage.completion_tokens);
-  t.is(nano(response.headers.get('x-eastx-cost-usd')!), cost);
-  t.is(before - (await balance()), cost);
-  const row = (await admin.usage(`user_id=${userId}`)).data.find((r) => r.request_id === response.headers.get('x-request-id'));
-  t.is(row?.estimated, false);
-});
+    // The mock counts input over system + messages and output over its reply: these are Anthropic's numbers.
+    const usage = data.usage!;
+    t.is(usage.prompt_tokens, countTokens('You are terse.\nping'));
+    t.is(usage.completion_tokens, countTokens('Hello! You said: ping'));
+    t.is(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
+    const cost = costOf(PRICES, usage.prompt_tokens, usage.completion_tokens);
+    t.is(nano(response.headers.get('x-eastx-cost-usd')!), cost);
+    t.is(before - (await balance()), cost);
+    const row = (await admin.usage(`user_id=${userId}`)).data.find((r) => r.request_id === response.headers.get('x-request-id'));
+    t.is(row?.estimated, false);
+  },
+);
 
 test.serial('stream text with include_usage: role chunk first, text deltas, one finish_reason, usage chunk, exact billing', async (t) => {
   const before = await balance();
   const stream = await client.chat.completions.create({
     model: MODEL,
-    messages: [{ role: 'developer', content: 'Be kind.' }, { role: 'user', content: 'stream me please' }],
+    messages: [
+      { role: 'developer', content: 'Be kind.' },
+      { role: 'user', content: 'stream me please' },
+    ],
     stream: true,
     stream_options: { include_usage: true },
     max_completion_tokens: 50,
@@ -117,51 +132,76 @@ test.serial('stream text with include_usage: role chunk first, text deltas, one 
   t.is(body.max_tokens, 50);
 });
 
-test.serial('a streamed tool call reassembles to valid JSON; the follow-up `tool` turn reaches Anthropic as tool_use + tool_result', async (t) => {
-  const tools: OpenAI.ChatCompletionTool[] = [{
-    type: 'function',
-    function: { name: 'lookup', description: 'look something up', parameters: { type: 'object', properties: { query: { type: 'string' } } } },
-  }];
-  const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'weather in Paris' }], tools, tool_choice: 'required', stream: true });
-  const calls: Array<{ id?: string; type?: string; name?: string; args: string }> = [];
-  let finish: string | null = null;
-  for await (const chunk of stream) {
-    for (const delta of chunk.choices[0]?.delta?.tool_calls ?? []) {
-      calls[delta.index] ??= { args: '' };
-      if (delta.id) calls[delta.index].id = delta.id;
-      if (delta.type) calls[delta.index].type = delta.type;
-      if (delta.function?.name) calls[delta.index].name = delta.function.name;
-      calls[delta.index].args += delta.function?.arguments ?? '';
+test.serial(
+  'a streamed tool call reassembles to valid JSON; the follow-up `tool` turn reaches Anthropic as tool_use + tool_result',
+  async (t) => {
+    const tools: OpenAI.ChatCompletionTool[] = [
+      {
+        type: 'function',
+        function: {
+          name: 'lookup',
+          description: 'look something up',
+          parameters: { type: 'object', properties: { query: { type: 'string' } } },
+        },
+      },
+    ];
+    const stream = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: 'user', content: 'weather in Paris' }],
+      tools,
+      tool_choice: 'required',
+      stream: true,
+    });
+    const calls: Array<{ id?: string; type?: string; name?: string; args: string }> = [];
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      for (const delta of chunk.choices[0]?.delta?.tool_calls ?? []) {
+        calls[delta.index] ??= { args: '' };
+        if (delta.id) calls[delta.index].id = delta.id;
+        if (delta.type) calls[delta.index].type = delta.type;
+        if (delta.function?.name) calls[delta.index].name = delta.function.name;
+        calls[delta.index].args += delta.function?.arguments ?? '';
+      }
+      finish = chunk.choices[0]?.finish_reason ?? finish;
     }
-    finish = chunk.choices[0]?.finish_reason ?? finish;
-  }
-  t.is(finish, 'tool_calls');
-  t.is(calls.length, 1);
-  t.is(calls[0].type, 'function');
-  t.is(calls[0].name, 'lookup');
-  t.truthy(calls[0].id);
-  t.deepEqual(JSON.parse(calls[0].args), { query: 'weather in Paris' });
-  const first = lastUpstreamBody();
-  t.deepEqual(first.tools, [{ name: 'lookup', description: 'look something up', input_schema: (tools[0] as OpenAI.ChatCompletionFunctionTool).function.parameters }]);
-  t.deepEqual(first.tool_choice, { type: 'any' });
+    t.is(finish, 'tool_calls');
+    t.is(calls.length, 1);
+    t.is(calls[0].type, 'function');
+    t.is(calls[0].name, 'lookup');
+    t.truthy(calls[0].id);
+    t.deepEqual(JSON.parse(calls[0].args), { query: 'weather in Paris' });
+    const first = lastUpstreamBody();
+    t.deepEqual(first.tools, [
+      {
+        name: 'lookup',
+        description: 'look something up',
+        input_schema: (tools[0] as OpenAI.ChatCompletionFunctionTool).function.parameters,
+      },
+    ]);
+    t.deepEqual(first.tool_choice, { type: 'any' });
 
-  const followUp = await client.chat.completions.create({
-    model: MODEL,
-    tools,
-    messages: [
-      { role: 'user', content: 'weather in Paris' },
-      { role: 'assistant', content: null, tool_calls: [{ id: calls[0].id!, type: 'function', function: { name: 'lookup', arguments: calls[0].args } }] },
-      { role: 'tool', tool_call_id: calls[0].id!, content: 'sunny, 21C' },
-    ],
-  });
-  t.is(followUp.choices[0].message.content, 'Tool result received: sunny, 21C');
-  t.is(followUp.choices[0].finish_reason, 'stop');
-  t.deepEqual(lastUpstreamBody().messages, [
-    { role: 'user', content: [{ type: 'text', text: 'weather in Paris' }] },
-    { role: 'assistant', content: [{ type: 'tool_use', id: calls[0].id, name: 'lookup', input: { query: 'weather in Paris' } }] },
-    { role: 'user', content: [{ type: 'tool_result', tool_use_id: calls[0].id, content: 'sunny, 21C' }] },
-  ]);
-});
+    const followUp = await client.chat.completions.create({
+      model: MODEL,
+      tools,
+      messages: [
+        { role: 'user', content: 'weather in Paris' },
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [{ id: calls[0].id!, type: 'function', function: { name: 'lookup', arguments: calls[0].args } }],
+        },
+        { role: 'tool', tool_call_id: calls[0].id!, content: 'sunny, 21C' },
+      ],
+    });
+    t.is(followUp.choices[0].message.content, 'Tool result received: sunny, 21C');
+    t.is(followUp.choices[0].finish_reason, 'stop');
+    t.deepEqual(lastUpstreamBody().messages, [
+      { role: 'user', content: [{ type: 'text', text: 'weather in Paris' }] },
+      { role: 'assistant', content: [{ type: 'tool_use', id: calls[0].id, name: 'lookup', input: { query: 'weather in Paris' } }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: calls[0].id, content: 'sunny, 21C' }] },
+    ]);
+  },
+);
 
 test.serial('non-stream tool call: content null, tool_calls with JSON-string arguments; legacy functions get function_call', async (t) => {
   const data = await client.chat.completions.create({
@@ -191,14 +231,16 @@ test.serial('vision: a data-URL image reaches Anthropic as a base64 block, an ht
   await client.chat.completions.create({
     model: MODEL,
     max_tokens: 20,
-    messages: [{
-      role: 'user',
-      content: [
-        { type: 'text', text: 'what are these?' },
-        { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } },
-        { type: 'image_url', image_url: { url: 'https://example.com/cat.jpg', detail: 'low' } },
-      ],
-    }],
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'what are these?' },
+          { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } },
+          { type: 'image_url', image_url: { url: 'https://example.com/cat.jpg', detail: 'low' } },
+        ],
+      },
+    ],
   });
   t.deepEqual(lastUpstreamBody().messages[0].content, [
     { type: 'text', text: 'what are these?' },
@@ -212,10 +254,14 @@ test.serial('an upstream 529 on one token fails over to the next token of the ch
     const messages = [{ role: 'user' as const, content: 'hi' }];
     if (!stream) return (await client.chat.completions.create({ model, messages, max_tokens: 20 })).choices[0].message.content;
     let text = '';
-    for await (const chunk of await client.chat.completions.create({ model, messages, max_tokens: 20, stream: true })) text += chunk.choices[0]?.delta?.content ?? '';
+    for await (const chunk of await client.chat.completions.create({ model, messages, max_tokens: 20, stream: true }))
+      text += chunk.choices[0]?.delta?.content ?? '';
     return text;
   };
-  for (const [model, stream] of [['claude-failover-a', false], ['claude-failover-b', true]] as const) {
+  for (const [model, stream] of [
+    ['claude-failover-a', false],
+    ['claude-failover-b', true],
+  ] as const) {
     const overloaded = `sk-ant-${model}-1`;
     const healthy = `sk-ant-${model}-2`;
     await anthropicModel(model, model, [overloaded, healthy]);
@@ -238,11 +284,19 @@ test.serial('a mid-stream Anthropic error event reaches the client as an SSE err
   await anthropicModel(model, model, [secret]);
   mock.setBehavior(secret, { midStreamError: true });
   try {
-    const stream = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'tell me a long story' }], max_tokens: 50, stream: true });
+    const stream = await client.chat.completions.create({
+      model,
+      messages: [{ role: 'user', content: 'tell me a long story' }],
+      max_tokens: 50,
+      stream: true,
+    });
     let received = '';
-    const err = await t.throwsAsync(async () => {
-      for await (const chunk of stream) received += chunk.choices[0]?.delta?.content ?? '';
-    }, { instanceOf: OpenAI.APIError });
+    const err = await t.throwsAsync(
+      async () => {
+        for await (const chunk of stream) received += chunk.choices[0]?.delta?.content ?? '';
+      },
+      { instanceOf: OpenAI.APIError },
+    );
     t.true(received.length > 0, 'content arrived before the error');
     t.is((err!.error as { code: string }).code, 'upstream_error');
     t.regex(err!.message, /Overloaded/);
@@ -253,10 +307,13 @@ test.serial('a mid-stream Anthropic error event reaches the client as an SSE err
   t.is((await admin.getUser(userId)).held_usd, '0');
 });
 
-test.serial('an upstream 400 becomes 502 upstream_error with upstream_status 400 and Anthropic\'s message, unbilled', async (t) => {
+test.serial("an upstream 400 becomes 502 upstream_error with upstream_status 400 and Anthropic's message, unbilled", async (t) => {
   const before = await balance();
   mock.setBehavior(SECRET, { fail: { status: 400, message: 'messages.0.content: bad block', times: 1 } });
-  const err = await t.throwsAsync(client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 5 }), { instanceOf: OpenAI.APIError });
+  const err = await t.throwsAsync(
+    client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 5 }),
+    { instanceOf: OpenAI.APIError },
+  );
   mock.setBehavior(SECRET, {});
   t.is(err!.status, 502);
   const body = err!.error as { code: string; type: string; upstream_status: number; message: string };
@@ -274,14 +331,28 @@ test.serial('fields an Anthropic model cannot honour get a 400 naming the field 
     [{ n: 2 }, /^n:/],
     [{ logprobs: true }, /^logprobs:/],
     [{ response_format: { type: 'json_schema', json_schema: { name: 's', schema: {} } } }, /^response_format:/],
-    [{ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/tiff;base64,AAAA' } }] }] }, /messages\.0\.content\.0\.image_url\.url/],
+    [
+      { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/tiff;base64,AAAA' } }] }] },
+      /messages\.0\.content\.0\.image_url\.url/,
+    ],
   ];
   for (const [extra, message] of cases) {
-    const err = await t.throwsAsync(client.chat.completions.create({ ...base, ...extra } as OpenAI.ChatCompletionCreateParamsNonStreaming), { instanceOf: OpenAI.BadRequestError });
+    const err = await t.throwsAsync(
+      client.chat.completions.create({ ...base, ...extra } as OpenAI.ChatCompletionCreateParamsNonStreaming),
+      { instanceOf: OpenAI.BadRequestError },
+    );
     t.is((err!.error as { code: string }).code, 'bad_request');
     t.regex((err!.error as { message: string }).message, message);
   }
-  const fine = await client.chat.completions.create({ ...base, seed: 1, presence_penalty: 0.5, frequency_penalty: 0.5, logit_bias: { '1': 1 }, n: 1, stop: 'zzz' });
+  const fine = await client.chat.completions.create({
+    ...base,
+    seed: 1,
+    presence_penalty: 0.5,
+    frequency_penalty: 0.5,
+    logit_bias: { '1': 1 },
+    n: 1,
+    stop: 'zzz',
+  });
   t.is(fine.choices.length, 1);
   t.deepEqual(lastUpstreamBody().stop_sequences, ['zzz']);
   t.is(mock.requests.length, upstreamCalls + 1, 'only the acceptable request reached the upstream');

@@ -50,17 +50,28 @@ async function main() {
       SELECT CONCAT('bench-', seq), ${user.id}, 1, 'charge', ELT(1 + seq % 5, 'gpt-4o-mini', 'claude-sonnet-4-6', 'qwen/qwen-plus', 'text-embedding-3-small', 'wanx-v1'),
              100 + seq % 900, 50 + seq % 400, 0, -(1000 + seq % 5000), 0, NOW(3) - INTERVAL ((seq * 7) % 7776000) SECOND
       FROM ${sql.raw(`seq_1_to_${ROWS}`)}`.execute(db);
-    console.log(`ledger: ${ROWS} charges over 90 days for user ${user.id} written in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    console.log(
+      `ledger: ${ROWS} charges over 90 days for user ${user.id} written in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    );
 
     started = performance.now();
     await sql`
       INSERT INTO usage_daily (user_id, day, model, requests, prompt_tokens, completion_tokens, images, spent_nano)
       SELECT user_id, DATE(created_at), COALESCE(model, ''), COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(images), -SUM(amount_nano)
       FROM ledger WHERE kind = 'charge' GROUP BY user_id, DATE(created_at), COALESCE(model, '')`.execute(db);
-    const rollupRows = await db.selectFrom('usage_daily').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    console.log(`usage_daily: the migration's backfill summed them into ${rollupRows.n} rows in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    const rollupRows = await db
+      .selectFrom('usage_daily')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    console.log(
+      `usage_daily: the migration's backfill summed them into ${rollupRows.n} rows in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    );
 
-    const plan = await sql<Record<string, unknown>>`EXPLAIN SELECT model, requests, spent_nano FROM usage_daily WHERE user_id = ${user.id} AND day >= ${isoDay(29 * 86_400_000)} AND day <= ${isoDay(0)}`.execute(db);
+    const plan = await sql<
+      Record<string, unknown>
+    >`EXPLAIN SELECT model, requests, spent_nano FROM usage_daily WHERE user_id = ${user.id} AND day >= ${isoDay(29 * 86_400_000)} AND day <= ${isoDay(0)}`.execute(
+      db,
+    );
     console.log(`plan of the /usage query: ${plan.rows.map((r) => `type=${r.type} key=${r.key} rows=${r.rows}`).join('; ')}`);
 
     const client = new ConsoleClient(base);
@@ -70,7 +81,14 @@ async function main() {
       const { res, text } = await client.get(path);
       if (res.status !== 200) throw new Error(`${path}: ${res.status} ${text.slice(0, 200)}`);
     };
-    const middle = await db.selectFrom('ledger').select('id').where('user_id', '=', user.id).orderBy('id').offset(Math.floor(ROWS / 2)).limit(1).executeTakeFirstOrThrow();
+    const middle = await db
+      .selectFrom('ledger')
+      .select('id')
+      .where('user_id', '=', user.id)
+      .orderBy('id')
+      .offset(Math.floor(ROWS / 2))
+      .limit(1)
+      .executeTakeFirstOrThrow();
 
     console.log(`\nHTTP through one web process, logged in, ${REPEAT} sequential requests each (after one warm-up):`);
     await timed('GET /usage (default: last 30 days)', () => page('/usage'));
@@ -82,8 +100,10 @@ async function main() {
 
     console.log('\nFor comparison, the same 30-day report straight from the ledger (what the rollup avoids):');
     const since = new Date(Date.now() - 29 * 86_400_000);
-    await timed('SELECT … FROM ledger GROUP BY day, model', () =>
-      sql`SELECT DATE(created_at) AS day, model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), -SUM(amount_nano)
+    await timed(
+      'SELECT … FROM ledger GROUP BY day, model',
+      () =>
+        sql`SELECT DATE(created_at) AS day, model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), -SUM(amount_nano)
           FROM ledger WHERE user_id = ${user.id} AND kind = 'charge' AND created_at >= ${since} GROUP BY day, model`.execute(db),
       5,
     );

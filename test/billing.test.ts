@@ -6,15 +6,15 @@ import { sql } from 'kysely';
 import { placeHold } from '../src/billing/holds.js';
 import { costNano } from '../src/billing/money.js';
 import { settle } from '../src/billing/settlement.js';
-import { createDb, type Db } from '../src/db/index.js';
-import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
-import { channelQueueName } from '../src/queue/jobs.js';
-import { createRedis, RedisKeys, type Redis } from '../src/redis/index.js';
 import { HoldSweeper } from '../src/billing/sweeper.js';
+import { createDb, type Db } from '../src/db/index.js';
+import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
+import { channelQueueName } from '../src/queue/jobs.js';
 import { ChannelQueues } from '../src/queue/queues.js';
+import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
 import { AdminClient } from './helpers/admin.js';
 import { freshEnvironment } from './helpers/env.js';
-import { startGateway, type Gateway } from './helpers/gateway.js';
+import { type Gateway, startGateway } from './helpers/gateway.js';
 import { costOf, nano } from './helpers/money.js';
 
 // SPEC §3 under real concurrency: 2 web and 2 worker processes share one MariaDB and one Redis.
@@ -40,7 +40,13 @@ test.before(async () => {
   channelId = channel.id;
   await admin.token(channel.id, 'bill-token-a', 200);
   await admin.token(channel.id, 'bill-token-b', 200);
-  await admin.model(MODEL, { channel_id: channel.id, upstream_model: 'up', input_price_per_1m: PRICES.input, output_price_per_1m: PRICES.output, max_output_tokens: 100 });
+  await admin.model(MODEL, {
+    channel_id: channel.id,
+    upstream_model: 'up',
+    input_price_per_1m: PRICES.input,
+    output_price_per_1m: PRICES.output,
+    max_output_tokens: 100,
+  });
   db = createDb(env.DATABASE_URL, 4);
   redis = createRedis(env.REDIS_URL);
 });
@@ -111,7 +117,11 @@ test.serial('200 concurrent requests on 2 web processes against a balance that a
   const key = await admin.key(user.id, { rpm_limit: 100000 });
   const funded = hold * 50n;
   await admin.call('POST', `/admin/api/users/${user.id}/credit`, { amount_usd: (Number(funded) / 1e9).toFixed(9) });
-  const results = await Promise.all(Array.from({ length: 200 }, (_, i) => chat(gateway.urls[i % 2], key.key).then(async (r) => ({ status: r.status, json: await r.json() as { error?: { code: string } } }))));
+  const results = await Promise.all(
+    Array.from({ length: 200 }, (_, i) =>
+      chat(gateway.urls[i % 2], key.key).then(async (r) => ({ status: r.status, json: (await r.json()) as { error?: { code: string } } })),
+    ),
+  );
   const ok = results.filter((r) => r.status === 200).length;
   const refused = results.filter((r) => r.status === 402);
   t.is(ok + refused.length, 200, `statuses: ${[...new Set(results.map((r) => r.status))]}`);
@@ -129,7 +139,11 @@ test.serial('200 concurrent requests on 2 web processes against a balance that a
 test.serial("200 concurrent requests against a key's spend cap: spent never exceeds the cap, 402 cap_reached", async (t) => {
   const user = await admin.user('capped@example.com', '100');
   const key = await admin.key(user.id, { rpm_limit: 100000, balance_cap_usd: '0.0005' });
-  const results = await Promise.all(Array.from({ length: 200 }, (_, i) => chat(gateway.urls[i % 2], key.key).then(async (r) => ({ status: r.status, json: await r.json() as { error?: { code: string } } }))));
+  const results = await Promise.all(
+    Array.from({ length: 200 }, (_, i) =>
+      chat(gateway.urls[i % 2], key.key).then(async (r) => ({ status: r.status, json: (await r.json()) as { error?: { code: string } } })),
+    ),
+  );
   const ok = results.filter((r) => r.status === 200).length;
   t.true(ok > 0);
   t.true(results.every((r) => r.status === 200 || (r.status === 402 && r.json.error?.code === 'cap_reached')));
@@ -141,26 +155,29 @@ test.serial("200 concurrent requests against a key's spend cap: spent never exce
   t.is(nano('100') - balance, nano(k.spent_usd));
 });
 
-test.serial('RPM 30 on 2 web processes, 100 requests in a burst: exactly 30 pass, the rest 429 with Retry-After and cost nothing', async (t) => {
-  const user = await admin.user('rpm@example.com', '10');
-  const key = await admin.key(user.id, { rpm_limit: 30 });
-  const results = await Promise.all(Array.from({ length: 100 }, (_, i) => chat(gateway.urls[i % 2], key.key)));
-  const ok = results.filter((r) => r.status === 200);
-  const limited = results.filter((r) => r.status === 429);
-  t.is(ok.length, 30);
-  t.is(limited.length, 70);
-  for (const r of limited) {
-    t.true(Number(r.headers.get('retry-after')) >= 1);
-    t.is(r.headers.get('x-ratelimit-limit-requests'), '30');
-    t.is(r.headers.get('x-ratelimit-remaining-requests'), '0');
-    t.is(((await r.json()) as { error: { code: string; type: string } }).error.code, 'rate_limit_exceeded');
-  }
-  await Promise.all(ok.map((r) => r.arrayBuffer()));
-  const { data } = await admin.usage(`user_id=${user.id}`);
-  t.is(data.filter((r) => r.kind === 'charge').length, 30, 'a 429 costs nothing');
-  const models = await fetch(`${gateway.urls[1]}/v1/models`, { headers: { authorization: `Bearer ${key.key}` } });
-  t.is(models.status, 429, 'model listing counts toward the same window');
-});
+test.serial(
+  'RPM 30 on 2 web processes, 100 requests in a burst: exactly 30 pass, the rest 429 with Retry-After and cost nothing',
+  async (t) => {
+    const user = await admin.user('rpm@example.com', '10');
+    const key = await admin.key(user.id, { rpm_limit: 30 });
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => chat(gateway.urls[i % 2], key.key)));
+    const ok = results.filter((r) => r.status === 200);
+    const limited = results.filter((r) => r.status === 429);
+    t.is(ok.length, 30);
+    t.is(limited.length, 70);
+    for (const r of limited) {
+      t.true(Number(r.headers.get('retry-after')) >= 1);
+      t.is(r.headers.get('x-ratelimit-limit-requests'), '30');
+      t.is(r.headers.get('x-ratelimit-remaining-requests'), '0');
+      t.is(((await r.json()) as { error: { code: string; type: string } }).error.code, 'rate_limit_exceeded');
+    }
+    await Promise.all(ok.map((r) => r.arrayBuffer()));
+    const { data } = await admin.usage(`user_id=${user.id}`);
+    t.is(data.filter((r) => r.kind === 'charge').length, 30, 'a 429 costs nothing');
+    const models = await fetch(`${gateway.urls[1]}/v1/models`, { headers: { authorization: `Bearer ${key.key}` } });
+    t.is(models.status, 429, 'model listing counts toward the same window');
+  },
+);
 
 test.serial('revoking through the admin API (web 1) takes effect on the very next request to web 2', async (t) => {
   const user = await admin.user('revoke@example.com', '1');
@@ -244,7 +261,10 @@ test.serial('npm run admin -- audit: passes on a consistent ledger and reports a
   t.deepEqual(clean.findings, []);
   t.true(clean.accounts > 5);
   await sql`UPDATE users SET balance_nano = balance_nano + 7 WHERE email = 'audit@example.com'`.execute(db);
-  const failed = await cli(['audit']).then(() => undefined, (err: { code: number; stderr: string }) => err);
+  const failed = await cli(['audit']).then(
+    () => undefined,
+    (err: { code: number; stderr: string }) => err,
+  );
   t.is(failed?.code, 1);
   t.regex(failed!.stderr, /balance = sum of ledger/);
   await sql`UPDATE users SET balance_nano = balance_nano - 7 WHERE email = 'audit@example.com'`.execute(db);

@@ -3,11 +3,11 @@ import test from 'ava';
 import type { Context } from 'koa';
 import { MAX_JSON_DEPTH, pathDeeperThan, readJson } from '../src/http/body.js';
 import { ApiError } from '../src/http/errors.js';
-import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
+import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { AdminClient } from './helpers/admin.js';
 import { newCustomer } from './helpers/customer.js';
 import { freshEnvironment } from './helpers/env.js';
-import { startGateway, type Gateway } from './helpers/gateway.js';
+import { type Gateway, startGateway } from './helpers/gateway.js';
 
 const nestedObjects = (levels: number, key = 'a') => `${`{"${key}":`.repeat(levels)}1${'}'.repeat(levels)}`;
 const nestedArrays = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`;
@@ -54,7 +54,11 @@ test('readJson refuses a deep body with 400 bad_request naming the field, before
   const ctx = contextWith(body);
   const error = await t.throwsAsync(readJson(ctx, 1 << 24), { instanceOf: ApiError });
   t.is(error.status, 400);
-  t.like(error.toJSON().error, { code: 'bad_request', param: 'extra.a.a.a.a.a.a.a…', message: 'extra.a.a.a.a.a.a.a…: nested deeper than 64 levels' });
+  t.like(error.toJSON().error, {
+    code: 'bad_request',
+    param: 'extra.a.a.a.a.a.a.a…',
+    message: 'extra.a.a.a.a.a.a.a…: nested deeper than 64 levels',
+  });
   t.false('jsonBody' in ctx.state);
   t.deepEqual(await readJson(contextWith(`{"x":${nestedObjects(63)}}`), 1 << 24), { x: JSON.parse(nestedObjects(63)) });
 });
@@ -77,14 +81,23 @@ test.serial('through the gateway: a deep unknown field gets its 400 and costs no
   await admin.model('test/chat', { channel_id: channel.id, upstream_model: 'mock-gpt', input_price_per_1m: 1, output_price_per_1m: 1 });
   const { userId, apiKey } = await newCustomer(admin, 'body@example.com', '5');
   const post = (body: string) =>
-    fetch(`${gateway.urls[0]}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }, body });
+    fetch(`${gateway.urls[0]}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+      body,
+    });
   const chat = (extra: string) => `{"model":"test/chat","messages":[{"role":"user","content":"ping"}],"max_tokens":16,"extra":${extra}}`;
 
   const balance = (await admin.getUser(userId)).balance_usd;
   const refused = await post(chat(nestedObjects(100_000)));
   t.is(refused.status, 400);
   const { error } = (await refused.json()) as { error: Record<string, unknown> };
-  t.like(error, { code: 'bad_request', type: 'invalid_request_error', param: 'extra.a.a.a.a.a.a.a…', message: 'extra.a.a.a.a.a.a.a…: nested deeper than 64 levels' });
+  t.like(error, {
+    code: 'bad_request',
+    type: 'invalid_request_error',
+    param: 'extra.a.a.a.a.a.a.a…',
+    message: 'extra.a.a.a.a.a.a.a…: nested deeper than 64 levels',
+  });
   t.is(mock.requests.length, 0);
   t.is((await admin.getUser(userId)).balance_usd, balance);
 

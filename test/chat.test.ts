@@ -1,10 +1,10 @@
 import test from 'ava';
-import OpenAI from 'openai';
-import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
+import type OpenAI from 'openai';
+import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { AdminClient } from './helpers/admin.js';
 import { newCustomer } from './helpers/customer.js';
 import { freshEnvironment } from './helpers/env.js';
-import { startGateway, type Gateway } from './helpers/gateway.js';
+import { type Gateway, startGateway } from './helpers/gateway.js';
 import { costOf, nano, readSse } from './helpers/money.js';
 
 // Web and worker run as separate OS processes: every chat call really crosses the BullMQ queue.
@@ -13,7 +13,6 @@ let gateway: Gateway;
 let admin: AdminClient;
 let url: string;
 let userId: number;
-let keyId: number;
 let apiKey: string;
 let client: OpenAI;
 const MODEL = 'test/chat-1.5';
@@ -28,12 +27,29 @@ test.before(async () => {
   admin = new AdminClient(url, env.ADMIN_TOKEN);
   const channel = await admin.channel('mock-openai', 'openai', `${mock.url}/v1`);
   await admin.token(channel.id, UPSTREAM_SECRET, 8);
-  await admin.model(MODEL, { channel_id: channel.id, upstream_model: 'mock-gpt', input_price_per_1m: PRICES.input, output_price_per_1m: PRICES.output });
-  await admin.model('test/plain', { channel_id: channel.id, upstream_model: 'mock-plain', vision: false, tools: false, input_price_per_1m: 1, output_price_per_1m: 1 });
+  await admin.model(MODEL, {
+    channel_id: channel.id,
+    upstream_model: 'mock-gpt',
+    input_price_per_1m: PRICES.input,
+    output_price_per_1m: PRICES.output,
+  });
+  await admin.model('test/plain', {
+    channel_id: channel.id,
+    upstream_model: 'mock-plain',
+    vision: false,
+    tools: false,
+    input_price_per_1m: 1,
+    output_price_per_1m: 1,
+  });
   await admin.model('test/soon', { channel_id: channel.id, upstream_model: 'x', status: 'coming_soon' });
   await admin.model('test/off', { channel_id: channel.id, upstream_model: 'x', status: 'disabled' });
-  await admin.model('test/embed', { channel_id: channel.id, upstream_model: 'mock-embed', modality: 'embedding', input_price_per_1m: 0.02 });
-  ({ userId, keyId, apiKey, client } = await newCustomer(admin, 'chat@example.com', '5'));
+  await admin.model('test/embed', {
+    channel_id: channel.id,
+    upstream_model: 'mock-embed',
+    modality: 'embedding',
+    input_price_per_1m: 0.02,
+  });
+  ({ userId, apiKey, client } = await newCustomer(admin, 'chat@example.com', '5'));
 });
 
 test.after.always(async () => {
@@ -128,10 +144,16 @@ test.serial('stream with include_usage through the SDK: final usage chunk with e
 });
 
 test.serial('a streamed tool call reassembles to valid JSON and the tool turn round-trips', async (t) => {
-  const tools: OpenAI.ChatCompletionTool[] = [{
-    type: 'function',
-    function: { name: 'lookup', description: 'look something up', parameters: { type: 'object', properties: { query: { type: 'string' } } } },
-  }];
+  const tools: OpenAI.ChatCompletionTool[] = [
+    {
+      type: 'function',
+      function: {
+        name: 'lookup',
+        description: 'look something up',
+        parameters: { type: 'object', properties: { query: { type: 'string' } } },
+      },
+    },
+  ];
   const stream = await client.chat.completions.create({ model: MODEL, messages: ask('weather in Paris'), tools, stream: true });
   const calls: Array<{ id?: string; name?: string; args: string }> = [];
   let finish: string | null = null;
@@ -154,7 +176,11 @@ test.serial('a streamed tool call reassembles to valid JSON and the tool turn ro
     tools,
     messages: [
       ...ask('weather in Paris'),
-      { role: 'assistant', content: null, tool_calls: [{ id: calls[0].id!, type: 'function', function: { name: 'lookup', arguments: calls[0].args } }] },
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [{ id: calls[0].id!, type: 'function', function: { name: 'lookup', arguments: calls[0].args } }],
+      },
       { role: 'tool', tool_call_id: calls[0].id!, content: 'sunny, 21C' },
     ],
   });
@@ -209,7 +235,13 @@ test.serial('every error this path can produce has the SPEC §2 shape, and none 
   const before = await admin.getUser(userId);
   const ledgerBefore = (await admin.usage(`user_id=${userId}`)).data.length;
   const body = { model: MODEL, messages: ask('hi') };
-  const expectError = async (p: Promise<{ res: Response; json: { error?: { code: string; message: string; type: string } } }>, status: number, code: string, type: string, message?: RegExp) => {
+  const expectError = async (
+    p: Promise<{ res: Response; json: { error?: { code: string; message: string; type: string } } }>,
+    status: number,
+    code: string,
+    type: string,
+    message?: RegExp,
+  ) => {
     const { res, json } = await p;
     t.is(res.status, status, `${code}: ${JSON.stringify(json)}`);
     t.is(json.error?.code, code);
@@ -218,54 +250,90 @@ test.serial('every error this path can produce has the SPEC §2 shape, and none 
     t.regex(res.headers.get('content-type') ?? '', /application\/json/);
     if (message) t.regex(json.error!.message, message);
   };
-  const noAuth = fetch(`${url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(body) }).then(async (res) => ({ res, json: await res.json() as never }));
+  const noAuth = fetch(`${url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(body) }).then(async (res) => ({
+    res,
+    json: (await res.json()) as never,
+  }));
   await expectError(noAuth, 401, 'missing_key', 'authentication_error');
   await expectError(post('/v1/chat/completions', body, ''), 401, 'missing_key', 'authentication_error');
-  const basic = fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { authorization: 'Basic abc' }, body: '{}' }).then(async (res) => ({ res, json: await res.json() as never }));
+  const basic = fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { authorization: 'Basic abc' }, body: '{}' }).then(
+    async (res) => ({ res, json: (await res.json()) as never }),
+  );
   await expectError(basic, 401, 'missing_key', 'authentication_error');
   await expectError(post('/v1/chat/completions', body, 'sk-eastx-not-a-real-key'), 401, 'invalid_key', 'authentication_error');
   await expectError(post('/v1/chat/completions', body, 'sk-other-prefix'), 401, 'invalid_key', 'authentication_error');
   await expectError(post('/v1/chat/completions', '{not json'), 400, 'bad_request', 'invalid_request_error', /JSON/);
   await expectError(post('/v1/chat/completions', { model: MODEL }), 400, 'bad_request', 'invalid_request_error', /messages/);
   await expectError(post('/v1/chat/completions', { messages: ask('x') }), 400, 'bad_request', 'invalid_request_error', /model/);
-  await expectError(post('/v1/chat/completions', { model: MODEL, messages: [{ role: 'wizard', content: 'x' }] }), 400, 'bad_request', 'invalid_request_error', /messages\.0\.role/);
+  await expectError(
+    post('/v1/chat/completions', { model: MODEL, messages: [{ role: 'wizard', content: 'x' }] }),
+    400,
+    'bad_request',
+    'invalid_request_error',
+    /messages\.0\.role/,
+  );
   await expectError(post('/v1/chat/completions', { ...body, max_tokens: -3 }), 400, 'bad_request', 'invalid_request_error', /max_tokens/);
   await expectError(post('/v1/chat/completions', { ...body, stream: 'yes' }), 400, 'bad_request', 'invalid_request_error', /stream/);
   await expectError(post('/v1/chat/completions', { ...body, model: 'nope' }), 404, 'model_not_found', 'invalid_request_error');
   await expectError(post('/v1/chat/completions', { ...body, model: 'test/soon' }), 404, 'model_not_found', 'invalid_request_error');
   await expectError(post('/v1/chat/completions', { ...body, model: 'test/embed' }), 400, 'wrong_endpoint', 'invalid_request_error');
-  await expectError(post('/v1/chat/completions', { model: 'test/plain', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'http://x/y.png' } }] }] }), 400, 'bad_request', 'invalid_request_error', /image/);
-  await expectError(post('/v1/chat/completions', { ...body, filler: 'x'.repeat(300 * 1024) }), 413, 'request_too_large', 'invalid_request_error');
+  await expectError(
+    post('/v1/chat/completions', {
+      model: 'test/plain',
+      messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'http://x/y.png' } }] }],
+    }),
+    400,
+    'bad_request',
+    'invalid_request_error',
+    /image/,
+  );
+  await expectError(
+    post('/v1/chat/completions', { ...body, filler: 'x'.repeat(300 * 1024) }),
+    413,
+    'request_too_large',
+    'invalid_request_error',
+  );
   await expectError(post('/v1/no/such/route', body), 404, 'not_found', 'invalid_request_error');
-  const wrongMethod = fetch(`${url}/v1/chat/completions`, { headers: { authorization: `Bearer ${apiKey}` } }).then(async (res) => ({ res, json: await res.json() as never }));
+  const wrongMethod = fetch(`${url}/v1/chat/completions`, { headers: { authorization: `Bearer ${apiKey}` } }).then(async (res) => ({
+    res,
+    json: (await res.json()) as never,
+  }));
   await expectError(wrongMethod, 405, 'method_not_allowed', 'invalid_request_error');
 
   const after = await admin.getUser(userId);
   t.is(after.balance_usd, before.balance_usd);
   t.is(after.held_usd, '0');
   t.is((await admin.usage(`user_id=${userId}`)).data.length, ledgerBefore);
-  t.is(mock.requests.filter((r) => (r.body as { messages?: Array<{ content?: unknown }> } | undefined)?.messages?.[0]?.content === 'hi').length, 0, 'no failed request reached the upstream');
+  t.is(
+    mock.requests.filter((r) => (r.body as { messages?: Array<{ content?: unknown }> } | undefined)?.messages?.[0]?.content === 'hi')
+      .length,
+    0,
+    'no failed request reached the upstream',
+  );
 });
 
-test.serial('key states: disabled → 403 disabled, expired → 403 expired, revoked → 401 invalid_key, each on the very next request', async (t) => {
-  const key = await admin.key(userId, { name: 'states' });
-  const body = { model: MODEL, messages: ask('hi'), max_tokens: 5 };
-  t.is((await post('/v1/chat/completions', body, key.key)).res.status, 200);
-  await admin.call('PATCH', `/admin/api/keys/${key.id}`, { disabled: true });
-  const disabled = await post('/v1/chat/completions', body, key.key);
-  t.is(disabled.res.status, 403);
-  t.is(disabled.json.error?.code, 'disabled');
-  await admin.call('PATCH', `/admin/api/keys/${key.id}`, { disabled: false, expires_at: new Date(Date.now() - 1000).toISOString() });
-  const expired = await post('/v1/chat/completions', body, key.key);
-  t.is(expired.res.status, 403);
-  t.is(expired.json.error?.code, 'expired');
-  await admin.call('PATCH', `/admin/api/keys/${key.id}`, { expires_at: null });
-  t.is((await post('/v1/chat/completions', body, key.key)).res.status, 200);
-  await admin.call('DELETE', `/admin/api/keys/${key.id}`);
-  const revoked = await post('/v1/chat/completions', body, key.key);
-  t.is(revoked.res.status, 401);
-  t.is(revoked.json.error?.code, 'invalid_key');
-});
+test.serial(
+  'key states: disabled → 403 disabled, expired → 403 expired, revoked → 401 invalid_key, each on the very next request',
+  async (t) => {
+    const key = await admin.key(userId, { name: 'states' });
+    const body = { model: MODEL, messages: ask('hi'), max_tokens: 5 };
+    t.is((await post('/v1/chat/completions', body, key.key)).res.status, 200);
+    await admin.call('PATCH', `/admin/api/keys/${key.id}`, { disabled: true });
+    const disabled = await post('/v1/chat/completions', body, key.key);
+    t.is(disabled.res.status, 403);
+    t.is(disabled.json.error?.code, 'disabled');
+    await admin.call('PATCH', `/admin/api/keys/${key.id}`, { disabled: false, expires_at: new Date(Date.now() - 1000).toISOString() });
+    const expired = await post('/v1/chat/completions', body, key.key);
+    t.is(expired.res.status, 403);
+    t.is(expired.json.error?.code, 'expired');
+    await admin.call('PATCH', `/admin/api/keys/${key.id}`, { expires_at: null });
+    t.is((await post('/v1/chat/completions', body, key.key)).res.status, 200);
+    await admin.call('DELETE', `/admin/api/keys/${key.id}`);
+    const revoked = await post('/v1/chat/completions', body, key.key);
+    t.is(revoked.res.status, 401);
+    t.is(revoked.json.error?.code, 'invalid_key');
+  },
+);
 
 test.serial('402 insufficient_balance for an account that cannot afford a minimal answer; nothing held or billed', async (t) => {
   const poor = await admin.user('poor@example.com');
@@ -320,38 +388,49 @@ test.serial('a stream whose first chunk takes over 10 s starts with 200 and a ke
   t.true(headersAfter >= 9_500, `the response waited for the first chunk up to 10 s (started after ${headersAfter} ms)`);
   const text = await res.text();
   t.true(text.startsWith(': keep-alive\n\n'), text.slice(0, 40));
-  t.is(readSse(text).map((c) => c.choices[0]?.delta?.content ?? '').join(''), 'Hello! You said: slow start');
+  t.is(
+    readSse(text)
+      .map((c) => c.choices[0]?.delta?.content ?? '')
+      .join(''),
+    'Hello! You said: slow start',
+  );
   t.true(text.endsWith('data: [DONE]\n\n'));
 });
 
-test.serial('an upstream that drops mid-stream: the client gets what was produced, then the SSE error; billed for it, marked estimated', async (t) => {
-  mock.setBehavior(UPSTREAM_SECRET, { midStreamResetAfter: 2, chunkDelayMs: 20 });
-  const before = nano((await admin.getUser(userId)).balance_usd);
-  const res = await fetch(`${url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ model: MODEL, messages: ask('this answer will be cut short'), stream: true, max_tokens: 50 }),
-  });
-  const requestId = res.headers.get('x-request-id');
-  const text = await res.text();
-  mock.setBehavior(UPSTREAM_SECRET, {});
-  t.is(res.status, 200);
-  const events = text.split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6));
-  t.false(events.includes('[DONE]'));
-  const last = JSON.parse(events.at(-1)!) as { error?: { code: string; type: string } };
-  t.is(last.error?.code, 'upstream_error');
-  const streamed = events.slice(0, -1).map((e) => JSON.parse(e) as { choices: Array<{ delta: { content?: string } }> });
-  const received = streamed.map((c) => c.choices[0]?.delta?.content ?? '').join('');
-  t.true(received.length > 0, 'some output reached the client before the drop');
+test.serial(
+  'an upstream that drops mid-stream: the client gets what was produced, then the SSE error; billed for it, marked estimated',
+  async (t) => {
+    mock.setBehavior(UPSTREAM_SECRET, { midStreamResetAfter: 2, chunkDelayMs: 20 });
+    const before = nano((await admin.getUser(userId)).balance_usd);
+    const res = await fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, messages: ask('this answer will be cut short'), stream: true, max_tokens: 50 }),
+    });
+    const requestId = res.headers.get('x-request-id');
+    const text = await res.text();
+    mock.setBehavior(UPSTREAM_SECRET, {});
+    t.is(res.status, 200);
+    const events = text
+      .split('\n\n')
+      .filter((e) => e.startsWith('data: '))
+      .map((e) => e.slice(6));
+    t.false(events.includes('[DONE]'));
+    const last = JSON.parse(events.at(-1)!) as { error?: { code: string; type: string } };
+    t.is(last.error?.code, 'upstream_error');
+    const streamed = events.slice(0, -1).map((e) => JSON.parse(e) as { choices: Array<{ delta: { content?: string } }> });
+    const received = streamed.map((c) => c.choices[0]?.delta?.content ?? '').join('');
+    t.true(received.length > 0, 'some output reached the client before the drop');
 
-  let row: Record<string, unknown> | undefined;
-  for (let i = 0; i < 50 && !row; i++) {
-    row = (await admin.usage(`user_id=${userId}`)).data.find((r) => r.request_id === requestId);
-    if (!row) await new Promise((r) => setTimeout(r, 100));
-  }
-  t.truthy(row, 'one charge row for what was produced');
-  t.is(row!.estimated, true);
-  t.true((row!.completion_tokens as number) > 0);
-  t.is(before - nano((await admin.getUser(userId)).balance_usd), -nano(row!.amount_usd as string));
-  t.is((await admin.getUser(userId)).held_usd, '0');
-});
+    let row: Record<string, unknown> | undefined;
+    for (let i = 0; i < 50 && !row; i++) {
+      row = (await admin.usage(`user_id=${userId}`)).data.find((r) => r.request_id === requestId);
+      if (!row) await new Promise((r) => setTimeout(r, 100));
+    }
+    t.truthy(row, 'one charge row for what was produced');
+    t.is(row!.estimated, true);
+    t.true((row!.completion_tokens as number) > 0);
+    t.is(before - nano((await admin.getUser(userId)).balance_usd), -nano(row!.amount_usd as string));
+    t.is((await admin.getUser(userId)).held_usd, '0');
+  },
+);

@@ -1,12 +1,12 @@
 import test from 'ava';
 import OpenAI from 'openai';
 import type { Browser, BrowserContext } from 'playwright-core';
-import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
+import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { AdminClient } from './helpers/admin.js';
 import { launchChromium } from './helpers/browser.js';
 import { createKey, logIn, signUp } from './helpers/console.js';
 import { freshEnvironment } from './helpers/env.js';
-import { startGateway, type Gateway } from './helpers/gateway.js';
+import { type Gateway, startGateway } from './helpers/gateway.js';
 
 // The console in a real browser (Debian's chromium, headless), as a customer and an operator would use it.
 let mock: MockUpstream;
@@ -52,14 +52,17 @@ test.serial('sign up, create a key shown once, call the API with it, see the usa
 
   const key = await createKey(page, base, 'laptop');
   t.regex(key, /^sk-eastx-[A-Za-z0-9_-]{43}$/);
-  t.is(await page.getByRole('button', { name: 'Copy' }).count() > 0, true, 'a copy button next to the key');
+  t.is((await page.getByRole('button', { name: 'Copy' }).count()) > 0, true, 'a copy button next to the key');
   await page.reload();
   t.is(await page.getByTestId('new-key').count(), 0, 'the key is not shown again after a reload');
   t.false((await page.content()).includes(key), 'nowhere on the page');
   t.true((await page.locator('table.keys').textContent())!.includes(key.slice(0, 'sk-eastx-'.length + 4)), 'only its prefix is listed');
 
   const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: key, maxRetries: 0 });
-  const reply = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Hello from the browser test' }] });
+  const reply = await client.chat.completions.create({
+    model: MODEL,
+    messages: [{ role: 'user', content: 'Hello from the browser test' }],
+  });
   t.is(reply.object, 'chat.completion');
   const cost = (reply.usage as unknown as { cost: number }).cost;
   t.true(cost > 0);
@@ -116,7 +119,10 @@ test.serial('CSRF: a form post without the token is refused (403) and changes no
   // the browser really submits the form, minus its token, with the victim's session cookie
   await page.locator('form[action="/keys"] input[name="_csrf"]').evaluate((input) => input.remove());
   await page.getByLabel('Name (optional)').fill('forged');
-  const [response] = await Promise.all([page.waitForResponse((r) => r.url() === `${base}/keys` && r.request().method() === 'POST'), page.getByRole('button', { name: 'Create key' }).click()]);
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.url() === `${base}/keys` && r.request().method() === 'POST'),
+    page.getByRole('button', { name: 'Create key' }).click(),
+  ]);
   t.is(response.status(), 403);
   t.regex((await page.getByRole('alert').textContent()) ?? '', /CSRF/);
   await page.goto(`${base}/keys`);
@@ -184,7 +190,20 @@ test.serial('every page: each input has a visible label, and nothing breaks the 
   await logIn(page, base, 'operator@example.com', PASSWORD);
   await createKey(page, base, 'labels');
   const operatorId = (await admin.call<{ data: Array<{ id: number }> }>('GET', '/admin/api/users?email=operator%40example.com')).data[0].id;
-  for (const path of ['/keys', '/recharge', '/usage', '/admin', '/admin/users', `/admin/users/${operatorId}`, '/admin/channels', '/admin/models', `/admin/models/edit?id=${encodeURIComponent(MODEL)}`, '/admin/models/edit', '/admin/codes']) await visit(path);
+  for (const path of [
+    '/keys',
+    '/recharge',
+    '/usage',
+    '/admin',
+    '/admin/users',
+    `/admin/users/${operatorId}`,
+    '/admin/channels',
+    '/admin/models',
+    `/admin/models/edit?id=${encodeURIComponent(MODEL)}`,
+    '/admin/models/edit',
+    '/admin/codes',
+  ])
+    await visit(path);
   const keyId = await page.goto(`${base}/keys`).then(() => page.locator('tr[data-key-id]').first().getAttribute('data-key-id'));
   await visit(`/keys/${keyId}/revoke`);
   t.deepEqual(problems, [], 'no console errors: no CSP violation, no script error');

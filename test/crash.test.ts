@@ -1,12 +1,12 @@
-import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startMockUpstream, type Behavior, type MockUpstream } from '../src/mock/upstream.js';
-import { createRedis, RedisKeys, type Redis } from '../src/redis/index.js';
+import test from 'ava';
+import { type Behavior, type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
+import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
 import { TokenPool } from '../src/upstream/pool.js';
 import { AdminClient } from './helpers/admin.js';
 import { freshEnvironment } from './helpers/env.js';
-import { startGateway, type Gateway, type RunningProcess } from './helpers/gateway.js';
+import { type Gateway, type RunningProcess, startGateway } from './helpers/gateway.js';
 import { StreamReader } from './helpers/stream.js';
 
 // Workers killed with SIGKILL mid-job. One worker runs at a time, so the test knows which one holds the job;
@@ -83,32 +83,42 @@ async function killCurrentWorker(): Promise<number> {
 }
 
 const rowsFor = async (requestId: string) => (await admin.usage(`key_id=${keyId}`)).data.filter((r) => r.request_id === requestId);
-const heldIsZero = async () => (await until(async () => (await admin.getUser(userId)).held_usd, (h) => h === '0')) === '0';
+const heldIsZero = async () =>
+  (await until(
+    async () => (await admin.getUser(userId)).held_usd,
+    (h) => h === '0',
+  )) === '0';
 
-test.serial('SIGKILL mid-stream: the client gets the SSE error event in bounded time, no double bill, hold and lease released', async (t) => {
-  const { model, secret, tokenId } = await channelWith({ chunkDelayMs: 200, reply: Array(120).fill('chunk').join(' ') });
-  const res = await chat(model, { stream: true });
-  t.is(res.status, 200);
-  const requestId = res.headers.get('x-request-id')!;
-  const stream = new StreamReader(res);
-  await stream.readUntil(() => stream.chunks >= 5);
-  const killedAt = await killCurrentWorker();
+test.serial(
+  'SIGKILL mid-stream: the client gets the SSE error event in bounded time, no double bill, hold and lease released',
+  async (t) => {
+    const { model, secret, tokenId } = await channelWith({ chunkDelayMs: 200, reply: Array(120).fill('chunk').join(' ') });
+    const res = await chat(model, { stream: true });
+    t.is(res.status, 200);
+    const requestId = res.headers.get('x-request-id')!;
+    const stream = new StreamReader(res);
+    await stream.readUntil(() => stream.chunks >= 5);
+    const killedAt = await killCurrentWorker();
 
-  await stream.readToEnd();
-  const answeredIn = Date.now() - killedAt;
-  t.true(answeredIn < TAKEOVER_BOUND_MS, `answered ${answeredIn} ms after the kill`);
-  t.is(stream.error?.code, 'upstream_error', 'the stream ends with the SSE error event rather than starting over');
-  t.false(stream.text.includes('[DONE]'));
-  t.is(mock.stats(secret).calls, 1, 'the re-run did not call the upstream again (its answer would be spliced onto the first)');
-  t.true((await rowsFor(requestId)).length <= 1);
-  t.true(await heldIsZero());
-  t.is(await pool.liveLeases(tokenId), 0, 'the dead worker’s lease is gone');
-});
+    await stream.readToEnd();
+    const answeredIn = Date.now() - killedAt;
+    t.true(answeredIn < TAKEOVER_BOUND_MS, `answered ${answeredIn} ms after the kill`);
+    t.is(stream.error?.code, 'upstream_error', 'the stream ends with the SSE error event rather than starting over');
+    t.false(stream.text.includes('[DONE]'));
+    t.is(mock.stats(secret).calls, 1, 'the re-run did not call the upstream again (its answer would be spliced onto the first)');
+    t.true((await rowsFor(requestId)).length <= 1);
+    t.true(await heldIsZero());
+    t.is(await pool.liveLeases(tokenId), 0, 'the dead worker’s lease is gone');
+  },
+);
 
 test.serial('SIGKILL mid-call of a non-stream request: the re-run on another worker answers it, billed once', async (t) => {
   const { model, secret, tokenId } = await channelWith({ latencyMs: 3_000 });
   const pending = chat(model);
-  await until(() => mock.stats(secret).calls, (n) => n === 1);
+  await until(
+    () => mock.stats(secret).calls,
+    (n) => n === 1,
+  );
   const killedAt = await killCurrentWorker();
   const res = await pending;
   t.true(Date.now() - killedAt < TAKEOVER_BOUND_MS);
@@ -124,9 +134,16 @@ test.serial('SIGKILL mid-call of a non-stream request: the re-run on another wor
 test.serial('a job whose workers die twice is failed by BullMQ, and its client still gets an error at once', async (t) => {
   const { model, secret, tokenId } = await channelWith({ latencyMs: 120_000 });
   const pending = chat(model);
-  await until(() => mock.stats(secret).calls, (n) => n === 1);
+  await until(
+    () => mock.stats(secret).calls,
+    (n) => n === 1,
+  );
   await killCurrentWorker();
-  await until(() => mock.stats(secret).calls, (n) => n === 2, TAKEOVER_BOUND_MS);
+  await until(
+    () => mock.stats(secret).calls,
+    (n) => n === 2,
+    TAKEOVER_BOUND_MS,
+  );
   t.is(mock.stats(secret).calls, 2, 'the first takeover re-ran the job');
   const killedAgainAt = await killCurrentWorker();
   const res = await pending;

@@ -1,11 +1,11 @@
 import test from 'ava';
 import type OpenAI from 'openai';
 import { countTokens, embeddingVector } from '../src/mock/text.js';
-import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
+import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { AdminClient } from './helpers/admin.js';
 import { newCustomer } from './helpers/customer.js';
 import { freshEnvironment } from './helpers/env.js';
-import { startGateway, type Gateway } from './helpers/gateway.js';
+import { type Gateway, startGateway } from './helpers/gateway.js';
 import { costOf, nano } from './helpers/money.js';
 
 // Web and worker are separate OS processes: every call crosses the BullMQ queue to the mock upstream.
@@ -35,9 +35,24 @@ test.before(async () => {
   const dashscopeChannel = await admin.channel('mock-dashscope', 'dashscope', mock.url);
   await admin.token(dashscopeChannel.id, DASHSCOPE_SECRET, 4);
   const embedding = { modality: 'embedding', vision: false, tools: false };
-  await admin.model(OPENAI_MODEL, { ...embedding, channel_id: openaiChannel.id, upstream_model: 'mock-embed', input_price_per_1m: OPENAI_PRICES.input });
-  await admin.model(DASHSCOPE_MODEL, { ...embedding, channel_id: dashscopeChannel.id, upstream_model: 'text-embedding-v3', input_price_per_1m: DASHSCOPE_PRICES.input });
-  await admin.model('test/chat', { channel_id: openaiChannel.id, upstream_model: 'mock-gpt', input_price_per_1m: 1, output_price_per_1m: 2 });
+  await admin.model(OPENAI_MODEL, {
+    ...embedding,
+    channel_id: openaiChannel.id,
+    upstream_model: 'mock-embed',
+    input_price_per_1m: OPENAI_PRICES.input,
+  });
+  await admin.model(DASHSCOPE_MODEL, {
+    ...embedding,
+    channel_id: dashscopeChannel.id,
+    upstream_model: 'text-embedding-v3',
+    input_price_per_1m: DASHSCOPE_PRICES.input,
+  });
+  await admin.model('test/chat', {
+    channel_id: openaiChannel.id,
+    upstream_model: 'mock-gpt',
+    input_price_per_1m: 1,
+    output_price_per_1m: 2,
+  });
   await admin.model('test/image', { modality: 'image', channel_id: dashscopeChannel.id, upstream_model: 'wanx-v1', price_per_image: 0.04 });
   ({ userId, apiKey, client } = await newCustomer(admin, 'embeddings@example.com', '5'));
 });
@@ -99,7 +114,10 @@ for (const [label, model, prices] of [
     const before = await balance();
     const inputs = ['alpha', 'beta gamma', 'δέλτα'];
     const data = await client.embeddings.create({ model, input: inputs });
-    t.deepEqual(data.data.map((d) => d.index), [0, 1, 2]);
+    t.deepEqual(
+      data.data.map((d) => d.index),
+      [0, 1, 2],
+    );
     data.data.forEach((d, i) => t.deepEqual(Array.from(d.embedding), embeddingVector(inputs[i])));
     const promptTokens = inputs.reduce((sum, s) => sum + countTokens(s), 0);
     t.is(data.usage.prompt_tokens, promptTokens);

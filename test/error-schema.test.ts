@@ -1,10 +1,9 @@
 import test from 'ava';
-import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
+import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { AdminClient } from './helpers/admin.js';
 import { newCustomer } from './helpers/customer.js';
-import { freePort } from './helpers/gateway.js';
 import { freshEnvironment } from './helpers/env.js';
-import { startGateway, type Gateway } from './helpers/gateway.js';
+import { freePort, type Gateway, startGateway } from './helpers/gateway.js';
 import { readSse } from './helpers/money.js';
 import { assertFitsOpenAI } from './helpers/openapi.js';
 
@@ -39,7 +38,11 @@ test.after.always(async () => {
   await mock?.close();
 });
 
-async function call(method: string, path: string, { key = apiKey as string | null, body = undefined as unknown, raw = undefined as string | undefined } = {}) {
+async function call(
+  method: string,
+  path: string,
+  { key = apiKey as string | null, body = undefined as unknown, raw = undefined as string | undefined } = {},
+) {
   const res = await fetch(`${url}${path}`, {
     method,
     headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), 'content-type': 'application/json' },

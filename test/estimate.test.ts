@@ -1,7 +1,13 @@
 import { Buffer } from 'node:buffer';
 import test from 'ava';
 import { countTokens } from 'gpt-tokenizer';
-import { countTextTokens, estimateChatPromptTokens, estimateEmbeddingTokens, IMAGE_PART_TOKENS, TokenCounter } from '../src/billing/estimate.js';
+import {
+  countTextTokens,
+  estimateChatPromptTokens,
+  estimateEmbeddingTokens,
+  IMAGE_PART_TOKENS,
+  TokenCounter,
+} from '../src/billing/estimate.js';
 
 // The oracle: o200k over the whole text, special-token look-alikes as plain text (as the upstream sees them).
 const exact = (text: string) => countTokens(text, { disallowedSpecial: new Set() });
@@ -10,7 +16,7 @@ const unlimited = () => new TokenCounter({ budgetMs: Number.POSITIVE_INFINITY })
 
 function seeded(seed: number): () => number {
   let state = seed;
-  return () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648);
+  return () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
 }
 
 /** Text assembled from pieces that exercise every rule of o200k's pre-tokenizer. */
@@ -21,9 +27,61 @@ function randomText(random: () => number, length: number, atoms: readonly string
 }
 
 const ATOMS = [
-  'the', 'Quick', 'BROWN', 'fox', 'a', 'I', "'s", "'LL", "'", "don't", '42', '7', '1234567', '½', '²', 'Ⅻ', '字符', '한국어',
-  'ไทย', 'naïve', 'e\u0301', '\u0301', 'ʰ', '😀', '👍🏽', '𝐀', '𝟎', '<|endoftext|>', '<|im_start|>', '\r\n', '\r', '\n', ' ', '  ',
-  '\t', '\u00a0', '\u3000', '\u2028', '/', '//', '!', '...', '—', '-', '$', '(', ')', '{', '"', ',', '.', '?', '_', '=', '\ud800',
+  'the',
+  'Quick',
+  'BROWN',
+  'fox',
+  'a',
+  'I',
+  "'s",
+  "'LL",
+  "'",
+  "don't",
+  '42',
+  '7',
+  '1234567',
+  '½',
+  '²',
+  'Ⅻ',
+  '字符',
+  '한국어',
+  'ไทย',
+  'naïve',
+  'e\u0301',
+  '\u0301',
+  'ʰ',
+  '😀',
+  '👍🏽',
+  '𝐀',
+  '𝟎',
+  '<|endoftext|>',
+  '<|im_start|>',
+  '\r\n',
+  '\r',
+  '\n',
+  ' ',
+  '  ',
+  '\t',
+  '\u00a0',
+  '\u3000',
+  '\u2028',
+  '/',
+  '//',
+  '!',
+  '...',
+  '—',
+  '-',
+  '$',
+  '(',
+  ')',
+  '{',
+  '"',
+  ',',
+  '.',
+  '?',
+  '_',
+  '=',
+  '\ud800',
 ];
 
 const PROSE = `Holds are reserved before the job is enqueued. The worst case is input tokens × input price + max output × output price.
@@ -50,7 +108,17 @@ test('cutting a text where o200k ends a piece anyway keeps the count exact (ever
 });
 
 test('long unbroken runs are bounded by their bytes and stay above the exact count', (t) => {
-  const runs = ['a'.repeat(20_000), 'A'.repeat(5_000), '字'.repeat(5_000), ' '.repeat(5_000), '!'.repeat(5_000), '😀'.repeat(3_000), '\u0301'.repeat(5_000), 'ʰ'.repeat(3_000), '\n'.repeat(5_000)];
+  const runs = [
+    'a'.repeat(20_000),
+    'A'.repeat(5_000),
+    '字'.repeat(5_000),
+    ' '.repeat(5_000),
+    '!'.repeat(5_000),
+    '😀'.repeat(3_000),
+    '\u0301'.repeat(5_000),
+    'ʰ'.repeat(3_000),
+    '\n'.repeat(5_000),
+  ];
   for (const run of runs) {
     const counted = unlimited().count(run);
     t.true(counted >= exact(run), run.slice(0, 4));
@@ -103,18 +171,39 @@ test('a chat estimate covers o200k plus the margin and framing, whatever the con
   const audio = { type: 'input_audio', input_audio: { data: Buffer.alloc(3_000, 7).toString('base64'), format: 'wav' } };
   const messages = [
     { role: 'system', content: PROSE },
-    { role: 'user', content: [{ type: 'text', text: CODE }, { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }, audio] },
+    {
+      role: 'user',
+      content: [{ type: 'text', text: CODE }, { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }, audio],
+    },
     { role: 'assistant', content: null, tool_calls: toolCalls },
     { role: 'tool', content: longRun, name: 'lookup' },
     { role: 'user', content: `${CJK}<|endoftext|>${EMOJI}` },
   ];
   const floor =
-    exact(PROSE) + exact(CODE) + IMAGE_PART_TOKENS + exact(JSON.stringify(audio)) + exact(JSON.stringify(toolCalls)) + exact(longRun) + exact('lookup')
-    + exact(`${CJK}<|endoftext|>${EMOJI}`) + exact(JSON.stringify(tools));
+    exact(PROSE) +
+    exact(CODE) +
+    IMAGE_PART_TOKENS +
+    exact(JSON.stringify(audio)) +
+    exact(JSON.stringify(toolCalls)) +
+    exact(longRun) +
+    exact('lookup') +
+    exact(`${CJK}<|endoftext|>${EMOJI}`) +
+    exact(JSON.stringify(tools));
   const estimate = estimateChatPromptTokens({ messages, tools });
   t.true(estimate >= Math.ceil(floor * 1.1) + 16 + 8 * messages.length, `${estimate} < ${floor}`);
   // bounded too: nothing counted above its bytes (plus margin and framing)
-  const ceiling = bytes(PROSE + CODE + JSON.stringify(audio) + JSON.stringify(toolCalls) + longRun + 'lookup' + CJK + '<|endoftext|>' + EMOJI + JSON.stringify(tools));
+  const ceiling = bytes(
+    PROSE +
+      CODE +
+      JSON.stringify(audio) +
+      JSON.stringify(toolCalls) +
+      longRun +
+      'lookup' +
+      CJK +
+      '<|endoftext|>' +
+      EMOJI +
+      JSON.stringify(tools),
+  );
   t.true(estimate <= Math.ceil((ceiling + IMAGE_PART_TOKENS) * 1.1) + 16 + 8 * messages.length);
 });
 
@@ -122,5 +211,11 @@ test('an embeddings estimate covers o200k for every input', (t) => {
   const inputs = [PROSE, 'a'.repeat(20_000), CJK, EMOJI];
   const floor = inputs.reduce((sum, text) => sum + exact(text), 0);
   t.true(estimateEmbeddingTokens(inputs) >= Math.ceil(floor * 1.1) + inputs.length);
-  t.is(estimateEmbeddingTokens([[1, 2, 3], [4, 5]]), Math.ceil(5 * 1.1) + 2);
+  t.is(
+    estimateEmbeddingTokens([
+      [1, 2, 3],
+      [4, 5],
+    ]),
+    Math.ceil(5 * 1.1) + 2,
+  );
 });

@@ -1,18 +1,18 @@
-import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { setTimeout as sleep } from 'node:timers/promises';
+import test, { type ExecutionContext } from 'ava';
 import { sql } from 'kysely';
 import { placeHold } from '../src/billing/holds.js';
 import { settle } from '../src/billing/settlement.js';
 import { billingState, deferVoid, voidRequest } from '../src/billing/unbillable.js';
 import { createDb, type Db } from '../src/db/index.js';
+import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { createRedis, RedisKeys } from '../src/redis/index.js';
-import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
 import { AdminClient } from './helpers/admin.js';
 import { freshEnvironment } from './helpers/env.js';
-import { startGateway, type Gateway } from './helpers/gateway.js';
+import { type Gateway, startGateway } from './helpers/gateway.js';
 import { PrivateRedis } from './helpers/redis-server.js';
 import { TcpProxy } from './helpers/tcp-proxy.js';
 
@@ -53,15 +53,18 @@ test.before(async () => {
   const database = new URL(env.DATABASE_URL);
   proxy = await TcpProxy.start({ host: database.hostname, port: Number(database.port || 3306) });
   database.port = String(proxy.port);
-  gateway = await startGateway({
-    ...env,
-    REDIS_URL: redis.url,
-    DATABASE_URL: database.toString(),
-    HOLD_SWEEP_MS: '1000',
-    HOLD_MIN_AGE_MS: '8000',
-    // fewer jobs in flight than clients: some always wait in the queue, and a Redis restart loses them
-    WORKER_CONCURRENCY: '8',
-  }, { webEnv: { REDIS_URL: `redis://127.0.0.1:${webRedis.port}` } });
+  gateway = await startGateway(
+    {
+      ...env,
+      REDIS_URL: redis.url,
+      DATABASE_URL: database.toString(),
+      HOLD_SWEEP_MS: '1000',
+      HOLD_MIN_AGE_MS: '8000',
+      // fewer jobs in flight than clients: some always wait in the queue, and a Redis restart loses them
+      WORKER_CONCURRENCY: '8',
+    },
+    { webEnv: { REDIS_URL: `redis://127.0.0.1:${webRedis.port}` } },
+  );
   url = gateway.urls[0];
   admin = new AdminClient(url, env.ADMIN_TOKEN);
   const channel = await admin.channel('faults', 'openai', `${mock.url}/v1`);
@@ -103,8 +106,15 @@ async function customer(email: string) {
 
 async function chat(apiKey: string, stream: boolean, model = MODEL): Promise<Outcome> {
   const startedAt = Date.now();
-  const outcome = (status: number, requestId: string | null, complete: boolean, errorCode?: string): Outcome =>
-    ({ stream, status, requestId, startedAt, ms: Date.now() - startedAt, complete, errorCode });
+  const outcome = (status: number, requestId: string | null, complete: boolean, errorCode?: string): Outcome => ({
+    stream,
+    status,
+    requestId,
+    startedAt,
+    ms: Date.now() - startedAt,
+    complete,
+    errorCode,
+  });
   let res: Response;
   try {
     res = await fetch(`${url}/v1/chat/completions`, {
@@ -163,8 +173,13 @@ const summary = (outcomes: Outcome[]) => {
     const label = `${o.stream ? 'stream' : 'json'} ${o.status}${o.errorCode ? ` ${o.errorCode}` : ''}${o.status === 200 && !o.complete ? ' (incomplete)' : ''}`;
     counts.set(label, (counts.get(label) ?? 0) + 1);
   }
-  const errorMs = outcomes.filter((o) => o.status !== 200).map((o) => o.ms).sort((a, b) => a - b);
-  const timing = errorMs.length ? `; errors answered in ${errorMs[0]}–${errorMs.at(-1)} ms (median ${errorMs[Math.floor(errorMs.length / 2)]})` : '';
+  const errorMs = outcomes
+    .filter((o) => o.status !== 200)
+    .map((o) => o.ms)
+    .sort((a, b) => a - b);
+  const timing = errorMs.length
+    ? `; errors answered in ${errorMs[0]}–${errorMs.at(-1)} ms (median ${errorMs[Math.floor(errorMs.length / 2)]})`
+    : '';
   return `${outcomes.length} requests: ${[...counts].map(([k, v]) => `${k} ×${v}`).join(', ')}${timing}`;
 };
 
@@ -172,7 +187,11 @@ const gatewayLog = () => [...gateway.webs, ...gateway.workers].flatMap((p) => p.
 
 /** The requests among `outcomes` whose charge the web side took back (it logs each one). */
 function takenBack(outcomes: Outcome[]): Outcome[] {
-  const ids = new Set(gatewayLog().filter((line) => line.includes('took back the charge')).map((line) => /"requestId":"([^"]+)"/.exec(line)?.[1]));
+  const ids = new Set(
+    gatewayLog()
+      .filter((line) => line.includes('took back the charge'))
+      .map((line) => /"requestId":"([^"]+)"/.exec(line)?.[1]),
+  );
   return outcomes.filter((o) => o.requestId !== null && ids.has(o.requestId));
 }
 
@@ -202,11 +221,15 @@ async function checkMoney(t: ExecutionContext, who: { userId: number; keyId: num
   const charges = new Map<string, number>();
   for (const row of rows) charges.set(row.request_id!, (charges.get(row.request_id!) ?? 0) + 1);
   const known = new Set(outcomes.map((o) => o.requestId));
-  t.deepEqual([...charges.keys()].filter((id) => !known.has(id)), [], 'no charge for a request nobody saw');
+  t.deepEqual(
+    [...charges.keys()].filter((id) => !known.has(id)),
+    [],
+    'no charge for a request nobody saw',
+  );
 
   const wrong: string[] = [];
   for (const o of outcomes) {
-    const n = o.requestId ? charges.get(o.requestId) ?? 0 : 0;
+    const n = o.requestId ? (charges.get(o.requestId) ?? 0) : 0;
     if (o.status === 200 && o.complete && n !== 1) wrong.push(`${o.requestId} answered 200 but charged ${n} times`);
     if (o.status !== 200 && n !== 0) wrong.push(`${o.requestId} answered ${o.status} ${o.errorCode} but charged ${n} times`);
     if (o.status === 200 && !o.complete && n > 1) wrong.push(`${o.requestId} cut short but charged ${n} times`);
@@ -232,15 +255,20 @@ async function recovers(apiKey: string): Promise<Outcome[]> {
 
 test.serial('voidRequest releases an open hold or takes back a settled charge; a deferred one is done by the sweeper', async (t) => {
   const who = await customer('void@example.com');
-  const balance = async () => BigInt((await db.selectFrom('users').select('balance_nano').where('id', '=', who.userId).executeTakeFirstOrThrow()).balance_nano);
+  const balance = async () =>
+    BigInt((await db.selectFrom('users').select('balance_nano').where('id', '=', who.userId).executeTakeFirstOrThrow()).balance_nano);
   const before = await balance();
-  const hold = (requestId: string) =>
-    placeHold(db, { requestId, userId: who.userId, keyId: who.keyId, channelId, amountNano: 1_000_000n });
+  const hold = (requestId: string) => placeHold(db, { requestId, userId: who.userId, keyId: who.keyId, channelId, amountNano: 1_000_000n });
   const settleIt = (requestId: string) =>
     settle(db, {
-      requestId, userId: who.userId, keyId: who.keyId, model: MODEL,
+      requestId,
+      userId: who.userId,
+      keyId: who.keyId,
+      model: MODEL,
       prices: { inputMicro: 2_000_000n, outputMicro: 8_000_000n, imageNano: 0n },
-      usage: { promptTokens: 10, completionTokens: 5, images: 0 }, holdNano: 1_000_000n, estimated: false,
+      usage: { promptTokens: 10, completionTokens: 5, images: 0 },
+      holdNano: 1_000_000n,
+      estimated: false,
     });
 
   t.true(await hold('void-held'));
@@ -283,15 +311,34 @@ test.serial('Redis killed and restarted empty under load: answered requests are 
   outcomes.push(...(await recovers(who.apiKey)));
   t.log(summary(outcomes), `(${before} before the restart)`);
 
-  t.deepEqual(slowOutcomes.map((o) => `${o.status} ${o.complete}`), Array(4).fill('200 true'), 'a job BullMQ lost is still answered by its worker');
+  t.deepEqual(
+    slowOutcomes.map((o) => `${o.status} ${o.complete}`),
+    Array(4).fill('200 true'),
+    'a job BullMQ lost is still answered by its worker',
+  );
   // a charged answer is delivered, unless it was a stream whose chunks went out while the web was not listening
-  t.deepEqual(takenBack(outcomes).filter((o) => !o.stream).map((o) => o.requestId), [], 'every charged answer reached its client');
+  t.deepEqual(
+    takenBack(outcomes)
+      .filter((o) => !o.stream)
+      .map((o) => o.requestId),
+    [],
+    'every charged answer reached its client',
+  );
 
   t.true(outcomes.at(-1)!.status === 200, 'requests succeed again after the restart');
-  t.true(outcomes.some((o) => o.startedAt > restartedAt + 1_000 && o.status === 200), 'load after the restart is served');
+  t.true(
+    outcomes.some((o) => o.startedAt > restartedAt + 1_000 && o.status === 200),
+    'load after the restart is served',
+  );
   // a lost request is a 500 internal_error; an upstream hiccup after the restart may add its own 5xx
-  t.deepEqual(outcomes.filter((o) => o.status !== 200 && o.status < 500).map((o) => `${o.status} ${o.errorCode}`), []);
-  t.deepEqual(outcomes.filter((o) => o.status !== 200 && o.ms > ERROR_BOUND_MS).map((o) => o.ms), []);
+  t.deepEqual(
+    outcomes.filter((o) => o.status !== 200 && o.status < 500).map((o) => `${o.status} ${o.errorCode}`),
+    [],
+  );
+  t.deepEqual(
+    outcomes.filter((o) => o.status !== 200 && o.ms > ERROR_BOUND_MS).map((o) => o.ms),
+    [],
+  );
   await checkMoney(t, who, outcomes);
 });
 
@@ -309,40 +356,65 @@ test.serial('a web process cut off from Redis for a moment: answers published me
   t.log(summary(outcomes));
 
   const waitedThrough = outcomes.filter((o) => o.startedAt < cutAt && o.startedAt + o.ms > cutAt + 1_000);
-  t.true(waitedThrough.length > 0 && waitedThrough.every((o) => o.status === 200), 'answers missed on the relay are fetched once Redis is back');
+  t.true(
+    waitedThrough.length > 0 && waitedThrough.every((o) => o.status === 200),
+    'answers missed on the relay are fetched once Redis is back',
+  );
   // only requests that could not start (their own Redis commands failed) are refused, at once
   const errors = outcomes.filter((o) => o.status !== 200);
-  t.deepEqual(errors.filter((o) => o.status !== 500 || o.errorCode !== 'internal_error' || o.ms > 2_000).map((o) => `${o.status} ${o.errorCode} ${o.ms} ms`), []);
-  t.deepEqual(takenBack(outcomes).map((o) => o.requestId), [], 'every charged answer reached its client');
+  t.deepEqual(
+    errors
+      .filter((o) => o.status !== 500 || o.errorCode !== 'internal_error' || o.ms > 2_000)
+      .map((o) => `${o.status} ${o.errorCode} ${o.ms} ms`),
+    [],
+  );
+  t.deepEqual(
+    takenBack(outcomes).map((o) => o.requestId),
+    [],
+    'every charged answer reached its client',
+  );
   await checkMoney(t, who, outcomes);
 });
 
-test.serial('MariaDB unreachable (refused, then silent) under load: 500 internal_error within seconds, nobody refused is charged, service recovers', async (t) => {
-  const who = await customer('mariadb-down@example.com');
-  const run = load(who.apiKey, 12);
-  await sleep(1_500);
-  const cutAt = Date.now();
-  await proxy.cut(); // refused: connections reset, new ones refused
-  await sleep(3_000);
-  await proxy.reopen();
-  proxy.blackhole(); // a partition: connections silent, new ones never answered
-  await sleep(6_000);
-  const reopenedAt = Date.now();
-  await proxy.reopen();
-  await sleep(1_500);
-  const outcomes = await run.stop();
-  outcomes.push(...(await recovers(who.apiKey)));
-  t.log(summary(outcomes));
+test.serial(
+  'MariaDB unreachable (refused, then silent) under load: 500 internal_error within seconds, nobody refused is charged, service recovers',
+  async (t) => {
+    const who = await customer('mariadb-down@example.com');
+    const run = load(who.apiKey, 12);
+    await sleep(1_500);
+    const cutAt = Date.now();
+    await proxy.cut(); // refused: connections reset, new ones refused
+    await sleep(3_000);
+    await proxy.reopen();
+    proxy.blackhole(); // a partition: connections silent, new ones never answered
+    await sleep(6_000);
+    const reopenedAt = Date.now();
+    await proxy.reopen();
+    await sleep(1_500);
+    const outcomes = await run.stop();
+    outcomes.push(...(await recovers(who.apiKey)));
+    t.log(summary(outcomes));
 
-  const during = outcomes.filter((o) => o.startedAt > cutAt + 200 && o.startedAt + o.ms < reopenedAt);
-  t.true(during.length > 0, 'requests were answered during the outage');
-  t.deepEqual(during.filter((o) => o.status !== 500 || o.errorCode !== 'internal_error').map((o) => `${o.status} ${o.errorCode}`), []);
-  const errors = outcomes.filter((o) => o.status !== 200);
-  t.deepEqual(errors.filter((o) => o.status < 500).map((o) => `${o.status} ${o.errorCode}`), []);
-  t.deepEqual(errors.filter((o) => o.ms > ERROR_BOUND_MS).map((o) => o.ms), [], 'every error answer within the bound');
-  t.is(outcomes.at(-1)!.status, 200, 'requests succeed again once MariaDB is reachable');
-  await checkMoney(t, who, outcomes);
-});
+    const during = outcomes.filter((o) => o.startedAt > cutAt + 200 && o.startedAt + o.ms < reopenedAt);
+    t.true(during.length > 0, 'requests were answered during the outage');
+    t.deepEqual(
+      during.filter((o) => o.status !== 500 || o.errorCode !== 'internal_error').map((o) => `${o.status} ${o.errorCode}`),
+      [],
+    );
+    const errors = outcomes.filter((o) => o.status !== 200);
+    t.deepEqual(
+      errors.filter((o) => o.status < 500).map((o) => `${o.status} ${o.errorCode}`),
+      [],
+    );
+    t.deepEqual(
+      errors.filter((o) => o.ms > ERROR_BOUND_MS).map((o) => o.ms),
+      [],
+      'every error answer within the bound',
+    );
+    t.is(outcomes.at(-1)!.status, 200, 'requests succeed again once MariaDB is reachable');
+    await checkMoney(t, who, outcomes);
+  },
+);
 
 test.serial('Redis down for a while: 500 internal_error within seconds, back by itself when Redis returns', async (t) => {
   const who = await customer('redis-down@example.com');
@@ -361,12 +433,25 @@ test.serial('Redis down for a while: 500 internal_error within seconds, back by 
   outcomes.push(...(await recovers(who.apiKey)));
   t.log(summary(outcomes));
 
-  t.deepEqual(probes.map((o) => `${o.status} ${o.errorCode}`), Array(6).fill('500 internal_error'));
+  t.deepEqual(
+    probes.map((o) => `${o.status} ${o.errorCode}`),
+    Array(6).fill('500 internal_error'),
+  );
   const during = outcomes.filter((o) => o.startedAt > killedAt + 200 && o.startedAt + o.ms < restartedAt);
-  t.deepEqual(during.filter((o) => o.status !== 500 || o.errorCode !== 'internal_error').map((o) => `${o.status} ${o.errorCode}`), []);
+  t.deepEqual(
+    during.filter((o) => o.status !== 500 || o.errorCode !== 'internal_error').map((o) => `${o.status} ${o.errorCode}`),
+    [],
+  );
   const errors = outcomes.filter((o) => o.status !== 200);
-  t.deepEqual(errors.filter((o) => o.status < 500).map((o) => `${o.status} ${o.errorCode}`), []);
-  t.deepEqual(errors.filter((o) => o.ms > ERROR_BOUND_MS).map((o) => o.ms), [], 'every error answer within the bound');
+  t.deepEqual(
+    errors.filter((o) => o.status < 500).map((o) => `${o.status} ${o.errorCode}`),
+    [],
+  );
+  t.deepEqual(
+    errors.filter((o) => o.ms > ERROR_BOUND_MS).map((o) => o.ms),
+    [],
+    'every error answer within the bound',
+  );
   t.is(outcomes.at(-1)!.status, 200, 'requests succeed again once Redis is back');
   await checkMoney(t, who, outcomes);
 });

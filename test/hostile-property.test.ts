@@ -5,11 +5,11 @@ import { sql } from 'kysely';
 import { auditLedger } from '../src/billing/audit.js';
 import { createDb, type Db } from '../src/db/index.js';
 import { ERRORS } from '../src/http/errors.js';
-import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
+import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { AdminClient } from './helpers/admin.js';
 import { newCustomer } from './helpers/customer.js';
 import { freshEnvironment } from './helpers/env.js';
-import { startGateway, type Gateway } from './helpers/gateway.js';
+import { type Gateway, startGateway } from './helpers/gateway.js';
 
 // Seeded random hostile requests against the /v1 and admin routes: every answer is a contract answer,
 // nothing refused reaches the upstream or the ledger, and the process is healthy afterwards.
@@ -51,23 +51,46 @@ interface Attempt {
 }
 
 const PATHS = [
-  '/v1/models', `/v1/models/${encodeURIComponent(MODEL)}`, '/v1/chat/completions', '/v1/embeddings', '/v1/images/generations',
-  '/admin/api/users', '/admin/api/users/1', '/admin/api/users/1/credit', '/admin/api/users/1/keys', '/admin/api/channels',
-  '/admin/api/channels/1/tokens', '/admin/api/tokens/1', '/admin/api/keys/1', '/admin/api/redemption-codes', '/admin/api/usage',
-  '/admin/api/models/x', '/admin/queues', '/metrics', '/healthz',
+  '/v1/models',
+  `/v1/models/${encodeURIComponent(MODEL)}`,
+  '/v1/chat/completions',
+  '/v1/embeddings',
+  '/v1/images/generations',
+  '/admin/api/users',
+  '/admin/api/users/1',
+  '/admin/api/users/1/credit',
+  '/admin/api/users/1/keys',
+  '/admin/api/channels',
+  '/admin/api/channels/1/tokens',
+  '/admin/api/tokens/1',
+  '/admin/api/keys/1',
+  '/admin/api/redemption-codes',
+  '/admin/api/usage',
+  '/admin/api/models/x',
+  '/admin/queues',
+  '/metrics',
+  '/healthz',
 ];
 
 /** A path, possibly respelled the ways an attacker would. */
 const pathArb = fc.tuple(fc.constantFrom(...PATHS), fc.nat(9), fc.string({ maxLength: 6 })).map(([path, how, junk]) => {
   switch (how) {
-    case 0: return path.toUpperCase();
-    case 1: return path.replace('/', '//');
-    case 2: return path.replace(/[a-z]/, (c) => `%${c.charCodeAt(0).toString(16)}`);
-    case 3: return `/.${path}`;
-    case 4: return `${path};${encodeURIComponent(junk)}`;
-    case 5: return `${path}/${encodeURIComponent(junk)}`;
-    case 6: return `http://127.0.0.1${path}`;
-    default: return path;
+    case 0:
+      return path.toUpperCase();
+    case 1:
+      return path.replace('/', '//');
+    case 2:
+      return path.replace(/[a-z]/, (c) => `%${c.charCodeAt(0).toString(16)}`);
+    case 3:
+      return `/.${path}`;
+    case 4:
+      return `${path};${encodeURIComponent(junk)}`;
+    case 5:
+      return `${path}/${encodeURIComponent(junk)}`;
+    case 6:
+      return `http://127.0.0.1${path}`;
+    default:
+      return path;
   }
 });
 
@@ -85,7 +108,10 @@ const authArb = fc.constantFrom(
 
 const nested = (depth: number) => `${'['.repeat(depth)}1${']'.repeat(depth)}`;
 const messageArb = fc.record(
-  { role: fc.constantFrom('user', 'system', 'assistant', 'tool', 'bogus', 7), content: fc.oneof(fc.string({ maxLength: 200 }), fc.constant(null), fc.array(fc.jsonValue({ maxDepth: 3 }), { maxLength: 3 })) },
+  {
+    role: fc.constantFrom('user', 'system', 'assistant', 'tool', 'bogus', 7),
+    content: fc.oneof(fc.string({ maxLength: 200 }), fc.constant(null), fc.array(fc.jsonValue({ maxDepth: 3 }), { maxLength: 3 })),
+  },
   { requiredKeys: [] },
 );
 const chatArb = fc.record(
@@ -122,14 +148,21 @@ const attemptArb: fc.Arbitrary<Attempt> = fc
   .map(({ method, target, auth, contentType, override, body }) => ({
     method,
     target,
-    headers: { ...auth(), ...(contentType ? { 'content-type': contentType } : {}), ...(override ? { 'x-http-method-override': override } : {}) },
+    headers: {
+      ...auth(),
+      ...(contentType ? { 'content-type': contentType } : {}),
+      ...(override ? { 'x-http-method-override': override } : {}),
+    },
     body: method === 'GET' || method === 'HEAD' ? undefined : body,
   }));
 
 function send(attempt: Attempt): Promise<{ status: number; text: string }> {
   const { port } = new URL(url);
   return new Promise((resolve, reject) => {
-    const headers = { ...attempt.headers, ...(attempt.body !== undefined ? { 'content-length': String(Buffer.byteLength(attempt.body)) } : {}) };
+    const headers = {
+      ...attempt.headers,
+      ...(attempt.body !== undefined ? { 'content-length': String(Buffer.byteLength(attempt.body)) } : {}),
+    };
     const req = request({ host: '127.0.0.1', port, method: attempt.method, path: attempt.target, headers }, (res) => {
       let text = '';
       res.setEncoding('utf8');
@@ -144,7 +177,9 @@ function send(attempt: Attempt): Promise<{ status: number; text: string }> {
 
 async function ledgerState(): Promise<string> {
   const { rows } = await sql<{ n: number; total: string | null; held: string | null }>`
-    SELECT (SELECT COUNT(*) FROM ledger) AS n, (SELECT SUM(amount_nano) FROM ledger) AS total, (SELECT SUM(held_nano) FROM users) AS held`.execute(db);
+    SELECT (SELECT COUNT(*) FROM ledger) AS n, (SELECT SUM(amount_nano) FROM ledger) AS total, (SELECT SUM(held_nano) FROM users) AS held`.execute(
+    db,
+  );
   return JSON.stringify(rows[0]);
 }
 
@@ -161,7 +196,8 @@ test('random hostile requests get contract answers; refused ones reach neither t
       const what = `${attempt.method} ${attempt.target} → ${status} ${text.slice(0, 160)}`;
       if (!CONTRACT_STATUSES.has(status)) throw new Error(`not a contract status: ${what}`);
       if (status >= 400 && attempt.method !== 'HEAD') {
-        const error = (JSON.parse(text) as { error?: { code?: keyof typeof ERRORS; message?: string; type?: string; param?: unknown } }).error;
+        const error = (JSON.parse(text) as { error?: { code?: keyof typeof ERRORS; message?: string; type?: string; param?: unknown } })
+          .error;
         if (!error?.code || ERRORS[error.code]?.status !== status || typeof error.message !== 'string' || !('param' in error)) {
           throw new Error(`not a SPEC §2 error body: ${what}`);
         }

@@ -1,10 +1,10 @@
 import test from 'ava';
 import OpenAI from 'openai';
-import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
+import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { AdminClient } from './helpers/admin.js';
 import { newCustomer } from './helpers/customer.js';
 import { freshEnvironment } from './helpers/env.js';
-import { startGateway, type Gateway } from './helpers/gateway.js';
+import { type Gateway, startGateway } from './helpers/gateway.js';
 import { nano } from './helpers/money.js';
 
 // Web and worker are separate OS processes; the worker submits DashScope tasks to the mock and polls them.
@@ -50,7 +50,12 @@ test.before(async () => {
   const channel = await provision(admin, mock.url, SECRET, MODEL);
   await provision(admin, mock.url, SOLO_SECRET, SOLO_MODEL, 1);
   await admin.model('test/chat', { channel_id: channel.id, upstream_model: 'qwen-plus', input_price_per_1m: 1, output_price_per_1m: 2 });
-  await admin.model('test/embed', { modality: 'embedding', channel_id: channel.id, upstream_model: 'text-embedding-v3', input_price_per_1m: 0.07 });
+  await admin.model('test/embed', {
+    modality: 'embedding',
+    channel_id: channel.id,
+    upstream_model: 'text-embedding-v3',
+    input_price_per_1m: 0.07,
+  });
   ({ userId, apiKey, client } = await newCustomer(admin, 'images@example.com', '10'));
 });
 
@@ -82,7 +87,10 @@ test.serial('images.generate: urls and revised prompts, the DashScope task wire 
   t.is(data.data!.length, 2);
   for (const image of data.data!) {
     t.regex(image.url!, /^http:\/\/127\.0\.0\.1:\d+\/__mock\/images\/[^/]+\/\d\.png$/);
-    t.is(image.revised_prompt, `${prompt}, highly detailed, soft natural lighting, sharp focus, rich colors (revised by mock prompt extender)`);
+    t.is(
+      image.revised_prompt,
+      `${prompt}, highly detailed, soft natural lighting, sharp focus, rich colors (revised by mock prompt extender)`,
+    );
   }
   const image = await fetch(data.data![0].url!);
   t.is(image.headers.get('content-type'), 'image/png');

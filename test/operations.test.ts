@@ -1,10 +1,10 @@
 import test from 'ava';
 import { Queue } from 'bullmq';
-import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
+import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { createRedis, type Redis } from '../src/redis/index.js';
 import { AdminClient } from './helpers/admin.js';
 import { freshEnvironment } from './helpers/env.js';
-import { startGateway, type Gateway } from './helpers/gateway.js';
+import { type Gateway, startGateway } from './helpers/gateway.js';
 
 // The operator's surface (SPEC §5): health, readiness, metrics, Bull Board, JSON logs without secrets.
 let mock: MockUpstream;
@@ -55,7 +55,11 @@ test('healthz and readyz answer 200 JSON', async (t) => {
 
 test('/metrics needs METRICS_TOKEN and reports HTTP traffic, queue depths and token leases', async (t) => {
   t.is((await fetch(`${url}/metrics`)).status, 401);
-  t.is((await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${env.ADMIN_TOKEN}` } })).status, 401, 'METRICS_TOKEN, when set, is the only key');
+  t.is(
+    (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${env.ADMIN_TOKEN}` } })).status,
+    401,
+    'METRICS_TOKEN, when set, is the only key',
+  );
   const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
   t.is(res.status, 200);
   const text = await res.text();
@@ -100,7 +104,10 @@ test('JSON access logs carry the request id and never the key, the upstream toke
   const res = await fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${apiKey}` } });
   const requestId = res.headers.get('x-request-id');
   await new Promise((r) => setTimeout(r, 200));
-  const lines = gateway.webs[0].output().split('\n').filter((l) => l.startsWith('{'));
+  const lines = gateway.webs[0]
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'));
   const entry = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.requestId === requestId);
   t.truthy(entry, 'one JSON line for the request');
   t.is(entry!.status, 200);

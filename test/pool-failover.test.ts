@@ -1,11 +1,11 @@
-import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import test from 'ava';
 import { encode } from 'gpt-tokenizer';
-import { startMockUpstream, type Behavior, type MockUpstream } from '../src/mock/upstream.js';
+import { type Behavior, type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { AdminClient } from './helpers/admin.js';
 import { freshEnvironment } from './helpers/env.js';
-import { freePort, startGateway, type Gateway } from './helpers/gateway.js';
+import { freePort, type Gateway, startGateway } from './helpers/gateway.js';
 import { StreamReader } from './helpers/stream.js';
 
 // Failover, cooldowns, the §2 upstream errors and cancellation, through web + 2 worker processes.
@@ -103,45 +103,51 @@ test.serial('429 with Retry-After: the request moves to the other token, the fir
   t.is(await held(), '0');
 });
 
-test.serial('every token 429 (Retry-After as an HTTP date) → 503 upstream_unavailable with Retry-After, then no upstream call while cooling', async (t) => {
-  const retryAt = new Date(Math.ceil((Date.now() + 6_000) / 1000) * 1000).toUTCString();
-  const { model, tokens } = await channelWith(['a', 'b'], { fail: { status: 429, retryAfter: retryAt } });
-  const first = await chatJson(model);
-  t.is(first.res.status, 503);
-  t.is(first.json.error?.code, 'upstream_unavailable');
-  const retryAfter = Number(first.res.headers.get('retry-after'));
-  t.true(retryAfter >= 1 && retryAfter <= 7, `Retry-After ${retryAfter}`);
-  t.is(mock.stats(tokens.a.secret).calls + mock.stats(tokens.b.secret).calls, 2, 'each token tried once');
-  const second = await chatJson(model);
-  t.is(second.res.status, 503);
-  t.truthy(second.res.headers.get('retry-after'));
-  t.is(mock.stats(tokens.a.secret).calls + mock.stats(tokens.b.secret).calls, 2, 'answered at once, no upstream call');
-  t.is(await held(), '0');
-});
+test.serial(
+  'every token 429 (Retry-After as an HTTP date) → 503 upstream_unavailable with Retry-After, then no upstream call while cooling',
+  async (t) => {
+    const retryAt = new Date(Math.ceil((Date.now() + 6_000) / 1000) * 1000).toUTCString();
+    const { model, tokens } = await channelWith(['a', 'b'], { fail: { status: 429, retryAfter: retryAt } });
+    const first = await chatJson(model);
+    t.is(first.res.status, 503);
+    t.is(first.json.error?.code, 'upstream_unavailable');
+    const retryAfter = Number(first.res.headers.get('retry-after'));
+    t.true(retryAfter >= 1 && retryAfter <= 7, `Retry-After ${retryAfter}`);
+    t.is(mock.stats(tokens.a.secret).calls + mock.stats(tokens.b.secret).calls, 2, 'each token tried once');
+    const second = await chatJson(model);
+    t.is(second.res.status, 503);
+    t.truthy(second.res.headers.get('retry-after'));
+    t.is(mock.stats(tokens.a.secret).calls + mock.stats(tokens.b.secret).calls, 2, 'answered at once, no upstream call');
+    t.is(await held(), '0');
+  },
+);
 
-test.serial('500 everywhere → 502 upstream_error with upstream_status 500, also for the request whose own 5xx cools the last token; then 503', async (t) => {
-  const { model, tokens } = await channelWith(['x', 'y'], { fail: { status: 500, message: 'boom' } });
-  // the third request's failures put both tokens in cooldown, yet it saw the upstream's error: 502 as well
-  for (let i = 1; i <= 3; i++) {
-    const { res, json } = await chatJson(model);
-    t.is(res.status, 502, `request ${i}`);
-    t.is(json.error?.code, 'upstream_error');
-    t.is(json.error?.upstream_status, 500);
-    t.regex(json.error!.message, /boom/);
-    t.is(mock.stats(tokens.x.secret).calls, i, 'both tokens tried');
-    t.is(mock.stats(tokens.y.secret).calls, i);
-  }
-  // later requests find every token already cooling: the channel as a whole is unavailable now
-  for (const calls of [3, 3]) {
-    const cooled = await chatJson(model);
-    t.is(cooled.res.status, 503);
-    t.is(cooled.json.error?.code, 'upstream_unavailable');
-    t.truthy(cooled.res.headers.get('retry-after'));
-    t.is(mock.stats(tokens.x.secret).calls, calls);
-    t.is(mock.stats(tokens.y.secret).calls, calls);
-  }
-  t.is(await held(), '0');
-});
+test.serial(
+  '500 everywhere → 502 upstream_error with upstream_status 500, also for the request whose own 5xx cools the last token; then 503',
+  async (t) => {
+    const { model, tokens } = await channelWith(['x', 'y'], { fail: { status: 500, message: 'boom' } });
+    // the third request's failures put both tokens in cooldown, yet it saw the upstream's error: 502 as well
+    for (let i = 1; i <= 3; i++) {
+      const { res, json } = await chatJson(model);
+      t.is(res.status, 502, `request ${i}`);
+      t.is(json.error?.code, 'upstream_error');
+      t.is(json.error?.upstream_status, 500);
+      t.regex(json.error!.message, /boom/);
+      t.is(mock.stats(tokens.x.secret).calls, i, 'both tokens tried');
+      t.is(mock.stats(tokens.y.secret).calls, i);
+    }
+    // later requests find every token already cooling: the channel as a whole is unavailable now
+    for (const calls of [3, 3]) {
+      const cooled = await chatJson(model);
+      t.is(cooled.res.status, 503);
+      t.is(cooled.json.error?.code, 'upstream_unavailable');
+      t.truthy(cooled.res.headers.get('retry-after'));
+      t.is(mock.stats(tokens.x.secret).calls, calls);
+      t.is(mock.stats(tokens.y.secret).calls, calls);
+    }
+    t.is(await held(), '0');
+  },
+);
 
 test.serial('a closed port → 502 upstream_unreachable', async (t) => {
   const { model } = await channelWith(['closed'], {}, `http://127.0.0.1:${await freePort()}/v1`);
@@ -156,7 +162,9 @@ test.serial('401 from upstream disables the token (admin API shows it) and the r
   mock.setBehavior(tokens.revoked.secret, { fail: { status: 401 } });
   for (let i = 0; i < 30 && mock.stats(tokens.revoked.secret).calls === 0; i++) t.is((await chatJson(model)).res.status, 200);
   t.is(mock.stats(tokens.revoked.secret).calls, 1);
-  const listed = await admin.call<{ data: Array<{ id: number; tokens: Array<{ id: number; status: string; disabled_reason: string | null }> }> }>('GET', '/admin/api/channels');
+  const listed = await admin.call<{
+    data: Array<{ id: number; tokens: Array<{ id: number; status: string; disabled_reason: string | null }> }>;
+  }>('GET', '/admin/api/channels');
   const channelTokens = listed.data.find((c) => c.id === channelId)!.tokens;
   const revoked = channelTokens.find((tk) => tk.id === tokens.revoked.id)!;
   t.is(revoked.status, 'disabled');
@@ -180,7 +188,10 @@ test.serial('an upstream that does not answer before CHAT_DEADLINE_MS → 504 up
   const { res, json } = await chatJson(model);
   t.is(res.status, 504);
   t.is(json.error?.code, 'upstream_timeout');
-  await until(() => mock.stats(tokens.slow.secret).closedEarly, (n) => n === 1);
+  await until(
+    () => mock.stats(tokens.slow.secret).closedEarly,
+    (n) => n === 1,
+  );
   t.is(mock.stats(tokens.slow.secret).closedEarly, 1, 'the upstream call was aborted');
   t.is(await held(), '0');
 });
@@ -197,7 +208,11 @@ test.serial('a stream client that disconnects aborts the upstream call within a 
   await stream.readUntil(() => stream.chunks >= 8);
   controller.abort();
   const abortedAt = Date.now();
-  await until(() => mock.stats(secret).closedEarly, (n) => n === 1, 5_000);
+  await until(
+    () => mock.stats(secret).closedEarly,
+    (n) => n === 1,
+    5_000,
+  );
   const stats = mock.stats(secret);
   t.is(stats.closedEarly, 1);
   t.true(stats.lastClosedAt! - abortedAt < 1_000, `upstream closed ${stats.lastClosedAt! - abortedAt} ms after the client left`);
@@ -216,11 +231,18 @@ test.serial('a non-stream client that disconnects aborts the upstream call and i
   const controller = new AbortController();
   const pending = chat(model, {}, { signal: controller.signal }).catch(() => 'aborted');
   await mock.waitForRequests(mock.requests.length + 1, 5_000);
-  await until(() => mock.stats(tokens.patient.secret).calls, (n) => n === 1);
+  await until(
+    () => mock.stats(tokens.patient.secret).calls,
+    (n) => n === 1,
+  );
   controller.abort();
   const abortedAt = Date.now();
   t.is(await pending, 'aborted');
-  await until(() => mock.stats(tokens.patient.secret).closedEarly, (n) => n === 1, 5_000);
+  await until(
+    () => mock.stats(tokens.patient.secret).closedEarly,
+    (n) => n === 1,
+    5_000,
+  );
   t.true(mock.stats(tokens.patient.secret).lastClosedAt! - abortedAt < 1_000);
   t.is(await until(held, (h) => h === '0'), '0');
   const rows = (await admin.usage(`key_id=${keyId}`)).data.filter((r) => r.model === model);
@@ -234,7 +256,11 @@ test.serial('the web process holding a stream dies → the worker notices nobody
   await stream.readUntil(() => stream.chunks >= 3);
   const requestId = res.headers.get('x-request-id')!;
   await gateway.webs[1].kill('SIGKILL');
-  await until(() => mock.stats(tokens.orphan.secret).closedEarly, (n) => n === 1, 10_000);
+  await until(
+    () => mock.stats(tokens.orphan.secret).closedEarly,
+    (n) => n === 1,
+    10_000,
+  );
   t.is(mock.stats(tokens.orphan.secret).closedEarly, 1, 'upstream call aborted');
   const row = await ledgerRow(requestId);
   t.is(row?.estimated, true, 'billed for what was produced, estimated');

@@ -1,14 +1,14 @@
-import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import test from 'ava';
 import type { UpstreamToken } from '../src/catalog/catalog.js';
-import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
-import { createRedis, RedisKeys, type Redis } from '../src/redis/index.js';
+import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
+import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
 import { parseRetryAfter } from '../src/upstream/errors.js';
 import { TokenPool } from '../src/upstream/pool.js';
 import { AdminClient } from './helpers/admin.js';
 import { freshEnvironment, REDIS_URL } from './helpers/env.js';
-import { startGateway, type Gateway } from './helpers/gateway.js';
+import { type Gateway, startGateway } from './helpers/gateway.js';
 
 // Part 1: the pool itself against a real Redis (as several worker processes share it).
 // Part 2: the whole gateway with 3 worker processes against the mock upstream.
@@ -158,7 +158,7 @@ test('cooldowns: 429 with Retry-After, exponential backoff without, 5xx after 3 
   t.is(await (await lease('l')).release('neutral'), 0, 'a cancelled call says nothing about the token');
   t.is(await (await lease('m')).release('fail'), 0);
   t.is(await (await lease('n')).release('fail'), 1000, 'the third failure in a row cools the token down');
-  t.deepEqual((await pool.availability([token(32, 1, 'disabled')])), { usable: false, retryAfterMs: undefined });
+  t.deepEqual(await pool.availability([token(32, 1, 'disabled')]), { usable: false, retryAfterMs: undefined });
 });
 
 test('Retry-After: seconds or an HTTP date', (t) => {
@@ -187,7 +187,10 @@ test.serial('3 workers, max_concurrency 2, 50 concurrent slow requests: all succ
   await admin.model('pool/tight', { channel_id: channel.id, upstream_model: 'mock-gpt', input_price_per_1m: 1, output_price_per_1m: 1 });
   mock.setBehavior(secret, { latencyMs: 150 });
   const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => chat('pool/tight', `request ${i}`)));
-  t.deepEqual(answers.map((a) => a.status), Array(50).fill(200));
+  t.deepEqual(
+    answers.map((a) => a.status),
+    Array(50).fill(200),
+  );
   t.is(answers[7].json.choices?.[0].message.content, 'Hello! You said: request 7');
   const stats = mock.stats(secret);
   t.is(stats.calls, 50);
@@ -203,7 +206,10 @@ test.serial('load spreads over the tokens of a channel (least in flight), each w
   mock.setBehavior(a, { latencyMs: 100 });
   mock.setBehavior(b, { latencyMs: 100 });
   const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => chat('pool/spread', `spread ${i}`)));
-  t.deepEqual(answers.map((x) => x.status), Array(30).fill(200));
+  t.deepEqual(
+    answers.map((x) => x.status),
+    Array(30).fill(200),
+  );
   const [sa, sb] = [mock.stats(a), mock.stats(b)];
   t.is(sa.calls + sb.calls, 30);
   t.true(sa.calls >= 5 && sb.calls >= 5, `calls ${sa.calls} / ${sb.calls}`);

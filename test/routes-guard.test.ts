@@ -1,13 +1,13 @@
 import { request } from 'node:http';
 import test from 'ava';
-import { startMockUpstream, type MockUpstream } from '../src/mock/upstream.js';
 import type { Route } from '../src/http/router.js';
+import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { ROUTES } from '../src/routes.js';
 import { AdminClient } from './helpers/admin.js';
 import { ConsoleClient } from './helpers/console-client.js';
 import { newCustomer } from './helpers/customer.js';
 import { freshEnvironment } from './helpers/env.js';
-import { startGateway, type Gateway } from './helpers/gateway.js';
+import { type Gateway, startGateway } from './helpers/gateway.js';
 
 // The attack matrix is generated from the route table: a route added tomorrow is attacked here too.
 let mock: MockUpstream;
@@ -54,7 +54,16 @@ test.after.always(async () => {
 /** A concrete path of a route, with ids that exist, so a skipped guard would really act. */
 function examplePath(route: Route): string {
   return route.path
-    .replace(':id', route.path.includes('/channels/') ? String(channelId) : route.path.includes('/tokens/') ? String(tokenId) : route.path.includes('/keys/') ? String(keyId) : String(userId))
+    .replace(
+      ':id',
+      route.path.includes('/channels/')
+        ? String(channelId)
+        : route.path.includes('/tokens/')
+          ? String(tokenId)
+          : route.path.includes('/keys/')
+            ? String(keyId)
+            : String(userId),
+    )
     .replace('*id', encodeURIComponent(MODEL))
     .replace('*rest', 'api/queues');
 }
@@ -76,7 +85,16 @@ function formFor(route: Route): Record<string, string> {
   if (p === '/admin/tokens/:id') return { status: 'disabled', max_concurrency: '1' };
   if (p === '/admin/channels/:id/tokens') return { secret: 'attacker-secret', max_concurrency: '1' };
   if (p === '/admin/channels') return { name: 'evil', type: 'openai', base_url: 'http://127.0.0.1:1/v1' };
-  if (p === '/admin/models') return { id: MODEL, display_name: 'x', owned_by: 'x', modality: 'chat', status: 'disabled', channel_id: String(channelId), upstream_model: 'x' };
+  if (p === '/admin/models')
+    return {
+      id: MODEL,
+      display_name: 'x',
+      owned_by: 'x',
+      modality: 'chat',
+      status: 'disabled',
+      channel_id: String(channelId),
+      upstream_model: 'x',
+    };
   return {};
 }
 
@@ -92,7 +110,8 @@ function bodyFor(route: Route): unknown {
   if (p.startsWith('/admin/api/tokens')) return { status: 'disabled' };
   if (p.endsWith('/tokens')) return { secret: 'attacker-secret', max_concurrency: 1 };
   if (p.endsWith('/channels')) return { name: 'evil', type: 'openai', base_url: 'http://127.0.0.1:1/v1' };
-  if (p.startsWith('/admin/api/models')) return { display_name: 'x', owned_by: 'x', modality: 'chat', status: 'disabled', channel_id: channelId, upstream_model: 'x' };
+  if (p.startsWith('/admin/api/models'))
+    return { display_name: 'x', owned_by: 'x', modality: 'chat', status: 'disabled', channel_id: channelId, upstream_model: 'x' };
   if (p.includes('/chat/')) return { model: MODEL, messages: [{ role: 'user', content: 'hi' }] };
   if (p.includes('/embeddings')) return { model: MODEL, input: 'hi' };
   if (p.includes('/images/')) return { model: MODEL, prompt: 'hi' };
@@ -100,17 +119,39 @@ function bodyFor(route: Route): unknown {
 }
 
 /** Sends exactly this request target (no URL normalisation, unlike fetch). */
-function raw(method: string, target: string, headers: Record<string, string>, body?: unknown): Promise<{ status: number; text: string; location?: string }> {
+function raw(
+  method: string,
+  target: string,
+  headers: Record<string, string>,
+  body?: unknown,
+): Promise<{ status: number; text: string; location?: string }> {
   const form = body instanceof URLSearchParams;
   const payload = body === undefined ? undefined : form ? body.toString() : JSON.stringify(body);
   const { port } = new URL(url);
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path: target, headers: { ...headers, ...(payload !== undefined ? { 'content-type': form ? 'application/x-www-form-urlencoded' : 'application/json', 'content-length': String(Buffer.byteLength(payload)) } : {}) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text, location: res.headers.location }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path: target,
+        headers: {
+          ...headers,
+          ...(payload !== undefined
+            ? {
+                'content-type': form ? 'application/x-www-form-urlencoded' : 'application/json',
+                'content-length': String(Buffer.byteLength(payload)),
+              }
+            : {}),
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text, location: res.headers.location }));
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });
@@ -140,13 +181,21 @@ function spellings(path: string): string[] {
   ].filter((s) => s !== path);
 }
 
-type Attempt = { method: string; target: string; headers: Record<string, string>; body?: unknown; label: string; expect?: 'login-redirect' };
+type Attempt = {
+  method: string;
+  target: string;
+  headers: Record<string, string>;
+  body?: unknown;
+  label: string;
+  expect?: 'login-redirect';
+};
 
 /** A browser's Accept header: console pages answer it with pages and redirects instead of JSON. */
 const BROWSER = { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' };
 
 /** Which routes answer anyone (no credential attack applies); console GETs of the `visitor` guard are public pages. */
-const isPublic = (route: Route, method: string) => route.guard === 'public' || (route.guard === 'visitor' && (method === 'GET' || method === 'HEAD'));
+const isPublic = (route: Route, method: string) =>
+  route.guard === 'public' || (route.guard === 'visitor' && (method === 'GET' || method === 'HEAD'));
 
 /** The credential a route really takes: spellings must be 404 even with it. */
 function rightHeaders(route: Route): Record<string, string> {
@@ -171,11 +220,18 @@ function attempts(): Attempt[] {
       ['customer key + NBSP', { authorization: `Bearer \u00a0${customerKey}` }],
       ['basic with wrong password', { authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` }],
       ['method override', { 'x-http-method-override': 'GET', 'x-method-override': 'GET' }],
-      ['forged session cookie', { cookie: 'eastx_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA; eastx_session.sig=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }],
+      [
+        'forged session cookie',
+        {
+          cookie:
+            'eastx_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA; eastx_session.sig=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+        },
+      ],
     ];
     if (route.guard === 'customer') wrongs.push(['admin token on /v1', { authorization: `Bearer ${adminToken}` }]);
     if (route.guard !== 'account' && route.guard !== 'visitor') wrongs.push(['customer console session', { cookie: customerSession }]);
-    if (route.guard === 'customer' || route.guard === 'operator' || route.guard === 'metrics') wrongs.push(['operator console session', { cookie: operatorSession }]);
+    if (route.guard === 'customer' || route.guard === 'operator' || route.guard === 'metrics')
+      wrongs.push(['operator console session', { cookie: operatorSession }]);
     for (const method of methods) {
       const body = method === 'GET' || method === 'HEAD' ? undefined : bodyFor(route);
       if (!isPublic(route, method)) {
@@ -184,7 +240,8 @@ function attempts(): Attempt[] {
           list.push({ method, target: path, headers, body, label: `${label}` });
         }
         // a console post with the right session but no CSRF token is refused too
-        if (isConsole(route) && method === 'POST') list.push({ method, target: path, headers: rightHeaders(route), body, label: 'right session, no CSRF token' });
+        if (isConsole(route) && method === 'POST')
+          list.push({ method, target: path, headers: rightHeaders(route), body, label: 'right session, no CSRF token' });
         // SPEC §6: a page that needs a session answers a browser without one with a redirect to /login, nothing else
         if (route.guard === 'account' || route.guard === 'operator-session' || (route.guard === 'operator-browser' && method === 'GET')) {
           list.push({ method, target: path, headers: BROWSER, body, label: 'browser without a session', expect: 'login-redirect' });
@@ -226,13 +283,15 @@ test('every route × wrong credentials × other spellings: only 401/403/404, not
       const a = batch[j];
       const where = `${a.method} ${a.target} [${a.label}]`;
       if (a.expect === 'login-redirect') {
-        if (answer.status !== 303 || !/^\/login(\?next=|$)/.test(answer.location ?? '')) failures.push(`${where} → ${answer.status} ${answer.location ?? ''}, expected 303 to /login`);
+        if (answer.status !== 303 || !/^\/login(\?next=|$)/.test(answer.location ?? ''))
+          failures.push(`${where} → ${answer.status} ${answer.location ?? ''}, expected 303 to /login`);
         return;
       }
       const spelled = a.label.startsWith('spelling');
       const allowed = spelled ? [404] : [401, 403, 404];
       if (!allowed.includes(answer.status)) failures.push(`${where} → ${answer.status} ${answer.text.slice(0, 120)}`);
-      if (a.method !== 'HEAD' && answer.status >= 400 && !/^\{"error":\{"code":"[a-z_]+"/.test(answer.text)) failures.push(`${where} → not a SPEC error body: ${answer.text.slice(0, 80)}`);
+      if (a.method !== 'HEAD' && answer.status >= 400 && !/^\{"error":\{"code":"[a-z_]+"/.test(answer.text))
+        failures.push(`${where} → not a SPEC error body: ${answer.text.slice(0, 80)}`);
     });
   }
   t.deepEqual(failures, []);
@@ -244,10 +303,18 @@ test('the right credentials on the canonical path still work (the matrix is not 
   t.is((await raw('GET', `/admin/api/users/${userId}`, { authorization: `Bearer ${adminToken}` })).status, 200);
   t.is((await raw('GET', '/v1/models', { authorization: `Bearer ${customerKey}` })).status, 200);
   t.is((await raw('GET', `/v1/models/${encodeURIComponent(MODEL)}`, { authorization: `Bearer ${customerKey}` })).status, 200);
-  t.is((await raw('GET', `/v1/models/${MODEL}`, { authorization: `Bearer ${customerKey}` })).status, 200, 'a raw / inside a model id is canonical too');
+  t.is(
+    (await raw('GET', `/v1/models/${MODEL}`, { authorization: `Bearer ${customerKey}` })).status,
+    200,
+    'a raw / inside a model id is canonical too',
+  );
   t.is((await raw('GET', '/metrics', { authorization: 'Bearer metrics-token-guard' })).status, 200);
   t.is((await raw('GET', '/admin/queues/api/queues', { authorization: `Bearer ${adminToken}` })).status, 200);
-  t.is((await raw('GET', '/v1/models', { authorization: `Bearer  ${customerKey} \t` })).status, 200, 'space and tab around the token are HTTP whitespace');
+  t.is(
+    (await raw('GET', '/v1/models', { authorization: `Bearer  ${customerKey} \t` })).status,
+    200,
+    'space and tab around the token are HTTP whitespace',
+  );
   t.is((await raw('GET', '/v1/models', { authorization: `bearer ${customerKey}` })).status, 200, 'the scheme is case-insensitive');
   t.is((await raw('GET', '/keys', { ...BROWSER, cookie: customerSession })).status, 200, 'a console session opens its pages');
   t.is((await raw('GET', '/admin', { ...BROWSER, cookie: operatorSession })).status, 200);

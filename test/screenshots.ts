@@ -6,9 +6,9 @@
  */
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
 import OpenAI from 'openai';
 import type { Browser, Page } from 'playwright-core';
-import { sql } from 'kysely';
 import { createDb } from '../src/db/index.js';
 import { startMockUpstream } from '../src/mock/upstream.js';
 import { AdminClient } from './helpers/admin.js';
@@ -28,18 +28,73 @@ async function seedCatalog(admin: AdminClient, mockUrl: string) {
   await admin.token(anthropic.id, 'mock-anthropic-token-1', 8, 'anthropic-1');
   const dashscope = await admin.channel('mock-dashscope', 'dashscope', mockUrl);
   await admin.token(dashscope.id, 'mock-dashscope-token-1', 4, 'dashscope-1');
-  await admin.model('claude-sonnet-4-6', { display_name: 'Claude Sonnet 4.6', owned_by: 'anthropic', channel_id: anthropic.id, upstream_model: 'claude-sonnet-4-6', input_price_per_1m: 3, output_price_per_1m: 15, max_output_tokens: 8192 });
-  await admin.model('gpt-4o-mini', { display_name: 'GPT-4o mini', owned_by: 'openai', channel_id: openai.id, upstream_model: 'gpt-4o-mini', input_price_per_1m: 0.15, output_price_per_1m: 0.6, max_output_tokens: 16384 });
-  await admin.model('qwen/qwen-plus', { display_name: 'Qwen Plus', owned_by: 'alibaba', channel_id: dashscope.id, upstream_model: 'qwen-plus', input_price_per_1m: 0.4, output_price_per_1m: 1.2, vision: false });
-  await admin.model('text-embedding-3-small', { display_name: 'Text Embedding 3 Small', owned_by: 'openai', modality: 'embedding', channel_id: openai.id, upstream_model: 'text-embedding-3-small', input_price_per_1m: 0.02, vision: false, tools: false });
-  await admin.model('wanx-v1', { display_name: 'Wanx v1', owned_by: 'alibaba', modality: 'image', channel_id: dashscope.id, upstream_model: 'wanx-v1', price_per_image: 0.02, sizes: ['1024x1024', '720x1280'], vision: false, tools: false });
-  await admin.model('gpt-5.5-preview', { display_name: 'GPT-5.5 preview', owned_by: 'openai', status: 'coming_soon', channel_id: openai.id, upstream_model: 'gpt-5.5-preview', input_price_per_1m: 5, output_price_per_1m: 20 });
+  await admin.model('claude-sonnet-4-6', {
+    display_name: 'Claude Sonnet 4.6',
+    owned_by: 'anthropic',
+    channel_id: anthropic.id,
+    upstream_model: 'claude-sonnet-4-6',
+    input_price_per_1m: 3,
+    output_price_per_1m: 15,
+    max_output_tokens: 8192,
+  });
+  await admin.model('gpt-4o-mini', {
+    display_name: 'GPT-4o mini',
+    owned_by: 'openai',
+    channel_id: openai.id,
+    upstream_model: 'gpt-4o-mini',
+    input_price_per_1m: 0.15,
+    output_price_per_1m: 0.6,
+    max_output_tokens: 16384,
+  });
+  await admin.model('qwen/qwen-plus', {
+    display_name: 'Qwen Plus',
+    owned_by: 'alibaba',
+    channel_id: dashscope.id,
+    upstream_model: 'qwen-plus',
+    input_price_per_1m: 0.4,
+    output_price_per_1m: 1.2,
+    vision: false,
+  });
+  await admin.model('text-embedding-3-small', {
+    display_name: 'Text Embedding 3 Small',
+    owned_by: 'openai',
+    modality: 'embedding',
+    channel_id: openai.id,
+    upstream_model: 'text-embedding-3-small',
+    input_price_per_1m: 0.02,
+    vision: false,
+    tools: false,
+  });
+  await admin.model('wanx-v1', {
+    display_name: 'Wanx v1',
+    owned_by: 'alibaba',
+    modality: 'image',
+    channel_id: dashscope.id,
+    upstream_model: 'wanx-v1',
+    price_per_image: 0.02,
+    sizes: ['1024x1024', '720x1280'],
+    vision: false,
+    tools: false,
+  });
+  await admin.model('gpt-5.5-preview', {
+    display_name: 'GPT-5.5 preview',
+    owned_by: 'openai',
+    status: 'coming_soon',
+    channel_id: openai.id,
+    upstream_model: 'gpt-5.5-preview',
+    input_price_per_1m: 5,
+    output_price_per_1m: 20,
+  });
 }
 
 /** 29 days of charges before today, summed into usage_daily the way the migration does, balance debited. */
 async function seedHistory(databaseUrl: string, userId: number) {
   const db = createDb(databaseUrl, 2);
-  const models = [['claude-sonnet-4-6', 3000n, 15000n], ['gpt-4o-mini', 150n, 600n], ['qwen/qwen-plus', 400n, 1200n]] as const;
+  const models = [
+    ['claude-sonnet-4-6', 3000n, 15000n],
+    ['gpt-4o-mini', 150n, 600n],
+    ['qwen/qwen-plus', 400n, 1200n],
+  ] as const;
   let total = 0n;
   const rows = [];
   for (let day = 29; day >= 1; day--) {
@@ -50,12 +105,27 @@ async function seedHistory(databaseUrl: string, userId: number) {
         const completion = 150 + ((day * 17 + i) % 500);
         const cost = (BigInt(prompt) * inMicro * 1000n + BigInt(completion) * outMicro * 1000n + 999n) / 1000n;
         total += cost;
-        rows.push({ user_id: userId, kind: 'charge' as const, model, prompt_tokens: prompt, completion_tokens: completion, images: 0, amount_nano: -cost, estimated: 0, note: null, created_at: new Date(Date.now() - day * 86_400_000) });
+        rows.push({
+          user_id: userId,
+          kind: 'charge' as const,
+          model,
+          prompt_tokens: prompt,
+          completion_tokens: completion,
+          images: 0,
+          amount_nano: -cost,
+          estimated: 0,
+          note: null,
+          created_at: new Date(Date.now() - day * 86_400_000),
+        });
       }
     }
   }
   await db.insertInto('ledger').values(rows).execute();
-  await db.updateTable('users').set({ balance_nano: sql`balance_nano - ${total}` }).where('id', '=', userId).execute();
+  await db
+    .updateTable('users')
+    .set({ balance_nano: sql`balance_nano - ${total}` })
+    .where('id', '=', userId)
+    .execute();
   await sql`DELETE FROM usage_daily WHERE user_id = ${userId}`.execute(db);
   await sql`INSERT INTO usage_daily (user_id, day, model, requests, prompt_tokens, completion_tokens, images, spent_nano)
     SELECT user_id, DATE(created_at), model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(images), -SUM(amount_nano)
@@ -100,7 +170,8 @@ async function main() {
     await customer.screenshot({ path: `${OUT}keys-new-key.png`, fullPage: true });
     console.log('  docs/screenshots/keys-new-key.png');
     const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: key, maxRetries: 0 });
-    for (const model of ['claude-sonnet-4-6', 'gpt-4o-mini', 'gpt-4o-mini']) await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'Hello!' }] });
+    for (const model of ['claude-sonnet-4-6', 'gpt-4o-mini', 'gpt-4o-mini'])
+      await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'Hello!' }] });
     await shoot(customer, `${base}/keys`, 'keys');
     const revokeHref = await customer.locator('a.danger').first().getAttribute('href');
     await shoot(customer, `${base}${revokeHref}`, 'key-revoke');

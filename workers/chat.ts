@@ -1,11 +1,11 @@
 import type { Job } from 'bullmq';
 import { countTextTokens, estimateChatPromptTokens } from '../src/billing/estimate.js';
-import { usdNumber, type Usage } from '../src/billing/money.js';
+import { type Usage, usdNumber } from '../src/billing/money.js';
 import type { ChatJobData } from '../src/queue/jobs.js';
 import type { RelayPublisher } from '../src/queue/worker-relay.js';
 import type { ChatChunk, TokenUsage } from '../src/upstream/providers/types.js';
 import type { WorkerContext } from './context.js';
-import { charge, runJob, type JobSummary } from './job-kit.js';
+import { charge, type JobSummary, runJob } from './job-kit.js';
 import { withUpstream } from './upstream-call.js';
 
 const fromTokenUsage = (usage: TokenUsage): Usage => ({
@@ -27,7 +27,9 @@ function estimatedUsage(job: ChatJobData, producedText: string): Usage {
 function producedTextOf(chunk: ChatChunk): string {
   let text = '';
   for (const choice of chunk.choices ?? []) {
-    const delta = choice.delta as { content?: string | null; tool_calls?: Array<{ function?: { name?: string; arguments?: string } }> } | undefined;
+    const delta = choice.delta as
+      | { content?: string | null; tool_calls?: Array<{ function?: { name?: string; arguments?: string } }> }
+      | undefined;
     text += delta?.content ?? '';
     for (const call of delta?.tool_calls ?? []) text += (call.function?.name ?? '') + (call.function?.arguments ?? '');
   }
@@ -41,19 +43,18 @@ async function completeChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPu
   const cost = await charge(ctx, job, usage, estimated);
   response.model = job.model;
   response.usage = {
-    ...(response.usage ?? { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.promptTokens + usage.completionTokens }),
+    ...(response.usage ?? {
+      prompt_tokens: usage.promptTokens,
+      completion_tokens: usage.completionTokens,
+      total_tokens: usage.promptTokens + usage.completionTokens,
+    }),
     cost: usdNumber(cost),
   };
   await relay.send({ t: 'done', costNano: cost.toString(), result: response });
   return { status: 'ok', promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, costNano: cost.toString(), estimated };
 }
 
-async function streamChat(
-  ctx: WorkerContext,
-  job: ChatJobData,
-  relay: RelayPublisher,
-  signal: AbortSignal,
-): Promise<JobSummary> {
+async function streamChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPublisher, signal: AbortSignal): Promise<JobSummary> {
   let sent = 0;
   let produced = '';
   let upstreamUsage: TokenUsage | undefined;
@@ -72,9 +73,15 @@ async function streamChat(
   };
 
   try {
-    await withUpstream(ctx, job, signal, async (adapter, call) => {
-      for await (const chunk of adapter.chatStream({ ...job.body, model: call.upstreamModel }, call)) await forward(chunk);
-    }, () => sent === 0);
+    await withUpstream(
+      ctx,
+      job,
+      signal,
+      async (adapter, call) => {
+        for await (const chunk of adapter.chatStream({ ...job.body, model: call.upstreamModel }, call)) await forward(chunk);
+      },
+      () => sent === 0,
+    );
   } catch (err) {
     if (sent > 0) await charge(ctx, job, estimatedUsage(job, produced), true);
     throw err;
@@ -90,7 +97,11 @@ async function streamChat(
     model: job.model,
     choices: [],
     usage: {
-      ...(upstreamUsage ?? { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.promptTokens + usage.completionTokens }),
+      ...(upstreamUsage ?? {
+        prompt_tokens: usage.promptTokens,
+        completion_tokens: usage.completionTokens,
+        total_tokens: usage.promptTokens + usage.completionTokens,
+      }),
       cost: usdNumber(cost),
     },
   };
@@ -99,11 +110,7 @@ async function streamChat(
 }
 
 /** One chat job: lease → adapter → relay → settle. */
-export function processChat(
-  ctx: WorkerContext,
-  bullJob: Job<ChatJobData>,
-  signal: AbortSignal,
-): Promise<JobSummary> {
+export function processChat(ctx: WorkerContext, bullJob: Job<ChatJobData>, signal: AbortSignal): Promise<JobSummary> {
   const job = bullJob.data;
   return runJob(ctx, job, signal, (relay) => (job.stream ? streamChat(ctx, job, relay, signal) : completeChat(ctx, job, relay, signal)));
 }

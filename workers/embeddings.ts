@@ -5,7 +5,7 @@ import { ApiError } from '../src/http/errors.js';
 import type { EmbeddingsJobData } from '../src/queue/jobs.js';
 import { UpstreamError } from '../src/upstream/errors.js';
 import type { WorkerContext } from './context.js';
-import { charge, runJob, type JobSummary } from './job-kit.js';
+import { charge, type JobSummary, runJob } from './job-kit.js';
 import { withUpstream } from './upstream-call.js';
 
 /** An embedding as the upstream sent it (floats, or base64 little-endian float32 from a provider that ignores the ask) → floats. */
@@ -28,7 +28,10 @@ function float32Base64(vector: number[]): string {
 /** Input tokens counted by the gateway when the upstream reported no usage (the ledger row is marked estimated). */
 function countInputTokens(input: unknown): number {
   const items = Array.isArray(input) && !input.every((x) => typeof x === 'number') ? input : [input];
-  return items.reduce<number>((sum, item) => sum + (typeof item === 'string' ? countTextTokens(item) : Array.isArray(item) ? item.length : 0), 0);
+  return items.reduce<number>(
+    (sum, item) => sum + (typeof item === 'string' ? countTextTokens(item) : Array.isArray(item) ? item.length : 0),
+    0,
+  );
 }
 
 /** One embeddings job: lease → adapter (floats) → settle on input tokens → the client's encoding. */
@@ -39,7 +42,8 @@ export function processEmbeddings(ctx: WorkerContext, bullJob: Job<EmbeddingsJob
       if (!adapter.embeddings) throw new ApiError('upstream_unavailable', "this model's upstream channel does not serve embeddings");
       return adapter.embeddings({ ...job.body, model: call.upstreamModel }, call);
     });
-    if (!Array.isArray(response?.data)) throw new UpstreamError('protocol', 'the upstream answered without embeddings', { status: 200 }).toApiError();
+    if (!Array.isArray(response?.data))
+      throw new UpstreamError('protocol', 'the upstream answered without embeddings', { status: 200 }).toApiError();
     const data = response.data.map((item, i) => {
       const vector = toFloats(item.embedding);
       return { object: 'embedding', index: item.index ?? i, embedding: job.encodingFormat === 'base64' ? float32Base64(vector) : vector };

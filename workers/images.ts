@@ -3,7 +3,7 @@ import { usdNumber } from '../src/billing/money.js';
 import { ApiError } from '../src/http/errors.js';
 import type { ImagesJobData } from '../src/queue/jobs.js';
 import type { WorkerContext } from './context.js';
-import { charge, runJob, type JobSummary } from './job-kit.js';
+import { charge, type JobSummary, runJob } from './job-kit.js';
 import { withUpstream } from './upstream-call.js';
 
 /**

@@ -50,7 +50,8 @@ export async function charge(ctx: WorkerContext, job: JobBase, usage: Usage, est
     log.error({ requestId: job.requestId, err: { message: (err as Error).message } }, 'settlement failed');
     throw new SettlementFailed();
   });
-  if (!outcome.applied) throw new ApiError('internal_error', 'this request was already ended by the gateway; nothing was charged; please retry');
+  if (!outcome.applied)
+    throw new ApiError('internal_error', 'this request was already ended by the gateway; nothing was charged; please retry');
   return outcome.costNano;
 }
 

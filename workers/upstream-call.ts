@@ -35,7 +35,12 @@ async function disableToken(ctx: WorkerContext, token: UpstreamToken, err: Upstr
  * or disabled (Retry-After = until the first cooling one is back), else the last upstream error.
  * `coolingHintMs` is what the lease script saw.
  */
-async function exhausted(ctx: WorkerContext, channelId: number, lastError: UpstreamError | undefined, coolingHintMs?: number): Promise<ApiError> {
+async function exhausted(
+  ctx: WorkerContext,
+  channelId: number,
+  lastError: UpstreamError | undefined,
+  coolingHintMs?: number,
+): Promise<ApiError> {
   if (lastError && outcomeOf(lastError) === 'fail') return lastError.toApiError();
   const tokens = (await ctx.catalog.latest()).tokensByChannel.get(channelId) ?? [];
   const { usable, retryAfterMs } = await ctx.pool.availability(tokens);
@@ -87,7 +92,10 @@ export async function withUpstream<T>(
       const safe = new UpstreamError(err.failure, scrub(err.message, secret), err.details);
       await lease.release(outcomeOf(safe), safe.details.retryAfterMs);
       if (safe.credentialsRejected) await disableToken(ctx, lease.token, safe);
-      log.info({ requestId: job.requestId, tokenId: lease.token.id, failure: safe.failure, upstreamStatus: safe.status }, 'upstream call failed');
+      log.info(
+        { requestId: job.requestId, tokenId: lease.token.id, failure: safe.failure, upstreamStatus: safe.status },
+        'upstream call failed',
+      );
       if (!safe.retryable || !mayRetry() || signal.aborted) throw safe.toApiError();
       // a rejected credential says nothing about the upstream itself: report another token's error if there is one
       if (!lastError || !safe.credentialsRejected) lastError = safe;

@@ -1,10 +1,10 @@
-import { Worker, type Job } from 'bullmq';
+import { type Job, Worker } from 'bullmq';
 import { HoldSweeper } from '../src/billing/sweeper.js';
 import { config } from '../src/config.js';
 import { log } from '../src/log.js';
 import { abortJob } from '../src/queue/abort.js';
 import { wasCancelled } from '../src/queue/cancel.js';
-import { channelQueueName, msUntilDeadline, type JobData, type JobKind } from '../src/queue/jobs.js';
+import { channelQueueName, type JobData, type JobKind, msUntilDeadline } from '../src/queue/jobs.js';
 import { ChannelQueues } from '../src/queue/queues.js';
 import { ListenerWatch } from '../src/queue/worker-relay.js';
 import { connect, disconnect, runProcess, stopOnSignal } from '../src/runtime.js';
@@ -91,7 +91,9 @@ runProcess('worker', async () => {
       worker.on('failed', (job, err) => {
         if (!job || !STALLED_TOO_OFTEN.test(err.message)) return;
         log.warn({ requestId: job.data.requestId, jobId: job.id }, 'job failed: its workers died twice');
-        void abandon(ctx, job.data, interrupted()).catch((e) => log.error({ err: { message: (e as Error).message } }, 'could not answer a failed job'));
+        void abandon(ctx, job.data, interrupted()).catch((e) =>
+          log.error({ err: { message: (e as Error).message } }, 'could not answer a failed job'),
+        );
       });
       workers.set(channelId, worker);
       log.info({ channelId }, 'worker listening on channel queue');

@@ -1,4 +1,4 @@
-import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { randomBytes, type ScryptOptions, scrypt, timingSafeEqual } from 'node:crypto';
 
 /**
  * Console passwords: scrypt with a random 16-byte salt. Stored as `scrypt$<N>$<r>$<p>$<salt>$<hash>`

@@ -3,7 +3,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { KoaAdapter } from '@bull-board/koa';
 import type { Middleware } from 'koa';
 import type { Route } from '../http/router.js';
-import { principal, type AppContext } from '../http/state.js';
+import { type AppContext, principal } from '../http/state.js';
 import type { WebServices } from '../services.js';
 
 export const BOARD_PATH = '/admin/queues';
@@ -27,7 +27,8 @@ function boardFor(svc: WebServices): Middleware {
 const boards = new WeakMap<WebServices, Middleware>();
 
 /** The board's own page needs inline styles (its loading screen, React); scripts stay 'self' only. */
-const BOARD_CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
+const BOARD_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
 
 async function serveBoard(ctx: AppContext, next: () => Promise<unknown>): Promise<void> {
   if (ctx.state.principal?.kind !== 'operator-session') principal(ctx, 'operator');

@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import { describeIssue, parseBody } from '../http/body.js';
 import { badRequest } from '../http/errors.js';
 import type { Route } from '../http/router.js';
-import { principal, type AppContext } from '../http/state.js';
+import { type AppContext, principal } from '../http/state.js';
 import * as ops from './operations/index.js';
 import * as schemas from './schemas.js';
 
@@ -55,7 +55,9 @@ export const adminRoutes: Route[] = [
   }),
 
   admin('GET', '/models', async (ctx) => send(ctx, { data: await ops.listModels(ctx.services) })),
-  admin('PUT', '/models/*id', async (ctx) => send(ctx, await ops.putModel(ctx.services, modelIdParam(ctx), await body(ctx, schemas.modelBody)))),
+  admin('PUT', '/models/*id', async (ctx) =>
+    send(ctx, await ops.putModel(ctx.services, modelIdParam(ctx), await body(ctx, schemas.modelBody))),
+  ),
 
   admin('GET', '/users', async (ctx) => send(ctx, await ops.listUsers(ctx.services, query(ctx, schemas.usersQuery)))),
   admin('POST', '/users', async (ctx) => send(ctx, await ops.createUser(ctx.services, await body(ctx, schemas.userBody)), 201)),
@@ -81,6 +83,8 @@ export const adminRoutes: Route[] = [
   }),
   admin('DELETE', '/keys/:id', async (ctx) => send(ctx, await ops.revokeKey(ctx.services, id(ctx, 'key')))),
 
-  admin('POST', '/redemption-codes', async (ctx) => send(ctx, await ops.createRedemptionCodes(ctx.services, await body(ctx, schemas.codesBody)), 201)),
+  admin('POST', '/redemption-codes', async (ctx) =>
+    send(ctx, await ops.createRedemptionCodes(ctx.services, await body(ctx, schemas.codesBody)), 201),
+  ),
   admin('GET', '/usage', async (ctx) => send(ctx, await ops.listUsage(ctx.services, query(ctx, schemas.usageQuery)))),
 ];

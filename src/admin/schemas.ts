@@ -34,24 +34,22 @@ const BOUND_OK: Record<Bound, (units: bigint) => boolean> = {
 /** A USD amount with at most `scale` decimals → bigint units of 10^-scale USD. */
 function decimal(scale: number, bound: Bound, maxUsd: bigint) {
   const max = maxUsd * 10n ** BigInt(scale);
-  return z
-    .union([z.number(), z.string()], { error: required('a number or a decimal string') })
-    .transform((value, ctx) => {
-      const units = parseDecimal(value, scale);
-      if (units === undefined) {
-        ctx.addIssue({ code: 'custom', message: `must be a decimal number with at most ${scale} decimals` });
-        return z.NEVER;
-      }
-      if (!BOUND_OK[bound](units)) {
-        ctx.addIssue({ code: 'custom', message: `must be ${bound === 'non-zero' ? 'non-zero' : bound}` });
-        return z.NEVER;
-      }
-      if (units > max || units < -max) {
-        ctx.addIssue({ code: 'custom', message: `must be at most ${maxUsd} USD` });
-        return z.NEVER;
-      }
-      return units;
-    });
+  return z.union([z.number(), z.string()], { error: required('a number or a decimal string') }).transform((value, ctx) => {
+    const units = parseDecimal(value, scale);
+    if (units === undefined) {
+      ctx.addIssue({ code: 'custom', message: `must be a decimal number with at most ${scale} decimals` });
+      return z.NEVER;
+    }
+    if (!BOUND_OK[bound](units)) {
+      ctx.addIssue({ code: 'custom', message: `must be ${bound === 'non-zero' ? 'non-zero' : bound}` });
+      return z.NEVER;
+    }
+    if (units > max || units < -max) {
+      ctx.addIssue({ code: 'custom', message: `must be at most ${maxUsd} USD` });
+      return z.NEVER;
+    }
+    return units;
+  });
 }
 
 /** USD → nano-USD. */
@@ -71,10 +69,23 @@ export const isoDate = z
   })
   .transform((s) => new Date(s.trim()));
 
-const text = (max: number) => z.string({ error: required('a string') }).trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
-const optionalText = (max: number) => z.string({ error: required('a string') }).trim().max(max, `must be at most ${max} characters`);
+const text = (max: number) =>
+  z
+    .string({ error: required('a string') })
+    .trim()
+    .min(1, 'must not be empty')
+    .max(max, `must be at most ${max} characters`);
+const optionalText = (max: number) =>
+  z
+    .string({ error: required('a string') })
+    .trim()
+    .max(max, `must be at most ${max} characters`);
 const int = (min: number, max: number) =>
-  z.number({ error: required('an integer') }).int('must be an integer').min(min, `must be at least ${min}`).max(max, `must be at most ${max}`);
+  z
+    .number({ error: required('an integer') })
+    .int('must be an integer')
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
 const bool = z.boolean({ error: required('true or false') });
 const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
   z.enum(values, { error: (issue) => (issue.input === undefined ? 'is required' : `must be one of ${values.join(', ')}`) });
@@ -104,7 +115,11 @@ export const channelBody = body({
 });
 
 export const tokenBody = body({
-  secret: z.string({ error: required('a string') }).trim().min(1, 'must not be empty').max(4000, 'is too long'),
+  secret: z
+    .string({ error: required('a string') })
+    .trim()
+    .min(1, 'must not be empty')
+    .max(4000, 'is too long'),
   max_concurrency: int(1, 10_000).default(4),
   name: optionalText(100).default(''),
 });
@@ -145,12 +160,11 @@ export const modelBody = body({
     .max(50, 'must list at most 50 sizes')
     .refine((sizes) => new Set(sizes).size === sizes.length, 'must not repeat a size')
     .default([DEFAULT_SIZE]),
-  })
-  .superRefine((model, ctx) => {
+}).superRefine((model, ctx) => {
   if (model.modality === 'image' && !model.sizes.includes(DEFAULT_SIZE)) {
     ctx.addIssue({ code: 'custom', path: ['sizes'], message: `must include "${DEFAULT_SIZE}" (every image model serves it)` });
   }
-  });
+});
 
 // ---- users, credit, keys, codes
 
@@ -161,12 +175,21 @@ export const userBody = body({
     .toLowerCase()
     .max(254, 'must be at most 254 characters')
     .pipe(z.email({ error: 'must be an email address' })),
-  password: z.string({ error: required('a string') }).min(8, 'must be at least 8 characters').max(200, 'must be at most 200 characters').optional(),
+  password: z
+    .string({ error: required('a string') })
+    .min(8, 'must be at least 8 characters')
+    .max(200, 'must be at most 200 characters')
+    .optional(),
   is_admin: bool.default(false),
 });
 
 /** The email of a user search (exact, as stored: trimmed, lower case). */
-export const emailParam = z.string({ error: 'must be given once' }).trim().toLowerCase().min(1, 'must not be empty').max(254, 'must be at most 254 characters');
+export const emailParam = z
+  .string({ error: 'must be given once' })
+  .trim()
+  .toLowerCase()
+  .min(1, 'must not be empty')
+  .max(254, 'must be at most 254 characters');
 
 export const creditBody = body({
   amount_usd: usdAmount('positive'),

@@ -1,16 +1,16 @@
 import type { z } from 'zod';
-import { reserve, type Reservation, type WorstCase } from '../billing/reserve.js';
+import { type Reservation, reserve, type WorstCase } from '../billing/reserve.js';
 import { voidNowOrLater } from '../billing/unbillable.js';
 import type { Channel, Model } from '../catalog/catalog.js';
 import type { Modality } from '../db/schema.js';
 import { parseBody } from '../http/body.js';
 import { ApiError, badRequest } from '../http/errors.js';
-import { customerKey, principal, type AppContext, type AppMiddleware } from '../http/state.js';
+import { type AppContext, type AppMiddleware, customerKey, principal } from '../http/state.js';
 import { formatResetDuration } from '../limits/rpm.js';
 import { log } from '../log.js';
 import { deadlineFor, encodePrices, type JobBase, type JobData, type JobKind } from '../queue/jobs.js';
 import type { RelayStream } from '../queue/web-relay.js';
-import { unservable, type Demand } from '../upstream/providers/registry.js';
+import { type Demand, unservable } from '../upstream/providers/registry.js';
 
 /**
  * Admission (SPEC §2 check order): auth (the route's guard) → body → model → RPM → hold. Each step is a
@@ -59,7 +59,8 @@ export async function findModel(ctx: AppContext, id: string): Promise<{ model: M
   const catalog = await ctx.services.catalog.at(principal(ctx, 'customer').catalogVersion);
   const model = catalog.models.get(id);
   const channel = model && catalog.channels.get(model.channelId);
-  if (!model || model.status !== 'active' || !channel) throw new ApiError('model_not_found', `model ${JSON.stringify(id)} does not exist or is not available`, { param: 'model' });
+  if (model?.status !== 'active' || !channel)
+    throw new ApiError('model_not_found', `model ${JSON.stringify(id)} does not exist or is not available`, { param: 'model' });
   return { model, channel };
 }
 
@@ -68,7 +69,11 @@ function modelStep<B extends { model: string }>(door: FrontDoor<B>): AppMiddlewa
     const body = ctx.state.body as B;
     const { model, channel } = await findModel(ctx, body.model);
     if (model.modality !== door.modality) {
-      throw new ApiError('wrong_endpoint', `model ${model.id} is a ${model.modality} model; ${door.endpoint} takes ${door.modality} models`, { param: 'model' });
+      throw new ApiError(
+        'wrong_endpoint',
+        `model ${model.id} is a ${model.modality} model; ${door.endpoint} takes ${door.modality} models`,
+        { param: 'model' },
+      );
     }
     const problem = unservable(channel, door.demand(body, model));
     if (problem) throw badRequest(`${problem[0]}: ${problem[1]}`, problem[0]);
@@ -98,7 +103,13 @@ function holdStep<B extends { model: string }>(door: FrontDoor<B>): AppMiddlewar
     const model = ctx.state.model!;
     const key = customerKey(ctx);
     const owner = { requestId: ctx.state.requestId, userId: key.userId, keyId: key.id, channelId: model.channelId };
-    ctx.state.reservation = await reserve(ctx.services.db, owner, model.prices, model.maxOutputTokens, door.worstCase(ctx.state.body as B, model));
+    ctx.state.reservation = await reserve(
+      ctx.services.db,
+      owner,
+      model.prices,
+      model.maxOutputTokens,
+      door.worstCase(ctx.state.body as B, model),
+    );
     await next();
   };
 }

@@ -3,7 +3,7 @@ import { estimateChatPromptTokens } from '../billing/estimate.js';
 import { badRequest } from '../http/errors.js';
 import type { AppContext } from '../http/state.js';
 import type { ChatJobData } from '../queue/jobs.js';
-import { admitted, enqueue, jobBase, type FrontDoor } from './admission.js';
+import { admitted, enqueue, type FrontDoor, jobBase } from './admission.js';
 import { respondWithResult, respondWithStream } from './relay-response.js';
 
 const contentPart = z.looseObject({ type: z.string() });

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { estimateEmbeddingTokens } from '../billing/estimate.js';
 import { badRequest } from '../http/errors.js';
-import type { EmbeddingsJobData } from '../queue/jobs.js';
 import type { AppContext } from '../http/state.js';
-import { admitted, enqueue, jobBase, type FrontDoor } from './admission.js';
+import type { EmbeddingsJobData } from '../queue/jobs.js';
+import { admitted, enqueue, type FrontDoor, jobBase } from './admission.js';
 import { respondWithResult } from './relay-response.js';
 
 /** OpenAI's limit on the items of one embeddings request (and on the length of a token array). */
@@ -33,7 +33,8 @@ function checkInput(input: unknown): void {
   }
   if (!Array.isArray(input)) throw badRequest(shape);
   if (input.length === 0) throw badRequest('input: must not be an empty array');
-  if (input.length > MAX_EMBEDDING_INPUTS) throw badRequest(`input: at most ${MAX_EMBEDDING_INPUTS} items per request (got ${input.length})`);
+  if (input.length > MAX_EMBEDDING_INPUTS)
+    throw badRequest(`input: at most ${MAX_EMBEDDING_INPUTS} items per request (got ${input.length})`);
   if (isTokenArray(input)) return;
   input.forEach((item, i) => {
     if (typeof item === 'string') {

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { badRequest } from '../http/errors.js';
-import type { ImagesJobData } from '../queue/jobs.js';
 import type { AppContext } from '../http/state.js';
-import { admitted, enqueue, jobBase, type FrontDoor } from './admission.js';
+import type { ImagesJobData } from '../queue/jobs.js';
+import { admitted, enqueue, type FrontDoor, jobBase } from './admission.js';
 import { respondWithResult } from './relay-response.js';
 
 /** Every image model serves this size (the admin API enforces it); OpenAI's `auto` means it too. */
@@ -13,7 +13,10 @@ const imagesRequestSchema = z.looseObject({
   model: z.string().min(1),
   prompt: z.string().refine((p) => p.trim() !== '', 'must not be empty'),
   n: z.number().int('must be an integer from 1 to 4').min(1, 'must be from 1 to 4').max(4, 'must be from 1 to 4').nullish(),
-  size: z.string().regex(/^(auto|[1-9]\d*x[1-9]\d*)$/, 'must be WIDTHxHEIGHT, e.g. 1024x1024').nullish(),
+  size: z
+    .string()
+    .regex(/^(auto|[1-9]\d*x[1-9]\d*)$/, 'must be WIDTHxHEIGHT, e.g. 1024x1024')
+    .nullish(),
   response_format: z
     .string()
     .refine((f) => f === 'url', 'only "url" is supported: images come back as URLs (b64_json is not available for these models)')
@@ -31,7 +34,8 @@ export const imagesDoor: FrontDoor<ImagesRequest> = {
   modality: 'image',
   schema: imagesRequestSchema,
   demand(body, model) {
-    if (!model.sizes.includes(sizeOf(body))) throw badRequest(`size: model ${model.id} serves ${model.sizes.join(', ')}; got ${sizeOf(body)}`);
+    if (!model.sizes.includes(sizeOf(body)))
+      throw badRequest(`size: model ${model.id} serves ${model.sizes.join(', ')}; got ${sizeOf(body)}`);
     return { kind: 'images' };
   },
   worstCase: (body) => ({ promptTokens: 0, requestedOutput: 0, images: body.n ?? 1 }),

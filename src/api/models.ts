@@ -1,6 +1,6 @@
 import { pricePerMillionUsd, usdNumber } from '../billing/money.js';
 import type { Model } from '../catalog/catalog.js';
-import { principal, type AppContext, type AppMiddleware } from '../http/state.js';
+import { type AppContext, type AppMiddleware, principal } from '../http/state.js';
 import { findModel } from './admission.js';
 
 /** OpenAI's model object plus eastx's display name, prices (USD JSON numbers) and modality. */
@@ -15,7 +15,8 @@ export function modelEntry(model: Model): Record<string, unknown> {
     input_price_per_1m: pricePerMillionUsd(model.prices.inputMicro),
     output_price_per_1m: pricePerMillionUsd(model.prices.outputMicro),
   };
-  if (model.modality === 'chat') Object.assign(entry, { vision: model.vision, tools: model.tools, max_output_tokens: model.maxOutputTokens });
+  if (model.modality === 'chat')
+    Object.assign(entry, { vision: model.vision, tools: model.tools, max_output_tokens: model.maxOutputTokens });
   if (model.modality === 'image') Object.assign(entry, { price_per_image: usdNumber(model.prices.imageNano), sizes: model.sizes });
   return entry;
 }

@@ -3,7 +3,7 @@ import { unbillableUnlessAnswered } from '../billing/unbillable.js';
 import { ApiError } from '../http/errors.js';
 import { SseWriter } from '../http/sse.js';
 import type { AppContext } from '../http/state.js';
-import { FrameSequence, type DoneFrame, type RelayFrame } from '../queue/frames.js';
+import { type DoneFrame, FrameSequence, type RelayFrame } from '../queue/frames.js';
 import { ANSWER_GRACE_MS, type JobBase } from '../queue/jobs.js';
 import type { RelayStream } from '../queue/web-relay.js';
 

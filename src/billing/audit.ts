@@ -16,16 +16,20 @@ type Row = Record<string, string | number | null>;
  * open holds, spent = sum of the key's charges, and nothing overdrawn. Read-only.
  */
 export async function auditLedger(db: Db): Promise<{ accounts: number; keys: number; findings: AuditFinding[] }> {
-  const users = (await sql<Row>`
+  const users = (
+    await sql<Row>`
     SELECT u.id, u.balance_nano, u.held_nano,
       (SELECT COALESCE(SUM(l.amount_nano), 0) FROM ledger l WHERE l.user_id = u.id) AS ledger_sum,
       (SELECT COALESCE(SUM(h.amount_nano), 0) FROM holds h WHERE h.user_id = u.id) AS holds_sum
-    FROM users u`.execute(db)).rows;
-  const keys = (await sql<Row>`
+    FROM users u`.execute(db)
+  ).rows;
+  const keys = (
+    await sql<Row>`
     SELECT k.id, k.spent_nano, k.held_nano, k.cap_nano,
       (SELECT COALESCE(-SUM(l.amount_nano), 0) FROM ledger l WHERE l.key_id = k.id AND l.kind = 'charge') AS charged,
       (SELECT COALESCE(SUM(h.amount_nano), 0) FROM holds h WHERE h.key_id = k.id) AS holds_sum
-    FROM api_keys k`.execute(db)).rows;
+    FROM api_keys k`.execute(db)
+  ).rows;
 
   const findings: AuditFinding[] = [];
   const expect = (account: string, check: string, expected: unknown, actual: unknown) => {
@@ -37,14 +41,20 @@ export async function auditLedger(db: Db): Promise<{ accounts: number; keys: num
     const account = `user ${u.id}`;
     expect(account, 'balance = sum of ledger', u.ledger_sum, u.balance_nano);
     expect(account, 'held = sum of open holds', u.holds_sum, u.held_nano);
-    if (BigInt(String(u.balance_nano)) < 0n) findings.push({ account, check: 'balance ≥ 0', expected: '≥ 0', actual: formatUsd(BigInt(String(u.balance_nano))) });
+    if (BigInt(String(u.balance_nano)) < 0n)
+      findings.push({ account, check: 'balance ≥ 0', expected: '≥ 0', actual: formatUsd(BigInt(String(u.balance_nano))) });
   }
   for (const k of keys) {
     const account = `key ${k.id}`;
     expect(account, 'spent = sum of charges', k.charged, k.spent_nano);
     expect(account, 'held = sum of open holds', k.holds_sum, k.held_nano);
     if (k.cap_nano !== null && BigInt(String(k.spent_nano)) > BigInt(String(k.cap_nano))) {
-      findings.push({ account, check: 'spent ≤ cap', expected: `≤ ${formatUsd(BigInt(String(k.cap_nano)))}`, actual: formatUsd(BigInt(String(k.spent_nano))) });
+      findings.push({
+        account,
+        check: 'spent ≤ cap',
+        expected: `≤ ${formatUsd(BigInt(String(k.cap_nano)))}`,
+        actual: formatUsd(BigInt(String(k.spent_nano))),
+      });
     }
   }
   return { accounts: users.length, keys: keys.length, findings };

@@ -21,13 +21,18 @@ function generateCode(): string {
 function codeHash(code: string): string | undefined {
   const match = CODE_PATTERN.exec(code.toUpperCase().replace(/[\s-]/g, ''));
   if (!match) return undefined;
-  return createHash('sha256').update(`EASTX-${match[1].match(/.{4}/g)!.join('-')}`).digest('hex');
+  return createHash('sha256')
+    .update(`EASTX-${match[1].match(/.{4}/g)!.join('-')}`)
+    .digest('hex');
 }
 
 /** Creates `count` single-use codes worth `amountNano` each; the codes are shown once (only hashes are stored). */
 export async function createRedemptionCodes(db: Db, amountNano: bigint, count: number): Promise<string[]> {
   const codes = Array.from({ length: count }, generateCode);
-  await db.insertInto('redemption_codes').values(codes.map((code) => ({ code_hash: codeHash(code)!, amount_nano: amountNano }))).execute();
+  await db
+    .insertInto('redemption_codes')
+    .values(codes.map((code) => ({ code_hash: codeHash(code)!, amount_nano: amountNano })))
+    .execute();
   return codes;
 }
 

@@ -23,24 +23,43 @@ const BATCH_CHARS = 2_048;
 const CLOCK_EVERY = 0x10000;
 
 // Character classes for the boundary scan: UTF-16 code units, so the table covers the BMP; surrogates are unknown.
-const LETTER = 0, MARK = 1, DIGIT = 2, NEWLINE = 3, SPACE = 4, APOSTROPHE = 5, SLASH = 6, OTHER = 7, SURROGATE = 8;
+const LETTER = 0,
+  MARK = 1,
+  DIGIT = 2,
+  NEWLINE = 3,
+  SPACE = 4,
+  APOSTROPHE = 5,
+  SLASH = 6,
+  OTHER = 7,
+  SURROGATE = 8;
 const CLASSES = 9;
 
 function classTable(): Uint8Array {
   const table = new Uint8Array(0x10000);
-  const letter = /\p{L}/u, mark = /\p{M}/u, digit = /\p{N}/u, space = /\s/;
+  const letter = /\p{L}/u,
+    mark = /\p{M}/u,
+    digit = /\p{N}/u,
+    space = /\s/;
   for (let code = 0; code < 0x10000; code++) {
     const ch = String.fromCharCode(code);
     table[code] =
-      code >= 0xd800 && code <= 0xdfff ? SURROGATE
-      : code === 10 || code === 13 ? NEWLINE
-      : letter.test(ch) ? LETTER
-      : mark.test(ch) ? MARK
-      : digit.test(ch) ? DIGIT
-      : space.test(ch) ? SPACE
-      : code === 39 ? APOSTROPHE
-      : code === 47 ? SLASH
-      : OTHER;
+      code >= 0xd800 && code <= 0xdfff
+        ? SURROGATE
+        : code === 10 || code === 13
+          ? NEWLINE
+          : letter.test(ch)
+            ? LETTER
+            : mark.test(ch)
+              ? MARK
+              : digit.test(ch)
+                ? DIGIT
+                : space.test(ch)
+                  ? SPACE
+                  : code === 39
+                    ? APOSTROPHE
+                    : code === 47
+                      ? SLASH
+                      : OTHER;
   }
   return table;
 }
@@ -74,7 +93,8 @@ const BOUNDARY = boundaryTable();
 /** Strings that look like special tokens (`<|endoftext|>`) are plain text in a prompt, as upstreams treat them. */
 const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
 
-const bytesOf = (text: string, from = 0, to = text.length) => Buffer.byteLength(from === 0 && to === text.length ? text : text.slice(from, to));
+const bytesOf = (text: string, from = 0, to = text.length) =>
+  Buffer.byteLength(from === 0 && to === text.length ? text : text.slice(from, to));
 
 /**
  * Counts prompt tokens for one request in time linear in its size and bounded overall, as an upper bound of

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { batcherPer, MicroBatcher, runItemScript } from '../db/batcher.js';
-import { retryOnDeadlock, type Db } from '../db/index.js';
+import { type Db, retryOnDeadlock } from '../db/index.js';
 
 export type HoldRefusal = 'insufficient_balance' | 'cap_reached';
 
@@ -40,7 +40,17 @@ const placeHolds = (db: Db, holds: HoldRequest[]) =>
     resultsPerItem: 2,
     accountOf: (h) => h.userId,
     paramsOf: ({ requestId, userId, keyId, channelId, amountNano: amount }) => [
-      keyId, amount, amount, userId, amount, amount, requestId, userId, keyId, channelId, amount,
+      keyId,
+      amount,
+      amount,
+      userId,
+      amount,
+      amount,
+      requestId,
+      userId,
+      keyId,
+      channelId,
+      amount,
     ],
     resultOf: ([, inserted]) => (inserted as { affectedRows: number }).affectedRows === 1,
   });
@@ -72,16 +82,18 @@ export function spendable(funds: Funds): { budgetNano: bigint; limitedBy: HoldRe
 
 /** Releases a hold without charging (a request that failed with no output). Idempotent. */
 export async function releaseHold(db: Db, requestId: string): Promise<boolean> {
-  return retryOnDeadlock(() => db.transaction().execute(async (trx) => {
-    const hold = await trx.selectFrom('holds').selectAll().where('request_id', '=', requestId).forUpdate().executeTakeFirst();
-    if (!hold) return false;
-    await trx.deleteFrom('holds').where('request_id', '=', requestId).execute();
-    await sql`
+  return retryOnDeadlock(() =>
+    db.transaction().execute(async (trx) => {
+      const hold = await trx.selectFrom('holds').selectAll().where('request_id', '=', requestId).forUpdate().executeTakeFirst();
+      if (!hold) return false;
+      await trx.deleteFrom('holds').where('request_id', '=', requestId).execute();
+      await sql`
       UPDATE users u JOIN api_keys k ON k.id = ${hold.key_id} AND k.user_id = u.id
       SET u.held_nano = u.held_nano - ${BigInt(hold.amount_nano)}, k.held_nano = k.held_nano - ${BigInt(hold.amount_nano)}
       WHERE u.id = ${hold.user_id}`.execute(trx);
-    return true;
-  }));
+      return true;
+    }),
+  );
 }
 
 /** Whether the request's hold is still open (nothing settled or released yet). */

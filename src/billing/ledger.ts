@@ -37,7 +37,10 @@ async function move(trx: Trx, userId: number, kind: BalanceMove, amountNano: big
     if (!(await trx.selectFrom('users').select('id').where('id', '=', userId).executeTakeFirst())) throw noUser(userId);
     throw badRequest('amount_usd: the debit would make the available balance (balance − held) negative');
   }
-  await trx.insertInto('ledger').values(ledgerRow(userId, kind, amountNano, note)).execute();
+  await trx
+    .insertInto('ledger')
+    .values(ledgerRow(userId, kind, amountNano, note))
+    .execute();
   const row = await trx.selectFrom('users').select('balance_nano').where('id', '=', userId).executeTakeFirstOrThrow();
   return BigInt(row.balance_nano);
 }
@@ -46,7 +49,13 @@ async function move(trx: Trx, userId: number, kind: BalanceMove, amountNano: big
  * Credits (or, with a negative amount, debits) a balance. A debit is refused (400) when it would leave the
  * available balance (balance − held) below zero.
  */
-export function addToBalance(db: Db, userId: number, kind: Exclude<BalanceMove, 'redemption'>, amountNano: bigint, note: string | null): Promise<bigint> {
+export function addToBalance(
+  db: Db,
+  userId: number,
+  kind: Exclude<BalanceMove, 'redemption'>,
+  amountNano: bigint,
+  note: string | null,
+): Promise<bigint> {
   return db.transaction().execute((trx) => move(trx, userId, kind, amountNano, note));
 }
 
@@ -64,7 +73,11 @@ export function redeem(db: Db, userId: number, codeHash: string): Promise<{ amou
       .where('redeemed_by', 'is', null)
       .executeTakeFirst();
     if (affected(claimed) === 0) throw badRequest('code: unknown or already redeemed');
-    const { id, amount_nano } = await trx.selectFrom('redemption_codes').select(['id', 'amount_nano']).where('code_hash', '=', codeHash).executeTakeFirstOrThrow();
+    const { id, amount_nano } = await trx
+      .selectFrom('redemption_codes')
+      .select(['id', 'amount_nano'])
+      .where('code_hash', '=', codeHash)
+      .executeTakeFirstOrThrow();
     const amountNano = BigInt(amount_nano);
     const balanceNano = await move(trx, userId, 'redemption', amountNano, `redemption code #${id}`);
     return { amountNano, balanceNano };

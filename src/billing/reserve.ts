@@ -44,9 +44,12 @@ export async function reserve(db: Db, owner: HoldOwner, prices: Prices, maxOutpu
 
   const { budgetNano, limitedBy } = spendable(await readFunds(db, owner.userId, owner.keyId));
   const refusal = () =>
-    new ApiError(limitedBy, limitedBy === 'cap_reached'
-      ? "this request's worst-case cost would exceed the key's spend cap"
-      : "this request's worst-case cost exceeds the available balance");
+    new ApiError(
+      limitedBy,
+      limitedBy === 'cap_reached'
+        ? "this request's worst-case cost would exceed the key's spend cap"
+        : "this request's worst-case cost exceeds the available balance",
+    );
   if (demand.requestedOutput !== undefined) throw refusal();
   const imageCost = costNano(prices, { promptTokens: 0, completionTokens: 0, images });
   const affordable = Math.floor(affordableOutputTokens(prices, demand.promptTokens, budgetNano - imageCost) / choices);

@@ -46,6 +46,7 @@ INSERT INTO usage_daily (user_id, day, model, requests, prompt_tokens, completio
 /** The charge: the computed cost, never more than what was held for the request. */
 const chargeOf = (s: Settlement) => {
   const computed = costNano(s.prices, s.usage);
+  // biome-ignore lint/complexity/useMathMinMax: bigints (Math.min takes numbers)
   return computed > s.holdNano ? s.holdNano : computed;
 };
 
@@ -58,11 +59,28 @@ const settleMany = (db: Db, settlements: Settlement[]) =>
       const cost = chargeOf(s);
       return [
         s.requestId,
-        s.keyId, cost, s.holdNano, cost, s.holdNano, s.userId,
-        s.requestId, s.userId, s.keyId, s.model, s.usage.promptTokens, s.usage.completionTokens, s.usage.images, -cost, s.estimated ? 1 : 0, cost,
+        s.keyId,
+        cost,
+        s.holdNano,
+        cost,
+        s.holdNano,
+        s.userId,
+        s.requestId,
+        s.userId,
+        s.keyId,
+        s.model,
+        s.usage.promptTokens,
+        s.usage.completionTokens,
+        s.usage.images,
+        -cost,
+        s.estimated ? 1 : 0,
+        cost,
       ];
     },
-    resultOf: ([deleted], s): SettlementOutcome => ({ costNano: chargeOf(s), applied: (deleted as { affectedRows: number }).affectedRows > 0 }),
+    resultOf: ([deleted], s): SettlementOutcome => ({
+      costNano: chargeOf(s),
+      applied: (deleted as { affectedRows: number }).affectedRows > 0,
+    }),
   });
 
 const settlementBatcher = batcherPer((db: Db) => new MicroBatcher((items: Settlement[]) => settleMany(db, items)));

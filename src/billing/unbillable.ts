@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { retryOnDeadlock, type Db } from '../db/index.js';
+import { type Db, retryOnDeadlock } from '../db/index.js';
 import { log } from '../log.js';
 import type { Redis, RedisKeys } from '../redis/index.js';
 import { releaseHold } from './holds.js';
@@ -35,23 +35,25 @@ export async function billingState(db: Db, requestId: string): Promise<BillingSt
  * Returns the amount given back, or null when there was no charge.
  */
 export async function reverseCharge(db: Db, requestId: string): Promise<bigint | null> {
-  return retryOnDeadlock(() => db.transaction().execute(async (trx) => {
-    const charge = await trx
-      .selectFrom('ledger')
-      .select(['id', 'user_id', 'key_id', 'amount_nano'])
-      .where('request_id', '=', requestId)
-      .where('kind', '=', 'charge')
-      .forUpdate()
-      .executeTakeFirst();
-    if (!charge) return null;
-    const amount = BigInt(charge.amount_nano); // charges are negative
-    await trx.deleteFrom('ledger').where('id', '=', charge.id).execute();
-    await sql`
+  return retryOnDeadlock(() =>
+    db.transaction().execute(async (trx) => {
+      const charge = await trx
+        .selectFrom('ledger')
+        .select(['id', 'user_id', 'key_id', 'amount_nano'])
+        .where('request_id', '=', requestId)
+        .where('kind', '=', 'charge')
+        .forUpdate()
+        .executeTakeFirst();
+      if (!charge) return null;
+      const amount = BigInt(charge.amount_nano); // charges are negative
+      await trx.deleteFrom('ledger').where('id', '=', charge.id).execute();
+      await sql`
       UPDATE users u JOIN api_keys k ON k.id = ${charge.key_id} AND k.user_id = u.id
       SET u.balance_nano = u.balance_nano - ${amount}, k.spent_nano = k.spent_nano + ${amount}
       WHERE u.id = ${charge.user_id}`.execute(trx);
-    return -amount;
-  }));
+      return -amount;
+    }),
+  );
 }
 
 export type VoidOutcome = 'released' | 'reversed' | 'none';
@@ -78,7 +80,12 @@ export async function voidNowOrLater(db: Db, redis: Redis, keys: RedisKeys, requ
 }
 
 /** Voids the requests noted by `deferVoid` (any number of processes may do this at once; it is idempotent). */
-export async function voidDeferred(db: Db, redis: Redis, keys: RedisKeys, batch = 100): Promise<Array<{ requestId: string; outcome: VoidOutcome }>> {
+export async function voidDeferred(
+  db: Db,
+  redis: Redis,
+  keys: RedisKeys,
+  batch = 100,
+): Promise<Array<{ requestId: string; outcome: VoidOutcome }>> {
   const done: Array<{ requestId: string; outcome: VoidOutcome }> = [];
   for (const requestId of await redis.srandmember(keys.unbillable(), batch)) {
     done.push({ requestId, outcome: await voidRequest(db, requestId) });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import type { Prices } from '../billing/money.js';
 import type { Db } from '../db/index.js';
 import type { ChannelType, Modality, ModelStatus, TokenStatus } from '../db/schema.js';
-import type { Prices } from '../billing/money.js';
 import type { Redis, RedisKeys } from '../redis/index.js';
 
 export interface Channel {

@@ -1,9 +1,9 @@
 import compose from 'koa-compose';
 import { ApiError } from '../http/errors.js';
 import type { AppContext, AppMiddleware } from '../http/state.js';
-import { checkCsrf, CSRF_FIELD } from './csrf.js';
+import { CSRF_FIELD, checkCsrf } from './csrf.js';
 import { readForm } from './forms.js';
-import { readSession, tokenFingerprint, type ConsoleSession, type ConsoleUser } from './sessions.js';
+import { type ConsoleSession, type ConsoleUser, readSession, tokenFingerprint } from './sessions.js';
 import { redirect, render } from './views.js';
 
 /**
@@ -32,7 +32,9 @@ async function userOf(ctx: AppContext, userId: number): Promise<ConsoleUser | un
 
 /** Whether an ADMIN_TOKEN session still matches the configured token (rotating the token ends them). */
 const operatorTokenValid = (ctx: AppContext, session: ConsoleSession) =>
-  session.operatorToken !== null && ctx.services.config.adminToken !== undefined && session.operatorToken === tokenFingerprint(ctx.services.config.adminToken);
+  session.operatorToken !== null &&
+  ctx.services.config.adminToken !== undefined &&
+  session.operatorToken === tokenFingerprint(ctx.services.config.adminToken);
 
 /**
  * Loads the visitor's session (if any): a signed-in user becomes the `account` principal, an ADMIN_TOKEN

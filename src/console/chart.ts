@@ -14,7 +14,13 @@ export interface Chart {
   width: number;
   height: number;
   plot: { left: number; top: number; right: number; bottom: number };
-  bars: Array<{ day: string; x: number; width: number; total: string; segments: Array<{ series: number; y: number; height: number; title: string }> }>;
+  bars: Array<{
+    day: string;
+    x: number;
+    width: number;
+    total: string;
+    segments: Array<{ series: number; y: number; height: number; title: string }>;
+  }>;
   ticks: Array<{ y: number; label: string }>;
   labels: Array<{ x: number; text: string }>;
   legend: Array<{ series: number; name: string }>;
@@ -57,16 +63,30 @@ export function spendChart(days: string[], rows: UsageRow[], modelsBySpend: stri
         const y = yOf(base + usd);
         const height = Math.max(yOf(base) - y, 0.5);
         base += usd;
-        return { series, y: round(y), height: round(height), title: `${day} · ${series < MAX_SERIES ? named[series] : 'other models'} · $${usd.toFixed(6)}` };
+        return {
+          series,
+          y: round(y),
+          height: round(height),
+          title: `${day} · ${series < MAX_SERIES ? named[series] : 'other models'} · $${usd.toFixed(6)}`,
+        };
       });
-    return { day, x: round(plot.left + i * slot + slot * 0.1), width: round(Math.max(slot * 0.8, 1)), total: `$${nanoUsd(totals[i]).toFixed(6)}`, segments };
+    return {
+      day,
+      x: round(plot.left + i * slot + slot * 0.1),
+      width: round(Math.max(slot * 0.8, 1)),
+      total: `$${nanoUsd(totals[i]).toFixed(6)}`,
+      segments,
+    };
   });
 
   const ticks = [];
   for (let usd = 0; usd <= top + step / 2; usd += step) ticks.push({ y: round(yOf(usd)), label: usdLabel(usd, step) });
   const every = Math.ceil(days.length / 8);
   const labels = days.map((day, i) => ({ x: round(plot.left + (i + 0.5) * slot), text: day.slice(5) })).filter((_, i) => i % every === 0);
-  const legend = [...named.map((name, series) => ({ series, name })), ...(modelsBySpend.length > MAX_SERIES ? [{ series: MAX_SERIES, name: 'other models' }] : [])];
+  const legend = [
+    ...named.map((name, series) => ({ series, name })),
+    ...(modelsBySpend.length > MAX_SERIES ? [{ series: MAX_SERIES, name: 'other models' }] : []),
+  ];
   return { width: WIDTH, height: HEIGHT, plot, bars, ticks, labels, legend };
 }
 

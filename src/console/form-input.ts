@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { describeIssue } from '../http/body.js';
 import { badRequest } from '../http/errors.js';
 
@@ -37,6 +37,7 @@ export function endOfDay(value: string | undefined): string | null {
 
 /** No control characters in a one-line text field (names, notes, emails). */
 export const noControlChars = (field: string, value: string | undefined) => {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
   if (value !== undefined && /[\u0000-\u001f\u007f]/.test(value)) throw badRequest(`${field}: must not contain control characters`);
   return value;
 };

@@ -20,7 +20,8 @@ export async function readForm(ctx: AppContext): Promise<Record<string, string>>
   try {
     text = await getRawBody(ctx.req, { limit: FORM_LIMIT_BYTES, encoding: 'utf8', length: ctx.get('content-length') || undefined });
   } catch (err) {
-    if ((err as { type?: string }).type === 'entity.too.large') throw new ApiError('request_too_large', `form over the ${FORM_LIMIT_BYTES} byte limit`);
+    if ((err as { type?: string }).type === 'entity.too.large')
+      throw new ApiError('request_too_large', `form over the ${FORM_LIMIT_BYTES} byte limit`);
     throw badRequest('could not read the request body');
   }
   const form: Record<string, string> = Object.create(null) as Record<string, string>;

@@ -66,7 +66,7 @@ export async function readSession(ctx: AppContext): Promise<ConsoleSession | und
   const hash = sha256(id);
   const raw = await ctx.services.redis.get(ctx.services.keys.session(hash));
   if (raw === null) return undefined;
-  let parsed;
+  let parsed: ReturnType<typeof stored.safeParse>;
   try {
     parsed = stored.safeParse(JSON.parse(raw));
   } catch {

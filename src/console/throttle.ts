@@ -37,7 +37,12 @@ class Throttles {
         duration: LIMITS[name].seconds,
         blockDuration: LIMITS[name].seconds,
       });
-    this.limiters = { loginPerEmail: make('loginPerEmail'), loginPerIp: make('loginPerIp'), signupPerIp: make('signupPerIp'), adminPerDeployment: make('adminPerDeployment') };
+    this.limiters = {
+      loginPerEmail: make('loginPerEmail'),
+      loginPerIp: make('loginPerIp'),
+      signupPerIp: make('signupPerIp'),
+      adminPerDeployment: make('adminPerDeployment'),
+    };
   }
 
   /** 429 with Retry-After when any of these counters is used up. */
@@ -49,7 +54,9 @@ class Throttles {
     });
     if (waitMs > 0) {
       const minutes = Math.ceil(waitMs / 60_000);
-      throw new ApiError('rate_limit_exceeded', `too many attempts: try again in ${minutes} minute${minutes === 1 ? '' : 's'}`, { retryAfter: Math.ceil(waitMs / 1000) });
+      throw new ApiError('rate_limit_exceeded', `too many attempts: try again in ${minutes} minute${minutes === 1 ? '' : 's'}`, {
+        retryAfter: Math.ceil(waitMs / 1000),
+      });
     }
   }
 

@@ -106,5 +106,7 @@ export function totalsByModel(rows: UsageRow[]): ModelTotal[] {
     t.spentNano += r.spentNano;
     totals.set(r.model, t);
   }
-  return [...totals.values()].sort((a, b) => (b.spentNano > a.spentNano ? 1 : b.spentNano < a.spentNano ? -1 : a.model.localeCompare(b.model)));
+  return [...totals.values()].sort((a, b) =>
+    b.spentNano > a.spentNano ? 1 : b.spentNano < a.spentNano ? -1 : a.model.localeCompare(b.model),
+  );
 }

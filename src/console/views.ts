@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import nunjucks from 'nunjucks';
 import { formatUsd } from '../billing/money.js';
 import type { AppContext } from '../http/state.js';
-import { csrfToken, CSRF_FIELD } from './csrf.js';
+import { CSRF_FIELD, csrfToken } from './csrf.js';
 
 /**
  * Server-rendered pages: nunjucks with autoescape on, so every `{{ value }}` is HTML-escaped
@@ -23,7 +23,8 @@ const usd = (nano: unknown) => {
   return value.startsWith('-') ? `−$${value.slice(1)}` : `$${value}`;
 };
 /** A decimal USD string from the admin presenters → "$1.25". */
-const dollars = (text: unknown) => (text === null || text === undefined ? '—' : String(text).startsWith('-') ? `−$${String(text).slice(1)}` : `$${String(text)}`);
+const dollars = (text: unknown) =>
+  text === null || text === undefined ? '—' : String(text).startsWith('-') ? `−$${String(text).slice(1)}` : `$${String(text)}`;
 /** An ISO time or Date → "2030-01-31 12:00 UTC". */
 const when = (value: unknown) => {
   if (value === null || value === undefined || value === '') return '—';
@@ -41,7 +42,10 @@ export const baseUrlOf = (ctx: AppContext) => `${ctx.protocol}://${ctx.host}/v1`
 function viewer(ctx: AppContext) {
   const p = ctx.state.principal;
   if (p?.kind === 'account') return { email: p.user.email, customer: true, operator: p.user.isAdmin };
-  if (p?.kind === 'operator-session') return p.user ? { email: p.user.email, customer: true, operator: true } : { email: 'operator (admin token)', customer: false, operator: true };
+  if (p?.kind === 'operator-session')
+    return p.user
+      ? { email: p.user.email, customer: true, operator: true }
+      : { email: 'operator (admin token)', customer: false, operator: true };
   return null;
 }
 

@@ -1,4 +1,4 @@
-import { retryOnDeadlock, runScript, type Db } from './index.js';
+import { type Db, retryOnDeadlock, runScript } from './index.js';
 
 /**
  * Coalesces concurrent calls into batches: the first call flushes at once; calls that arrive while a flush

@@ -1,4 +1,4 @@
-import { Migrator, type Migration } from 'kysely';
+import { type Migration, Migrator } from 'kysely';
 import * as init from '../../migrations/001_init.js';
 import * as usageDaily from '../../migrations/002_usage_daily.js';
 import { createDb, ensureDatabase } from './index.js';

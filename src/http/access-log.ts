@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
-import type { AppState } from './state.js';
 import { log } from '../log.js';
+import type { AppState } from './state.js';
 
 /** One JSON line per request, when its response ends: request id, route, status, time. Never bodies or secrets. */
 export const accessLog = (): Middleware<AppState> => async (ctx, next) => {

@@ -1,5 +1,5 @@
-import getRawBody from 'raw-body';
 import type { Context } from 'koa';
+import getRawBody from 'raw-body';
 import type { z } from 'zod';
 import { ApiError, badRequest } from './errors.js';
 

@@ -11,7 +11,7 @@ export type Presented = { kind: 'missing' } | { kind: 'bearer'; token: string } 
 
 export function presentedCredential(header: string | undefined): Presented {
   const value = stripOws(header ?? '');
-  const match = /^(Bearer|Basic)[ \t]+([^]*)$/i.exec(value);
+  const match = /^(Bearer|Basic)[ \t]+([\s\S]*)$/i.exec(value);
   if (!match || match[2] === '') return { kind: 'missing' };
   const scheme = match[1].toLowerCase();
   if (scheme === 'bearer') return { kind: 'bearer', token: match[2] };

@@ -45,12 +45,26 @@ export class ApiError extends Error {
   }
 
   toJSON(): { error: ErrorBody } {
-    return { error: { code: this.code, message: this.message, type: ERRORS[this.code].type, param: this.extra.param ?? null, ...this.extra.fields } };
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        type: ERRORS[this.code].type,
+        param: this.extra.param ?? null,
+        ...this.extra.fields,
+      },
+    };
   }
 
   /** Plain data that survives a trip through Redis (worker → web). */
   toWire(): WireError {
-    return { code: this.code, message: this.message, fields: this.extra.fields, retryAfter: this.extra.retryAfter, param: this.extra.param ?? null };
+    return {
+      code: this.code,
+      message: this.message,
+      fields: this.extra.fields,
+      retryAfter: this.extra.retryAfter,
+      param: this.extra.param ?? null,
+    };
   }
 
   static fromWire(wire: WireError): ApiError {

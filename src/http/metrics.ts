@@ -1,7 +1,7 @@
 import type { Context, Middleware } from 'koa';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { WebServices } from '../services.js';
-import { principal, type AppContext } from './state.js';
+import { type AppContext, principal } from './state.js';
 
 /**
  * Prometheus metrics of a web process (SPEC §5): HTTP traffic, plus queue depths and upstream token
@@ -12,7 +12,12 @@ export function createMetrics(svc: WebServices): { observe: Middleware; registry
   const allTokens = async () => [...(await svc.catalog.current()).tokensByChannel.values()].flat();
   collectDefaultMetrics({ register: registry, prefix: 'eastx_' });
 
-  const requests = new Counter({ name: 'eastx_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [registry] });
+  const requests = new Counter({
+    name: 'eastx_http_requests_total',
+    help: 'HTTP requests by route and status',
+    labelNames: ['route', 'status'],
+    registers: [registry],
+  });
   const duration = new Histogram({
     name: 'eastx_http_request_duration_seconds',
     help: 'HTTP request duration until the response ended',

@@ -17,7 +17,10 @@ type RpmRedis = Redis & { eastxRpm(key: string, limit: number, windowMs: number,
 export class RpmLimiter {
   private readonly redis: RpmRedis;
 
-  constructor(redis: Redis, private readonly keys: RedisKeys) {
+  constructor(
+    redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {
     if (!('eastxRpm' in redis)) redis.defineCommand('eastxRpm', { numberOfKeys: 1, lua: SCRIPT });
     this.redis = redis as RpmRedis;
   }

@@ -5,7 +5,7 @@
  * `setBehavior` / `setDefaultBehavior` REPLACE the previous override (they do not merge),
  * so a test states the whole behaviour it wants in one call.
  */
-import { z } from "zod";
+import { z } from 'zod';
 
 export interface FailSpec {
   status: number;

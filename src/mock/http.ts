@@ -1,8 +1,9 @@
 /** Small node:http helpers shared by the mock upstream's provider handlers. */
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { randomBytes } from "node:crypto";
-import type { Behavior } from "./behavior.js";
-import type { Slot } from "./stats.js";
+
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Behavior } from './behavior.js';
+import type { Slot } from './stats.js';
 
 /** Everything a handler needs to answer one request. */
 export interface Ctx {
@@ -32,7 +33,7 @@ export function createCtx(args: {
   const abort = new AbortController();
   let serverReset = false;
   let detached = false;
-  res.once("close", () => {
+  res.once('close', () => {
     abort.abort();
     if (!detached) slot?.end(!res.writableFinished && !serverReset);
   });
@@ -60,11 +61,11 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(timer);
-      signal.removeEventListener("abort", done);
+      signal.removeEventListener('abort', done);
       resolve();
     };
     const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
+    signal.addEventListener('abort', done, { once: true });
   });
 }
 
@@ -72,8 +73,8 @@ export function sendJson(ctx: Ctx, status: number, body: unknown, headers: Recor
   if (ctx.signal.aborted || ctx.res.headersSent) return;
   const text = JSON.stringify(body);
   ctx.res.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(text),
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
     ...headers,
   });
   ctx.res.end(text);
@@ -88,8 +89,8 @@ export interface ParsedBody {
 export async function readBody(req: IncomingMessage): Promise<ParsedBody> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
-  const raw = Buffer.concat(chunks).toString("utf8");
-  if (raw.trim() === "") return { json: undefined, invalid: false };
+  const raw = Buffer.concat(chunks).toString('utf8');
+  if (raw.trim() === '') return { json: undefined, invalid: false };
   try {
     return { json: JSON.parse(raw) as unknown, invalid: false };
   } catch {
@@ -100,19 +101,19 @@ export async function readBody(req: IncomingMessage): Promise<ParsedBody> {
 export function flattenHeaders(req: IncomingMessage): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) {
-    if (value !== undefined) out[name.toLowerCase()] = Array.isArray(value) ? value.join(", ") : value;
+    if (value !== undefined) out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
 }
 
 export function bearerToken(req: IncomingMessage): string {
-  const match = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "");
-  return match?.[1]?.trim() ?? "";
+  const match = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+  return match?.[1]?.trim() ?? '';
 }
 
 export function headerValue(req: IncomingMessage, name: string): string {
   const value = req.headers[name.toLowerCase()];
-  return (Array.isArray(value) ? value[0] : value) ?? "";
+  return (Array.isArray(value) ? value[0] : value) ?? '';
 }
 
 // ---------------------------------------------------------------- SSE playback
@@ -142,9 +143,9 @@ function write(ctx: Ctx, text: string): Promise<void> {
 export async function playSse(ctx: Ctx, frames: SseFrame[], opts: PlayOptions): Promise<void> {
   if (ctx.signal.aborted) return;
   ctx.res.writeHead(200, {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache",
-    connection: "keep-alive",
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
   });
   ctx.res.flushHeaders();
   let contentSent = 0;
@@ -179,11 +180,11 @@ export function eventFrame(event: string, payload: unknown, content = false): Ss
 export type JsonObject = Record<string, unknown>;
 
 export function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 export function asString(value: unknown): string | undefined {
-  return typeof value === "string" ? value : undefined;
+  return typeof value === 'string' ? value : undefined;
 }
 
 export function asArray(value: unknown): unknown[] {
@@ -191,12 +192,12 @@ export function asArray(value: unknown): unknown[] {
 }
 
 export function asInt(value: unknown): number | undefined {
-  return typeof value === "number" && Number.isInteger(value) ? value : undefined;
+  return typeof value === 'number' && Number.isInteger(value) ? value : undefined;
 }
 
 // ---------------------------------------------------------------- ids
 
-const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
 export function randomId(prefix: string, length = 24): string {
   const bytes = randomBytes(length);

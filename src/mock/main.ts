@@ -3,12 +3,12 @@
  *   MOCK_PORT (default 4010), MOCK_HOST (default 127.0.0.1)
  * Prints its URL on stdout, stops on SIGTERM / SIGINT.
  */
-import { startMockUpstream } from "./upstream.js";
+import { startMockUpstream } from './upstream.js';
 
 const port = Number(process.env.MOCK_PORT ?? 4010);
-const host = process.env.MOCK_HOST ?? "127.0.0.1";
+const host = process.env.MOCK_HOST ?? '127.0.0.1';
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
-  console.error(`MOCK_PORT must be a port number, got ${process.env.MOCK_PORT ?? ""}`);
+  console.error(`MOCK_PORT must be a port number, got ${process.env.MOCK_PORT ?? ''}`);
   process.exit(1);
 }
 
@@ -21,7 +21,7 @@ console.error(
     `  anthropic base_url ${mock.url}`,
     `  dashscope base_url ${mock.url}`,
     `  control   POST ${mock.url}/__mock/behavior | POST /__mock/reset | GET /__mock/stats?secret=`,
-  ].join("\n"),
+  ].join('\n'),
 );
 
 let stopping = false;
@@ -32,5 +32,5 @@ async function stop(signal: NodeJS.Signals): Promise<void> {
   await mock.close();
   process.exit(0);
 }
-process.on("SIGTERM", (signal) => void stop(signal));
-process.on("SIGINT", (signal) => void stop(signal));
+process.on('SIGTERM', (signal) => void stop(signal));
+process.on('SIGINT', (signal) => void stop(signal));

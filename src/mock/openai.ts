@@ -2,33 +2,42 @@
  * OpenAI-shaped chat completions and embeddings. Also serves DashScope's OpenAI-compatible
  * mode (`/compatible-mode/v1/...`), which differs only in error extras and embeddings encoding.
  */
-import { randomUUID } from "node:crypto";
+import { randomUUID } from 'node:crypto';
 import {
   asArray,
   asInt,
   asString,
   bearerToken,
+  type Ctx,
   dataFrame,
   isObject,
+  type JsonObject,
   playSse,
   randomId,
-  sendJson,
-  type Ctx,
-  type JsonObject,
   type SseFrame,
-} from "./http.js";
-import type { ErrorOptions, Provider, Route } from "./route.js";
-import { countTokens, embeddingVector, EMBEDDING_DIMENSIONS, float32Base64, fragments, planReply, textPieces, type ReplyPlan } from "./text.js";
+  sendJson,
+} from './http.js';
+import type { ErrorOptions, Provider, Route } from './route.js';
+import {
+  countTokens,
+  EMBEDDING_DIMENSIONS,
+  embeddingVector,
+  float32Base64,
+  fragments,
+  planReply,
+  type ReplyPlan,
+  textPieces,
+} from './text.js';
 
-type Flavor = "openai" | "dashscope";
+type Flavor = 'openai' | 'dashscope';
 
 // ---------------------------------------------------------------- errors
 
 function errorTypeFor(status: number): { type: string; code: string | null } {
-  if (status === 401) return { type: "invalid_request_error", code: "invalid_api_key" };
-  if (status === 429) return { type: "requests", code: "rate_limit_exceeded" };
-  if (status >= 500) return { type: "server_error", code: null };
-  return { type: "invalid_request_error", code: null };
+  if (status === 401) return { type: 'invalid_request_error', code: 'invalid_api_key' };
+  if (status === 429) return { type: 'requests', code: 'rate_limit_exceeded' };
+  if (status >= 500) return { type: 'server_error', code: null };
+  return { type: 'invalid_request_error', code: null };
 }
 
 function makeProvider(flavor: Flavor): Provider {
@@ -40,67 +49,67 @@ function makeProvider(flavor: Flavor): Provider {
     sendError(ctx: Ctx, status: number, message: string, opts: ErrorOptions = {}) {
       const derived = errorTypeFor(status);
       const error = { message, type: opts.type ?? derived.type, param: null, code: derived.code };
-      const body = flavor === "dashscope" ? { error, request_id: randomUUID() } : { error };
+      const body = flavor === 'dashscope' ? { error, request_id: randomUUID() } : { error };
       sendJson(ctx, status, body, opts.headers);
     },
   };
 }
 
-export const openaiProvider = makeProvider("openai");
-export const dashscopeCompatProvider = makeProvider("dashscope");
+export const openaiProvider = makeProvider('openai');
+export const dashscopeCompatProvider = makeProvider('dashscope');
 
 // ---------------------------------------------------------------- request reading
 
 /** Text of a message `content`: a string, or an array of parts of which only `text` parts count. */
 function contentText(content: unknown): string {
-  if (typeof content === "string") return content;
+  if (typeof content === 'string') return content;
   return asArray(content)
     .filter(isObject)
-    .filter((part) => part.type === "text")
-    .map((part) => asString(part.text) ?? "")
-    .join(" ");
+    .filter((part) => part.type === 'text')
+    .map((part) => asString(part.text) ?? '')
+    .join(' ');
 }
 
 function toolToCall(body: JsonObject, lastRole: string | undefined): string | undefined {
   const tools = asArray(body.tools).filter(isObject);
   const choice = body.tool_choice;
-  if (tools.length === 0 || choice === "none" || lastRole !== "user") return undefined;
+  if (tools.length === 0 || choice === 'none' || lastRole !== 'user') return undefined;
   if (isObject(choice) && isObject(choice.function)) {
     const named = asString(choice.function.name);
     if (named !== undefined) return named;
   }
   const first = tools[0]?.function;
-  return isObject(first) ? (asString(first.name) ?? "tool") : "tool";
+  return isObject(first) ? (asString(first.name) ?? 'tool') : 'tool';
 }
 
 function stopList(stop: unknown): string[] {
-  if (typeof stop === "string") return [stop];
-  return asArray(stop).filter((s): s is string => typeof s === "string");
+  if (typeof stop === 'string') return [stop];
+  return asArray(stop).filter((s): s is string => typeof s === 'string');
 }
 
 function planChat(ctx: Ctx, body: JsonObject, messages: JsonObject[]): ReplyPlan {
   const last = messages.at(-1);
   const lastRole = asString(last?.role);
-  const lastUser = [...messages].reverse().find((m) => m.role === "user");
+  const lastUser = [...messages].reverse().find((m) => m.role === 'user');
   return planReply(
     {
       lastUserText: contentText(lastUser?.content),
-      toolResult: lastRole === "tool" ? contentText(last?.content) : undefined,
+      toolResult: lastRole === 'tool' ? contentText(last?.content) : undefined,
       toolName: toolToCall(body, lastRole),
       maxTokens: asInt(body.max_completion_tokens) ?? asInt(body.max_tokens),
       stopSequences: stopList(body.stop),
       reply: ctx.behavior.reply,
     },
-    "call_",
+    'call_',
   );
 }
 
 // ---------------------------------------------------------------- chat completions
 
-const FINISH_REASON = { stop: "stop", stop_sequence: "stop", length: "length" } as const;
+const FINISH_REASON = { stop: 'stop', stop_sequence: 'stop', length: 'length' } as const;
 
 function finishReason(plan: ReplyPlan): string {
-  return plan.kind === "tool" ? "tool_calls" : FINISH_REASON[plan.finish];
+  return plan.kind === 'tool' ? 'tool_calls' : FINISH_REASON[plan.finish];
 }
 
 function usageOf(promptTokens: number, plan: ReplyPlan): JsonObject {
@@ -108,12 +117,12 @@ function usageOf(promptTokens: number, plan: ReplyPlan): JsonObject {
 }
 
 function completionMessage(plan: ReplyPlan): JsonObject {
-  if (plan.kind === "text") return { role: "assistant", content: plan.text, refusal: null };
+  if (plan.kind === 'text') return { role: 'assistant', content: plan.text, refusal: null };
   return {
-    role: "assistant",
+    role: 'assistant',
     content: null,
     refusal: null,
-    tool_calls: [{ id: plan.id, type: "function", function: { name: plan.name, arguments: plan.arguments } }],
+    tool_calls: [{ id: plan.id, type: 'function', function: { name: plan.name, arguments: plan.arguments } }],
   };
 }
 
@@ -127,10 +136,10 @@ interface ChatMeta {
 function sendCompletion(ctx: Ctx, meta: ChatMeta, plan: ReplyPlan): void {
   sendJson(ctx, 200, {
     id: meta.id,
-    object: "chat.completion",
+    object: 'chat.completion',
     created: meta.created,
     model: meta.model,
-    system_fingerprint: "fp_mock",
+    system_fingerprint: 'fp_mock',
     choices: [{ index: 0, message: completionMessage(plan), logprobs: null, finish_reason: finishReason(plan) }],
     ...(ctx.behavior.omitUsage ? {} : { usage: usageOf(meta.promptTokens, plan) }),
   });
@@ -138,21 +147,21 @@ function sendCompletion(ctx: Ctx, meta: ChatMeta, plan: ReplyPlan): void {
 
 /** Deltas after the opening one: content pieces or tool-call argument fragments. */
 function contentDeltas(plan: ReplyPlan): JsonObject[] {
-  if (plan.kind === "text") return textPieces(plan.text).map((content) => ({ content }));
+  if (plan.kind === 'text') return textPieces(plan.text).map((content) => ({ content }));
   return fragments(plan.arguments).map((args) => ({ tool_calls: [{ index: 0, function: { arguments: args } }] }));
 }
 
 function openingDelta(plan: ReplyPlan): JsonObject {
-  if (plan.kind === "text") return { role: "assistant", content: "", refusal: null };
+  if (plan.kind === 'text') return { role: 'assistant', content: '', refusal: null };
   return {
-    role: "assistant",
+    role: 'assistant',
     content: null,
-    tool_calls: [{ index: 0, id: plan.id, type: "function", function: { name: plan.name, arguments: "" } }],
+    tool_calls: [{ index: 0, id: plan.id, type: 'function', function: { name: plan.name, arguments: '' } }],
   };
 }
 
 function streamFrames(meta: ChatMeta, plan: ReplyPlan, includeUsage: boolean): SseFrame[] {
-  const base = { id: meta.id, object: "chat.completion.chunk", created: meta.created, model: meta.model, system_fingerprint: "fp_mock" };
+  const base = { id: meta.id, object: 'chat.completion.chunk', created: meta.created, model: meta.model, system_fingerprint: 'fp_mock' };
   const usageField = includeUsage ? { usage: null } : {};
   const chunk = (delta: JsonObject, finish: string | null): JsonObject => ({
     ...base,
@@ -163,27 +172,27 @@ function streamFrames(meta: ChatMeta, plan: ReplyPlan, includeUsage: boolean): S
   for (const delta of contentDeltas(plan)) frames.push(dataFrame(chunk(delta, null), true));
   frames.push(dataFrame(chunk({}, finishReason(plan))));
   if (includeUsage) frames.push(dataFrame({ ...base, choices: [], usage: usageOf(meta.promptTokens, plan) }));
-  frames.push({ text: "data: [DONE]\n\n", content: false });
+  frames.push({ text: 'data: [DONE]\n\n', content: false });
   return frames;
 }
 
-const STREAM_ERROR_FRAME = `data: ${JSON.stringify({ error: { message: "Overloaded", type: "server_error", param: null, code: null } })}\n\n`;
+const STREAM_ERROR_FRAME = `data: ${JSON.stringify({ error: { message: 'Overloaded', type: 'server_error', param: null, code: null } })}\n\n`;
 
 function chatHandler(provider: Provider) {
   return async (ctx: Ctx, body: unknown): Promise<void> => {
-    if (!isObject(body)) return provider.sendError(ctx, 400, "We could not parse the JSON body of your request.");
+    if (!isObject(body)) return provider.sendError(ctx, 400, 'We could not parse the JSON body of your request.');
     const model = asString(body.model);
-    if (model === undefined) return provider.sendError(ctx, 400, "you must provide a model parameter");
+    if (model === undefined) return provider.sendError(ctx, 400, 'you must provide a model parameter');
     if (!Array.isArray(body.messages) || body.messages.length === 0) {
       return provider.sendError(ctx, 400, "'messages' is a required property and must be a non-empty array");
     }
     const messages = body.messages.filter(isObject);
     const plan = planChat(ctx, body, messages);
     const meta: ChatMeta = {
-      id: `chatcmpl-${randomId("", 29)}`,
+      id: `chatcmpl-${randomId('', 29)}`,
       created: Math.floor(Date.now() / 1000),
       model,
-      promptTokens: countTokens(messages.map((m) => contentText(m.content)).join("\n")),
+      promptTokens: countTokens(messages.map((m) => contentText(m.content)).join('\n')),
     };
     if (body.stream !== true) return sendCompletion(ctx, meta, plan);
     const streamOptions = isObject(body.stream_options) ? body.stream_options : {};
@@ -201,40 +210,40 @@ function chatHandler(provider: Provider) {
 /** `input` as a list of (hash key, token count); accepts string, string[], number[] and number[][]. */
 function embeddingInputs(input: unknown): Array<{ key: string; tokens: number }> | undefined {
   const asItem = (item: unknown): { key: string; tokens: number } | undefined => {
-    if (typeof item === "string") return { key: item, tokens: countTokens(item) };
-    if (Array.isArray(item) && item.length > 0 && item.every((t) => typeof t === "number")) {
-      return { key: `tokens:${item.join(",")}`, tokens: item.length };
+    if (typeof item === 'string') return { key: item, tokens: countTokens(item) };
+    if (Array.isArray(item) && item.length > 0 && item.every((t) => typeof t === 'number')) {
+      return { key: `tokens:${item.join(',')}`, tokens: item.length };
     }
     return undefined;
   };
-  if (typeof input === "string") return [asItem(input)].filter((x) => x !== undefined);
+  if (typeof input === 'string') return [asItem(input)].filter((x) => x !== undefined);
   if (!Array.isArray(input) || input.length === 0) return undefined;
-  if (input.every((t) => typeof t === "number")) return [{ key: `tokens:${input.join(",")}`, tokens: input.length }];
+  if (input.every((t) => typeof t === 'number')) return [{ key: `tokens:${input.join(',')}`, tokens: input.length }];
   const items = input.map(asItem);
   return items.every((x) => x !== undefined) ? items : undefined;
 }
 
 function embeddingsHandler(provider: Provider, flavor: Flavor) {
   return (ctx: Ctx, body: unknown): void => {
-    if (!isObject(body)) return provider.sendError(ctx, 400, "We could not parse the JSON body of your request.");
+    if (!isObject(body)) return provider.sendError(ctx, 400, 'We could not parse the JSON body of your request.');
     const model = asString(body.model);
-    if (model === undefined) return provider.sendError(ctx, 400, "you must provide a model parameter");
+    if (model === undefined) return provider.sendError(ctx, 400, 'you must provide a model parameter');
     const inputs = embeddingInputs(body.input);
     if (!inputs) return provider.sendError(ctx, 400, "'input' must be a non-empty string, array of strings, or array of token arrays");
     const dimensions = asInt(body.dimensions) ?? EMBEDDING_DIMENSIONS;
     if (dimensions < 1) return provider.sendError(ctx, 400, "'dimensions' must be at least 1");
-    const base64 = flavor === "openai" && body.encoding_format === "base64";
+    const base64 = flavor === 'openai' && body.encoding_format === 'base64';
     const data = inputs.map((item, index) => {
       const vector = embeddingVector(item.key, dimensions);
-      return { object: "embedding", index, embedding: base64 ? float32Base64(vector) : vector };
+      return { object: 'embedding', index, embedding: base64 ? float32Base64(vector) : vector };
     });
     const promptTokens = inputs.reduce((sum, item) => sum + item.tokens, 0);
     sendJson(ctx, 200, {
-      object: "list",
+      object: 'list',
       data,
       model,
       ...(ctx.behavior.omitUsage ? {} : { usage: { prompt_tokens: promptTokens, total_tokens: promptTokens } }),
-      ...(flavor === "dashscope" ? { id: randomUUID() } : {}),
+      ...(flavor === 'dashscope' ? { id: randomUUID() } : {}),
     });
   };
 }
@@ -242,21 +251,21 @@ function embeddingsHandler(provider: Provider, flavor: Flavor) {
 // ---------------------------------------------------------------- routes
 
 export const openaiRoutes: Route[] = [
-  { method: "POST", pattern: /^\/v1\/chat\/completions$/, provider: openaiProvider, handle: chatHandler(openaiProvider) },
-  { method: "POST", pattern: /^\/v1\/embeddings$/, provider: openaiProvider, handle: embeddingsHandler(openaiProvider, "openai") },
+  { method: 'POST', pattern: /^\/v1\/chat\/completions$/, provider: openaiProvider, handle: chatHandler(openaiProvider) },
+  { method: 'POST', pattern: /^\/v1\/embeddings$/, provider: openaiProvider, handle: embeddingsHandler(openaiProvider, 'openai') },
 ];
 
 export const dashscopeCompatRoutes: Route[] = [
   {
-    method: "POST",
+    method: 'POST',
     pattern: /^\/compatible-mode\/v1\/chat\/completions$/,
     provider: dashscopeCompatProvider,
     handle: chatHandler(dashscopeCompatProvider),
   },
   {
-    method: "POST",
+    method: 'POST',
     pattern: /^\/compatible-mode\/v1\/embeddings$/,
     provider: dashscopeCompatProvider,
-    handle: embeddingsHandler(dashscopeCompatProvider, "dashscope"),
+    handle: embeddingsHandler(dashscopeCompatProvider, 'dashscope'),
   },
 ];

@@ -1,6 +1,6 @@
 /** The shape every provider module of the mock upstream plugs into. */
-import type { IncomingMessage } from "node:http";
-import type { Ctx } from "./http.js";
+import type { IncomingMessage } from 'node:http';
+import type { Ctx } from './http.js';
 
 export interface ErrorOptions {
   headers?: Record<string, string> | undefined;
@@ -9,7 +9,7 @@ export interface ErrorOptions {
 }
 
 export interface Provider {
-  readonly name: "openai" | "dashscope" | "dashscope-native" | "anthropic";
+  readonly name: 'openai' | 'dashscope' | 'dashscope-native' | 'anthropic';
   /** the credential identifying the caller ("" when none was sent) */
   secretOf(req: IncomingMessage): string;
   /** message of the 401 answered when no credential was sent */
@@ -19,7 +19,7 @@ export interface Provider {
 }
 
 export interface Route {
-  method: "GET" | "POST";
+  method: 'GET' | 'POST';
   /** matched against the pathname; capture groups become `params` */
   pattern: RegExp;
   provider: Provider;

@@ -1,8 +1,8 @@
 /** Provider-neutral content logic: token counting, what to reply, how to chunk it, embeddings. */
-import { createHash } from "node:crypto";
-import { decode, encode } from "gpt-tokenizer";
-import { TokenCounter } from "../billing/estimate.js";
-import { randomId } from "./http.js";
+import { createHash } from 'node:crypto';
+import { decode, encode } from 'gpt-tokenizer';
+import { TokenCounter } from '../billing/estimate.js';
+import { randomId } from './http.js';
 
 /** Treat special-token look-alikes (`<|endoftext|>`) in user text as plain text. */
 const ENCODE_OPTIONS = { disallowedSpecial: new Set<string>() };
@@ -36,14 +36,14 @@ export interface ReplyInput {
 
 export type ReplyPlan =
   | {
-      kind: "text";
+      kind: 'text';
       text: string;
       /** "stop": natural end, "length": max tokens hit, "stop_sequence": a stop sequence cut it */
-      finish: "stop" | "length" | "stop_sequence";
+      finish: 'stop' | 'length' | 'stop_sequence';
       stopSequence?: string | undefined;
       outputTokens: number;
     }
-  | { kind: "tool"; id: string; name: string; arguments: string; outputTokens: number };
+  | { kind: 'tool'; id: string; name: string; arguments: string; outputTokens: number };
 
 /**
  * Precedence: tool call > Behavior.reply > tool-result echo > `Hello! You said: …`.
@@ -53,37 +53,39 @@ export function planReply(input: ReplyInput, toolIdPrefix: string): ReplyPlan {
   if (input.toolName !== undefined) {
     const args = JSON.stringify({ query: input.lastUserText });
     return {
-      kind: "tool",
+      kind: 'tool',
       id: randomId(toolIdPrefix),
       name: input.toolName,
       arguments: args,
       outputTokens: countTokens(input.toolName) + countTokens(args),
     };
   }
-  let text = input.reply ?? (input.toolResult !== undefined ? `Tool result received: ${input.toolResult}` : `Hello! You said: ${input.lastUserText}`);
-  let finish: "stop" | "length" | "stop_sequence" = "stop";
+  let text =
+    input.reply ??
+    (input.toolResult !== undefined ? `Tool result received: ${input.toolResult}` : `Hello! You said: ${input.lastUserText}`);
+  let finish: 'stop' | 'length' | 'stop_sequence' = 'stop';
   let stopSequence: string | undefined;
   const cut = firstStop(text, input.stopSequences);
   if (cut) {
     text = text.slice(0, cut.index);
-    finish = "stop_sequence";
+    finish = 'stop_sequence';
     stopSequence = cut.sequence;
   }
   if (input.maxTokens !== undefined) {
     const truncated = truncateTokens(text, input.maxTokens);
     if (truncated.truncated) {
       text = truncated.text;
-      finish = "length";
+      finish = 'length';
       stopSequence = undefined;
     }
   }
-  return { kind: "text", text, finish, stopSequence, outputTokens: countTokens(text) };
+  return { kind: 'text', text, finish, stopSequence, outputTokens: countTokens(text) };
 }
 
 function firstStop(text: string, stops: string[]): { index: number; sequence: string } | undefined {
   let best: { index: number; sequence: string } | undefined;
   for (const sequence of stops) {
-    if (sequence === "") continue;
+    if (sequence === '') continue;
     const index = text.indexOf(sequence);
     if (index >= 0 && (!best || index < best.index)) best = { index, sequence };
   }
@@ -94,7 +96,7 @@ function firstStop(text: string, stops: string[]): { index: number; sequence: st
 
 /** Splits text into word pieces that keep their trailing whitespace: "Hi there" → ["Hi ", "there"]. */
 export function textPieces(text: string): string[] {
-  return text.match(/\s*\S+\s*/g) ?? (text === "" ? [] : [text]);
+  return text.match(/\s*\S+\s*/g) ?? (text === '' ? [] : [text]);
 }
 
 /** Splits a string (e.g. tool-call JSON) into `parts` fragments on code-point boundaries. */
@@ -102,7 +104,7 @@ export function fragments(text: string, parts = 4): string[] {
   const chars = Array.from(text);
   const size = Math.max(1, Math.ceil(chars.length / parts));
   const out: string[] = [];
-  for (let i = 0; i < chars.length; i += size) out.push(chars.slice(i, i + size).join(""));
+  for (let i = 0; i < chars.length; i += size) out.push(chars.slice(i, i + size).join(''));
   return out;
 }
 
@@ -112,7 +114,7 @@ export const EMBEDDING_DIMENSIONS = 8;
 
 /** Deterministic float32-exact vector in [-1, 1] derived from a hash of the input. */
 export function embeddingVector(key: string, dimensions = EMBEDDING_DIMENSIONS): number[] {
-  const digest = createHash("sha256").update(key).digest();
+  const digest = createHash('sha256').update(key).digest();
   const vector: number[] = [];
   for (let i = 0; i < Math.min(dimensions, EMBEDDING_DIMENSIONS); i++) {
     vector.push(Math.fround((digest.readUInt32LE(i * 4) / 0xffffffff) * 2 - 1));
@@ -124,5 +126,5 @@ export function embeddingVector(key: string, dimensions = EMBEDDING_DIMENSIONS):
 export function float32Base64(vector: number[]): string {
   const buffer = Buffer.alloc(vector.length * 4);
   vector.forEach((value, i) => buffer.writeFloatLE(value, i * 4));
-  return buffer.toString("base64");
+  return buffer.toString('base64');
 }

@@ -7,19 +7,19 @@
  * with per-credential behaviours (latency, failures, hangs, resets, mid-stream faults…) and
  * counters, controlled from JS (this module) or over HTTP under `/__mock/` (control.ts).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import { anthropicRoutes } from "./anthropic.js";
-import { BehaviorStore, type Behavior, type FailSpec } from "./behavior.js";
-import { handleControl, notFound, type MockState } from "./control.js";
-import { dashscopeImageRoutes, ImageTaskStore } from "./dashscope.js";
-import { bearerToken, createCtx, flattenHeaders, headerValue, readBody, sleep, type Ctx } from "./http.js";
-import { dashscopeCompatRoutes, openaiRoutes } from "./openai.js";
-import type { Provider, Route } from "./route.js";
-import { RequestLog, StatsTracker, type RecordedRequest, type SecretStats } from "./stats.js";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { anthropicRoutes } from './anthropic.js';
+import { type Behavior, BehaviorStore, type FailSpec } from './behavior.js';
+import { handleControl, type MockState, notFound } from './control.js';
+import { dashscopeImageRoutes, ImageTaskStore } from './dashscope.js';
+import { bearerToken, type Ctx, createCtx, flattenHeaders, headerValue, readBody, sleep } from './http.js';
+import { dashscopeCompatRoutes, openaiRoutes } from './openai.js';
+import type { Provider, Route } from './route.js';
+import { type RecordedRequest, RequestLog, type SecretStats, StatsTracker } from './stats.js';
 
-export type { Behavior } from "./behavior.js";
-export type { RecordedRequest, SecretStats } from "./stats.js";
+export type { Behavior } from './behavior.js';
+export type { RecordedRequest, SecretStats } from './stats.js';
 
 export interface MockUpstream {
   /** e.g. http://127.0.0.1:41234 (no trailing slash) */
@@ -50,15 +50,15 @@ export interface MockUpstreamOptions {
 // ---------------------------------------------------------------- request pipeline
 
 function defaultFailMessage(status: number): string {
-  if (status === 429) return "Rate limit exceeded (mock upstream)";
-  if (status === 401) return "Invalid API key (mock upstream)";
-  if (status === 529) return "Overloaded";
-  if (status >= 500) return "Internal server error (mock upstream)";
+  if (status === 429) return 'Rate limit exceeded (mock upstream)';
+  if (status === 401) return 'Invalid API key (mock upstream)';
+  if (status === 529) return 'Overloaded';
+  if (status >= 500) return 'Internal server error (mock upstream)';
   return `Mock upstream failure (HTTP ${status})`;
 }
 
 function sendFailure(ctx: Ctx, provider: Provider, fail: FailSpec): void {
-  const headers = fail.retryAfter !== undefined ? { "retry-after": fail.retryAfter } : undefined;
+  const headers = fail.retryAfter !== undefined ? { 'retry-after': fail.retryAfter } : undefined;
   provider.sendError(ctx, fail.status, fail.message ?? defaultFailMessage(fail.status), { headers });
 }
 
@@ -82,14 +82,14 @@ function findRoute(routes: Route[], method: string, path: string): { route: Rout
   for (const route of routes) {
     if (route.method !== method) continue;
     const match = route.pattern.exec(path);
-    if (match) return { route, params: match.slice(1).map((p) => p ?? "") };
+    if (match) return { route, params: match.slice(1).map((p) => p ?? '') };
   }
   return undefined;
 }
 
 function publicUrlOf(req: IncomingMessage, fallback: string): string {
-  const host = headerValue(req, "host");
-  return host === "" ? fallback : `http://${host}`;
+  const host = headerValue(req, 'host');
+  return host === '' ? fallback : `http://${host}`;
 }
 
 class MockServer implements MockState {
@@ -97,7 +97,7 @@ class MockServer implements MockState {
   readonly stats = new StatsTracker();
   readonly log = new RequestLog();
   readonly #routes: Route[];
-  url = "";
+  url = '';
 
   constructor() {
     const tasks = new ImageTaskStore();
@@ -111,12 +111,12 @@ class MockServer implements MockState {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://mock.invalid");
-    if (url.pathname.startsWith("/__mock/")) return handleControl(this, req, res, url);
-    const method = req.method ?? "GET";
+    const url = new URL(req.url ?? '/', 'http://mock.invalid');
+    if (url.pathname.startsWith('/__mock/')) return handleControl(this, req, res, url);
+    const method = req.method ?? 'GET';
     const found = findRoute(this.#routes, method, url.pathname);
     if (!found) {
-      await this.#record(req, url, bearerToken(req) || headerValue(req, "x-api-key"));
+      await this.#record(req, url, bearerToken(req) || headerValue(req, 'x-api-key'));
       return notFound(res, method, url.pathname);
     }
     await this.#serve(req, res, url, found.route, found.params);
@@ -130,17 +130,17 @@ class MockServer implements MockState {
     const behavior = this.behaviors.resolve(secret);
     const ctx = createCtx({ req, res, secret, behavior, slot, publicUrl: publicUrlOf(req, this.url) });
     const body = await this.#record(req, url, secret);
-    if (secret === "") return provider.sendError(ctx, 401, provider.missingKeyMessage);
+    if (secret === '') return provider.sendError(ctx, 401, provider.missingKeyMessage);
     if (route.precheck && !route.precheck(ctx, body.json)) return;
     if (work && !(await applyFaults(ctx, provider, this.behaviors))) return;
-    if (body.invalid) return provider.sendError(ctx, 400, "The request body is not valid JSON.");
+    if (body.invalid) return provider.sendError(ctx, 400, 'The request body is not valid JSON.');
     await route.handle(ctx, body.json, params);
   }
 
   async #record(req: IncomingMessage, url: URL, secret: string): Promise<{ json: unknown; invalid: boolean }> {
     const at = Date.now();
     const body = await readBody(req);
-    this.log.add({ at, method: req.method ?? "GET", path: url.pathname, headers: flattenHeaders(req), body: body.json, secret });
+    this.log.add({ at, method: req.method ?? 'GET', path: url.pathname, headers: flattenHeaders(req), body: body.json, secret });
     return body;
   }
 }
@@ -149,17 +149,17 @@ class MockServer implements MockState {
 
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    server.once("error", reject);
+    server.once('error', reject);
     server.listen(port, host, () => {
-      server.off("error", reject);
+      server.off('error', reject);
       resolve(server.address() as AddressInfo);
     });
   });
 }
 
 function urlHost(host: string): string {
-  if (host === "0.0.0.0" || host === "::" || host === "") return "127.0.0.1";
-  return host.includes(":") ? `[${host}]` : host;
+  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockUpstream> {
@@ -167,12 +167,12 @@ export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise
   const server = createServer((req, res) => {
     mock.handle(req, res).catch((error: unknown) => {
       if (res.headersSent || res.destroyed) return void res.destroy();
-      const text = JSON.stringify({ error: { message: `mock upstream crashed: ${String(error)}`, type: "server_error" } });
-      res.writeHead(500, { "content-type": "application/json" }).end(text);
+      const text = JSON.stringify({ error: { message: `mock upstream crashed: ${String(error)}`, type: 'server_error' } });
+      res.writeHead(500, { 'content-type': 'application/json' }).end(text);
     });
   });
-  const address = await listen(server, opts.port ?? 0, opts.host ?? "127.0.0.1");
-  mock.url = `http://${urlHost(opts.host ?? "127.0.0.1")}:${address.port}`;
+  const address = await listen(server, opts.port ?? 0, opts.host ?? '127.0.0.1');
+  mock.url = `http://${urlHost(opts.host ?? '127.0.0.1')}:${address.port}`;
   return {
     url: mock.url,
     port: address.port,

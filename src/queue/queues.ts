@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from '../redis/index.js';
-import { channelQueueName, retentionFor, type JobData } from './jobs.js';
+import { channelQueueName, type JobData, retentionFor } from './jobs.js';
 
 /** States in which a job will still run or answer. */
 const LIVE_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
@@ -25,7 +25,11 @@ export class ChannelQueues {
 
   /** Job id = request id = ledger idempotency key. Attempts 1: a stalled job is re-run by BullMQ, never retried blindly. */
   async add(data: JobData, bodyBytes: number): Promise<void> {
-    await this.queue(data.channelId).add(`${data.kind} ${data.model}`, data, { jobId: data.requestId, attempts: 1, ...retentionFor(bodyBytes) });
+    await this.queue(data.channelId).add(`${data.kind} ${data.model}`, data, {
+      jobId: data.requestId,
+      attempts: 1,
+      ...retentionFor(bodyBytes),
+    });
   }
 
   /** Whether BullMQ still has the job queued or running (false once it ended, or when it was lost). */

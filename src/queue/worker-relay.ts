@@ -1,5 +1,5 @@
 import { loadLua, type Redis, type RedisKeys } from '../redis/index.js';
-import { encodeFrame, type ChunkFrame, type DoneFrame, type ErrorFrame } from './frames.js';
+import { type ChunkFrame, type DoneFrame, type ErrorFrame, encodeFrame } from './frames.js';
 import type { JobBase } from './jobs.js';
 
 const FINAL = loadLua(import.meta.url, './relay-final.lua');

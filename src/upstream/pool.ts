@@ -62,7 +62,11 @@ export class TokenPool {
   private readonly redis: PoolRedis;
   readonly options: PoolOptions;
 
-  constructor(redis: Redis, private readonly keys: RedisKeys, options: Partial<PoolOptions> = {}) {
+  constructor(
+    redis: Redis,
+    private readonly keys: RedisKeys,
+    options: Partial<PoolOptions> = {},
+  ) {
     this.options = { ...DEFAULT_POOL_OPTIONS, ...options };
     if (!('eastxAcquire' in redis)) {
       redis.defineCommand('eastxAcquire', { lua: ACQUIRE });
@@ -131,8 +135,16 @@ export class TokenPool {
         clearInterval(renewal);
         const o = this.options;
         return this.redis.eastxRelease(
-          leaseKey, this.keys.failures(token.id), this.keys.cooldown(token.id), this.keys.cooldownLevel(token.id),
-          jobId, outcome, Math.max(0, Math.round(retryAfterMs)), o.failuresBeforeCooldown, o.baseBackoffMs, o.maxBackoffMs,
+          leaseKey,
+          this.keys.failures(token.id),
+          this.keys.cooldown(token.id),
+          this.keys.cooldownLevel(token.id),
+          jobId,
+          outcome,
+          Math.max(0, Math.round(retryAfterMs)),
+          o.failuresBeforeCooldown,
+          o.baseBackoffMs,
+          o.maxBackoffMs,
         );
       },
     };

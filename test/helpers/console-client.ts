@@ -36,7 +36,11 @@ export class ConsoleClient {
     }
   }
 
-  async request(method: string, path: string, init: { body?: string; headers?: Record<string, string> } = {}): Promise<{ res: Response; text: string }> {
+  async request(
+    method: string,
+    path: string,
+    init: { body?: string; headers?: Record<string, string> } = {},
+  ): Promise<{ res: Response; text: string }> {
     const res = await fetch(`${this.baseUrl}${path}`, {
       method,
       redirect: 'manual',
@@ -55,10 +59,17 @@ export class ConsoleClient {
   }
 
   /** Posts a form; the CSRF token of the last page read is added unless `csrf: false` (or given). */
-  post(path: string, fields: Record<string, string>, { csrf = true, headers = {} }: { csrf?: boolean; headers?: Record<string, string> } = {}) {
+  post(
+    path: string,
+    fields: Record<string, string>,
+    { csrf = true, headers = {} }: { csrf?: boolean; headers?: Record<string, string> } = {},
+  ) {
     const form = new URLSearchParams(fields);
     if (csrf && !('_csrf' in fields) && this.csrf) form.set('_csrf', this.csrf);
-    return this.request('POST', path, { body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers } });
+    return this.request('POST', path, {
+      body: form.toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    });
   }
 
   async signUp(email: string, password: string): Promise<void> {

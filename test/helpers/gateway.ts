@@ -1,8 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
+import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -25,7 +25,11 @@ export interface RunningProcess {
 
 function startProcess(role: 'web' | 'worker', env: Record<string, string>): RunningProcess {
   const script = role === 'web' ? 'dist/src/web.js' : 'dist/workers/worker.js';
-  const child = spawn(process.execPath, [script], { cwd: ROOT, env: { ...process.env, ...env, EASTX_ROLE: role }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [script], {
+    cwd: ROOT,
+    env: { ...process.env, ...env, EASTX_ROLE: role },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout?.on('data', (d) => (output = (output + d).slice(-200_000)));
   child.stderr?.on('data', (d) => (output = (output + d).slice(-200_000)));

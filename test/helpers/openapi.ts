@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { ExecutionContext } from 'ava';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { ExecutionContext } from 'ava';
 
 /**
  * OpenAI's published component schemas (test/fixtures, vendored by scripts/vendor-openapi.mjs from

@@ -5,8 +5,8 @@ import { describeIssue } from '../../http/body.js';
 import { badRequest } from '../../http/errors.js';
 import { secretHint } from '../../upstream/secrets.js';
 import { presentChannel, presentModel, presentToken } from '../present.js';
-import { modelId, type ChannelInput, type ModelInput, type TokenInput, type TokenPatch } from '../schemas.js';
-import { notFound, type AdminDeps } from './common.js';
+import { type ChannelInput, type ModelInput, modelId, type TokenInput, type TokenPatch } from '../schemas.js';
+import { type AdminDeps, notFound } from './common.js';
 
 /** Channels, their upstream tokens, and models. */
 async function channelRow(db: Db, id: number) {
@@ -56,7 +56,10 @@ export async function updateToken(deps: AdminDeps, tokenId: number, patch: Token
   if (!(await tokenRow(deps.db, tokenId))) throw notFound('token', tokenId);
   const changes = {
     ...(patch.max_concurrency !== undefined && { max_concurrency: patch.max_concurrency }),
-    ...(patch.status !== undefined && { status: patch.status, disabled_reason: patch.status === 'disabled' ? 'disabled by an operator' : null }),
+    ...(patch.status !== undefined && {
+      status: patch.status,
+      disabled_reason: patch.status === 'disabled' ? 'disabled by an operator' : null,
+    }),
   };
   if (Object.keys(changes).length > 0) {
     await deps.db.updateTable('upstream_tokens').set(changes).where('id', '=', tokenId).execute();
@@ -104,4 +107,3 @@ export async function putModel(deps: AdminDeps, id: string, input: ModelInput) {
   await Catalog.changed(deps.redis, deps.keys);
   return presentModel((await modelRow(deps.db, id))!);
 }
-

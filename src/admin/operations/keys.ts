@@ -3,9 +3,9 @@ import { KeyStore } from '../../accounts/key-store.js';
 import { displayPrefix, generateApiKey, hashApiKey } from '../../accounts/keys.js';
 import type { Db } from '../../db/index.js';
 import type { KeyStatus } from '../../db/schema.js';
-import { presentKey, presentNewKey, type KeyRow } from '../present.js';
+import { type KeyRow, presentKey, presentNewKey } from '../present.js';
 import type { KeyInput, KeyPatch } from '../schemas.js';
-import { notFound, userRow, type AdminDeps } from './common.js';
+import { type AdminDeps, notFound, userRow } from './common.js';
 
 /** API keys: created once with the full key, changed and revoked with instant effect everywhere. */
 async function keyRow(db: Db, id: number): Promise<KeyRow | undefined> {
@@ -49,7 +49,12 @@ export async function listUserKeys(deps: AdminDeps, userId: number) {
 }
 
 /** Writes `changes` to the key (a revoked key never becomes active again), then tells every process. */
-async function changeKey(deps: AdminDeps, keyId: number, status: KeyStatus | undefined, changes: Partial<Pick<KeyRow, 'rpm_limit' | 'cap_nano' | 'expires_at'>>) {
+async function changeKey(
+  deps: AdminDeps,
+  keyId: number,
+  status: KeyStatus | undefined,
+  changes: Partial<Pick<KeyRow, 'rpm_limit' | 'cap_nano' | 'expires_at'>>,
+) {
   const row = await keyRow(deps.db, keyId);
   if (!row) throw notFound('key', keyId);
   const set = {
@@ -76,4 +81,3 @@ export async function updateKey(deps: AdminDeps, keyId: number, patch: KeyPatch)
 export async function revokeKey(deps: AdminDeps, keyId: number) {
   return changeKey(deps, keyId, 'revoked', {});
 }
-

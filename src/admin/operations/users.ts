@@ -5,7 +5,7 @@ import { formatUsd } from '../../billing/money.js';
 import { badRequest } from '../../http/errors.js';
 import { presentLedger, presentUser } from '../present.js';
 import type { AdjustInput, CodesInput, CreditInput, UsageQuery, UserInput, UsersQuery } from '../schemas.js';
-import { isDuplicateKey, notFound, userRow, type AdminDeps } from './common.js';
+import { type AdminDeps, isDuplicateKey, notFound, userRow } from './common.js';
 
 /** Users, their money (through src/billing), redemption codes and the usage ledger. */
 export async function createUser(deps: AdminDeps, input: UserInput) {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import * as ops from '../../admin/operations/index.js';
 import { channelBody, modelBody, modelId, tokenBody, tokenPatch } from '../../admin/schemas.js';
 import { ApiError } from '../../http/errors.js';
-import { principal, type AppContext } from '../../http/state.js';
+import { type AppContext, principal } from '../../http/state.js';
 import { checkbox, integer, noControlChars, optional, validate } from '../form-input.js';
 import { setFlash, takeFlash } from '../sessions.js';
 import { redirect, render } from '../views.js';
@@ -44,11 +44,20 @@ async function liveState(ctx: AppContext, tokenIds: number[]) {
 export async function showChannels(ctx: AppContext, error?: string, status = 200): Promise<void> {
   const { session } = operator(ctx);
   const [channels, flash] = await Promise.all([ops.listChannels(ctx.services), takeFlash(ctx, session, status === 200)]);
-  const live = await liveState(ctx, channels.flatMap((c) => c.tokens.map((t) => t.id)));
+  const live = await liveState(
+    ctx,
+    channels.flatMap((c) => c.tokens.map((t) => t.id)),
+  );
   render(
     ctx,
     'admin/channels.njk',
-    { title: 'Channels and tokens', channels: channels.map((c) => ({ ...c, tokens: c.tokens.map((t) => ({ ...t, ...live.get(t.id) })) })), notice: flash.notice, error, values: status === 200 ? {} : formOf(ctx) },
+    {
+      title: 'Channels and tokens',
+      channels: channels.map((c) => ({ ...c, tokens: c.tokens.map((t) => ({ ...t, ...live.get(t.id) })) })),
+      notice: flash.notice,
+      error,
+      values: status === 200 ? {} : formOf(ctx),
+    },
     status,
   );
 }
@@ -58,7 +67,10 @@ const showChannelsError = (ctx: AppContext, error: string) => showChannels(ctx, 
 export async function createChannel(ctx: AppContext): Promise<void> {
   const form = formOf(ctx);
   await orShow(ctx, showChannelsError, async () => {
-    const channel = await ops.createChannel(ctx.services, validate(channelBody, { name: noControlChars('name', form.name) ?? '', type: form.type ?? '', base_url: form.base_url ?? '' }));
+    const channel = await ops.createChannel(
+      ctx.services,
+      validate(channelBody, { name: noControlChars('name', form.name) ?? '', type: form.type ?? '', base_url: form.base_url ?? '' }),
+    );
     await setFlash(ctx, operator(ctx).session, { notice: `Channel ${channel.name} created: add a token to it.` });
     redirect(ctx, '/admin/channels');
   });
@@ -68,7 +80,11 @@ export async function addToken(ctx: AppContext): Promise<void> {
   const form = formOf(ctx);
   const channelId = ops.rowIdFrom(ctx.params.id, 'channel');
   await orShow(ctx, showChannelsError, async () => {
-    const input = validate(tokenBody, { secret: form.secret ?? '', max_concurrency: integer(form.max_concurrency), name: noControlChars('name', form.name) ?? '' });
+    const input = validate(tokenBody, {
+      secret: form.secret ?? '',
+      max_concurrency: integer(form.max_concurrency),
+      name: noControlChars('name', form.name) ?? '',
+    });
     const token = await ops.addToken(ctx.services, channelId, input);
     await setFlash(ctx, operator(ctx).session, { notice: `Token ${token.name || token.id} (${token.secret_hint}) added.` });
     redirect(ctx, '/admin/channels');
@@ -80,8 +96,14 @@ export async function updateToken(ctx: AppContext): Promise<void> {
   const form = formOf(ctx);
   const tokenId = ops.rowIdFrom(ctx.params.id, 'token');
   await orShow(ctx, showChannelsError, async () => {
-    const token = await ops.updateToken(ctx.services, tokenId, validate(tokenPatch, { status: optional(form.status), max_concurrency: integer(form.max_concurrency) }));
-    await setFlash(ctx, operator(ctx).session, { notice: `Token ${token.name || token.id}: ${token.status}, at most ${token.max_concurrency} at once.` });
+    const token = await ops.updateToken(
+      ctx.services,
+      tokenId,
+      validate(tokenPatch, { status: optional(form.status), max_concurrency: integer(form.max_concurrency) }),
+    );
+    await setFlash(ctx, operator(ctx).session, {
+      notice: `Token ${token.name || token.id}: ${token.status}, at most ${token.max_concurrency} at once.`,
+    });
     redirect(ctx, '/admin/channels');
   });
 }
@@ -101,32 +123,49 @@ export async function editModel(ctx: AppContext, error?: string, status = 200): 
   const [models, channels] = await Promise.all([ops.listModels(ctx.services), ops.listChannels(ctx.services)]);
   const existing = wanted === undefined ? undefined : models.find((m) => m.id === wanted);
   if (wanted !== undefined && !existing) throw new ApiError('not_found', `no model with id ${wanted}`);
-  const values = status === 200 ? (existing ? { ...existing, sizes: existing.sizes.join(', ') } : { status: 'active', modality: 'chat', max_output_tokens: 4096, sizes: '1024x1024' }) : { ...formOf(ctx), vision: formOf(ctx).vision !== undefined, tools: formOf(ctx).tools !== undefined };
-  render(ctx, 'admin/model-edit.njk', { title: existing ? `Model ${existing.id}` : 'New model', editing: Boolean(existing), values, channels, error }, status);
+  const values =
+    status === 200
+      ? existing
+        ? { ...existing, sizes: existing.sizes.join(', ') }
+        : { status: 'active', modality: 'chat', max_output_tokens: 4096, sizes: '1024x1024' }
+      : { ...formOf(ctx), vision: formOf(ctx).vision !== undefined, tools: formOf(ctx).tools !== undefined };
+  render(
+    ctx,
+    'admin/model-edit.njk',
+    { title: existing ? `Model ${existing.id}` : 'New model', editing: Boolean(existing), values, channels, error },
+    status,
+  );
 }
 
 /** Creates or replaces a model (the admin API's PUT, field for field). */
 export async function saveModel(ctx: AppContext): Promise<void> {
   const form = formOf(ctx);
-  await orShow(ctx, (c, e) => editModel(c, e, 400), async () => {
-    const { id } = validate(z.object({ id: modelId }), { id: (form.id ?? '').trim() });
-    const input = validate(modelBody, {
-      display_name: noControlChars('display_name', form.display_name) ?? '',
-      owned_by: noControlChars('owned_by', form.owned_by) ?? '',
-      modality: form.modality ?? '',
-      status: form.status ?? '',
-      channel_id: integer(form.channel_id),
-      upstream_model: noControlChars('upstream_model', form.upstream_model) ?? '',
-      input_price_per_1m: optional(form.input_price_per_1m),
-      output_price_per_1m: optional(form.output_price_per_1m),
-      price_per_image: optional(form.price_per_image),
-      max_output_tokens: integer(form.max_output_tokens),
-      vision: checkbox(form.vision),
-      tools: checkbox(form.tools),
-      sizes: optional(form.sizes)?.split(',').map((s) => s.trim()).filter(Boolean),
-    });
-    const model = await ops.putModel(ctx.services, id, input);
-    await setFlash(ctx, operator(ctx).session, { notice: `Model ${model.id} saved (${model.status}).` });
-    redirect(ctx, '/admin/models');
-  });
+  await orShow(
+    ctx,
+    (c, e) => editModel(c, e, 400),
+    async () => {
+      const { id } = validate(z.object({ id: modelId }), { id: (form.id ?? '').trim() });
+      const input = validate(modelBody, {
+        display_name: noControlChars('display_name', form.display_name) ?? '',
+        owned_by: noControlChars('owned_by', form.owned_by) ?? '',
+        modality: form.modality ?? '',
+        status: form.status ?? '',
+        channel_id: integer(form.channel_id),
+        upstream_model: noControlChars('upstream_model', form.upstream_model) ?? '',
+        input_price_per_1m: optional(form.input_price_per_1m),
+        output_price_per_1m: optional(form.output_price_per_1m),
+        price_per_image: optional(form.price_per_image),
+        max_output_tokens: integer(form.max_output_tokens),
+        vision: checkbox(form.vision),
+        tools: checkbox(form.tools),
+        sizes: optional(form.sizes)
+          ?.split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      });
+      const model = await ops.putModel(ctx.services, id, input);
+      await setFlash(ctx, operator(ctx).session, { notice: `Model ${model.id} saved (${model.status}).` });
+      redirect(ctx, '/admin/models');
+    },
+  );
 }

@@ -3,7 +3,7 @@ import * as ops from '../../admin/operations/index.js';
 import { codesBody } from '../../admin/schemas.js';
 import { formatUsd } from '../../billing/money.js';
 import { ApiError } from '../../http/errors.js';
-import { principal, type AppContext } from '../../http/state.js';
+import { type AppContext, principal } from '../../http/state.js';
 import { integer, validate } from '../form-input.js';
 import { setFlash, takeFlash } from '../sessions.js';
 import { redirect, render } from '../views.js';
@@ -43,7 +43,14 @@ export async function showCodes(ctx: AppContext, error?: string, status = 200): 
     {
       title: 'Redemption codes',
       state,
-      codes: rows.map((r) => ({ id: Number(r.id), amount: formatUsd(BigInt(r.amount_nano)), created_at: r.created_at, redeemed_by: r.redeemed_by === null ? null : Number(r.redeemed_by), email: r.email, redeemed_at: r.redeemed_at })),
+      codes: rows.map((r) => ({
+        id: Number(r.id),
+        amount: formatUsd(BigInt(r.amount_nano)),
+        created_at: r.created_at,
+        redeemed_by: r.redeemed_by === null ? null : Number(r.redeemed_by),
+        email: r.email,
+        redeemed_at: r.redeemed_at,
+      })),
       counts: { all: Number(counts.all), used: Number(counts.used), unused: Number(counts.all) - Number(counts.used) },
       minted: flash.codes,
       notice: flash.notice,
@@ -59,7 +66,10 @@ export async function createCodes(ctx: AppContext): Promise<void> {
   try {
     const input = validate(codesBody, { amount_usd: form.amount_usd ?? '', count: integer(form.count) });
     const { codes, amount_usd } = await ops.createRedemptionCodes(ctx.services, input);
-    await setFlash(ctx, operator(ctx).session, { codes, notice: `${codes.length} code${codes.length === 1 ? '' : 's'} of $${amount_usd} minted. Copy them now: they are shown only this once.` });
+    await setFlash(ctx, operator(ctx).session, {
+      codes,
+      notice: `${codes.length} code${codes.length === 1 ? '' : 's'} of $${amount_usd} minted. Copy them now: they are shown only this once.`,
+    });
     redirect(ctx, '/admin/codes');
   } catch (err) {
     if (err instanceof ApiError && err.status === 400) return showCodes(ctx, err.message, 400);

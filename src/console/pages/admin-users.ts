@@ -4,7 +4,7 @@ import * as ops from '../../admin/operations/index.js';
 import { presentLedger, presentUser } from '../../admin/present.js';
 import { adjustBody, creditBody } from '../../admin/schemas.js';
 import { ApiError } from '../../http/errors.js';
-import { principal, type AppContext } from '../../http/state.js';
+import { type AppContext, principal } from '../../http/state.js';
 import { noControlChars, optional, validate } from '../form-input.js';
 import { setFlash, takeFlash } from '../sessions.js';
 import { redirect, render } from '../views.js';
@@ -18,10 +18,24 @@ export async function overview(ctx: AppContext): Promise<void> {
   operator(ctx);
   const db = ctx.services.db;
   const [users, money, keys, codes, catalog] = await Promise.all([
-    db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
-    db.selectFrom('users').select([sql<string>`COALESCE(SUM(balance_nano), 0)`.as('balance'), sql<string>`COALESCE(SUM(held_nano), 0)`.as('held')]).executeTakeFirstOrThrow(),
-    db.selectFrom('api_keys').select((eb) => eb.fn.countAll<number>().as('n')).where('status', '=', 'active').executeTakeFirstOrThrow(),
-    db.selectFrom('redemption_codes').select((eb) => eb.fn.countAll<number>().as('n')).where('redeemed_by', 'is', null).executeTakeFirstOrThrow(),
+    db
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow(),
+    db
+      .selectFrom('users')
+      .select([sql<string>`COALESCE(SUM(balance_nano), 0)`.as('balance'), sql<string>`COALESCE(SUM(held_nano), 0)`.as('held')])
+      .executeTakeFirstOrThrow(),
+    db
+      .selectFrom('api_keys')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('status', '=', 'active')
+      .executeTakeFirstOrThrow(),
+    db
+      .selectFrom('redemption_codes')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('redeemed_by', 'is', null)
+      .executeTakeFirstOrThrow(),
     ctx.services.catalog.current(),
   ]);
   const tokens = [...catalog.tokensByChannel.values()].flat();
@@ -75,12 +89,17 @@ async function moveMoney(ctx: AppContext, kind: 'credit' | 'adjust'): Promise<vo
   const userId = ops.rowIdFrom(ctx.params.id, 'user');
   const form = formOf(ctx);
   try {
-    const fields = { amount_usd: form.amount_usd ?? '', note: kind === 'credit' ? optional(noControlChars('note', form.note)) : (noControlChars('note', form.note) ?? '') };
+    const fields = {
+      amount_usd: form.amount_usd ?? '',
+      note: kind === 'credit' ? optional(noControlChars('note', form.note)) : (noControlChars('note', form.note) ?? ''),
+    };
     const result =
       kind === 'credit'
         ? await ops.creditUser(ctx.services, userId, validate(creditBody, fields))
         : await ops.adjustUser(ctx.services, userId, validate(adjustBody, fields));
-    await setFlash(ctx, operator(ctx).session, { notice: `${kind === 'credit' ? 'Credited' : 'Adjusted by'} $${(form.amount_usd ?? '').trim()}: the balance is now $${result.balance_usd}.` });
+    await setFlash(ctx, operator(ctx).session, {
+      notice: `${kind === 'credit' ? 'Credited' : 'Adjusted by'} $${(form.amount_usd ?? '').trim()}: the balance is now $${result.balance_usd}.`,
+    });
     redirect(ctx, `/admin/users/${userId}`);
   } catch (err) {
     if (err instanceof ApiError && err.status === 400) return showUser(ctx, err.message, 400);

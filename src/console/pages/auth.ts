@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import * as ops from '../../admin/operations/index.js';
-import { userBody } from '../../admin/schemas.js';
 import { hashPassword, verifyPassword } from '../../accounts/passwords.js';
+import * as ops from '../../admin/operations/index.js';
+import { type UserInput, userBody } from '../../admin/schemas.js';
 import { sameSecret } from '../../http/credentials.js';
 import { ApiError } from '../../http/errors.js';
 import type { AppContext } from '../../http/state.js';
@@ -32,7 +32,7 @@ export async function signup(ctx: AppContext): Promise<void> {
   const form = formOf(ctx);
   const limits = throttles(ctx.services);
   await limits.refuseIfSpent([['signupPerIp', clientIp(ctx)]]);
-  let input;
+  let input: UserInput;
   try {
     input = validate(userBody, { email: noControlChars('email', form.email) ?? '', password: form.password ?? '' });
   } catch (err) {
@@ -40,11 +40,12 @@ export async function signup(ctx: AppContext): Promise<void> {
     throw err;
   }
   await limits.count([['signupPerIp', clientIp(ctx)]]);
-  let user;
+  let user: Awaited<ReturnType<typeof ops.createUser>>;
   try {
     user = await ops.createUser(ctx.services, { email: input.email, password: input.password ?? form.password, is_admin: false });
   } catch (err) {
-    if (err instanceof ApiError && err.status === 400) return showSignup(ctx, 'An account with this email already exists: log in instead.', 400);
+    if (err instanceof ApiError && err.status === 400)
+      return showSignup(ctx, 'An account with this email already exists: log in instead.', 400);
     throw err;
   }
   await openSession(ctx, { userId: user.id });
@@ -53,7 +54,12 @@ export async function signup(ctx: AppContext): Promise<void> {
 
 export function showLogin(ctx: AppContext, error?: string, status = 200): void {
   const next = safeNext(ctx.query.next) ?? safeNext(formOf(ctx).next) ?? '';
-  render(ctx, 'login.njk', { title: 'Log in', error, email: formOf(ctx).email ?? '', next, adminLogin: ctx.services.config.adminToken !== undefined }, status);
+  render(
+    ctx,
+    'login.njk',
+    { title: 'Log in', error, email: formOf(ctx).email ?? '', next, adminLogin: ctx.services.config.adminToken !== undefined },
+    status,
+  );
 }
 
 /**
@@ -65,7 +71,10 @@ export async function login(ctx: AppContext): Promise<void> {
   const parsed = loginForm.safeParse({ email: form.email ?? '', password: form.password ?? '' });
   if (!parsed.success || parsed.data.email === '' || parsed.data.password === '') return showLogin(ctx, WRONG, 401);
   const { email, password } = parsed.data;
-  const counters: Array<['loginPerIp' | 'loginPerEmail', string]> = [['loginPerIp', clientIp(ctx)], ['loginPerEmail', emailKey(email)]];
+  const counters: Array<['loginPerIp' | 'loginPerEmail', string]> = [
+    ['loginPerIp', clientIp(ctx)],
+    ['loginPerEmail', emailKey(email)],
+  ];
   const limits = throttles(ctx.services);
   await limits.refuseIfSpent(counters);
   const user = await ctx.services.db.selectFrom('users').select(['id', 'password_hash']).where('email', '=', email).executeTakeFirst();
@@ -98,7 +107,10 @@ export function showAdminLogin(ctx: AppContext, error?: string, status = 200): v
 
 export async function adminLogin(ctx: AppContext): Promise<void> {
   const expected = adminTokenOrNotFound(ctx);
-  const counters: Array<['loginPerIp' | 'adminPerDeployment', string]> = [['loginPerIp', clientIp(ctx)], ['adminPerDeployment', 'admin-token']];
+  const counters: Array<['loginPerIp' | 'adminPerDeployment', string]> = [
+    ['loginPerIp', clientIp(ctx)],
+    ['adminPerDeployment', 'admin-token'],
+  ];
   const limits = throttles(ctx.services);
   await limits.refuseIfSpent(counters);
   const given = formOf(ctx).token ?? '';

@@ -1,7 +1,7 @@
 import * as ops from '../../admin/operations/index.js';
 import { keyBody, keyPatch } from '../../admin/schemas.js';
 import { ApiError } from '../../http/errors.js';
-import { principal, type AppContext } from '../../http/state.js';
+import { type AppContext, principal } from '../../http/state.js';
 import { endOfDay, integer, noControlChars, orNull, validate } from '../form-input.js';
 import { setFlash, takeFlash } from '../sessions.js';
 import { redirect, render } from '../views.js';
@@ -17,7 +17,12 @@ const formOf = (ctx: AppContext) => ctx.state.form ?? {};
 /** The user's own key with this id; another account's key, or none, is 404 (never a hint that it exists). */
 async function ownKey(ctx: AppContext) {
   const keyId = ops.rowIdFrom(ctx.params.id, 'key');
-  const row = await ctx.services.db.selectFrom('api_keys').select(['id', 'status']).where('id', '=', keyId).where('user_id', '=', account(ctx).user.id).executeTakeFirst();
+  const row = await ctx.services.db
+    .selectFrom('api_keys')
+    .select(['id', 'status'])
+    .where('id', '=', keyId)
+    .where('user_id', '=', account(ctx).user.id)
+    .executeTakeFirst();
   if (!row) throw new ApiError('not_found', `no key with id ${ctx.params.id}`);
   return { id: Number(row.id), status: row.status };
 }
@@ -27,7 +32,20 @@ export async function showKeys(ctx: AppContext, error?: string, status = 200): P
   const [keys, flash] = await Promise.all([ops.listUserKeys(ctx.services, user.id), takeFlash(ctx, session, status === 200)]);
   const live = keys.filter((k) => k.status !== 'revoked').reverse();
   const revoked = keys.filter((k) => k.status === 'revoked').reverse();
-  render(ctx, 'keys.njk', { title: 'API keys', keys: live, revoked, newKey: flash.newKey, notice: flash.notice, error, values: status === 200 ? {} : formOf(ctx) }, status);
+  render(
+    ctx,
+    'keys.njk',
+    {
+      title: 'API keys',
+      keys: live,
+      revoked,
+      newKey: flash.newKey,
+      notice: flash.notice,
+      error,
+      values: status === 200 ? {} : formOf(ctx),
+    },
+    status,
+  );
 }
 
 /** A form failure (400 naming the field) is shown on the page with what was typed; anything else is thrown. */
@@ -49,10 +67,14 @@ export async function createKey(ctx: AppContext): Promise<void> {
       balance_cap_usd: orNull(form.balance_cap_usd),
       expires_at: endOfDay(form.expires_at),
     });
-    if (input.expires_at && input.expires_at.getTime() <= Date.now()) throw new ApiError('bad_request', 'expires_at: must be in the future', { param: 'expires_at' });
+    if (input.expires_at && input.expires_at.getTime() <= Date.now())
+      throw new ApiError('bad_request', 'expires_at: must be in the future', { param: 'expires_at' });
     const { user, session } = account(ctx);
     const created = await ops.createKey(ctx.services, user.id, input);
-    await setFlash(ctx, session, { newKey: created.key, notice: `Key ${created.prefix}… created. Copy it now: it is shown only this once.` });
+    await setFlash(ctx, session, {
+      newKey: created.key,
+      notice: `Key ${created.prefix}… created. Copy it now: it is shown only this once.`,
+    });
     redirect(ctx, '/keys');
   });
 }
@@ -65,7 +87,9 @@ export async function updateKey(ctx: AppContext): Promise<void> {
   await orShowError(ctx, async () => {
     const patch = validate(keyPatch, { rpm_limit: integer(form.rpm_limit), balance_cap_usd: orNull(form.balance_cap_usd) });
     const updated = await ops.updateKey(ctx.services, key.id, patch);
-    await setFlash(ctx, account(ctx).session, { notice: `Key ${updated.prefix}… updated: ${updated.rpm_limit} requests/min, cap ${updated.balance_cap_usd === null ? 'none' : `$${updated.balance_cap_usd}`}.` });
+    await setFlash(ctx, account(ctx).session, {
+      notice: `Key ${updated.prefix}… updated: ${updated.rpm_limit} requests/min, cap ${updated.balance_cap_usd === null ? 'none' : `$${updated.balance_cap_usd}`}.`,
+    });
     redirect(ctx, '/keys');
   });
 }

@@ -31,7 +31,11 @@ async function publicModels(ctx: AppContext) {
 
 export async function home(ctx: AppContext): Promise<void> {
   const models = await publicModels(ctx);
-  render(ctx, 'home.njk', { title: 'OpenAI-compatible LLM gateway', baseUrl: baseUrlOf(ctx), models: models.filter((m) => m.status === 'active').slice(0, 6) });
+  render(ctx, 'home.njk', {
+    title: 'OpenAI-compatible LLM gateway',
+    baseUrl: baseUrlOf(ctx),
+    models: models.filter((m) => m.status === 'active').slice(0, 6),
+  });
 }
 
 export async function pricing(ctx: AppContext): Promise<void> {

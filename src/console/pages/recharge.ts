@@ -3,7 +3,7 @@ import { presentLedger } from '../../admin/present.js';
 import { redeemCode } from '../../billing/codes.js';
 import { formatUsd } from '../../billing/money.js';
 import { ApiError } from '../../http/errors.js';
-import { principal, type AppContext } from '../../http/state.js';
+import { type AppContext, principal } from '../../http/state.js';
 import { validate } from '../form-input.js';
 import { setFlash, takeFlash } from '../sessions.js';
 import { redirect, render } from '../views.js';
@@ -13,7 +13,13 @@ import { redirect, render } from '../views.js';
 const PAGE = 50;
 const account = (ctx: AppContext) => principal(ctx, 'account');
 
-const pageQuery = z.object({ before: z.string().regex(/^\d{1,15}$/).transform(Number).optional() });
+const pageQuery = z.object({
+  before: z
+    .string()
+    .regex(/^\d{1,15}$/)
+    .transform(Number)
+    .optional(),
+});
 const redeemForm = z.object({ code: z.string().trim().min(1, 'is required').max(64, 'is not a redemption code') });
 
 /**
@@ -33,7 +39,8 @@ async function ledgerPage(ctx: AppContext, userId: number, before: number | unde
     .limit(PAGE + 1)
     .execute();
   const pageIds = ids.slice(0, PAGE).map((r) => Number(r.id));
-  const rows = pageIds.length === 0 ? [] : await db.selectFrom('ledger').selectAll().where('id', 'in', pageIds).orderBy('id', 'desc').execute();
+  const rows =
+    pageIds.length === 0 ? [] : await db.selectFrom('ledger').selectAll().where('id', 'in', pageIds).orderBy('id', 'desc').execute();
   const entries = rows.map(presentLedger);
   return { entries, older: ids.length > PAGE ? pageIds[pageIds.length - 1] : null };
 }

@@ -1,8 +1,8 @@
 import { stringify } from 'csv-stringify/sync';
 import { formatUsd } from '../../billing/money.js';
-import { principal, type AppContext } from '../../http/state.js';
+import { type AppContext, principal } from '../../http/state.js';
 import { spendChart } from '../chart.js';
-import { daysOf, rangeFrom, totalsByModel, usageRows, type UsageRange } from '../usage-report.js';
+import { daysOf, rangeFrom, totalsByModel, type UsageRange, usageRows } from '../usage-report.js';
 import { render } from '../views.js';
 
 /** /usage: spend per day and model over a chosen range, as a chart and a table; /usage.csv the same rows. */
@@ -21,7 +21,11 @@ export async function showUsage(ctx: AppContext): Promise<void> {
   render(ctx, 'usage.njk', {
     title: 'Usage',
     range,
-    chart: spendChart(daysOf(range), rows, totals.map((t) => t.model)),
+    chart: spendChart(
+      daysOf(range),
+      rows,
+      totals.map((t) => t.model),
+    ),
     rows: rows.map((r) => ({ ...r, spent: formatUsd(r.spentNano) })).reverse(),
     totals: totals.map((t) => ({ ...t, spent: formatUsd(t.spentNano) })),
     spent: formatUsd(spent),
@@ -38,6 +42,10 @@ export async function usageCsv(ctx: AppContext): Promise<void> {
   ctx.set('cache-control', 'no-store');
   ctx.body = stringify(
     rows.map((r) => [r.day, r.model, r.requests, r.promptTokens, r.completionTokens, r.images, formatUsd(r.spentNano)]),
-    { header: true, columns: ['day', 'model', 'requests', 'prompt_tokens', 'completion_tokens', 'images', 'cost_usd'], escape_formulas: true },
+    {
+      header: true,
+      columns: ['day', 'model', 'requests', 'prompt_tokens', 'completion_tokens', 'images', 'cost_usd'],
+      escape_formulas: true,
+    },
   );
 }

@@ -1,5 +1,5 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher, request } from 'undici';
 import { abortReasonOf } from '../../queue/abort.js';
 import { parseRetryAfter, UpstreamError } from '../errors.js';
 

@@ -31,7 +31,9 @@ export function unservable(channel: Channel, demand: Demand): [string, string] |
       return can('chat') ? provider.chatRequestProblem?.(demand.body) : ['model', 'this model does not serve chat completions'];
     case 'embeddings':
       if (!can('embeddings')) return ['model', 'this model does not serve embeddings'];
-      return demand.tokenInput && !can('embeddingTokenInput') ? ['input', 'this model takes text only; send strings, not token arrays'] : undefined;
+      return demand.tokenInput && !can('embeddingTokenInput')
+        ? ['input', 'this model takes text only; send strings, not token arrays']
+        : undefined;
     case 'images':
       return can('images') ? undefined : ['model', 'this model does not generate images'];
   }

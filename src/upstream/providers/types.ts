@@ -21,7 +21,12 @@ export type ChatChunk = Record<string, unknown> & { choices?: Array<Record<strin
 
 export interface EmbeddingsResult {
   /** OpenAI's embeddings response with float arrays. */
-  response: { object: 'list'; data: Array<{ object: 'embedding'; index: number; embedding: number[] | string }>; model: string; usage?: { prompt_tokens: number; total_tokens: number } };
+  response: {
+    object: 'list';
+    data: Array<{ object: 'embedding'; index: number; embedding: number[] | string }>;
+    model: string;
+    usage?: { prompt_tokens: number; total_tokens: number };
+  };
 }
 
 export interface ImageRequest {

@@ -3,7 +3,7 @@
  * before anything is held or enqueued, so the client gets a 400 naming the field instead of a wrong answer.
  * Fields that are safe to drop (presence/frequency penalties, logit_bias, seed, response_format text…) pass.
  */
-import { IMAGE_MEDIA_TYPES, imageUrlOf, parseArguments, parseDataUrl, type Json } from './request.js';
+import { IMAGE_MEDIA_TYPES, imageUrlOf, type Json, parseArguments, parseDataUrl } from './request.js';
 
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 const asArray = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
@@ -12,7 +12,8 @@ const asArray = (value: unknown): unknown[] => (Array.isArray(value) ? value : [
 export function anthropicRequestProblem(body: Json): [string, string] | undefined {
   if (typeof body.n === 'number' && body.n > 1) return ['n', 'this model returns one choice per request; n must be 1'];
   if (body.logprobs === true) return ['logprobs', 'log probabilities are not available for this model'];
-  if (typeof body.top_logprobs === 'number' && body.top_logprobs > 0) return ['top_logprobs', 'log probabilities are not available for this model'];
+  if (typeof body.top_logprobs === 'number' && body.top_logprobs > 0)
+    return ['top_logprobs', 'log probabilities are not available for this model'];
   const format = isObject(body.response_format) ? body.response_format.type : undefined;
   if (format !== undefined && format !== 'text') {
     return ['response_format', `${String(format)} is not supported by this model; ask for JSON in the prompt instead`];

@@ -8,8 +8,8 @@ import { parseEventJson, readJson, send, sseEvents } from '../http.js';
 import type { Provider, UpstreamCall } from '../types.js';
 import { anthropicRequestProblem } from './check.js';
 import { toAnthropicRequest } from './request.js';
-import { styleOf, toChatCompletion, type AnthropicMessage } from './response.js';
-import { StreamTranslator, type AnthropicEvent } from './stream.js';
+import { type AnthropicMessage, styleOf, toChatCompletion } from './response.js';
+import { type AnthropicEvent, StreamTranslator } from './stream.js';
 
 const API_VERSION = '2023-06-01';
 

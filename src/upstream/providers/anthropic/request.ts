@@ -96,7 +96,7 @@ class LegacyCallIds {
 
   claim(name: unknown): string {
     const at = this.#pending.findIndex((call) => call.name === name);
-    const [call] = this.#pending.splice(at >= 0 ? at : 0, 1);
+    const [call] = this.#pending.splice(Math.max(at, 0), 1);
     return call?.id ?? this.issue(String(name ?? ''));
   }
 }
@@ -108,7 +108,8 @@ function turnOf(message: Json, legacy: LegacyCallIds): Turn | undefined {
     case 'assistant': {
       const content: Block[] = [{ type: 'text', text: textOf(message.content) }];
       for (const call of asArray(message.tool_calls).filter(isObject)) content.push(toolUse(String(call.id ?? ''), call.function));
-      if (isObject(message.function_call)) content.push(toolUse(legacy.issue(String(message.function_call.name ?? '')), message.function_call));
+      if (isObject(message.function_call))
+        content.push(toolUse(legacy.issue(String(message.function_call.name ?? '')), message.function_call));
       return { role: 'assistant', content };
     }
     case 'tool':

@@ -53,7 +53,12 @@ export function usageOf(usage: AnthropicUsage): TokenUsage {
   const cached = usage.cache_read_input_tokens ?? 0;
   const prompt = (usage.input_tokens ?? 0) + cached + (usage.cache_creation_input_tokens ?? 0);
   const completion = usage.output_tokens ?? 0;
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: cached } };
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    prompt_tokens_details: { cached_tokens: cached },
+  };
 }
 
 /** OpenAI-looking completion id from Anthropic's message id. */
@@ -62,7 +67,10 @@ export const completionIdOf = (messageId: string | undefined) =>
 
 export function toChatCompletion(message: AnthropicMessage, style: ResponseStyle, created = Math.floor(Date.now() / 1000)): ChatCompletion {
   const blocks = message.content ?? [];
-  const text = blocks.filter((b) => b.type === 'text').map((b) => b.text ?? '').join('');
+  const text = blocks
+    .filter((b) => b.type === 'text')
+    .map((b) => b.text ?? '')
+    .join('');
   const calls = blocks
     .filter((b) => b.type === 'tool_use')
     .map((b) => ({ id: b.id ?? '', type: 'function', function: { name: b.name ?? '', arguments: JSON.stringify(b.input ?? {}) } }));

@@ -1,7 +1,7 @@
 /** Anthropic Messages API stream events → OpenAI `chat.completion.chunk`s. */
 import { UpstreamError } from '../../errors.js';
 import type { ChatChunk } from '../types.js';
-import { completionIdOf, finishReasonOf, usageOf, type AnthropicBlock, type AnthropicUsage, type ResponseStyle } from './response.js';
+import { type AnthropicBlock, type AnthropicUsage, completionIdOf, finishReasonOf, type ResponseStyle, usageOf } from './response.js';
 
 export interface AnthropicEvent {
   type: string;
@@ -77,7 +77,13 @@ export class StreamTranslator {
         return this.#withRole([this.#chunk({}, finishReasonOf(event.delta?.stop_reason, this.style))]);
       case 'message_stop': {
         this.finished = true;
-        const usage = this.#usage && { id: this.#id, object: 'chat.completion.chunk', created: this.#created, choices: [], usage: usageOf(this.#usage) };
+        const usage = this.#usage && {
+          id: this.#id,
+          object: 'chat.completion.chunk',
+          created: this.#created,
+          choices: [],
+          usage: usageOf(this.#usage),
+        };
         return this.#withRole(usage ? [usage] : []);
       }
       case 'error': {

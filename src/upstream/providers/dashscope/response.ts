@@ -22,7 +22,9 @@ export function imagesOf(task: TaskResponse): ImagesResult {
     .map((r) => ({ url: r.url, ...(r.actual_prompt ? { revised_prompt: r.actual_prompt } : {}) }));
   if (data.length === 0) {
     const failed = results.find((r) => r.code);
-    throw new UpstreamError('task_failed', failed?.message || 'the image task produced no image', { providerCode: failed?.code || 'NoImage' });
+    throw new UpstreamError('task_failed', failed?.message || 'the image task produced no image', {
+      providerCode: failed?.code || 'NoImage',
+    });
   }
   return { data, imagesProduced: task.usage?.image_count ?? data.length };
 }

@@ -43,7 +43,11 @@ async function awaitTask(taskId: string, request: ImageRequest, call: UpstreamCa
     wait = Math.min(wait * POLL_GROWTH, request.pollMs * MAX_POLL_MULTIPLE);
     let task: TaskResponse;
     try {
-      const response = await send(`${call.baseUrl}/api/v1/tasks/${encodeURIComponent(taskId)}`, { method: 'GET', headers: authHeaders(call) }, call.signal);
+      const response = await send(
+        `${call.baseUrl}/api/v1/tasks/${encodeURIComponent(taskId)}`,
+        { method: 'GET', headers: authHeaders(call) },
+        call.signal,
+      );
       task = await readJson<TaskResponse>(response, call.signal);
     } catch (err) {
       // A status poll that fails for a moment does not lose the task: ask again (the deadline bounds it).
@@ -55,7 +59,9 @@ async function awaitTask(taskId: string, request: ImageRequest, call: UpstreamCa
     const status = task.output?.task_status ?? 'UNKNOWN';
     if (status === 'SUCCEEDED') return task;
     if (WAITING_STATES.has(status)) continue;
-    throw new UpstreamError('task_failed', task.output?.message || `the image task ended ${status}`, { providerCode: task.output?.code || status });
+    throw new UpstreamError('task_failed', task.output?.message || `the image task ended ${status}`, {
+      providerCode: task.output?.code || status,
+    });
   }
 }
 

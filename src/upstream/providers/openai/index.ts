@@ -9,9 +9,12 @@ import { chatChunks } from './stream.js';
  * the channel's base_url itself for `openai` channels (it includes /v1); DashScope's compatible mode reuses
  * this adapter with its own root.
  */
-export function openaiCompatible(apiRoot: (baseUrl: string) => string): Required<Pick<ProviderAdapter, 'chat' | 'chatStream' | 'embeddings'>> {
+export function openaiCompatible(
+  apiRoot: (baseUrl: string) => string,
+): Required<Pick<ProviderAdapter, 'chat' | 'chatStream' | 'embeddings'>> {
   const headers = (call: UpstreamCall) => ({ authorization: `Bearer ${call.secret}` });
-  const post = (call: UpstreamCall, path: string, body: unknown) => send(`${apiRoot(call.baseUrl)}${path}`, { headers: headers(call), body }, call.signal);
+  const post = (call: UpstreamCall, path: string, body: unknown) =>
+    send(`${apiRoot(call.baseUrl)}${path}`, { headers: headers(call), body }, call.signal);
   return {
     async chat(body, call) {
       return readCompletion(await post(call, '/chat/completions', chatRequest(body, false)), call.signal);
