@@ -1,35 +1,33 @@
 /**
- * npm run bench — non-stream chat throughput through web + worker with full accounting (auth, RPM,
- * hold, BullMQ hop, lease, upstream call, settlement, relay), against the shipped mock upstream.
+ * npm run bench — what eastx adds to every call and what it costs, against the same upstream called
+ * directly, in one run: latency one request at a time and open-loop at 200 req/s (from the scheduled send
+ * time), CPU per request of the whole stack (web + worker + Redis + MariaDB, from /proc), closed-loop
+ * throughput, stream first-token overhead, memory of 10,000 held streams, Redis commands and SQL statements
+ * per request (the servers' own counters), and where one request's time goes (OpenTelemetry spans).
  *
- *   BENCH_SECONDS=10 BENCH_CONCURRENCY=64 BENCH_WORKERS=1 BENCH_WEBS=1 npm run bench
- *
- * Uses its own database (eastx_bench, dropped first) and Redis prefix. Prints req/s, latency
- * percentiles, the processes' memory, and checks that every success was billed exactly once.
+ * Everything runs on private servers it starts itself (MariaDB, Redis, the upstream: see scripts/bench/),
+ * so counters and CPU belong to the benchmark alone. BENCH_SECONDS (default 10) sets each timed phase;
+ * BENCH_HELD (default 10000) the held streams; BENCH_PROFILE=<dir> writes V8 CPU profiles. Results also go
+ * to bench-results.json.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { createServer as createHttpServer } from 'node:http';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { cpus } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { createConnection } from 'mysql2/promise';
-import { Agent, request } from 'undici';
 import { migrateToLatest } from '../src/db/migrate.js';
-import { startMockUpstream } from '../src/mock/upstream.js';
+import { closedLoop, holdStreams, type LatencyRun, openLoop, percentile, sequential, streamStarts, type Target } from './bench/load.js';
+import { startTraceReceiver } from './bench/otlp.js';
+import { type Counters, cpuSeconds, rssMb, startPrivateServers } from './bench/servers.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
-const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
-const WEBS = Number(process.env.BENCH_WEBS ?? 1);
-const STREAM = process.env.BENCH_STREAM === '1';
-/** BENCH_PATH=models measures GET /v1/models instead (auth + RPM + catalog only: the web side's floor). */
-const MODELS_ONLY = process.env.BENCH_PATH === 'models';
-const MYSQL = process.env.BENCH_MYSQL ?? 'mysql://root@127.0.0.1:3306';
+const HELD = Number(process.env.BENCH_HELD ?? 10_000);
+const RATE = 200;
 
-/** BENCH_PROFILE=dir writes a V8 CPU profile of each process there (open it in Chrome DevTools). */
 const profileArgs = (role: string) =>
   process.env.BENCH_PROFILE
     ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${role}-\${pid}.cpuprofile`]
@@ -43,148 +41,88 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function rssMb(pid: number | undefined): number {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024);
-  } catch {
-    return 0;
-  }
-}
-
-async function adminCall(base: string, token: string, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
+function startNode(script: string, env: Record<string, string>, role: string): ChildProcess {
+  return spawn(process.execPath, [...profileArgs(role), script], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const json = (await res.json()) as Record<string, unknown>;
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc (0 where unreadable). */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
+async function startUpstream(): Promise<{ url: string; pid: number; stop(): void }> {
+  const child = startNode('dist/scripts/bench/upstream.js', {}, 'upstream');
+  const port = await new Promise<number>((resolve) => child.stdout?.once('data', (d) => resolve(Number(String(d).trim()))));
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid ?? 0, stop: () => child.kill('SIGTERM') };
 }
 
-/** The database and Redis servers' pids on this machine, when they are local. */
-function serverPids(): Record<string, number | undefined> {
-  const find = (name: string) => {
-    for (const entry of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-      try {
-        if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === name) return Number(entry);
-      } catch {
-        // process gone
-      }
-    }
-    return undefined;
-  };
-  return { mariadbd: find('mariadbd') ?? find('mysqld'), 'redis-server': find('redis-server') };
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : 0;
-}
-
-/**
- * A fixed-answer OpenAI upstream, so the benchmark measures the gateway and not the mock's tokenizer.
- * BENCH_UPSTREAM=mock uses the full shipped mock instead.
- */
-async function startFixedUpstream(): Promise<{ url: string; close(): Promise<void> }> {
-  const completion = JSON.stringify({
-    id: 'chatcmpl-bench',
-    object: 'chat.completion',
-    created: 0,
-    model: 'bench',
-    choices: [{ index: 0, message: { role: 'assistant', content: 'pong' }, finish_reason: 'stop' }],
-    usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 },
-  });
-  const chunk = (delta: object, finish: string | null) =>
-    `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'bench', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
-  const stream =
-    chunk({ role: 'assistant', content: '' }, null) +
-    chunk({ content: 'pong' }, null) +
-    chunk({}, 'stop') +
-    `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'bench', choices: [], usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 } })}\n\ndata: [DONE]\n\n`;
-  const server = createHttpServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => (body += d));
-    req.on('end', () => {
-      const streaming = body.includes('"stream":true');
-      res.writeHead(200, { 'content-type': streaming ? 'text/event-stream' : 'application/json' });
-      res.end(streaming ? stream : completion);
-    });
-  });
-  server.keepAliveTimeout = 60_000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(() => r())) };
-}
-
-async function main(): Promise<void> {
-  const database = 'eastx_bench';
-  const connection = await createConnection(MYSQL);
-  await connection.query(`DROP DATABASE IF EXISTS ${database}`);
-  await connection.end();
-  const env: Record<string, string> = {
-    NODE_ENV: 'production',
-    DATABASE_URL: `${MYSQL}/${database}`,
-    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-    QUEUE_PREFIX: `eastx-bench-${randomBytes(4).toString('hex')}`,
-    ADMIN_TOKEN: randomBytes(16).toString('hex'),
-    APP_SECRET: randomBytes(16).toString('hex'),
-    LOG_LEVEL: 'warn',
-    WORKER_CONCURRENCY: String(Math.max(CONCURRENCY, 16)),
-  };
-  await migrateToLatest(env.DATABASE_URL);
-  const mock = process.env.BENCH_UPSTREAM === 'mock' ? await startMockUpstream() : await startFixedUpstream();
-
-  const children: ChildProcess[] = [];
-  const urls: string[] = [];
-  for (let i = 0; i < WEBS; i++) {
-    const port = await freePort();
-    urls.push(`http://127.0.0.1:${port}`);
-    children.push(
-      spawn(process.execPath, [...profileArgs('web'), 'dist/src/web.js'], {
-        cwd: ROOT,
-        env: { ...process.env, ...env, PORT: String(port) },
-        stdio: 'inherit',
-      }),
-    );
-  }
-  for (let i = 0; i < WORKERS; i++) {
-    children.push(
-      spawn(process.execPath, [...profileArgs('worker'), 'dist/workers/worker.js'], {
-        cwd: ROOT,
-        env: { ...process.env, ...env },
-        stdio: 'inherit',
-      }),
-    );
-  }
-  const stopAll = () => children.forEach((c) => c.kill('SIGTERM'));
-  process.on('SIGINT', () => {
-    stopAll();
-    process.exit(130);
-  });
+async function waitHealthy(url: string): Promise<void> {
   for (;;) {
-    const ok = await fetch(`${urls[0]}/healthz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) break;
+    if (
+      await fetch(`${url}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return;
     await sleep(100);
   }
+}
 
-  const admin = (method: string, path: string, body?: unknown) => adminCall(urls[0], env.ADMIN_TOKEN, method, path, body);
-  const channel = await admin('POST', '/admin/api/channels', { name: 'bench', type: 'openai', base_url: `${mock.url}/v1` });
+const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '–');
+const summary = (run: LatencyRun) => ({
+  ok: run.ok,
+  errors: run.errors,
+  rps: Math.round(run.ok / run.seconds),
+  p50: +ms(percentile(run.latencies, 0.5)),
+  p99: +ms(percentile(run.latencies, 0.99)),
+});
+
+/** What to stop when the run ends, however it ends. */
+const cleanups: Array<() => unknown> = [];
+
+async function main(): Promise<void> {
+  const servers = await startPrivateServers({ mysql: await freePort(), redis: await freePort() });
+  cleanups.push(() => servers.stop());
+  const upstream = await startUpstream();
+  cleanups.push(() => upstream.stop());
+  const traces = await startTraceReceiver();
+  const databaseUrl = `${servers.mysqlUrl}/eastx_bench`;
+  await migrateToLatest(databaseUrl);
+  const adminToken = randomBytes(16).toString('hex');
+  const env: Record<string, string> = {
+    NODE_ENV: 'production',
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: servers.redisUrl,
+    QUEUE_PREFIX: 'eastx-bench',
+    ADMIN_TOKEN: adminToken,
+    APP_SECRET: randomBytes(16).toString('hex'),
+    LOG_LEVEL: 'warn',
+    WORKER_CONCURRENCY: String(Math.max(HELD + 200, 1000)),
+    CHAT_DEADLINE_MS: '600000',
+  };
+  const port = await freePort();
+  const webUrl = `http://127.0.0.1:${port}`;
+  let web = startNode('dist/src/web.js', { ...env, PORT: String(port) }, 'web');
+  let worker = startNode('dist/workers/worker.js', env, 'worker');
+  cleanups.push(
+    () => web.kill('SIGTERM'),
+    () => worker.kill('SIGTERM'),
+  );
+  await waitHealthy(webUrl);
+
+  const admin = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${webUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const json = (await res.json()) as Record<string, unknown>;
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+  const channel = await admin('POST', '/admin/api/channels', { name: 'bench', type: 'openai', base_url: `${upstream.url}/v1` });
   for (let i = 0; i < 4; i++)
-    await admin('POST', `/admin/api/channels/${channel.id}/tokens`, { secret: `bench-token-${i}`, max_concurrency: 1000 });
+    await admin('POST', `/admin/api/channels/${channel.id}/tokens`, { secret: `bench-token-${i}`, max_concurrency: 10_000 });
   await admin('PUT', '/admin/api/models/bench%2Fchat', {
     display_name: 'Bench',
     owned_by: 'bench',
@@ -199,110 +137,232 @@ async function main(): Promise<void> {
     tools: false,
   });
   const user = await admin('POST', '/admin/api/users', { email: 'bench@example.com' });
-  await admin('POST', `/admin/api/users/${user.id}/credit`, { amount_usd: '1000' });
+  await admin('POST', `/admin/api/users/${user.id}/credit`, { amount_usd: '100000' });
   const { key } = (await admin('POST', `/admin/api/users/${user.id}/keys`, { name: 'bench', rpm_limit: 1_000_000 })) as { key: string };
 
-  const body = JSON.stringify({
-    model: 'bench/chat',
-    messages: [{ role: 'user', content: 'benchmark ping' }],
-    max_tokens: 16,
-    stream: STREAM,
+  const chatBody = (extra: Record<string, unknown> = {}) =>
+    JSON.stringify({
+      model: 'bench/chat',
+      messages: [{ role: 'user', content: 'say sixteen words about otters' }],
+      max_tokens: 32,
+      ...extra,
+    });
+  const eastx: Target = {
+    url: `${webUrl}/v1/chat/completions`,
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: chatBody(),
+  };
+  const direct: Target = { ...eastx, url: `${upstream.url}/v1/chat/completions`, body: chatBody({ model: 'bench' }) };
+  const stream = (t: Target, extra: Record<string, unknown> = {}): Target => ({
+    ...t,
+    body: chatBody({ ...(t === direct ? { model: 'bench' } : {}), stream: true, ...extra }),
   });
-  // undici's request, not fetch: the load generator shares the 2 cores with what it measures
-  const clientAgent = new Agent({ keepAliveTimeout: 60_000, connections: CONCURRENCY });
-  const latencies: number[] = [];
-  let errors = 0;
-  let measuring = false;
-  let stop = false;
-  const worker = async (i: number) => {
-    const url = `${urls[i % urls.length]}/v1/${MODELS_ONLY ? 'models' : 'chat/completions'}`;
-    const headers: Record<string, string> = { authorization: `Bearer ${key}` };
-    if (!MODELS_ONLY) headers['content-type'] = 'application/json';
-    const options = {
-      method: MODELS_ONLY ? ('GET' as const) : ('POST' as const),
-      headers,
-      body: MODELS_ONLY ? undefined : body,
-      dispatcher: clientAgent,
+  let eastxSuccesses = 0;
+  const counted = (run: LatencyRun) => {
+    eastxSuccesses += run.ok;
+    return run;
+  };
+  const stack = () => ({ web: web.pid, worker: worker.pid, redis: servers.pids.redis, mariadb: servers.pids.mariadbd });
+  const cpuOf = (pids: Record<string, number | undefined>) =>
+    Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, cpuSeconds(pid)]));
+
+  // warm up both paths (JIT, connection pools, catalog and key caches)
+  counted(await sequential(eastx, 300));
+  await sequential(direct, 300);
+
+  // 1. per-request server work, one request at a time (no batching): non-stream, then stream
+  const perRequest = async (target: Target, count: number) => {
+    const before: Counters = await servers.counters();
+    const run = counted(await sequential(target, count));
+    const after: Counters = await servers.counters();
+    const per = (k: keyof Counters) => +((after[k] - before[k]) / run.ok).toFixed(2);
+    return {
+      requests: run.ok,
+      redisCommands: per('redisCommands'),
+      redisScripts: per('redisScripts'),
+      publish: per('redisPublish'),
+      sqlStatements: per('sqlStatements'),
+      sqlTransactions: per('sqlTransactions'),
     };
-    while (!stop) {
-      const started = performance.now();
-      const res = await request(url, options).catch(() => undefined);
-      const ok = res?.statusCode === 200;
-      if (res) await res.body.arrayBuffer();
-      if (!measuring) continue;
-      if (ok) latencies.push(performance.now() - started);
-      else errors++;
-    }
   };
-  const runners = Array.from({ length: CONCURRENCY }, (_, i) => worker(i));
-  await sleep(2000);
-  measuring = true;
-  const processes: Record<string, number | undefined> = {
-    bench: process.pid,
-    ...Object.fromEntries(children.map((c, i) => [`${i < WEBS ? 'web' : 'worker'}${i}`, c.pid])),
-    ...serverPids(),
-  };
-  const cpuBefore = Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, cpuSeconds(pid)]));
-  const t0 = performance.now();
-  let peakRss = children.map(() => 0);
-  const sampler = setInterval(() => (peakRss = children.map((c, i) => Math.max(peakRss[i], rssMb(c.pid)))), 250);
-  await sleep(SECONDS * 1000);
-  measuring = false;
-  const elapsed = (performance.now() - t0) / 1000;
+  const workNonStream = await perRequest(eastx, 1000);
+  const workStream = await perRequest(stream(eastx), 300);
+
+  // 2. one request at a time
+  const seqDirect = await sequential(direct, 1000);
+  const seqEastx = counted(await sequential(eastx, 1000));
+
+  // 3. open loop at 200 req/s, with CPU per request
+  const openDirectCpu0 = cpuSeconds(upstream.pid);
+  const openDirect = await openLoop(direct, RATE, SECONDS);
+  const directCpuMs = ((cpuSeconds(upstream.pid) - openDirectCpu0) * 1000) / Math.max(1, openDirect.ok);
+  const cpu0 = cpuOf(stack());
+  const openEastx = counted(await openLoop(eastx, RATE, SECONDS));
+  const cpu1 = cpuOf(stack());
   const cpuMsPerRequest = Object.fromEntries(
-    Object.entries(processes).map(([name, pid]) => [
+    Object.keys(cpu0).map((n) => [n, +(((cpu1[n] - cpu0[n]) * 1000) / Math.max(1, openEastx.ok)).toFixed(3)]),
+  );
+  const cpuTotal = +Object.values(cpuMsPerRequest)
+    .reduce((a, b) => a + b, 0)
+    .toFixed(3);
+
+  // 4. closed loop
+  const closed200Direct = await closedLoop(direct, 200, SECONDS);
+  const closed200 = counted(await closedLoop(eastx, 200, SECONDS));
+  const closed50Direct = await closedLoop(direct, 50, SECONDS);
+  const closed50 = counted(await closedLoop(eastx, 50, SECONDS));
+
+  // 5. streams: 200 concurrent starts (time to the first data event), then HELD streams held open
+  const startsDirect = await streamStarts(stream(direct), 200);
+  const starts = counted(await streamStarts(stream(eastx), 200));
+  await sleep(1000);
+  const rssBefore = rssMb(web.pid);
+  const held = await holdStreams(stream(eastx, { bench_hold: true }), HELD);
+  await sleep(2000);
+  const rssHeld = rssMb(web.pid);
+  const workerRssHeld = rssMb(worker.pid);
+  await held.close();
+  await sleep(3000);
+
+  // 6. where the time goes: the same stack restarted with OpenTelemetry exporting to our receiver
+  web.kill('SIGTERM');
+  worker.kill('SIGTERM');
+  await sleep(2000);
+  const otel = { OTEL_EXPORTER_OTLP_ENDPOINT: traces.endpoint, OTEL_BSP_SCHEDULE_DELAY: '200' };
+  web = startNode('dist/src/web.js', { ...env, ...otel, PORT: String(port) }, 'web-otel');
+  worker = startNode('dist/workers/worker.js', { ...env, ...otel }, 'worker-otel');
+  await waitHealthy(webUrl);
+  counted(await sequential(eastx, 100));
+  traces.durations.clear();
+  counted(await sequential(eastx, 500));
+  await sleep(1500);
+  const stages = Object.fromEntries(
+    [...traces.durations.entries()].map(([name, values]) => [
       name,
-      +(((cpuSeconds(pid) - cpuBefore[name]) * 1000) / Math.max(1, latencies.length)).toFixed(2),
+      { count: values.length, p50: +ms(percentile(values, 0.5)), p99: +ms(percentile(values, 0.99)) },
     ]),
   );
-  stop = true;
-  clearInterval(sampler);
-  await Promise.all(runners);
 
-  latencies.sort((a, b) => a - b);
-  await sleep(500);
-  const usage = (await admin('GET', `/admin/api/usage?user_id=${user.id}&limit=1`)) as { data: unknown[] };
-  const account = await admin('GET', `/admin/api/users/${user.id}`);
-  const [[row]] = (await (async () => {
-    const c = await createConnection(`${MYSQL}/${database}`);
-    const result = await c.query("SELECT COUNT(*) AS charges, COALESCE(SUM(amount_nano),0) AS total FROM ledger WHERE kind = 'charge'");
-    await c.end();
-    return result;
-  })()) as unknown as [[{ charges: number; total: string }]];
+  // 7. every success billed exactly once
+  await sleep(1000);
+  const db = await createConnection(databaseUrl);
+  const [[ledger]] = (await db.query(
+    "SELECT COUNT(*) AS charges, COUNT(DISTINCT request_id) AS ids, (SELECT COUNT(*) FROM holds) AS holds FROM ledger WHERE kind = 'charge'",
+  )) as unknown as [[{ charges: number; ids: number; holds: number }]];
+  await db.end();
 
-  console.log(
-    JSON.stringify(
-      {
-        mode: MODELS_ONLY ? 'GET /v1/models' : STREAM ? 'stream' : 'non-stream',
-        seconds: Number(elapsed.toFixed(1)),
-        concurrency: CONCURRENCY,
-        webs: WEBS,
-        workers: WORKERS,
-        requests: latencies.length,
-        errors,
-        rps: Math.round(latencies.length / elapsed),
-        latency_ms: {
-          p50: +percentile(latencies, 0.5).toFixed(1),
-          p95: +percentile(latencies, 0.95).toFixed(1),
-          p99: +percentile(latencies, 0.99).toFixed(1),
-        },
-        cpu_ms_per_request: cpuMsPerRequest,
-        peak_rss_mb: Object.fromEntries(children.map((_c, i) => [`${i < WEBS ? 'web' : 'worker'}${i}`, peakRss[i]])),
-        ledger_charges_total: Number(row.charges),
-        balance_usd: account.balance_usd,
-        held_usd: account.held_usd,
-        ledger_rows_listed: usage.data.length,
-      },
-      null,
-      2,
-    ),
+  const added = (a: LatencyRun, b: LatencyRun, p: number) => +ms(percentile(a.latencies, p) - percentile(b.latencies, p));
+  const results = {
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
+    sequential: { direct: summary(seqDirect), eastx: summary(seqEastx), added_p50_ms: added(seqEastx, seqDirect, 0.5) },
+    open_loop_200: {
+      direct: summary(openDirect),
+      eastx: summary(openEastx),
+      added_p50_ms: added(openEastx, openDirect, 0.5),
+      added_p99_ms: added(openEastx, openDirect, 0.99),
+    },
+    cpu_ms_per_request_200rps: { direct_upstream: +directCpuMs.toFixed(3), eastx: cpuMsPerRequest, eastx_total: cpuTotal },
+    closed_loop: {
+      c200: { direct: summary(closed200Direct), eastx: summary(closed200) },
+      c50: { direct: summary(closed50Direct), eastx: summary(closed50) },
+    },
+    stream_first_token_200: {
+      direct: summary(startsDirect),
+      eastx: summary(starts),
+      added_p50_ms: added(starts, startsDirect, 0.5),
+      added_p99_ms: added(starts, startsDirect, 0.99),
+    },
+    held_streams: {
+      requested: HELD,
+      open: held.open,
+      web_rss_mb_before: rssBefore,
+      web_rss_mb_held: rssHeld,
+      web_rss_growth_mb: rssHeld - rssBefore,
+      worker_rss_mb_held: workerRssHeld,
+    },
+    per_request: { non_stream: workNonStream, stream: workStream },
+    stages_ms: stages,
+    billing: {
+      successes: eastxSuccesses,
+      charges: Number(ledger.charges),
+      distinct_request_ids: Number(ledger.ids),
+      open_holds: Number(ledger.holds),
+    },
+  };
+  writeFileSync('bench-results.json', `${JSON.stringify(results, null, 2)}\n`);
+
+  const row = (label: string, d: string, e: string, target: string) => console.log(`| ${label} | ${d} | ${e} | ${target} |`);
+  console.log('\n| | direct | eastx | target |\n|---|---|---|---|');
+  row(
+    'one at a time: p50 (added)',
+    `${ms(results.sequential.direct.p50)} ms`,
+    `${ms(results.sequential.eastx.p50)} ms (+${results.sequential.added_p50_ms})`,
+    'added ≤ 3 ms',
   );
-  stopAll();
-  await mock.close();
-  process.exit(0);
+  row(
+    'open loop 200 req/s: p50 / p99',
+    `${results.open_loop_200.direct.p50} / ${results.open_loop_200.direct.p99} ms`,
+    `${results.open_loop_200.eastx.p50} / ${results.open_loop_200.eastx.p99} ms (+${results.open_loop_200.added_p50_ms} / +${results.open_loop_200.added_p99_ms})`,
+    'added ≤ 3 / 15 ms',
+  );
+  row(
+    'CPU per request at 200 req/s',
+    `${results.cpu_ms_per_request_200rps.direct_upstream} ms (upstream)`,
+    `${cpuTotal} ms ${JSON.stringify(cpuMsPerRequest)}`,
+    '≤ 1.5 ms',
+  );
+  row(
+    'closed loop, 200 connections',
+    `${results.closed_loop.c200.direct.rps} req/s`,
+    `${results.closed_loop.c200.eastx.rps} req/s`,
+    '≥ 1,500',
+  );
+  row(
+    'closed loop, 50 connections',
+    `${results.closed_loop.c50.direct.rps} req/s`,
+    `${results.closed_loop.c50.eastx.rps} req/s`,
+    '≥ 1,000',
+  );
+  row(
+    'stream first token, 200 starts: p50 / p99',
+    `${results.stream_first_token_200.direct.p50} / ${results.stream_first_token_200.direct.p99} ms`,
+    `${results.stream_first_token_200.eastx.p50} / ${results.stream_first_token_200.eastx.p99} ms (+${results.stream_first_token_200.added_p99_ms} p99)`,
+    'added p99 ≤ 30 ms',
+  );
+  row(`${HELD} streams held: web RSS growth`, '', `${held.open} open, +${results.held_streams.web_rss_growth_mb} MB`, '≤ 200 MB');
+  row(
+    'per non-stream request: Redis commands (scripts) / SQL statements (transactions)',
+    '',
+    `${workNonStream.redisCommands} (${workNonStream.redisScripts}) / ${workNonStream.sqlStatements} (${workNonStream.sqlTransactions})`,
+    '',
+  );
+  row(
+    'per stream request: the same, and PUBLISH',
+    '',
+    `${workStream.redisCommands} (${workStream.redisScripts}) / ${workStream.sqlStatements} (${workStream.sqlTransactions}), ${workStream.publish} PUBLISH`,
+    '',
+  );
+  for (const [name, s] of Object.entries(stages)) row(`stage ${name}: p50 / p99`, '', `${s.p50} / ${s.p99} ms (${s.count} spans)`, '');
+  row(
+    'billing: successes = charges = distinct ids, no hold left',
+    '',
+    `${results.billing.successes} / ${results.billing.charges} / ${results.billing.distinct_request_ids}, ${results.billing.open_holds} holds`,
+    'equal, 0',
+  );
+
+  await traces.close();
+  await stopAll();
+  process.exit(
+    results.billing.successes === results.billing.charges && results.billing.charges === results.billing.distinct_request_ids ? 0 : 1,
+  );
 }
 
-main().catch((err) => {
+async function stopAll(): Promise<void> {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+}
+
+main().catch(async (err) => {
   console.error(err);
+  await stopAll();
   process.exit(1);
 });

@@ -5,6 +5,7 @@ import { config } from './config.js';
 import { log } from './log.js';
 import { runProcess, stopOnSignal } from './runtime.js';
 import { createWebServices } from './services.js';
+import { startTelemetry } from './telemetry.js';
 
 /** How long open requests may finish after SIGTERM. */
 const DRAIN_MS = 25_000;
@@ -12,6 +13,7 @@ const DRAIN_MS = 25_000;
 /** Web process entry (Procfile `web`): the Koa app on $PORT, drained on SIGTERM. */
 runProcess('web', async () => {
   const cfg = config();
+  const flushTraces = startTelemetry('eastx-web');
   const svc = await createWebServices(cfg);
   const server = createServer(createApp(svc).callback());
   server.keepAliveTimeout = 65_000;
@@ -24,5 +26,6 @@ runProcess('web', async () => {
     while (svc.relay.openCount > 0 && Date.now() < deadline) await sleep(100);
     server.closeAllConnections();
     await svc.close();
+    await flushTraces();
   });
 });

@@ -7,6 +7,7 @@ import { log } from '../src/log.js';
 import { abortError, abortReasonOf } from '../src/queue/abort.js';
 import { decodePrices, type JobBase } from '../src/queue/jobs.js';
 import { RelayPublisher } from '../src/queue/worker-relay.js';
+import { contextFrom, startStage } from '../src/telemetry.js';
 import type { WorkerContext } from './context.js';
 
 /** The SPEC §2 error a failed job answers with. */
@@ -37,6 +38,7 @@ class SettlementFailed extends ApiError {
  * an error instead.
  */
 export async function charge(ctx: WorkerContext, job: JobBase, usage: Usage, estimated: boolean): Promise<bigint> {
+  const span = startStage('settle', contextFrom(job.trace));
   const outcome = await settle(ctx.db, {
     requestId: job.requestId,
     userId: job.userId,
@@ -46,10 +48,12 @@ export async function charge(ctx: WorkerContext, job: JobBase, usage: Usage, est
     usage,
     holdNano: BigInt(job.holdNano),
     estimated,
-  }).catch((err: unknown) => {
-    log.error({ requestId: job.requestId, err: { message: (err as Error).message } }, 'settlement failed');
-    throw new SettlementFailed();
-  });
+  })
+    .catch((err: unknown) => {
+      log.error({ requestId: job.requestId, err: { message: (err as Error).message } }, 'settlement failed');
+      throw new SettlementFailed();
+    })
+    .finally(() => span.end());
   if (!outcome.applied)
     throw new ApiError('internal_error', 'this request was already ended by the gateway; nothing was charged; please retry');
   return outcome.costNano;

@@ -2,6 +2,7 @@ import { Catalog, type UpstreamToken } from '../src/catalog/catalog.js';
 import { ApiError } from '../src/http/errors.js';
 import { log } from '../src/log.js';
 import type { JobBase } from '../src/queue/jobs.js';
+import { contextFrom, startStage } from '../src/telemetry.js';
 import { scrub, UpstreamError } from '../src/upstream/errors.js';
 import type { CallOutcome } from '../src/upstream/pool.js';
 import { providerFor } from '../src/upstream/providers/registry.js';
@@ -64,6 +65,7 @@ export async function withUpstream<T>(
   attempt: (adapter: ProviderAdapter, call: UpstreamCall) => Promise<T>,
   mayRetry: () => boolean = () => true,
 ): Promise<T> {
+  const trace = contextFrom(job.trace);
   const tried = new Set<number>();
   let lastError: UpstreamError | undefined;
   for (;;) {
@@ -73,7 +75,8 @@ export async function withUpstream<T>(
     if (!channel || !adapter) throw new ApiError('upstream_unavailable', 'this model has no usable upstream channel');
     const tokens = catalog.tokensByChannel.get(channel.id) ?? [];
 
-    const acquired = await ctx.pool.acquire(tokens, job.requestId, signal, tried);
+    const leasing = startStage('lease', trace);
+    const acquired = await ctx.pool.acquire(tokens, job.requestId, signal, tried).finally(() => leasing.end());
     if (acquired.kind !== 'leased') {
       throw await exhausted(ctx, channel.id, lastError, acquired.kind === 'cooling' ? acquired.retryAfterMs : undefined);
     }
@@ -81,7 +84,10 @@ export async function withUpstream<T>(
     const { lease } = acquired;
     const secret = tokenSecret(ctx, lease.token);
     try {
-      const result = await attempt(adapter, { baseUrl: channel.baseUrl, secret, upstreamModel: job.upstreamModel, signal });
+      const calling = startStage('upstream', trace);
+      const result = await attempt(adapter, { baseUrl: channel.baseUrl, secret, upstreamModel: job.upstreamModel, signal }).finally(() =>
+        calling.end(),
+      );
       await lease.release('ok');
       return result;
     } catch (err) {

@@ -8,6 +8,7 @@ import { channelQueueName, type JobData, type JobKind, msUntilDeadline } from '.
 import { ChannelQueues } from '../src/queue/queues.js';
 import { ListenerWatch } from '../src/queue/worker-relay.js';
 import { connect, disconnect, runProcess, stopOnSignal } from '../src/runtime.js';
+import { contextFrom, recordStage, startTelemetry } from '../src/telemetry.js';
 import { TokenPool } from '../src/upstream/pool.js';
 import { processChat } from './chat.js';
 import type { WorkerContext } from './context.js';
@@ -41,6 +42,7 @@ const PROCESSORS: Record<JobKind, Processor> = {
 /** Worker process entry (Procfile `worker`): one BullMQ Worker per channel queue, drained on SIGTERM. */
 runProcess('worker', async () => {
   const cfg = config();
+  const flushTraces = startTelemetry('eastx-worker');
   const connections = connect(cfg, 'worker');
   const { redis, subscriber, queueConnection, keys } = connections;
   const ctx: WorkerContext = { ...connections, pool: new TokenPool(redis, keys) };
@@ -49,6 +51,7 @@ runProcess('worker', async () => {
   const listeners = new ListenerWatch(redis, keys, LISTENER_GONE_MS);
   const runJob = async (job: Job<JobData>): Promise<JobSummary> => {
     const { requestId } = job.data;
+    recordStage('queue.pickup', contextFrom(job.data.trace), job.timestamp);
     const controller = new AbortController();
     running.set(requestId, controller);
     const unwatch = listeners.watch(job.data, () => abortJob(controller, 'listener-gone'));
@@ -128,5 +131,6 @@ runProcess('worker', async () => {
     await Promise.race([Promise.all([...workers.values()].map((w) => w.close())), new Promise((done) => setTimeout(done, DRAIN_MS))]);
     await queues.close();
     await disconnect(connections);
+    await flushTraces();
   });
 });

@@ -10,6 +10,7 @@ import { formatResetDuration } from '../limits/rpm.js';
 import { log } from '../log.js';
 import { deadlineFor, encodePrices, type JobBase, type JobData, type JobKind } from '../queue/jobs.js';
 import type { RelayStream } from '../queue/web-relay.js';
+import { carrierOf, contextWith, recordStage, startStage } from '../telemetry.js';
 import { type Demand, unservable } from '../upstream/providers/registry.js';
 
 /**
@@ -47,6 +48,7 @@ export function admitted<B>(ctx: AppContext): Admitted<B> {
 
 export function bodyStep<B>(schema: z.ZodType<B>, checkBody?: (body: B) => void): AppMiddleware {
   return async (ctx, next) => {
+    ctx.state.admissionStartedAt = Date.now();
     const body = await parseBody(ctx, schema, ctx.services.config.bodyLimitBytes);
     checkBody?.(body);
     ctx.state.body = body;
@@ -110,6 +112,7 @@ function holdStep<B extends { model: string }>(door: FrontDoor<B>): AppMiddlewar
       model.maxOutputTokens,
       door.worstCase(ctx.state.body as B, model),
     );
+    recordStage('admission', contextWith(ctx.state.span), ctx.state.admissionStartedAt ?? Date.now());
     await next();
   };
 }
@@ -134,6 +137,7 @@ export function jobBase(ctx: AppContext, kind: JobKind): JobBase {
     prices: encodePrices(model.prices),
     holdNano: reservation.holdNano.toString(),
     deadlineAt: deadlineFor(kind, ctx.services.config),
+    trace: carrierOf(ctx.state.span),
   };
 }
 
@@ -144,6 +148,7 @@ export function jobBase(ctx: AppContext, kind: JobKind): JobBase {
 export async function enqueue(ctx: AppContext, job: JobData): Promise<RelayStream> {
   const svc = ctx.services;
   const relay = svc.relay.open(job.requestId);
+  const span = startStage('enqueue', contextWith(ctx.state.span));
   try {
     await svc.jobs.add(job, ctx.request.length ?? 0);
   } catch (err) {
@@ -152,6 +157,8 @@ export async function enqueue(ctx: AppContext, job: JobData): Promise<RelayStrea
       log.error({ requestId: job.requestId }, 'neither MariaDB nor Redis answers: a refused request may stay billable'),
     );
     throw err;
+  } finally {
+    span.end();
   }
   return relay;
 }

@@ -6,6 +6,7 @@ import type { AppContext } from '../http/state.js';
 import { type DoneFrame, FrameSequence, type RelayFrame } from '../queue/frames.js';
 import { ANSWER_GRACE_MS, type JobBase } from '../queue/jobs.js';
 import type { RelayStream } from '../queue/web-relay.js';
+import { contextWith, recordStage } from '../telemetry.js';
 
 /** SPEC §1: a stream's 200 goes out with its first chunk or after this long; then comments keep it alive. */
 const FIRST_BYTE_MS = 10_000;
@@ -106,6 +107,7 @@ async function awaitAnswer(ctx: AppContext, relay: RelayStream): Promise<DoneFra
 export async function respondWithResult(ctx: AppContext, relay: RelayStream, job: JobBase): Promise<void> {
   const stopWatching = cancelOnDisconnect(ctx, relay);
   const deliver = (done: DoneFrame) => {
+    if (done.sentAt) recordStage('relay.back', contextWith(ctx.state.span), done.sentAt);
     ctx.set('x-eastx-cost-usd', formatUsd(BigInt(done.costNano)));
     ctx.body = done.result;
   };

@@ -1,4 +1,5 @@
 import type { RouterContext, RouterMiddleware } from '@koa/router';
+import type { Span } from '@opentelemetry/api';
 import type { Registry } from 'prom-client';
 import type { AuthKey } from '../accounts/key-store.js';
 import type { Reservation } from '../billing/reserve.js';
@@ -20,10 +21,13 @@ export type Principal =
 /** Everything middleware puts on `ctx.state`, declared once. */
 export interface AppState {
   requestId: string;
+  /** The request's root tracing span (a no-op unless OTEL_EXPORTER_OTLP_ENDPOINT is set). */
+  span: Span;
   principal?: Principal;
   /** The parsed JSON body, read once. */
   jsonBody?: unknown;
-  /** Admission (src/api/admission.ts), step by step: the validated body, the model and its channel, the hold. */
+  /** Admission (src/api/admission.ts), step by step: when it began, the validated body, the model and its channel, the hold. */
+  admissionStartedAt?: number;
   body?: unknown;
   model?: Model;
   channel?: Channel;

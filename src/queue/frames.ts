@@ -8,7 +8,7 @@ import type { WireError } from '../http/errors.js';
  */
 export type ChunkFrame = { id: string; seq: number; t: 'chunk'; chunk: unknown };
 /** The answer: a non-stream result, or a stream's usage chunk (shown only to clients that asked), and its cost. */
-export type DoneFrame = { id: string; seq: number; t: 'done'; costNano: string; result?: unknown; usageChunk?: unknown };
+export type DoneFrame = { id: string; seq: number; t: 'done'; costNano: string; result?: unknown; usageChunk?: unknown; sentAt?: number };
 /** The SPEC §2 error the request ends with; sent only for a request left unbillable (or billed for what it streamed). */
 export type ErrorFrame = { id: string; seq: number; t: 'error'; error: WireError };
 export type HeartbeatFrame = { id: string; t: 'hb' };

@@ -1,5 +1,6 @@
 import type { Prices } from '../billing/money.js';
 import type { Config } from '../config.js';
+import type { TraceCarrier } from '../telemetry.js';
 
 /**
  * Web → worker: the job. Its id is the request id (= the ledger's idempotency key). Its data says who pays,
@@ -32,6 +33,8 @@ export interface JobBase {
   holdNano: string;
   /** epoch ms after which the upstream call is abandoned with upstream_timeout */
   deadlineAt: number;
+  /** the request's trace (W3C traceparent), only while tracing is on (src/telemetry.ts) */
+  trace?: TraceCarrier;
 }
 
 export interface ChatJobData extends JobBase {

@@ -47,7 +47,8 @@ export class RelayPublisher {
   }
 
   send(frame: Payload<ChunkFrame | DoneFrame | ErrorFrame>): Promise<number> {
-    const payload = encodeFrame({ id: this.job.requestId, seq: this.seq++, ...frame } as ChunkFrame | DoneFrame | ErrorFrame);
+    const sentAt = frame.t === 'done' && this.job.trace ? { sentAt: Date.now() } : {};
+    const payload = encodeFrame({ id: this.job.requestId, seq: this.seq++, ...frame, ...sentAt } as ChunkFrame | DoneFrame | ErrorFrame);
     this.lastSentAt = Date.now();
     if (frame.t !== 'chunk') return this.redis.eastxRelayFinal(this.resultKey, this.startedKey, this.channel, payload, RESULT_TTL_MS);
     if (!this.startedMarked) {

@@ -1,0 +1,169 @@
+import { once } from 'node:events';
+import { Agent, request } from 'undici';
+
+/** What one HTTP request of the load looks like. */
+export interface Target {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export const agent = (connections: number) => new Agent({ keepAliveTimeout: 60_000, connections, pipelining: 1 });
+
+/** Sends one request, reads the whole answer; resolves with its status. */
+async function send(target: Target, dispatcher: Agent): Promise<number> {
+  const res = await request(target.url, { method: 'POST', headers: target.headers, body: target.body, dispatcher });
+  await res.body.arrayBuffer();
+  return res.statusCode;
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+}
+
+export interface LatencyRun {
+  ok: number;
+  errors: number;
+  latencies: number[];
+  seconds: number;
+}
+
+/** One request at a time. */
+export async function sequential(target: Target, count: number): Promise<LatencyRun> {
+  const dispatcher = agent(1);
+  const latencies: number[] = [];
+  let errors = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) {
+    const started = performance.now();
+    const status = await send(target, dispatcher).catch(() => 0);
+    if (status === 200) latencies.push(performance.now() - started);
+    else errors++;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  await dispatcher.close();
+  return { ok: latencies.length, errors, latencies, seconds };
+}
+
+/**
+ * Open loop: requests start on a fixed schedule whatever the answers do, and each latency counts from its
+ * scheduled start (no coordinated omission: a stalled server makes the waiting requests' latency grow).
+ */
+export async function openLoop(target: Target, ratePerSecond: number, seconds: number): Promise<LatencyRun> {
+  const dispatcher = agent(512);
+  const latencies: number[] = [];
+  let errors = 0;
+  const total = Math.round(ratePerSecond * seconds);
+  const interval = 1000 / ratePerSecond;
+  const t0 = performance.now();
+  const inFlight: Array<Promise<void>> = [];
+  for (let i = 0; i < total; i++) {
+    const scheduled = t0 + i * interval;
+    const wait = scheduled - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    inFlight.push(
+      send(target, dispatcher).then(
+        (status) => {
+          if (status === 200) latencies.push(performance.now() - scheduled);
+          else errors++;
+        },
+        () => {
+          errors++;
+        },
+      ),
+    );
+  }
+  await Promise.all(inFlight);
+  const elapsed = (performance.now() - t0) / 1000;
+  await dispatcher.close();
+  return { ok: latencies.length, errors, latencies, seconds: elapsed };
+}
+
+/** Closed loop: `connections` clients each send the next request as soon as the last one answered. */
+export async function closedLoop(target: Target, connections: number, seconds: number): Promise<LatencyRun> {
+  const dispatcher = agent(connections);
+  const latencies: number[] = [];
+  let errors = 0;
+  const until = performance.now() + seconds * 1000;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (performance.now() < until) {
+        const started = performance.now();
+        const status = await send(target, dispatcher).catch(() => 0);
+        if (status === 200) latencies.push(performance.now() - started);
+        else errors++;
+      }
+    }),
+  );
+  const elapsed = (performance.now() - t0) / 1000;
+  await dispatcher.close();
+  return { ok: latencies.length, errors, latencies, seconds: elapsed };
+}
+
+/** Starts `count` streams at once; resolves with each one's time to its first data event (ms). */
+export async function streamStarts(target: Target, count: number): Promise<LatencyRun> {
+  const dispatcher = agent(count);
+  let errors = 0;
+  const t0 = performance.now();
+  const latencies = (
+    await Promise.all(
+      Array.from({ length: count }, async () => {
+        const started = performance.now();
+        try {
+          const res = await request(target.url, { method: 'POST', headers: target.headers, body: target.body, dispatcher });
+          let first: number | undefined;
+          for await (const piece of res.body) {
+            if (first === undefined && String(piece).includes('data: ')) first = performance.now() - started;
+          }
+          if (res.statusCode !== 200 || first === undefined) errors++;
+          return first;
+        } catch {
+          errors++;
+          return undefined;
+        }
+      }),
+    )
+  ).filter((v): v is number => v !== undefined);
+  const seconds = (performance.now() - t0) / 1000;
+  await dispatcher.close();
+  return { ok: latencies.length, errors, latencies, seconds };
+}
+
+/** Opens `count` streams that the upstream holds open after their first chunk; `close()` ends them all. */
+export async function holdStreams(target: Target, count: number): Promise<{ open: number; close(): Promise<void> }> {
+  const dispatcher = agent(count);
+  const controllers: AbortController[] = [];
+  let open = 0;
+  await Promise.all(
+    Array.from({ length: count }, async () => {
+      const controller = new AbortController();
+      controllers.push(controller);
+      try {
+        const res = await request(target.url, {
+          method: 'POST',
+          headers: target.headers,
+          body: target.body,
+          dispatcher,
+          signal: controller.signal,
+        });
+        // wait for the first data event, then leave the body open (paused) until close()
+        let seen = '';
+        while (!seen.includes('data: ')) seen += String((await once(res.body, 'data'))[0]);
+        res.body.pause();
+        open++;
+      } catch {
+        // counted as not open
+      }
+    }),
+  );
+  return {
+    open,
+    async close() {
+      for (const c of controllers) c.abort();
+      await dispatcher.destroy().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,138 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { createConnection } from 'mysql2/promise';
+
+/**
+ * The benchmark's own MariaDB and Redis servers (on free ports, in a temporary folder), so their CPU time
+ * and their statement and command counters belong to the benchmark alone, whatever else the machine runs.
+ */
+export interface PrivateServers {
+  mysqlUrl: string;
+  redisUrl: string;
+  pids: { mariadbd: number; redis: number };
+  /** Server-side counters now: Redis commands (and script calls), SQL statements (and transactions). */
+  counters(): Promise<Counters>;
+  stop(): Promise<void>;
+}
+
+export interface Counters {
+  redisCommands: number;
+  redisScripts: number;
+  redisPublish: number;
+  sqlStatements: number;
+  sqlTransactions: number;
+}
+
+async function waitFor(check: () => Promise<unknown>, what: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await check();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`${what} did not start: ${(err as Error).message}`);
+      await sleep(100);
+    }
+  }
+}
+
+export async function startPrivateServers(ports: { mysql: number; redis: number }): Promise<PrivateServers> {
+  const dir = mkdtempSync(join(tmpdir(), 'eastx-bench-'));
+  execFileSync(
+    'mariadb-install-db',
+    ['--no-defaults', `--datadir=${dir}/data`, '--auth-root-authentication-method=normal', '--skip-test-db'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  const mariadb: ChildProcess = spawn(
+    'mariadbd',
+    [
+      '--no-defaults',
+      `--datadir=${dir}/data`,
+      `--port=${ports.mysql}`,
+      '--bind-address=127.0.0.1',
+      `--socket=${dir}/mysql.sock`,
+      '--skip-log-bin',
+      '--user=root',
+      '--max-connections=500',
+    ],
+    { stdio: 'ignore' },
+  );
+  const redis: ChildProcess = spawn(
+    'redis-server',
+    ['--port', String(ports.redis), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  const mysqlUrl = `mysql://root@127.0.0.1:${ports.mysql}`;
+  const redisUrl = `redis://127.0.0.1:${ports.redis}`;
+  await waitFor(async () => (await createConnection(mysqlUrl)).end(), 'mariadbd');
+  const probe = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0 });
+  await waitFor(() => probe.connect(), 'redis-server');
+
+  const counters = async (): Promise<Counters> => {
+    const stats = await probe.info('commandstats');
+    let redisCommands = 0;
+    let redisScripts = 0;
+    let redisPublish = 0;
+    for (const [, name, calls] of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+      // INFO itself is the benchmark's own reading, not the gateway's work
+      if (name === 'info') continue;
+      redisCommands += Number(calls);
+      if (name === 'evalsha' || name === 'eval' || name === 'fcall') redisScripts += Number(calls);
+      if (name === 'publish') redisPublish += Number(calls);
+    }
+    const connection = await createConnection(mysqlUrl);
+    const [rows] = (await connection.query(
+      "SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_commit', 'Com_show_status')",
+    )) as unknown as [Array<{ Variable_name: string; Value: string }>];
+    await connection.end();
+    const status = Object.fromEntries(rows.map((r) => [r.Variable_name, Number(r.Value)]));
+    // Questions counts every statement a client sent (multi-statement scripts: each one), this reading's own SHOW included
+    return {
+      redisCommands,
+      redisScripts,
+      redisPublish,
+      sqlStatements: status.Questions - status.Com_show_status,
+      sqlTransactions: status.Com_commit,
+    };
+  };
+
+  return {
+    mysqlUrl,
+    redisUrl,
+    pids: { mariadbd: mariadb.pid ?? 0, redis: redis.pid ?? 0 },
+    counters,
+    async stop() {
+      probe.disconnect();
+      redis.kill('SIGTERM');
+      mariadb.kill('SIGTERM');
+      await sleep(1500);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+export function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+export function rssMb(pid: number | undefined): number {
+  try {
+    return Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
+  } catch {
+    return 0;
+  }
+}
