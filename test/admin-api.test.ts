@@ -6,10 +6,10 @@ import { hashApiKey } from '../src/accounts/keys.js';
 import { verifyPassword } from '../src/accounts/passwords.js';
 import { createApp } from '../src/app.js';
 import { redeemCode } from '../src/billing/codes.js';
-import { usdToNano } from '../src/billing/money.js';
 import { ApiError } from '../src/http/errors.js';
 import { createWebServices, type WebServices } from '../src/services.js';
 import { freshEnvironment } from './helpers/env.js';
+import { nano } from './helpers/money.js';
 
 let svc: WebServices;
 let server: Server;
@@ -383,9 +383,9 @@ test('credit, adjust and usage: ledger rows newest first, signed decimal strings
     t.is(typeof row.id, 'number');
     t.false(Number.isNaN(Date.parse(row.created_at as string)));
   }
-  const sumNano = rows.reduce((sum, r) => sum + usdToNano(r.amount_usd)!, 0n);
+  const sumNano = rows.reduce((sum, r) => sum + nano(String(r.amount_usd)), 0n);
   const userNow = await call('GET', `/admin/api/users/${user.id}`);
-  t.is(usdToNano(userNow.json.balance_usd), sumNano);
+  t.is(nano(String(userNow.json.balance_usd)), sumNano);
 
   t.is((await call('GET', `/admin/api/usage?user_id=${user.id}&limit=1`)).json.data.length, 1);
   t.deepEqual((await call('GET', `/admin/api/usage?user_id=${user.id}&since=2999-01-01`)).json.data, []);

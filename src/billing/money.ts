@@ -56,9 +56,6 @@ export function parseDecimal(value: unknown, scale: number): bigint | undefined 
   return sign === '-' ? -units : units;
 }
 
-/** USD (number or decimal string, up to 9 decimals) → nano-USD. */
-export const usdToNano = (value: unknown) => parseDecimal(value, 9);
-
 /** Integer units of 10^-scale → plain decimal string without trailing zeros ("-0.0000135", "1"). */
 export function formatDecimal(units: bigint, scale: number): string {
   const negative = units < 0n;
