@@ -175,8 +175,15 @@ async function main(): Promise<void> {
     const before: Counters = await servers.counters();
     const run = counted(await sequential(target, count));
     const after: Counters = await servers.counters();
-    const per = (k: keyof Counters) => +((after[k] - before[k]) / run.ok).toFixed(2);
+    const per = (k: Exclude<keyof Counters, 'redisByCommand'>) => +((after[k] - before[k]) / run.ok).toFixed(2);
+    const byCommand = Object.fromEntries(
+      Object.entries(after.redisByCommand)
+        .map(([name, calls]) => [name, +((calls - (before.redisByCommand[name] ?? 0)) / run.ok).toFixed(2)] as const)
+        .filter(([, calls]) => calls > 0)
+        .sort((a, b) => b[1] - a[1]),
+    );
     return {
+      redisByCommand: byCommand,
       requests: run.ok,
       redisCommands: per('redisCommands'),
       redisScripts: per('redisScripts'),

@@ -20,6 +20,8 @@ export interface PrivateServers {
 }
 
 export interface Counters {
+  /** calls per Redis command name (commands run inside scripts included, as Redis counts them) */
+  redisByCommand: Record<string, number>;
   redisCommands: number;
   redisScripts: number;
   redisPublish: number;
@@ -81,9 +83,11 @@ export async function startPrivateServers(ports: { mysql: number; redis: number 
     let redisCommands = 0;
     let redisScripts = 0;
     let redisPublish = 0;
+    const redisByCommand: Record<string, number> = {};
     for (const [, name, calls] of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
       // INFO itself is the benchmark's own reading, not the gateway's work
       if (name === 'info') continue;
+      redisByCommand[name] = Number(calls);
       redisCommands += Number(calls);
       if (name === 'evalsha' || name === 'eval' || name === 'fcall') redisScripts += Number(calls);
       if (name === 'publish') redisPublish += Number(calls);
@@ -96,6 +100,7 @@ export async function startPrivateServers(ports: { mysql: number; redis: number 
     const status = Object.fromEntries(rows.map((r) => [r.Variable_name, Number(r.Value)]));
     // Questions counts every statement a client sent (multi-statement scripts: each one), this reading's own SHOW included
     return {
+      redisByCommand,
       redisCommands,
       redisScripts,
       redisPublish,

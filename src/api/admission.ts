@@ -3,7 +3,7 @@ import { type Reservation, reserve, type WorstCase } from '../billing/reserve.js
 import { voidNowOrLater } from '../billing/unbillable.js';
 import type { Channel, Model } from '../catalog/catalog.js';
 import type { Modality } from '../db/schema.js';
-import { parseBody } from '../http/body.js';
+import { parseBody, yieldIfLarge } from '../http/body.js';
 import { ApiError, badRequest } from '../http/errors.js';
 import { type AppContext, type AppMiddleware, customerKey, principal } from '../http/state.js';
 import { formatResetDuration } from '../limits/rpm.js';
@@ -105,13 +105,9 @@ function holdStep<B extends { model: string }>(door: FrontDoor<B>): AppMiddlewar
     const model = ctx.state.model!;
     const key = customerKey(ctx);
     const owner = { requestId: ctx.state.requestId, userId: key.userId, keyId: key.id, channelId: model.channelId };
-    ctx.state.reservation = await reserve(
-      ctx.services.db,
-      owner,
-      model.prices,
-      model.maxOutputTokens,
-      door.worstCase(ctx.state.body as B, model),
-    );
+    const worstCase = door.worstCase(ctx.state.body as B, model);
+    await yieldIfLarge(ctx);
+    ctx.state.reservation = await reserve(ctx.services.db, owner, model.prices, model.maxOutputTokens, worstCase);
     recordStage('admission', contextWith(ctx.state.span), ctx.state.admissionStartedAt ?? Date.now());
     await next();
   };
@@ -149,6 +145,7 @@ export async function enqueue(ctx: AppContext, job: JobData): Promise<RelayStrea
   const svc = ctx.services;
   const relay = svc.relay.open(job.requestId);
   const span = startStage('enqueue', contextWith(ctx.state.span));
+  await yieldIfLarge(ctx);
   try {
     await svc.jobs.add(job, ctx.request.length ?? 0);
   } catch (err) {

@@ -96,12 +96,25 @@ export async function readJson(ctx: Context, limitBytes: number): Promise<unknow
   if (text.trim() === '') throw badRequest('body: a JSON object is required');
   const deep = pathDeeperThan(text, MAX_JSON_DEPTH);
   if (deep) throw badRequest(`${deep}: nested deeper than ${MAX_JSON_DEPTH} levels`, deep);
+  await yieldIfLarge(ctx);
   try {
     ctx.state.jsonBody = JSON.parse(text);
   } catch {
     throw badRequest('body: not valid JSON');
   }
+  await yieldIfLarge(ctx);
   return ctx.state.jsonBody;
+}
+
+/** Bodies from this size on take tens of milliseconds per stage of work on them. */
+const LARGE_BODY_BYTES = 1024 * 1024;
+
+/**
+ * Between the stages of work on a large body (scan, parse, validate, estimate, enqueue), lets the event
+ * loop serve other requests first, so one big body costs them a few short waits instead of one long stall.
+ */
+export async function yieldIfLarge(ctx: Context): Promise<void> {
+  if ((ctx.request.length ?? 0) >= LARGE_BODY_BYTES) await new Promise((resolve) => setImmediate(resolve));
 }
 
 /** First zod issue → "field.path: what is wrong". */
@@ -116,5 +129,6 @@ export async function parseBody<T extends z.ZodType>(ctx: Context, schema: T, li
   const json = await readJson(ctx, limitBytes);
   const parsed = schema.safeParse(json);
   if (!parsed.success) throw badRequest(describeIssue(parsed.error));
+  await yieldIfLarge(ctx);
   return parsed.data;
 }
