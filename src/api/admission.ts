@@ -147,7 +147,7 @@ export async function enqueue(ctx: AppContext, job: JobData): Promise<RelayStrea
   const span = startStage('enqueue', contextWith(ctx.state.span));
   await yieldIfLarge(ctx);
   try {
-    await svc.jobs.add(job, ctx.request.length ?? 0);
+    await svc.jobs.add(job, ctx.state.bodyLength ?? 0);
   } catch (err) {
     svc.relay.close(job.requestId);
     await voidNowOrLater(svc.db, svc.redis, svc.keys, job.requestId).catch(() =>

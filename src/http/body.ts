@@ -1,4 +1,8 @@
-import type { Context } from 'koa';
+import type { ParameterizedContext } from 'koa';
+import type { AppState } from './state.js';
+
+type Context = ParameterizedContext<AppState>;
+
 import getRawBody from 'raw-body';
 import type { z } from 'zod';
 import { ApiError, badRequest } from './errors.js';
@@ -93,6 +97,7 @@ export async function readJson(ctx: Context, limitBytes: number): Promise<unknow
     if (type === 'entity.too.large') throw new ApiError('request_too_large', `request body is over the ${limitBytes} byte limit`);
     throw badRequest('could not read the request body');
   }
+  ctx.state.bodyLength = text.length;
   if (text.trim() === '') throw badRequest('body: a JSON object is required');
   const deep = pathDeeperThan(text, MAX_JSON_DEPTH);
   if (deep) throw badRequest(`${deep}: nested deeper than ${MAX_JSON_DEPTH} levels`, deep);
@@ -107,14 +112,14 @@ export async function readJson(ctx: Context, limitBytes: number): Promise<unknow
 }
 
 /** Bodies from this size on take tens of milliseconds per stage of work on them. */
-const LARGE_BODY_BYTES = 1024 * 1024;
+const LARGE_BODY_CHARS = 1024 * 1024;
 
 /**
  * Between the stages of work on a large body (scan, parse, validate, estimate, enqueue), lets the event
  * loop serve other requests first, so one big body costs them a few short waits instead of one long stall.
  */
 export async function yieldIfLarge(ctx: Context): Promise<void> {
-  if ((ctx.request.length ?? 0) >= LARGE_BODY_BYTES) await new Promise((resolve) => setImmediate(resolve));
+  if ((ctx.state.bodyLength ?? 0) >= LARGE_BODY_CHARS) await new Promise((resolve) => setImmediate(resolve));
 }
 
 /** First zod issue → "field.path: what is wrong". */

@@ -24,8 +24,9 @@ export interface AppState {
   /** The request's root tracing span (a no-op unless OTEL_EXPORTER_OTLP_ENDPOINT is set). */
   span: Span;
   principal?: Principal;
-  /** The parsed JSON body, read once. */
+  /** The parsed JSON body, read once, and the length of its text. */
   jsonBody?: unknown;
+  bodyLength?: number;
   /** Admission (src/api/admission.ts), step by step: when it began, the validated body, the model and its channel, the hold. */
   admissionStartedAt?: number;
   body?: unknown;
