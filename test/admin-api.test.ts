@@ -480,12 +480,14 @@ test('keys: created once with the full key, GET never shows it, PATCH and DELETE
   t.false(got.text.includes(hash));
   t.false('key' in got.json);
   t.deepEqual(Object.keys(got.json).sort(), [
+    'allowed_models',
     'balance_cap_usd',
     'created_at',
     'expires_at',
     'held_usd',
     'id',
     'last_used_at',
+    'max_concurrent_requests',
     'name',
     'prefix',
     'rpm_limit',
@@ -496,7 +498,15 @@ test('keys: created once with the full key, GET never shows it, PATCH and DELETE
   t.like(got.json, { rpm_limit: 100, balance_cap_usd: '2.5', held_usd: '0', last_used_at: null });
 
   const defaults = await call('POST', `/admin/api/users/${user.id}/keys`, {});
-  t.like(defaults.json, { name: '', rpm_limit: 60, balance_cap_usd: null, expires_at: null, status: 'active' });
+  t.like(defaults.json, {
+    name: '',
+    rpm_limit: 60,
+    balance_cap_usd: null,
+    expires_at: null,
+    status: 'active',
+    allowed_models: null,
+    max_concurrent_requests: null,
+  });
   t.not(defaults.json.key, key);
   const listed = await call('GET', `/admin/api/users/${user.id}/keys`);
   t.deepEqual(

@@ -2,7 +2,7 @@ import type { RouterContext, RouterMiddleware } from '@koa/router';
 import type { Registry } from 'prom-client';
 import type { AuthKey } from '../accounts/key-store.js';
 import type { Reservation } from '../billing/reserve.js';
-import type { Channel, Model } from '../catalog/catalog.js';
+import type { Channel, Model, ModelRoute } from '../catalog/catalog.js';
 import type { ConsoleSession, ConsoleUser } from '../console/sessions.js';
 import type { WebServices } from '../services.js';
 import { ApiError } from './errors.js';
@@ -23,9 +23,14 @@ export interface AppState {
   principal?: Principal;
   /** The parsed JSON body, read once. */
   jsonBody?: unknown;
-  /** Admission (src/api/admission.ts), step by step: the validated body, the model and its channel, the hold. */
+  /**
+   * Admission (src/api/admission.ts), step by step: the validated body, the model, the routes that can serve
+   * the request and the home one among them (its channel: the job's queue), the hold.
+   */
   body?: unknown;
   model?: Model;
+  routes?: ModelRoute[];
+  homeRoute?: number;
   channel?: Channel;
   reservation?: Reservation;
   /** Console pages: the visitor's session, if any, and the submitted form (already CSRF-checked). */
