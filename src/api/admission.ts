@@ -81,14 +81,22 @@ export async function findModel(ctx: AppContext, id: string, hidden = false): Pr
  * trying order. None: 400 with what the first route's channel cannot do.
  */
 function servableRoutes(catalog: CatalogSnapshot, model: Model, demand: Demand): ModelRoute[] {
-  let problem: [string, string] | undefined;
+  if (model.routes.length === 1) {
+    const channel = catalog.channels.get(model.routes[0].channelId);
+    const problem = channel ? unservable(channel, demand) : (['model', 'this model has no upstream channel'] as [string, string]);
+    if (problem) throw badRequest(`${problem[0]}: ${problem[1]}`, problem[0]);
+    return model.routes;
+  }
+  const byType = new Map<string, [string, string] | undefined>(); // one check per channel type
+  let first: [string, string] | undefined;
   const routes = model.routes.filter((route) => {
     const channel = catalog.channels.get(route.channelId);
-    const cannot = channel ? unservable(channel, demand) : ['model', 'this model has no upstream channel'];
-    problem ??= cannot as [string, string] | undefined;
-    return !cannot;
+    if (channel && !byType.has(channel.type)) byType.set(channel.type, unservable(channel, demand));
+    const problem = channel ? byType.get(channel.type) : (['model', 'this model has no upstream channel'] as [string, string]);
+    first ??= problem;
+    return !problem;
   });
-  if (routes.length === 0) throw badRequest(`${problem![0]}: ${problem![1]}`, problem![0]);
+  if (routes.length === 0 && first) throw badRequest(`${first[0]}: ${first[1]}`, first[0]);
   return routes;
 }
 
