@@ -9,17 +9,18 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 local outcome = ARGV[2]
 -- neutral: the call says nothing about the token (cancelled, timed out, a bug of ours)
 if outcome == 'neutral' then return {0, 0} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local health = KEYS[5]
 if outcome == 'ok' then
   redis.call('DEL', KEYS[2], KEYS[4])
   -- the channel answered: its failure row ends, and an unhealthy channel is back
-  local healed = redis.call('HDEL', health, 'unhealthy_since')
-  if (redis.call('HGET', health, 'failures') or '0') ~= '0' then redis.call('HSET', health, 'failures', 0) end
-  return {0, -healed}
+  local state = redis.call('HMGET', health, 'unhealthy_since', 'failures')
+  if state[1] then redis.call('HDEL', health, 'unhealthy_since') end
+  if state[1] or (state[2] and state[2] ~= '0') then redis.call('HSET', health, 'failures', 0) end
+  return {0, state[1] and -1 or 0}
 end
 
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', health, 'last_error', ARGV[8], 'last_error_at', now)
 local change = 0
 if outcome == 'fail' then
