@@ -70,7 +70,8 @@ async function exhausted(
 function attemptSignal(ctx: WorkerContext, job: JobBase, signal: AbortSignal, mayRetry: () => boolean) {
   const controller = new AbortController();
   const forward = () => controller.abort(signal.reason);
-  signal.addEventListener('abort', forward, { once: true });
+  if (signal.aborted) forward();
+  else signal.addEventListener('abort', forward, { once: true });
   let timedOut = false;
   const limitMs = ctx.config.upstreamFirstByteMs;
   const timer =
