@@ -21,7 +21,9 @@ test.before(() => {
   keys = new RedisKeys(`{eastx-test-routes-pool-${randomBytes(4).toString('hex')}}`);
 });
 
-test.after.always(() => {
+test.after.always(async () => {
+  const left = await redis.keys(`${keys.prefix}:*`);
+  if (left.length > 0) await redis.del(...left);
   redis?.disconnect();
   other?.disconnect();
 });
