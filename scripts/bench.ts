@@ -228,6 +228,7 @@ async function main(): Promise<void> {
   await sleep(2000);
   const rssHeld = rssMb(web.pid);
   const workerRssHeld = rssMb(worker.pid);
+  eastxSuccesses += held.open; // held streams are billed for what they produced
   await held.close();
   await sleep(3000);
 

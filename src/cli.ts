@@ -57,6 +57,30 @@ function parseJson(value: string | boolean | undefined): Record<string, unknown>
   throw badRequest('--json: not a JSON object');
 }
 
+function parseJsonArray(value: string | boolean | undefined): unknown[] {
+  if (typeof value !== 'string') throw badRequest('--json: a JSON array is required');
+  try {
+    const parsed: unknown = JSON.parse(value);
+    if (Array.isArray(parsed)) return parsed;
+  } catch {
+    // reported below
+  }
+  throw badRequest('--json: not a JSON array');
+}
+
+/** `--allowed-models 'gpt-4o*,claude-sonnet-4-6'` → a list; `none` (or empty) → null: every model. */
+const modelList = (value: string | boolean | undefined) =>
+  typeof value !== 'string'
+    ? undefined
+    : value.trim() === '' || value === 'none'
+      ? null
+      : value
+          .split(/[\s,]+/)
+          .map((s) => s.trim())
+          .filter(Boolean);
+const intOrNone = (value: string | boolean | undefined) =>
+  typeof value !== 'string' ? undefined : value === '' || value === 'none' ? null : Number(value);
+
 const commands: Record<string, Command> = {
   audit: {
     usage: 'audit',
@@ -111,15 +135,23 @@ const commands: Record<string, Command> = {
   },
   'list-models': {
     usage: 'list-models',
-    summary: 'every model of the catalog, whatever its status',
+    summary: 'every model of the catalog, whatever its status, with its routes and their state (healthy, cooling, unhealthy, disabled)',
     run: async ({ deps }) => ({ data: await ops.listModels(deps()) }),
   },
   'put-model': {
-    usage: 'put-model <modelId> --json \'{"display_name":…, "channel_id":…, …}\'',
-    summary: 'create or replace a model (same body as PUT /admin/api/models/:id)',
+    usage:
+      'put-model <modelId> --json \'{"display_name":…, "routes":[{"channel_id":…, "upstream_model":…, "priority":…, "weight":…}], …}\'',
+    summary: 'create or replace a model (same body as PUT /admin/api/models/:id; channel_id + upstream_model instead of routes: one route)',
     options: { json: str },
     positionals: 1,
     run: ({ values, positionals: [modelId], deps }) => ops.putModel(deps(), modelId, validate(schemas.modelBody, parseJson(values.json))),
+  },
+  'set-routes': {
+    usage: 'set-routes <modelId> --json \'[{"channel_id":1, "upstream_model":"gpt-4o", "priority":10, "weight":3}, …]\'',
+    summary: "replace a model's routes (higher priority first, by weight within a priority); the rest of the model stays",
+    options: { json: str },
+    positionals: 1,
+    run: ({ values, positionals: [modelId], deps }) => ops.setModelRoutes(deps(), modelId, parseJsonArray(values.json)),
   },
   'create-user': {
     usage: 'create-user --email EMAIL [--password PASSWORD]',
@@ -150,9 +182,9 @@ const commands: Record<string, Command> = {
       ops.adjustUser(deps(), ops.rowIdFrom(userId, 'user'), validate(schemas.adjustBody, { amount_usd: amount, note: values.note })),
   },
   'create-key': {
-    usage: 'create-key <userId> [--name NAME] [--rpm N] [--cap USD] [--expires ISO]',
+    usage: 'create-key <userId> [--name NAME] [--rpm N] [--cap USD] [--expires ISO] [--allowed-models "ID,PREFIX*,…"] [--max-concurrent N]',
     summary: 'create an API key; the key is printed this once',
-    options: { name: str, rpm: str, cap: str, expires: str },
+    options: { name: str, rpm: str, cap: str, expires: str, 'allowed-models': str, 'max-concurrent': str },
     positionals: 1,
     run: ({ values, positionals: [userId], deps }) =>
       ops.createKey(
@@ -163,6 +195,8 @@ const commands: Record<string, Command> = {
           rpm_limit: int(values.rpm),
           balance_cap_usd: nullable(values.cap),
           expires_at: nullable(values.expires),
+          allowed_models: modelList(values['allowed-models']),
+          max_concurrent_requests: intOrNone(values['max-concurrent']),
         }),
       ),
   },
@@ -179,9 +213,10 @@ const commands: Record<string, Command> = {
     run: ({ positionals: [keyId], deps }) => ops.getKey(deps(), ops.rowIdFrom(keyId, 'key')),
   },
   'set-key': {
-    usage: 'set-key <keyId> [--disable | --enable] [--rpm N] [--cap USD|none] [--expires ISO|none]',
+    usage:
+      'set-key <keyId> [--disable | --enable] [--rpm N] [--cap USD|none] [--expires ISO|none] [--allowed-models "ID,PREFIX*,…"|none] [--max-concurrent N|none]',
     summary: 'change an API key; takes effect on the next request everywhere',
-    options: { disable: flag, enable: flag, rpm: str, cap: str, expires: str },
+    options: { disable: flag, enable: flag, rpm: str, cap: str, expires: str, 'allowed-models': str, 'max-concurrent': str },
     positionals: 1,
     run: ({ values, positionals: [keyId], deps }) => {
       if (values.disable && values.enable) throw badRequest('--disable and --enable exclude each other');
@@ -194,6 +229,8 @@ const commands: Record<string, Command> = {
           rpm_limit: int(values.rpm),
           balance_cap_usd: nullable(values.cap),
           expires_at: nullable(values.expires),
+          allowed_models: modelList(values['allowed-models']),
+          max_concurrent_requests: intOrNone(values['max-concurrent']),
         }),
       );
     },

@@ -18,6 +18,12 @@ export interface Config {
   /** orphaned-hold sweeper: how often, and the minimum age of a hold it may release */
   holdSweepMs: number;
   holdMinAgeMs: number;
+  /** a channel with this many failed calls in a row (5xx, no connection, no first byte) is unhealthy */
+  channelUnhealthyAfter: number;
+  /** how often unhealthy channels are probed */
+  channelProbeMs: number;
+  /** a call that produced nothing usable this long (no stream chunk, no answer) moves to the next token or route */
+  upstreamFirstByteMs: number;
   logLevel: string;
 }
 
@@ -54,6 +60,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     holdSweepMs: intFromEnv(env, 'HOLD_SWEEP_MS', 30_000),
     holdMinAgeMs: intFromEnv(env, 'HOLD_MIN_AGE_MS', 60_000),
     imagePollMs: intFromEnv(env, 'IMAGE_POLL_MS', 500),
+    channelUnhealthyAfter: intFromEnv(env, 'CHANNEL_UNHEALTHY_AFTER', 5),
+    channelProbeMs: intFromEnv(env, 'CHANNEL_PROBE_MS', 15_000),
+    upstreamFirstByteMs: intFromEnv(env, 'UPSTREAM_FIRST_BYTE_MS', 120_000),
     logLevel: env.LOG_LEVEL || (nodeEnv === 'test' ? 'warn' : 'info'),
   };
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { KeyStore } from './accounts/key-store.js';
 import type { Config } from './config.js';
+import { ConcurrencyLimiter } from './limits/concurrency.js';
 import { RpmLimiter } from './limits/rpm.js';
 import { ChannelQueues } from './queue/queues.js';
 import { RelayHub } from './queue/web-relay.js';
@@ -10,6 +11,7 @@ import { type Connections, connect, disconnect } from './runtime.js';
 export interface WebServices extends Connections {
   keyStore: KeyStore;
   rpm: RpmLimiter;
+  concurrency: ConcurrencyLimiter;
   relay: RelayHub;
   jobs: ChannelQueues;
   close(): Promise<void>;
@@ -21,13 +23,16 @@ export async function createWebServices(config: Config): Promise<WebServices> {
   const relay = new RelayHub(subscriber, redis, keys, randomBytes(8).toString('hex'));
   await relay.start();
   const jobs = new ChannelQueues(queueConnection, config.redisPrefix);
+  const concurrency = new ConcurrencyLimiter(redis, keys);
   return {
     ...connections,
     keyStore: new KeyStore(db, redis, keys),
     rpm: new RpmLimiter(redis, keys),
+    concurrency,
     relay,
     jobs,
     async close() {
+      concurrency.stop();
       await jobs.close();
       await disconnect(connections);
     },

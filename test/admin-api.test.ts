@@ -320,6 +320,89 @@ test('PUT /admin/api/models/:id validation names the field', async (t) => {
 
 // ---- users, credit, adjust, usage
 
+test('PUT /admin/api/models/:id with routes: trying order, states, a GET answer put back as is, one route in the old form', async (t) => {
+  const a = await newChannel('routes-a');
+  const b = await newChannel('routes-b');
+  await call('POST', `/admin/api/channels/${a.id}/tokens`, { secret: 'sk-routes-a-0001' });
+  const id = 'routes/multi';
+  const put = await call('PUT', `/admin/api/models/${encodeURIComponent(id)}`, {
+    ...modelBody(a.id),
+    channel_id: undefined,
+    upstream_model: undefined,
+    routes: [
+      { channel_id: a.id, upstream_model: 'up-a' },
+      { channel_id: b.id, upstream_model: 'up-b', priority: 7, weight: 0 },
+      { channel_id: a.id, upstream_model: 'up-a2', weight: 5 },
+    ],
+  });
+  t.is(put.status, 200, put.text);
+  t.like(put.json, { channel_id: b.id, upstream_model: 'up-b' });
+  t.deepEqual(
+    put.json.routes.map((r: any) => [r.channel_id, r.upstream_model, r.priority, r.weight, r.state]),
+    [
+      [b.id, 'up-b', 7, 0, 'disabled'],
+      [a.id, 'up-a2', 0, 5, 'healthy'],
+      [a.id, 'up-a', 0, 1, 'healthy'],
+    ],
+  );
+  t.deepEqual(Object.keys(put.json.routes[0]).sort(), [
+    'channel_id',
+    'cooling_until',
+    'failures_in_row',
+    'last_error',
+    'last_error_at',
+    'priority',
+    'state',
+    'unhealthy_since',
+    'upstream_model',
+    'weight',
+  ]);
+  const listed = (await call('GET', '/admin/api/models')).json.data.find((m: any) => m.id === id);
+  t.deepEqual(listed, put.json);
+  const again = await call('PUT', `/admin/api/models/${encodeURIComponent(id)}`, listed);
+  t.is(again.status, 200, `a model read back is accepted as it is: ${again.text}`);
+  t.deepEqual(again.json.routes, put.json.routes);
+  const catalog = await svc.catalog.current();
+  t.deepEqual(
+    catalog.models.get(id)?.routes.map((r) => r.upstreamModel),
+    ['up-b', 'up-a2', 'up-a'],
+  );
+
+  const single = await call('PUT', `/admin/api/models/${encodeURIComponent(id)}`, modelBody(a.id));
+  t.is(single.status, 200);
+  t.deepEqual(
+    single.json.routes.map((r: any) => [r.channel_id, r.upstream_model, r.priority, r.weight]),
+    [[a.id, 'smoke-upstream-model', 0, 1]],
+    'channel_id + upstream_model: one route',
+  );
+});
+
+test('PUT /admin/api/models/:id routes validation names the field', async (t) => {
+  const channel = await newChannel('routes-bad');
+  const put = (body: unknown) => call('PUT', `/admin/api/models/${encodeURIComponent('routes/bad')}`, body);
+  const route = { channel_id: channel.id, upstream_model: 'u' };
+  const noPair = { channel_id: undefined, upstream_model: undefined };
+  const cases: [Record<string, unknown>, string][] = [
+    [{ ...noPair, routes: [] }, 'routes'],
+    [{ ...noPair, routes: 'x' }, 'routes'],
+    [{ ...noPair, routes: [route, route] }, 'routes.1'],
+    [{ ...noPair, routes: [route, { ...route, channel_id: 999999 }] }, 'routes.1.channel_id'],
+    [{ ...noPair, routes: [{ ...route, upstream_model: '' }] }, 'routes.0.upstream_model'],
+    [{ ...noPair, routes: [{ ...route, weight: -1 }] }, 'routes.0.weight'],
+    [{ ...noPair, routes: [{ ...route, priority: 1.5 }] }, 'routes.0.priority'],
+    [{ ...noPair, routes: [7] }, 'routes.0'],
+    [{ ...noPair, routes: Array.from({ length: 17 }, (_, i) => ({ ...route, upstream_model: `u${i}` })) }, 'routes'],
+    [{ routes: [route], upstream_model: 'other' }, 'channel_id'],
+    [{ upstream_model: undefined }, 'upstream_model'],
+  ];
+  for (const [change, field] of cases) {
+    const message = error(t, await put(modelBody(channel.id, change)), 400, 'bad_request');
+    t.true(message.startsWith(`${field}:`), `${JSON.stringify(change).slice(0, 80)} → ${message}`);
+  }
+  const none = await svc.db.selectFrom('model_routes').select('id').where('model_id', '=', 'routes/bad').execute();
+  t.deepEqual(none, []);
+});
+
 test('users: create (password hashed with scrypt), duplicate email, get, missing', async (t) => {
   const address = email('Alice');
   const created = await call('POST', '/admin/api/users', { email: address, password: 'correct horse battery' });
@@ -480,12 +563,14 @@ test('keys: created once with the full key, GET never shows it, PATCH and DELETE
   t.false(got.text.includes(hash));
   t.false('key' in got.json);
   t.deepEqual(Object.keys(got.json).sort(), [
+    'allowed_models',
     'balance_cap_usd',
     'created_at',
     'expires_at',
     'held_usd',
     'id',
     'last_used_at',
+    'max_concurrent_requests',
     'name',
     'prefix',
     'rpm_limit',
@@ -496,7 +581,15 @@ test('keys: created once with the full key, GET never shows it, PATCH and DELETE
   t.like(got.json, { rpm_limit: 100, balance_cap_usd: '2.5', held_usd: '0', last_used_at: null });
 
   const defaults = await call('POST', `/admin/api/users/${user.id}/keys`, {});
-  t.like(defaults.json, { name: '', rpm_limit: 60, balance_cap_usd: null, expires_at: null, status: 'active' });
+  t.like(defaults.json, {
+    name: '',
+    rpm_limit: 60,
+    balance_cap_usd: null,
+    expires_at: null,
+    status: 'active',
+    allowed_models: null,
+    max_concurrent_requests: null,
+  });
   t.not(defaults.json.key, key);
   const listed = await call('GET', `/admin/api/users/${user.id}/keys`);
   t.deepEqual(
@@ -553,6 +646,15 @@ test('keys: validation and missing rows', async (t) => {
     [{ expires_at: 'next week' }, 'expires_at'],
     [{ expires_at: 12 }, 'expires_at'],
     [{ name: 7 }, 'name'],
+    [{ allowed_models: 'gpt-4o' }, 'allowed_models'],
+    [{ allowed_models: ['gpt*4o'] }, 'allowed_models.0'],
+    [{ allowed_models: ['*gpt'] }, 'allowed_models.0'],
+    [{ allowed_models: [''] }, 'allowed_models.0'],
+    [{ allowed_models: [3] }, 'allowed_models.0'],
+    [{ allowed_models: ['a', 'a'] }, 'allowed_models'],
+    [{ max_concurrent_requests: 0 }, 'max_concurrent_requests'],
+    [{ max_concurrent_requests: 2.5 }, 'max_concurrent_requests'],
+    [{ max_concurrent_requests: '3' }, 'max_concurrent_requests'],
   ];
   for (const [body, field] of cases) {
     t.regex(
@@ -565,6 +667,23 @@ test('keys: validation and missing rows', async (t) => {
   const key = await call('POST', `/admin/api/users/${user.id}/keys`, {});
   t.regex(error(t, await call('PATCH', `/admin/api/keys/${key.json.id}`, { disabled: 'yes' }), 400, 'bad_request'), /^disabled:/);
   t.regex(error(t, await call('PATCH', `/admin/api/keys/${key.json.id}`, { rpm_limit: -5 }), 400, 'bad_request'), /^rpm_limit:/);
+  t.regex(
+    error(t, await call('PATCH', `/admin/api/keys/${key.json.id}`, { allowed_models: ['a b'] }), 400, 'bad_request'),
+    /^allowed_models\.0:/,
+  );
+  const limited = await call('PATCH', `/admin/api/keys/${key.json.id}`, {
+    allowed_models: ['gpt-4o*', '*', 'x/y.z'],
+    max_concurrent_requests: 2,
+  });
+  t.like(limited.json, { max_concurrent_requests: 2 });
+  t.deepEqual(limited.json.allowed_models, ['gpt-4o*', '*', 'x/y.z']);
+  t.like(
+    (await call('PATCH', `/admin/api/keys/${key.json.id}`, { rpm_limit: 9 })).json,
+    { max_concurrent_requests: 2 },
+    'kept when not given',
+  );
+  const lifted = await call('PATCH', `/admin/api/keys/${key.json.id}`, { allowed_models: null, max_concurrent_requests: null });
+  t.like(lifted.json, { allowed_models: null, max_concurrent_requests: null });
   for (const method of ['GET', 'PATCH', 'DELETE']) {
     error(t, await call(method, '/admin/api/keys/999999', method === 'PATCH' ? {} : undefined), 404, 'not_found');
     error(t, await call(method, '/admin/api/keys/abc', method === 'PATCH' ? {} : undefined), 404, 'not_found');

@@ -201,6 +201,65 @@ test.serial('keys: create-key prints the key once, show-key/set-key/revoke-key n
   t.like(revoked.json, { status: 'revoked' });
 });
 
+test.serial('routes: put-model with routes, set-routes keeps the rest, list-models shows each route with its state', async (t) => {
+  const a = await ok(t, 'create-channel', '--name', 'route-a', '--type', 'openai', '--base-url', 'https://a.example/v1');
+  const b = await ok(t, 'create-channel', '--name', 'route-b', '--type', 'anthropic', '--base-url', 'https://b.example');
+  await ok(t, 'add-token', String(a.id), '--secret', 'sk-route-a-1234');
+  const body = {
+    display_name: 'Routed',
+    owned_by: 'eastx',
+    modality: 'chat',
+    status: 'active',
+    input_price_per_1m: 1,
+    routes: [
+      { channel_id: a.id, upstream_model: 'gpt-4o', weight: 3 },
+      { channel_id: b.id, upstream_model: 'claude-x', priority: 5 },
+    ],
+  };
+  const put = await ok(t, 'put-model', 'cli/routed', '--json', JSON.stringify(body));
+  t.like(put, { channel_id: b.id, upstream_model: 'claude-x', input_price_per_1m: '1' });
+  t.deepEqual(
+    put.routes.map((r: Record<string, unknown>) => [r.channel_id, r.upstream_model, r.priority, r.weight, r.state]),
+    [
+      [b.id, 'claude-x', 5, 1, 'disabled'],
+      [a.id, 'gpt-4o', 0, 3, 'healthy'],
+    ],
+    'in trying order, each with its state (channel b has no token)',
+  );
+  const set = await ok(t, 'set-routes', 'cli/routed', '--json', JSON.stringify([{ channel_id: a.id, upstream_model: 'gpt-4o-mini' }]));
+  t.like(set, { display_name: 'Routed', input_price_per_1m: '1', channel_id: a.id, upstream_model: 'gpt-4o-mini' });
+  t.is(set.routes.length, 1);
+  const listed = await ok(t, 'list-models');
+  t.like(listed.data.find((m: { id: string }) => m.id === 'cli/routed').routes[0], {
+    channel_id: a.id,
+    priority: 0,
+    weight: 1,
+    state: 'healthy',
+  });
+
+  const dup = await cli('set-routes', 'cli/routed', '--json', JSON.stringify([body.routes[0], body.routes[0]]));
+  t.is(dup.code, 1);
+  t.regex(dup.stderr, /routes\.1: repeats the route/);
+  const missing = await cli('set-routes', 'cli/nope', '--json', '[]');
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /no model with id cli\/nope/);
+});
+
+test.serial('keys: --allowed-models and --max-concurrent at creation and later; none lifts them', async (t) => {
+  const user = await ok(t, 'create-user', '--email', 'cli-limits@example.test');
+  const created = await ok(t, 'create-key', String(user.id), '--allowed-models', 'gpt-4o*, claude-sonnet-4-6', '--max-concurrent', '4');
+  t.like(created, { max_concurrent_requests: 4 });
+  t.deepEqual(created.allowed_models, ['gpt-4o*', 'claude-sonnet-4-6']);
+  const lifted = await ok(t, 'set-key', String(created.id), '--allowed-models', 'none', '--max-concurrent', 'none');
+  t.like(lifted, { allowed_models: null, max_concurrent_requests: null });
+  const bad = await cli('set-key', String(created.id), '--allowed-models', 'g*pt');
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /allowed_models\.0: must be a model id/);
+  const zero = await cli('set-key', String(created.id), '--max-concurrent', '0');
+  t.is(zero.code, 1);
+  t.regex(zero.stderr, /max_concurrent_requests: must be at least 1/);
+});
+
 test.serial('codes: printed once, redeemable once', async (t) => {
   const { codes } = await ok(t, 'codes', '--amount', '3', '--count', '2');
   t.is(codes.length, 2);

@@ -380,6 +380,108 @@ test('operators: admin API users (search, password, is_admin), the ADMIN_TOKEN l
   t.is(crossSite.res.status, 403, 'a cross-site write to the board is refused');
 });
 
+test('keys: allowed models and requests at once, set at creation and edited on /keys', async (t) => {
+  const bo = new ConsoleClient(base);
+  await bo.signUp('keys-limits@example.com', PASSWORD);
+  await bo.get('/keys');
+  const created = await bo.post('/keys', { name: 'limited', allowed_models: 'console/alpha, gpt-4o*', max_concurrent_requests: '2' });
+  t.is(created.res.status, 303);
+  const boId = await userIdOf('keys-limits@example.com');
+  const [row] = (
+    await admin.call<{ data: Array<{ id: number; allowed_models: string[] | null; max_concurrent_requests: number | null }> }>(
+      'GET',
+      `/admin/api/users/${boId}/keys`,
+    )
+  ).data;
+  t.deepEqual(row.allowed_models, ['console/alpha', 'gpt-4o*']);
+  t.is(row.max_concurrent_requests, 2);
+  const page = await bo.get('/keys');
+  t.regex(page.text, /<code>console\/alpha<\/code>, <code>gpt-4o\*<\/code>/);
+  t.true(page.text.includes('value="console/alpha, gpt-4o*"'), 'the edit form shows the list');
+
+  const bad = await bo.post(`/keys/${row.id}`, {
+    rpm_limit: '60',
+    balance_cap_usd: '',
+    allowed_models: 'a*b',
+    max_concurrent_requests: '',
+  });
+  t.is(bad.res.status, 400);
+  t.regex(bad.text, /allowed_models\.0: must be a model id/);
+  await bo.get('/keys');
+  const lifted = await bo.post(`/keys/${row.id}`, {
+    rpm_limit: '60',
+    balance_cap_usd: '',
+    allowed_models: '',
+    max_concurrent_requests: '',
+  });
+  t.is(lifted.res.status, 303);
+  t.like(await admin.call('GET', `/admin/api/keys/${row.id}`), { allowed_models: null, max_concurrent_requests: null }, 'empty lifts both');
+});
+
+test('operator models page: routes edited in the form, shown with their state', async (t) => {
+  const ops = new ConsoleClient(base);
+  await ops.get('/admin/login');
+  t.is((await ops.post('/admin/login', { token: env.ADMIN_TOKEN })).res.status, 303);
+  const second = await admin.channel('console-second', 'openai', `${mock.url}/v1`);
+  const form = await ops.get('/admin/models/edit');
+  t.is(form.res.status, 200);
+  for (const field of [
+    'routes[0][channel_id]',
+    'routes[0][upstream_model]',
+    'routes[0][priority]',
+    'routes[0][weight]',
+    'routes[1][channel_id]',
+  ])
+    t.true(form.text.includes(`name="${field}"`), field);
+  const fields = {
+    id: 'console/routed',
+    display_name: 'Routed',
+    owned_by: 'eastx',
+    modality: 'chat',
+    status: 'active',
+    input_price_per_1m: '1',
+    output_price_per_1m: '2',
+    max_output_tokens: '100',
+    sizes: '',
+    'routes[0][channel_id]': String(channelId),
+    'routes[0][upstream_model]': 'mock-gpt',
+    'routes[0][priority]': '5',
+    'routes[0][weight]': '1',
+    'routes[1][channel_id]': String(second.id),
+    'routes[1][upstream_model]': 'mock-gpt-b',
+    'routes[1][priority]': '0',
+    'routes[1][weight]': '3',
+    'routes[2][channel_id]': '',
+    'routes[2][upstream_model]': '',
+    'routes[2][priority]': '0',
+    'routes[2][weight]': '1',
+  };
+  t.is((await ops.post('/admin/models', fields)).res.status, 303);
+  const model = (
+    await admin.call<{ data: Array<{ id: string; routes: Array<Record<string, unknown>> }> }>('GET', '/admin/api/models')
+  ).data.find((m) => m.id === 'console/routed')!;
+  t.deepEqual(
+    model.routes.map((r) => [r.channel_id, r.upstream_model, r.priority, r.weight, r.state]),
+    [
+      [channelId, 'mock-gpt', 5, 1, 'healthy'],
+      [second.id, 'mock-gpt-b', 0, 3, 'disabled'],
+    ],
+  );
+  const list = await ops.get('/admin/models');
+  t.true(
+    list.text.includes(`console-second #${second.id} → <code>mock-gpt-b</code> · p0 · w3 · <span class="status disabled">disabled</span>`),
+    'each route with its state',
+  );
+  const edit = await ops.get(`/admin/models/edit?id=${encodeURIComponent('console/routed')}`);
+  t.true(edit.text.includes('value="mock-gpt-b"'), 'the form shows the routes');
+
+  await ops.get('/admin/models/edit');
+  const broken = await ops.post('/admin/models', { ...fields, 'routes[1][upstream_model]': '' });
+  t.is(broken.res.status, 400);
+  t.regex(broken.text, /routes\.1\.upstream_model: must not be empty/);
+  t.true(broken.text.includes('value="mock-gpt"'), 'what was typed is shown again');
+});
+
 test('usage: the daily rollup matches the ledger, and /usage and its CSV show it', async (t) => {
   const user = new ConsoleClient(base);
   await user.signUp('usage@example.com', PASSWORD);

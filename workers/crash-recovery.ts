@@ -17,6 +17,12 @@ export const interrupted = () =>
 /** A run of a job that BullMQ took over from a worker that died (lock expired, stalled check re-queued it). */
 export const isRerun = (job: Job) => job.stalledCounter > 0 || job.attemptsStarted > 1;
 
+/** Every token the job may have leased: those of all its routes' channels. */
+async function tokensOf(ctx: WorkerContext, job: JobBase) {
+  const catalog = await ctx.catalog.latest();
+  return [...new Set(job.routes.map((r) => r.channelId))].flatMap((id) => catalog.tokensByChannel.get(id) ?? []);
+}
+
 /**
  * Decides what a re-run may do. It drops the dead run's leases at once (they would expire after leaseMs
  * anyway). It answers the request again only if nothing of it is settled, shown or answered yet: the hold
@@ -25,7 +31,7 @@ export const isRerun = (job: Job) => job.stalledCounter > 0 || job.attemptsStart
  * Otherwise it returns the error to answer instead, without calling the upstream again.
  */
 export async function rerunRefusal(ctx: WorkerContext, job: JobBase): Promise<ApiError | undefined> {
-  const tokens = (await ctx.catalog.latest()).tokensByChannel.get(job.channelId) ?? [];
+  const tokens = await tokensOf(ctx, job);
   const [held, shown] = await Promise.all([
     holdExists(ctx.db, job.requestId),
     shownOrAnswered(ctx.redis, ctx.keys, job.requestId),
@@ -41,8 +47,7 @@ export async function rerunRefusal(ctx: WorkerContext, job: JobBase): Promise<Ap
  * run streamed is not billed, as its count died with it) and the error is relayed to the web side.
  */
 export async function abandon(ctx: WorkerContext, job: JobBase, error: ApiError): Promise<void> {
-  const tokens = (await ctx.catalog.latest()).tokensByChannel.get(job.channelId) ?? [];
-  await ctx.pool.forget(tokens, job.requestId);
+  await ctx.pool.forget(await tokensOf(ctx, job), job.requestId);
   if (await resendKeptFinal(ctx.redis, ctx.keys, job)) return;
   await voidRequest(ctx.db, job.requestId);
   // the final frame also drops the stream-started mark

@@ -1,20 +1,29 @@
 import { Catalog, type UpstreamToken } from '../src/catalog/catalog.js';
 import { ApiError } from '../src/http/errors.js';
 import { log } from '../src/log.js';
-import type { JobBase } from '../src/queue/jobs.js';
+import { abortJob } from '../src/queue/abort.js';
+import { type JobBase, msUntilDeadline } from '../src/queue/jobs.js';
 import { contextFrom, startStage } from '../src/telemetry.js';
 import { scrub, UpstreamError } from '../src/upstream/errors.js';
 import type { CallOutcome } from '../src/upstream/pool.js';
 import { providerFor } from '../src/upstream/providers/registry.js';
 import type { ProviderAdapter, UpstreamCall } from '../src/upstream/providers/types.js';
+import { candidatesFor } from '../src/upstream/routing.js';
 import { tokenSecret, type WorkerContext } from './context.js';
 
-/** What a failed call says about its token (SPEC §4): 429/529 cool it at once, 5xx/connect count toward it. */
-function outcomeOf(err: UpstreamError): CallOutcome {
+/** What a failed call says about its token (SPEC §4): 429/529 cool it at once, 5xx/connect/no first byte count toward it. */
+export function outcomeOf(err: UpstreamError): CallOutcome {
   if (err.rateLimited) return 'ratelimited';
-  if (err.failure === 'connect' || (err.failure === 'http' && (err.status ?? 0) >= 500)) return 'fail';
+  if (err.failure === 'connect' || err.failure === 'first_byte_timeout' || (err.failure === 'http' && (err.status ?? 0) >= 500))
+    return 'fail';
   if (err.failure === 'http' || err.failure === 'task_failed') return 'ok';
   return 'neutral';
+}
+
+/** A failure as operators see it on the channel (`last_error`): what happened, never a credential. */
+export function describeFailure(err: UpstreamError): string {
+  if (err.failure === 'http') return `HTTP ${err.status}: ${err.message}`;
+  return `${err.failure.replace(/_/g, ' ')}: ${err.message}`;
 }
 
 async function disableToken(ctx: WorkerContext, token: UpstreamToken, err: UpstreamError): Promise<void> {
@@ -31,19 +40,20 @@ async function disableToken(ctx: WorkerContext, token: UpstreamToken, err: Upstr
 }
 
 /**
- * No token left to try. A request that saw the upstream fail (5xx, no connection) answers that error, even
- * when its own failure just cooled the last token (SPEC §4). Otherwise 503 when the whole channel is cooling
- * or disabled (Retry-After = until the first cooling one is back), else the last upstream error.
- * `coolingHintMs` is what the lease script saw.
+ * No token left to try on any route. A request that saw the upstream fail (5xx, no connection, nothing
+ * before the first byte) answers that error, even when its own failure just cooled the last token (SPEC
+ * §4). Otherwise 503 when every route's tokens are cooling or disabled (Retry-After = until the first
+ * cooling one is back), else the last upstream error. `coolingHintMs` is what the lease script saw.
  */
 async function exhausted(
   ctx: WorkerContext,
-  channelId: number,
+  job: JobBase,
   lastError: UpstreamError | undefined,
   coolingHintMs?: number,
 ): Promise<ApiError> {
   if (lastError && outcomeOf(lastError) === 'fail') return lastError.toApiError();
-  const tokens = (await ctx.catalog.latest()).tokensByChannel.get(channelId) ?? [];
+  const catalog = await ctx.catalog.latest();
+  const tokens = [...new Set(job.routes.map((r) => r.channelId))].flatMap((id) => catalog.tokensByChannel.get(id) ?? []);
   const { usable, retryAfterMs } = await ctx.pool.availability(tokens);
   if (usable && lastError) return lastError.toApiError();
   const retryMs = retryAfterMs ?? coolingHintMs;
@@ -54,9 +64,41 @@ async function exhausted(
 }
 
 /**
- * Runs `attempt` on a leased token of the job's channel, moving to another token after a 429, 5xx,
- * connect failure or rejected credentials, as long as `mayRetry()` (nothing reached the client yet).
- * Every failure leaves as an ApiError with the SPEC §2 code.
+ * The upstream call of one attempt: the job's signal, plus UPSTREAM_FIRST_BYTE_MS for the attempt to
+ * produce something (a stream chunk out to the client, an answer, a submitted task: `mayRetry()` turns
+ * false). An attempt past it is aborted and the job moves on; one that produced is left to the deadline.
+ */
+function attemptSignal(ctx: WorkerContext, job: JobBase, signal: AbortSignal, mayRetry: () => boolean) {
+  const controller = new AbortController();
+  const forward = () => controller.abort(signal.reason);
+  if (signal.aborted) forward();
+  else signal.addEventListener('abort', forward, { once: true });
+  let timedOut = false;
+  const limitMs = ctx.config.upstreamFirstByteMs;
+  const timer =
+    limitMs < msUntilDeadline(job)
+      ? setTimeout(() => {
+          if (!mayRetry() || signal.aborted) return;
+          timedOut = true;
+          abortJob(controller, 'timeout');
+        }, limitMs)
+      : undefined;
+  return {
+    signal: controller.signal,
+    /** the attempt, not the job, ran out of time */
+    timedOut: () => timedOut && !signal.aborted,
+    done: () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', forward);
+    },
+  };
+}
+
+/**
+ * Runs `attempt` on a leased token of one of the job's routes (highest priority first, by weight, the home
+ * route preferred: src/upstream/routing.ts), moving to another token or route after a 429, 5xx, connect
+ * failure, no first byte in time or rejected credentials, as long as `mayRetry()` (nothing reached the
+ * client yet). Every failure leaves as an ApiError with the SPEC §2 code.
  */
 export async function withUpstream<T>(
   ctx: WorkerContext,
@@ -67,45 +109,50 @@ export async function withUpstream<T>(
 ): Promise<T> {
   const trace = contextFrom(job.trace);
   const tried = new Set<number>();
+  const failed = new Set<number>();
   let lastError: UpstreamError | undefined;
   for (;;) {
     const catalog = await ctx.catalog.latest();
-    const channel = catalog.channels.get(job.channelId);
-    const adapter = channel && providerFor(channel.type).adapter;
-    if (!channel || !adapter) throw new ApiError('upstream_unavailable', 'this model has no usable upstream channel');
-    const tokens = catalog.tokensByChannel.get(channel.id) ?? [];
-
+    const candidates = candidatesFor(job.routes, catalog, { home: job.homeRoute, failed, tried });
+    if (candidates.length === 0) throw new ApiError('upstream_unavailable', 'this model has no usable upstream channel');
     const leasing = startStage('lease', trace);
-    const acquired = await ctx.pool.acquire(tokens, job.requestId, signal, tried).finally(() => leasing.end());
-    if (acquired.kind !== 'leased') {
-      throw await exhausted(ctx, channel.id, lastError, acquired.kind === 'cooling' ? acquired.retryAfterMs : undefined);
-    }
+    const acquired = await ctx.pool.acquireRoute(candidates, job.requestId, signal).finally(() => leasing.end());
+    if (acquired.kind !== 'leased')
+      throw await exhausted(ctx, job, lastError, acquired.kind === 'cooling' ? acquired.retryAfterMs : undefined);
 
     const { lease } = acquired;
+    const routeIndex = candidates[acquired.route].index;
+    const route = job.routes[routeIndex];
+    const channel = catalog.channels.get(route.channelId)!;
     const secret = tokenSecret(ctx, lease.token);
+    const limit = attemptSignal(ctx, job, signal, mayRetry);
     try {
+      const call = { baseUrl: channel.baseUrl, secret, upstreamModel: route.upstreamModel, signal: limit.signal };
       const calling = startStage('upstream', trace);
-      const result = await attempt(adapter, { baseUrl: channel.baseUrl, secret, upstreamModel: job.upstreamModel, signal }).finally(() =>
-        calling.end(),
-      );
+      const result = await attempt(providerFor(channel.type).adapter, call).finally(() => calling.end());
       await lease.release('ok');
       return result;
     } catch (err) {
-      if (!(err instanceof UpstreamError)) {
+      if (!(err instanceof UpstreamError) && !limit.timedOut()) {
         await lease.release('neutral');
         throw err;
       }
-      const safe = new UpstreamError(err.failure, scrub(err.message, secret), err.details);
-      await lease.release(outcomeOf(safe), safe.details.retryAfterMs);
+      const safe = limit.timedOut()
+        ? new UpstreamError('first_byte_timeout', `the upstream sent nothing within ${ctx.config.upstreamFirstByteMs} ms`)
+        : new UpstreamError((err as UpstreamError).failure, scrub((err as UpstreamError).message, secret), (err as UpstreamError).details);
+      await lease.release(outcomeOf(safe), safe.details.retryAfterMs, describeFailure(safe));
       if (safe.credentialsRejected) await disableToken(ctx, lease.token, safe);
       log.info(
-        { requestId: job.requestId, tokenId: lease.token.id, failure: safe.failure, upstreamStatus: safe.status },
+        { requestId: job.requestId, channelId: channel.id, tokenId: lease.token.id, failure: safe.failure, upstreamStatus: safe.status },
         'upstream call failed',
       );
       if (!safe.retryable || !mayRetry() || signal.aborted) throw safe.toApiError();
       // a rejected credential says nothing about the upstream itself: report another token's error if there is one
       if (!lastError || !safe.credentialsRejected) lastError = safe;
+      if (!safe.credentialsRejected) failed.add(routeIndex);
       tried.add(lease.token.id);
+    } finally {
+      limit.done();
     }
   }
 }

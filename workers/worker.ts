@@ -1,10 +1,10 @@
-import { type Job, Worker } from 'bullmq';
+import { type Job, Queue, Worker } from 'bullmq';
 import { HoldSweeper } from '../src/billing/sweeper.js';
 import { config } from '../src/config.js';
 import { log } from '../src/log.js';
 import { abortJob } from '../src/queue/abort.js';
 import { wasCancelled } from '../src/queue/cancel.js';
-import { channelQueueName, type JobData, type JobKind, msUntilDeadline } from '../src/queue/jobs.js';
+import { channelQueueName, type JobData, type JobKind, msUntilDeadline, PROBE_QUEUE } from '../src/queue/jobs.js';
 import { ChannelQueues } from '../src/queue/queues.js';
 import { ListenerWatch } from '../src/queue/worker-relay.js';
 import { connect, disconnect, runProcess, stopOnSignal } from '../src/runtime.js';
@@ -16,6 +16,7 @@ import { abandon, interrupted, isRerun, rerunRefusal, STALLED_TOO_OFTEN } from '
 import { processEmbeddings } from './embeddings.js';
 import { processImages } from './images.js';
 import type { JobSummary } from './job-kit.js';
+import { probeUnhealthyChannels } from './probe.js';
 
 /**
  * BullMQ lock: a killed worker's lock expires within LOCK_DURATION_MS (renewed every half of it), and the
@@ -45,13 +46,14 @@ runProcess('worker', async () => {
   const flushTraces = startTelemetry('eastx-worker');
   const connections = connect(cfg, 'worker');
   const { redis, subscriber, queueConnection, keys } = connections;
-  const ctx: WorkerContext = { ...connections, pool: new TokenPool(redis, keys) };
+  const ctx: WorkerContext = { ...connections, pool: new TokenPool(redis, keys, { unhealthyAfter: cfg.channelUnhealthyAfter }) };
 
   const running = new Map<string, AbortController>();
   const listeners = new ListenerWatch(redis, keys, LISTENER_GONE_MS);
   const runJob = async (job: Job<JobData>): Promise<JobSummary> => {
     const { requestId } = job.data;
     recordStage('queue.pickup', contextFrom(job.data.trace), job.timestamp);
+    await withRoutes(job.data);
     const controller = new AbortController();
     running.set(requestId, controller);
     const unwatch = listeners.watch(job.data, () => abortJob(controller, 'listener-gone'));
@@ -73,6 +75,16 @@ runProcess('worker', async () => {
       unwatch();
       running.delete(requestId);
     }
+  };
+
+  /** A job enqueued by a web process of the release before routes names one channel and upstream model. */
+  const withRoutes = async (data: JobData & { upstreamModel?: string }) => {
+    if (Array.isArray(data.routes)) return;
+    const model = (await ctx.catalog.latest()).models.get(data.model);
+    data.routes = data.upstreamModel
+      ? [{ channelId: data.channelId, upstreamModel: data.upstreamModel, priority: 0, weight: 1 }]
+      : (model?.routes ?? []);
+    data.homeRoute = 0;
   };
 
   const workers = new Map<number, Worker>();
@@ -121,6 +133,23 @@ runProcess('worker', async () => {
     maxAgeMs: Math.max(cfg.chatDeadlineMs, cfg.imageDeadlineMs) + 10 * 60_000,
   });
   sweeper.start();
+
+  // channel health: one repeatable probe job every CHANNEL_PROBE_MS, run by one worker at a time (global concurrency 1)
+  const probeQueue = new Queue(PROBE_QUEUE, { connection: queueConnection, prefix: cfg.redisPrefix });
+  await probeQueue.setGlobalConcurrency(1);
+  await probeQueue.upsertJobScheduler(
+    'probe-unhealthy-channels',
+    { every: cfg.channelProbeMs },
+    { name: 'probe unhealthy channels', opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } },
+  );
+  const probeWorker = new Worker(PROBE_QUEUE, () => probeUnhealthyChannels(ctx), {
+    connection: queueConnection,
+    prefix: cfg.redisPrefix,
+    concurrency: 1,
+  });
+  probeWorker.on('error', (err) => log.error({ err: { message: err.message } }, 'probe worker error'));
+  probeWorker.on('failed', (_job, err) => log.error({ err: { message: err.message } }, 'channel probe failed'));
+
   const poll = setInterval(() => void syncWorkers().catch(() => undefined), CATALOG_POLL_MS);
   log.info({ concurrency: cfg.workerConcurrency }, 'worker started');
 
@@ -128,8 +157,11 @@ runProcess('worker', async () => {
     clearInterval(poll);
     listeners.stop();
     sweeper.stop();
-    await Promise.race([Promise.all([...workers.values()].map((w) => w.close())), new Promise((done) => setTimeout(done, DRAIN_MS))]);
-    await queues.close();
+    await Promise.race([
+      Promise.all([...workers.values(), probeWorker].map((w) => w.close())),
+      new Promise((done) => setTimeout(done, DRAIN_MS)),
+    ]);
+    await Promise.all([queues.close(), probeQueue.close()]);
     await disconnect(connections);
     await flushTraces();
   });

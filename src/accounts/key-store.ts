@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/index.js';
 import type { KeyStatus } from '../db/schema.js';
 import type { Redis, RedisKeys } from '../redis/index.js';
+import { type AllowedModels, parseAllowedModels } from './allowed-models.js';
 
 export interface AuthKey {
   id: number;
@@ -10,6 +11,10 @@ export interface AuthKey {
   capNano: bigint | null;
   status: KeyStatus;
   expiresAt: number | null;
+  /** null: every model */
+  allowedModels: AllowedModels | null;
+  /** null: no limit */
+  maxConcurrent: number | null;
 }
 
 interface Cached {
@@ -47,7 +52,7 @@ export class KeyStore {
   private async load(keyHash: string): Promise<AuthKey | null> {
     const row = await this.db
       .selectFrom('api_keys')
-      .select(['id', 'user_id', 'rpm_limit', 'cap_nano', 'status', 'expires_at'])
+      .select(['id', 'user_id', 'rpm_limit', 'cap_nano', 'status', 'expires_at', 'allowed_models', 'max_concurrent_requests'])
       .where('key_hash', '=', keyHash)
       .executeTakeFirst();
     if (!row) return null;
@@ -58,6 +63,8 @@ export class KeyStore {
       capNano: row.cap_nano === null ? null : BigInt(row.cap_nano),
       status: row.status,
       expiresAt: row.expires_at ? new Date(row.expires_at).getTime() : null,
+      allowedModels: parseAllowedModels(row.allowed_models),
+      maxConcurrent: row.max_concurrent_requests,
     };
   }
 

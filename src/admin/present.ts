@@ -1,6 +1,15 @@
 import type { Selectable } from 'kysely';
 import { formatPricePerMillion, formatUsd } from '../billing/money.js';
-import type { ApiKeysTable, ChannelsTable, LedgerTable, ModelsTable, UpstreamTokensTable, UsersTable } from '../db/schema.js';
+import type {
+  ApiKeysTable,
+  ChannelsTable,
+  LedgerTable,
+  ModelRoutesTable,
+  ModelsTable,
+  UpstreamTokensTable,
+  UsersTable,
+} from '../db/schema.js';
+import type { ChannelHealth } from '../upstream/health.js';
 
 /**
  * Rows → the admin API's JSON (SPEC §5): ids as numbers, amounts and prices as decimal strings, times as
@@ -16,6 +25,7 @@ const iso = (date: Date | string | null) => (date === null ? null : new Date(dat
 export type ChannelRow = Selectable<ChannelsTable>;
 export type TokenRow = Selectable<UpstreamTokensTable>;
 export type ModelRow = Selectable<ModelsTable>;
+export type RouteRow = Selectable<ModelRoutesTable>;
 export type UserRow = Selectable<UsersTable>;
 export type KeyRow = Selectable<ApiKeysTable>;
 export type LedgerRow = Selectable<LedgerTable>;
@@ -37,15 +47,36 @@ export function presentToken(row: TokenRow) {
   };
 }
 
-export function presentModel(row: ModelRow) {
+/** A route with its channel's live state (SPEC §4); `health` undefined: the channel's state is unknown. */
+export function presentRoute(row: RouteRow, health: ChannelHealth | undefined) {
+  return {
+    channel_id: Number(row.channel_id),
+    upstream_model: row.upstream_model,
+    priority: row.priority,
+    weight: row.weight,
+    state: health?.state ?? 'disabled',
+    cooling_until: health?.coolingUntil ?? null,
+    unhealthy_since: health?.unhealthySince ?? null,
+    last_error: health?.lastError ?? null,
+    last_error_at: health?.lastErrorAt ?? null,
+    failures_in_row: health?.failuresInRow ?? 0,
+  };
+}
+
+/**
+ * A model with its routes in trying order; `channel_id` and `upstream_model` name the route tried first
+ * (what a model with one route was before routes existed).
+ */
+export function presentModel(row: ModelRow, routes: Array<ReturnType<typeof presentRoute>>) {
   return {
     id: row.id,
     display_name: row.display_name,
     owned_by: row.owned_by,
     modality: row.modality,
     status: row.status,
-    channel_id: Number(row.channel_id),
-    upstream_model: row.upstream_model,
+    channel_id: routes[0]?.channel_id ?? null,
+    upstream_model: routes[0]?.upstream_model ?? null,
+    routes,
     input_price_per_1m: formatPricePerMillion(BigInt(row.input_micro)),
     output_price_per_1m: formatPricePerMillion(BigInt(row.output_micro)),
     price_per_image: usd(row.image_nano),
@@ -81,6 +112,8 @@ export function presentKey(row: KeyRow) {
     held_usd: usd(row.held_nano),
     status: row.status,
     expires_at: iso(row.expires_at),
+    allowed_models: row.allowed_models === null ? null : (JSON.parse(row.allowed_models) as string[]),
+    max_concurrent_requests: row.max_concurrent_requests,
     last_used_at: iso(row.last_used_at),
     created_at: iso(row.created_at),
   };

@@ -141,13 +141,40 @@ export const modelId = z
   .max(191, 'must be at most 191 characters')
   .regex(/^[A-Za-z0-9][\w.:@+/-]*$/, 'may contain only letters, digits and . _ - / : @ +, and must start with a letter or digit');
 
+/** At most this many routes per model. */
+export const MAX_ROUTES = 16;
+
+const route = z.object(
+  {
+    channel_id: rowId,
+    upstream_model: text(200),
+    /** higher is tried first */
+    priority: int(-1_000_000, 1_000_000).default(0),
+    /** share of the traffic among routes of one priority; 0: only when no other route of the tier has a free token */
+    weight: int(0, 1_000_000).default(1),
+  },
+  { error: 'must be a JSON object' },
+);
+
+export type RouteInput = z.infer<typeof route>;
+
+/**
+ * A model (SPEC §5): its upstreams are either `routes` or the older `channel_id` + `upstream_model` (one
+ * route). Both may be given when the pair names one of the routes (a model read back from the API and put
+ * again as it is). The output always has `routes`; `routesGiven` says which form was used (for messages).
+ */
 export const modelBody = body({
   display_name: text(200),
   owned_by: text(100),
   modality: oneOf(['chat', 'embedding', 'image']),
   status: oneOf(['active', 'coming_soon', 'disabled']),
-  channel_id: rowId,
-  upstream_model: text(200),
+  channel_id: rowId.optional(),
+  upstream_model: text(200).optional(),
+  routes: z
+    .array(route, { error: required('an array of routes') })
+    .min(1, 'must list at least one route')
+    .max(MAX_ROUTES, `must list at most ${MAX_ROUTES} routes`)
+    .optional(),
   input_price_per_1m: pricePerMillion.default(0n),
   output_price_per_1m: pricePerMillion.default(0n),
   price_per_image: pricePerImage.default(0n),
@@ -160,11 +187,38 @@ export const modelBody = body({
     .max(50, 'must list at most 50 sizes')
     .refine((sizes) => new Set(sizes).size === sizes.length, 'must not repeat a size')
     .default([DEFAULT_SIZE]),
-}).superRefine((model, ctx) => {
-  if (model.modality === 'image' && !model.sizes.includes(DEFAULT_SIZE)) {
-    ctx.addIssue({ code: 'custom', path: ['sizes'], message: `must include "${DEFAULT_SIZE}" (every image model serves it)` });
-  }
-});
+})
+  .superRefine((model, ctx) => {
+    if (model.modality === 'image' && !model.sizes.includes(DEFAULT_SIZE)) {
+      ctx.addIssue({ code: 'custom', path: ['sizes'], message: `must include "${DEFAULT_SIZE}" (every image model serves it)` });
+    }
+    if (model.routes === undefined) {
+      if (model.channel_id === undefined) ctx.addIssue({ code: 'custom', path: ['channel_id'], message: 'is required (or give routes)' });
+      if (model.upstream_model === undefined)
+        ctx.addIssue({ code: 'custom', path: ['upstream_model'], message: 'is required (or give routes)' });
+      return;
+    }
+    const seen = new Set<string>();
+    model.routes.forEach((r, i) => {
+      const key = `${r.channel_id}\u0000${r.upstream_model}`;
+      if (seen.has(key))
+        ctx.addIssue({ code: 'custom', path: ['routes', i], message: `repeats the route ${r.channel_id} → ${r.upstream_model}` });
+      seen.add(key);
+    });
+    const pairGiven = model.channel_id !== undefined || model.upstream_model !== undefined;
+    if (pairGiven && !model.routes.some((r) => r.channel_id === model.channel_id && r.upstream_model === model.upstream_model)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['channel_id'],
+        message: 'with routes, channel_id and upstream_model must name one of the routes (or be left out)',
+      });
+    }
+  })
+  .transform(({ channel_id, upstream_model, routes, ...model }) => ({
+    ...model,
+    routesGiven: routes !== undefined,
+    routes: routes ?? [{ channel_id: channel_id!, upstream_model: upstream_model!, priority: 0, weight: 1 }],
+  }));
 
 // ---- users, credit, keys, codes
 
@@ -201,11 +255,28 @@ export const adjustBody = body({
   note: text(255),
 });
 
+/** A key's `allowed_models`: model ids, `prefix*` patterns (a trailing `*` only) or `*`; null lifts the list. */
+const allowedModels = z
+  .array(
+    z
+      .string({ error: required('a model id or a pattern ending in *') })
+      .trim()
+      .max(192, 'must be at most 192 characters')
+      .regex(/^(?:\*|[A-Za-z0-9][\w.:@+/-]*\*?)$/, 'must be a model id, or a model id prefix followed by * (a * only at the end)'),
+    { error: required('an array of model ids and patterns, or null') },
+  )
+  .max(500, 'must list at most 500 models')
+  .refine((list) => new Set(list).size === list.length, 'must not repeat an entry');
+/** A key's `max_concurrent_requests`; null lifts the limit. */
+const maxConcurrent = int(1, 100_000);
+
 export const keyBody = body({
   name: optionalText(100).default(''),
   rpm_limit: int(1, 1_000_000).default(60),
   balance_cap_usd: usdAmount('non-negative').nullable().default(null),
   expires_at: isoDate.nullable().default(null),
+  allowed_models: allowedModels.nullable().default(null),
+  max_concurrent_requests: maxConcurrent.nullable().default(null),
 });
 
 export const keyPatch = body({
@@ -213,6 +284,8 @@ export const keyPatch = body({
   rpm_limit: int(1, 1_000_000).optional(),
   balance_cap_usd: usdAmount('non-negative').nullable().optional(),
   expires_at: isoDate.nullable().optional(),
+  allowed_models: allowedModels.nullable().optional(),
+  max_concurrent_requests: maxConcurrent.nullable().optional(),
 });
 
 export const codesBody = body({
@@ -247,7 +320,7 @@ export const usersQuery = body({
 export type ChannelInput = z.infer<typeof channelBody>;
 export type TokenInput = z.infer<typeof tokenBody>;
 export type TokenPatch = z.infer<typeof tokenPatch>;
-export type ModelInput = z.infer<typeof modelBody>;
+export type ModelInput = z.output<typeof modelBody>;
 export type UserInput = z.infer<typeof userBody>;
 export type CreditInput = z.infer<typeof creditBody>;
 export type AdjustInput = z.infer<typeof adjustBody>;

@@ -1,7 +1,8 @@
 import type { z } from 'zod';
+import { allowsModel } from '../accounts/allowed-models.js';
 import { type Reservation, reserve, type WorstCase } from '../billing/reserve.js';
 import { voidNowOrLater } from '../billing/unbillable.js';
-import type { Channel, Model } from '../catalog/catalog.js';
+import type { CatalogSnapshot, Channel, Model, ModelRoute } from '../catalog/catalog.js';
 import type { Modality } from '../db/schema.js';
 import { parseBody, yieldIfLarge } from '../http/body.js';
 import { ApiError, badRequest } from '../http/errors.js';
@@ -12,9 +13,11 @@ import { deadlineFor, encodePrices, type JobBase, type JobData, type JobKind } f
 import type { RelayStream } from '../queue/web-relay.js';
 import { carrierOf, contextWith, recordStage, startStage } from '../telemetry.js';
 import { type Demand, unservable } from '../upstream/providers/registry.js';
+import { chooseHome } from '../upstream/routing.js';
 
 /**
- * Admission (SPEC §2 check order): auth (the route's guard) → body → model → RPM → hold. Each step is a
+ * Admission (SPEC §2 check order): auth (the route's guard) → body → model (and the key's model list) → RPM →
+ * the key's concurrency → hold. Each step is a
  * small middleware writing typed ctx.state; a front door declares what its steps need, and
  * `admission(door)` composes them in that order, the one place the order is written.
  */
@@ -26,12 +29,12 @@ export interface FrontDoor<B extends { model: string }> {
   schema: z.ZodType<B>;
   /** 400s about the body alone, beyond its schema. */
   checkBody?(body: B): void;
-  /** What the model's channel must be able to serve, and 400s about this body on this model. */
+  /** What the model's channels must be able to serve, and 400s about this body on this model. */
   demand(body: B, model: Model): Demand;
   worstCase(body: B, model: Model): WorstCase;
 }
 
-/** What admission found, for the handler: the body, the model, its channel and the hold. */
+/** What admission found, for the handler: the body, the model, its home channel and the hold. */
 export interface Admitted<B> {
   body: B;
   model: Model;
@@ -40,9 +43,9 @@ export interface Admitted<B> {
 }
 
 export function admitted<B>(ctx: AppContext): Admitted<B> {
-  const { body, model, channel, reservation } = ctx.state;
+  const { body, model, channel, routes, reservation } = ctx.state;
   principal(ctx, 'customer');
-  if (body === undefined || !model || !channel || !reservation) throw new Error('handler reached without admission');
+  if (body === undefined || !model || !channel || !routes || !reservation) throw new Error('handler reached without admission');
   return { body: body as B, model, channel, reservation };
 }
 
@@ -56,20 +59,53 @@ export function bodyStep<B>(schema: z.ZodType<B>, checkBody?: (body: B) => void)
   };
 }
 
-/** The catalog entry a /v1 request names (SPEC §2: unknown, coming-soon or disabled → 404), read once. */
-export async function findModel(ctx: AppContext, id: string): Promise<{ model: Model; channel: Channel }> {
-  const catalog = await ctx.services.catalog.at(principal(ctx, 'customer').catalogVersion);
+/**
+ * The catalog entry a /v1 request names (SPEC §2: unknown, coming-soon or disabled → 404), read once; a
+ * model the key may not use is 403 `model_not_allowed` (`hidden`: 404, as if it did not exist, for
+ * GET /v1/models/{id}).
+ */
+export async function findModel(ctx: AppContext, id: string, hidden = false): Promise<{ model: Model; catalog: CatalogSnapshot }> {
+  const customer = principal(ctx, 'customer');
+  const catalog = await ctx.services.catalog.at(customer.catalogVersion);
   const model = catalog.models.get(id);
-  const channel = model && catalog.channels.get(model.channelId);
-  if (model?.status !== 'active' || !channel)
-    throw new ApiError('model_not_found', `model ${JSON.stringify(id)} does not exist or is not available`, { param: 'model' });
-  return { model, channel };
+  const notFound = () =>
+    new ApiError('model_not_found', `model ${JSON.stringify(id)} does not exist or is not available`, { param: 'model' });
+  if (model?.status !== 'active' || model.routes.length === 0) throw notFound();
+  if (!allowsModel(customer.key.allowedModels, model.id)) {
+    if (hidden) throw notFound();
+    throw new ApiError('model_not_allowed', `this API key may not use model ${JSON.stringify(id)}`, { param: 'model' });
+  }
+  return { model, catalog };
+}
+
+/**
+ * The model's routes that can serve this request (the provider registry asks each route's channel), in
+ * trying order. None: 400 with what the first route's channel cannot do.
+ */
+function servableRoutes(catalog: CatalogSnapshot, model: Model, demand: Demand): ModelRoute[] {
+  if (model.routes.length === 1) {
+    const channel = catalog.channels.get(model.routes[0].channelId);
+    const problem = channel ? unservable(channel, demand) : (['model', 'this model has no upstream channel'] as [string, string]);
+    if (problem) throw badRequest(`${problem[0]}: ${problem[1]}`, problem[0]);
+    return model.routes;
+  }
+  const byType = new Map<string, [string, string] | undefined>(); // one check per channel type
+  let first: [string, string] | undefined;
+  const routes = model.routes.filter((route) => {
+    const channel = catalog.channels.get(route.channelId);
+    if (channel && !byType.has(channel.type)) byType.set(channel.type, unservable(channel, demand));
+    const problem = channel ? byType.get(channel.type) : (['model', 'this model has no upstream channel'] as [string, string]);
+    first ??= problem;
+    return !problem;
+  });
+  if (routes.length === 0 && first) throw badRequest(`${first[0]}: ${first[1]}`, first[0]);
+  return routes;
 }
 
 function modelStep<B extends { model: string }>(door: FrontDoor<B>): AppMiddleware {
   return async (ctx, next) => {
     const body = ctx.state.body as B;
-    const { model, channel } = await findModel(ctx, body.model);
+    const { model, catalog } = await findModel(ctx, body.model);
     if (model.modality !== door.modality) {
       throw new ApiError(
         'wrong_endpoint',
@@ -77,10 +113,12 @@ function modelStep<B extends { model: string }>(door: FrontDoor<B>): AppMiddlewa
         { param: 'model' },
       );
     }
-    const problem = unservable(channel, door.demand(body, model));
-    if (problem) throw badRequest(`${problem[0]}: ${problem[1]}`, problem[0]);
+    const routes = servableRoutes(catalog, model, door.demand(body, model));
+    const home = chooseHome(routes, catalog);
     ctx.state.model = model;
-    ctx.state.channel = channel;
+    ctx.state.routes = routes;
+    ctx.state.homeRoute = home;
+    ctx.state.channel = catalog.channels.get(routes[home].channelId);
     await next();
   };
 }
@@ -100,11 +138,39 @@ export const rateLimit: AppMiddleware = async (ctx, next) => {
   await next();
 };
 
+/**
+ * Concurrency step, right after RPM (SPEC §4): a key with `max_concurrent_requests` holds a slot while its
+ * request runs; one more in flight is 429 with Retry-After: 1 and, like an RPM refusal, not counted. The slot
+ * is freed when the request ends, fails or its client disconnects.
+ */
+const concurrencyStep: AppMiddleware = async (ctx, next) => {
+  const key = customerKey(ctx);
+  if (key.maxConcurrent === null) return next();
+  const { requestId } = ctx.state;
+  const slot = await ctx.services.concurrency.take(key.id, key.maxConcurrent, requestId);
+  if (!slot) {
+    await ctx.services.rpm.untake(key.id, requestId);
+    const remaining = Number(ctx.response.get('x-ratelimit-remaining-requests'));
+    if (Number.isInteger(remaining)) ctx.set('x-ratelimit-remaining-requests', String(remaining + 1));
+    throw new ApiError('rate_limit_exceeded', `this key already has ${key.maxConcurrent} requests in flight (max_concurrent_requests)`, {
+      retryAfter: 1,
+    });
+  }
+  const release = () => slot.release();
+  ctx.res.once('close', release);
+  try {
+    await next();
+  } finally {
+    ctx.res.off('close', release);
+    release();
+  }
+};
+
 function holdStep<B extends { model: string }>(door: FrontDoor<B>): AppMiddleware {
   return async (ctx, next) => {
     const model = ctx.state.model!;
     const key = customerKey(ctx);
-    const owner = { requestId: ctx.state.requestId, userId: key.userId, keyId: key.id, channelId: model.channelId };
+    const owner = { requestId: ctx.state.requestId, userId: key.userId, keyId: key.id, channelId: ctx.state.channel!.id };
     const worstCase = door.worstCase(ctx.state.body as B, model);
     await yieldIfLarge(ctx);
     ctx.state.reservation = await reserve(ctx.services.db, owner, model.prices, model.maxOutputTokens, worstCase);
@@ -115,21 +181,22 @@ function holdStep<B extends { model: string }>(door: FrontDoor<B>): AppMiddlewar
 
 /** The admission chain of a front door, in SPEC §2 order (the route's guard has already run). */
 export function admission<B extends { model: string }>(door: FrontDoor<B>): AppMiddleware[] {
-  return [bodyStep(door.schema, door.checkBody), modelStep(door), rateLimit, holdStep(door)];
+  return [bodyStep(door.schema, door.checkBody), modelStep(door), rateLimit, concurrencyStep, holdStep(door)];
 }
 
-/** The part of every job admission decides: who pays, what was held, which channel, and the deadline. */
+/** The part of every job admission decides: who pays, what was held, which routes (and queue), and the deadline. */
 export function jobBase(ctx: AppContext, kind: JobKind): JobBase {
   const key = customerKey(ctx);
-  const { model, reservation } = admitted(ctx);
+  const { model, channel, reservation } = admitted(ctx);
   return {
     requestId: ctx.state.requestId,
     webId: ctx.services.relay.webId,
     userId: key.userId,
     keyId: key.id,
     model: model.id,
-    channelId: model.channelId,
-    upstreamModel: model.upstreamModel,
+    channelId: channel.id,
+    routes: ctx.state.routes!,
+    homeRoute: ctx.state.homeRoute ?? 0,
     prices: encodePrices(model.prices),
     holdNano: reservation.holdNano.toString(),
     deadlineAt: deadlineFor(kind, ctx.services.config),

@@ -1,3 +1,4 @@
+import { allowsModel } from '../accounts/allowed-models.js';
 import { pricePerMillionUsd, usdNumber } from '../billing/money.js';
 import type { Model } from '../catalog/catalog.js';
 import { type AppContext, type AppMiddleware, principal } from '../http/state.js';
@@ -21,11 +22,12 @@ export function modelEntry(model: Model): Record<string, unknown> {
   return entry;
 }
 
-/** GET /v1/models (after the RPM step): the active catalog. */
+/** GET /v1/models (after the RPM step): the active catalog, as far as the key may use it. */
 export async function listModels(ctx: AppContext): Promise<void> {
-  const catalog = await ctx.services.catalog.at(principal(ctx, 'customer').catalogVersion);
+  const { catalogVersion, key } = principal(ctx, 'customer');
+  const catalog = await ctx.services.catalog.at(catalogVersion);
   const data = [...catalog.models.values()]
-    .filter((m) => m.status === 'active')
+    .filter((m) => m.status === 'active' && m.routes.length > 0 && allowsModel(key.allowedModels, m.id))
     .sort((a, b) => a.id.localeCompare(b.id))
     .map(modelEntry);
   ctx.body = { object: 'list', data };
@@ -34,7 +36,7 @@ export async function listModels(ctx: AppContext): Promise<void> {
 /** The model step of GET /v1/models/{id}: the id comes from the path (a `*id` wildcard may hold `/`). */
 export const modelFromPath: AppMiddleware = async (ctx, next) => {
   const raw = ctx.params.id as string | string[];
-  ctx.state.model = (await findModel(ctx, Array.isArray(raw) ? raw.join('/') : raw)).model;
+  ctx.state.model = (await findModel(ctx, Array.isArray(raw) ? raw.join('/') : raw, true)).model;
   await next();
 };
 

@@ -11,12 +11,23 @@ export interface Channel {
   baseUrl: string;
 }
 
+/** One way to serve a model (SPEC §4): a channel, its name for the model, priority (higher first) and weight. */
+export interface ModelRoute {
+  channelId: number;
+  upstreamModel: string;
+  priority: number;
+  weight: number;
+}
+
 export interface Model {
   id: string;
   displayName: string;
   ownedBy: string;
   modality: Modality;
   status: ModelStatus;
+  /** Every route, in the order they are tried: priority descending, then weight descending, then as listed. */
+  routes: ModelRoute[];
+  /** The route tried first (routes[0]): its channel and upstream model name. */
   channelId: number;
   upstreamModel: string;
   prices: Prices;
@@ -43,22 +54,42 @@ export interface CatalogSnapshot {
   tokensByChannel: Map<number, UpstreamToken[]>;
 }
 
+interface RouteRowOrder {
+  priority: number;
+  weight: number;
+  position: number;
+  id: number;
+}
+
+/** The order routes are tried in (and listed): priority descending, then weight descending, then as the operator listed them. */
+export const byRouteOrder = (a: RouteRowOrder, b: RouteRowOrder) =>
+  b.priority - a.priority || b.weight - a.weight || a.position - b.position || Number(a.id) - Number(b.id);
+
 async function loadSnapshot(db: Db, version: string): Promise<CatalogSnapshot> {
-  const [modelRows, channelRows, tokenRows] = await Promise.all([
+  const [modelRows, routeRows, channelRows, tokenRows] = await Promise.all([
     db.selectFrom('models').selectAll().execute(),
+    db.selectFrom('model_routes').selectAll().execute(),
     db.selectFrom('channels').selectAll().execute(),
     db.selectFrom('upstream_tokens').selectAll().orderBy('id').execute(),
   ]);
+  const routesByModel = new Map<string, ModelRoute[]>();
+  for (const r of routeRows.sort(byRouteOrder)) {
+    const list = routesByModel.get(r.model_id) ?? [];
+    list.push({ channelId: Number(r.channel_id), upstreamModel: r.upstream_model, priority: r.priority, weight: r.weight });
+    routesByModel.set(r.model_id, list);
+  }
   const models = new Map<string, Model>();
   for (const m of modelRows) {
+    const routes = routesByModel.get(m.id) ?? [];
     models.set(m.id, {
       id: m.id,
       displayName: m.display_name,
       ownedBy: m.owned_by,
       modality: m.modality,
       status: m.status,
-      channelId: Number(m.channel_id),
-      upstreamModel: m.upstream_model,
+      routes,
+      channelId: routes[0]?.channelId ?? 0,
+      upstreamModel: routes[0]?.upstreamModel ?? '',
       prices: { inputMicro: BigInt(m.input_micro), outputMicro: BigInt(m.output_micro), imageNano: BigInt(m.image_nano) },
       maxOutputTokens: m.max_output_tokens,
       vision: Boolean(m.vision),

@@ -4,7 +4,8 @@ import type { AppContext } from '../http/state.js';
 
 /** Console forms are small: a few short fields. */
 const FORM_LIMIT_BYTES = 64 * 1024;
-const MAX_FIELDS = 64;
+/** The model form has the most: 13 fields and up to 16 routes of 4. */
+const MAX_FIELDS = 100;
 
 /**
  * Reads an `application/x-www-form-urlencoded` body (UTF-8 only) into plain fields, once per request.

@@ -1,12 +1,14 @@
 import { type Migration, Migrator } from 'kysely';
 import * as init from '../../migrations/001_init.js';
 import * as usageDaily from '../../migrations/002_usage_daily.js';
+import * as modelRoutes from '../../migrations/004_model_routes.js';
 import { createDb, ensureDatabase } from './index.js';
 
 /** Every migration, in order. Listed statically so the compiled app needs no directory scan. */
 const migrations: Record<string, Migration> = {
   '001_init': init,
   '002_usage_daily': usageDaily,
+  '004_model_routes': modelRoutes,
 };
 
 export async function migrateToLatest(databaseUrl: string): Promise<string[]> {

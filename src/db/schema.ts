@@ -29,6 +29,10 @@ export interface ApiKeysTable {
   status: KeyStatus;
   expires_at: Date | null;
   last_used_at: Date | null;
+  /** JSON array of model ids and `prefix*` patterns the key may use; NULL: every model */
+  allowed_models: string | null;
+  /** requests in flight at once; NULL: no limit */
+  max_concurrent_requests: number | null;
   created_at: CreatedAt;
 }
 
@@ -65,8 +69,6 @@ export interface ModelsTable {
   owned_by: string;
   modality: Modality;
   status: ModelStatus;
-  channel_id: number;
-  upstream_model: string;
   /** micro-USD per 1M tokens */
   input_micro: Nano;
   output_micro: Nano;
@@ -79,6 +81,17 @@ export interface ModelsTable {
   sizes: string;
   created_at: CreatedAt;
   updated_at: ColumnType<Date, never, Date>;
+}
+
+/** One way to serve a model: a channel and its name for the model; higher priority first, then by weight. */
+export interface ModelRoutesTable {
+  id: Generated<number>;
+  model_id: string;
+  channel_id: number;
+  upstream_model: string;
+  priority: ColumnType<number, number | undefined, number>;
+  weight: ColumnType<number, number | undefined, number>;
+  position: ColumnType<number, number | undefined, number>;
 }
 
 export type LedgerKind = 'charge' | 'credit' | 'redemption' | 'adjustment';
@@ -137,6 +150,7 @@ export interface Database {
   channels: ChannelsTable;
   upstream_tokens: UpstreamTokensTable;
   models: ModelsTable;
+  model_routes: ModelRoutesTable;
   ledger: LedgerTable;
   holds: HoldsTable;
   redemption_codes: RedemptionCodesTable;

@@ -9,6 +9,7 @@ export const ERRORS = {
   disabled: { status: 403, type: 'permission_error' },
   expired: { status: 403, type: 'permission_error' },
   forbidden: { status: 403, type: 'permission_error' },
+  model_not_allowed: { status: 403, type: 'permission_error' },
   model_not_found: { status: 404, type: 'invalid_request_error' },
   not_found: { status: 404, type: 'invalid_request_error' },
   method_not_allowed: { status: 405, type: 'invalid_request_error' },

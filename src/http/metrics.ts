@@ -1,6 +1,7 @@
 import type { Context, Middleware } from 'koa';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { WebServices } from '../services.js';
+import { ROUTE_STATES, readChannelHealth } from '../upstream/health.js';
 import { type AppContext, principal } from './state.js';
 
 /**
@@ -60,6 +61,52 @@ export function createMetrics(svc: WebServices): { observe: Middleware; registry
       for (const token of await allTokens()) {
         const ms = await svc.redis.pttl(svc.keys.cooldown(token.id));
         this.set({ channel: String(token.channelId), token: String(token.id) }, Math.max(0, ms) / 1000);
+      }
+    },
+  });
+  const channelHealth = async () => {
+    const catalog = await svc.catalog.current();
+    const channels = [...catalog.channels.keys()].map((id) => ({ id, tokens: catalog.tokensByChannel.get(id) ?? [] }));
+    return { catalog, health: await readChannelHealth(svc.redis, svc.keys, channels) };
+  };
+  new Gauge({
+    name: 'eastx_channel_state',
+    help: 'Channel state (1 for the current one): healthy, cooling (every token cooling), unhealthy (failing; probed), disabled (no active token)',
+    labelNames: ['channel', 'state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const [id, h] of (await channelHealth()).health)
+        for (const state of ROUTE_STATES) this.set({ channel: String(id), state }, h.state === state ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'eastx_channel_failures_in_row',
+    help: 'Failed upstream calls in a row per channel, across its tokens (CHANNEL_UNHEALTHY_AFTER marks it unhealthy)',
+    labelNames: ['channel'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const [id, h] of (await channelHealth()).health) this.set({ channel: String(id) }, h.failuresInRow);
+    },
+  });
+  new Gauge({
+    name: 'eastx_route_state',
+    help: "A model route's state (1 for the current one): its channel's",
+    labelNames: ['model', 'channel', 'upstream_model', 'state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const { catalog, health } = await channelHealth();
+      for (const model of catalog.models.values()) {
+        for (const route of model.routes) {
+          const current = health.get(route.channelId)?.state;
+          for (const state of ROUTE_STATES)
+            this.set(
+              { model: model.id, channel: String(route.channelId), upstream_model: route.upstreamModel, state },
+              current === state ? 1 : 0,
+            );
+        }
       }
     },
   });

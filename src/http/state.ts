@@ -3,7 +3,7 @@ import type { Span } from '@opentelemetry/api';
 import type { Registry } from 'prom-client';
 import type { AuthKey } from '../accounts/key-store.js';
 import type { Reservation } from '../billing/reserve.js';
-import type { Channel, Model } from '../catalog/catalog.js';
+import type { Channel, Model, ModelRoute } from '../catalog/catalog.js';
 import type { ConsoleSession, ConsoleUser } from '../console/sessions.js';
 import type { WebServices } from '../services.js';
 import { ApiError } from './errors.js';
@@ -27,10 +27,15 @@ export interface AppState {
   /** The parsed JSON body, read once, and the length of its text. */
   jsonBody?: unknown;
   bodyLength?: number;
-  /** Admission (src/api/admission.ts), step by step: when it began, the validated body, the model and its channel, the hold. */
+  /**
+   * Admission (src/api/admission.ts), step by step: when it began, the validated body, the model, the routes
+   * that can serve the request and the home one among them (its channel: the job's queue), the hold.
+   */
   admissionStartedAt?: number;
   body?: unknown;
   model?: Model;
+  routes?: ModelRoute[];
+  homeRoute?: number;
   channel?: Channel;
   reservation?: Reservation;
   /** Console pages: the visitor's session, if any, and the submitted form (already CSRF-checked). */

@@ -29,6 +29,11 @@ export class RpmLimiter {
     const [admitted, remaining, resetMs] = await this.redis.eastxRpm(this.keys.rpm(keyId), limit, WINDOW_MS, requestId);
     return { admitted: admitted === 1, limit, remaining, resetMs };
   }
+
+  /** Takes back a request counted by `take` that was refused right after (SPEC §4: a concurrency 429 is not counted). */
+  async untake(keyId: number, requestId: string): Promise<void> {
+    await this.redis.zrem(this.keys.rpm(keyId), requestId);
+  }
 }
 
 /** OpenAI's duration style for `x-ratelimit-reset-requests`: "120ms", "7s", "1m0s". */

@@ -1,15 +1,23 @@
 import type { Prices } from '../billing/money.js';
+import type { ModelRoute } from '../catalog/catalog.js';
 import type { Config } from '../config.js';
 import type { TraceCarrier } from '../telemetry.js';
 
 /**
  * Web → worker: the job. Its id is the request id (= the ledger's idempotency key). Its data says who pays,
- * what was held, which channel and upstream model, and the request to send; never a key or upstream token
- * (workers read those from the catalog). Money travels as decimal strings, since job data is JSON.
+ * what was held, the model's routes (channels and upstream model names) and the request to send; never a key
+ * or upstream token (workers read those from the catalog). Money travels as decimal strings, since job data
+ * is JSON.
  */
 
-/** One BullMQ queue per channel keeps a slow or cooling provider from blocking the others. */
+/**
+ * One BullMQ queue per channel keeps a slow or cooling provider from blocking the others. A job waits in its
+ * home route's channel queue; its worker may lease a token of any of its routes (src/upstream/routing.ts).
+ */
 export const channelQueueName = (channelId: number) => `channel-${channelId}`;
+
+/** The maintenance queue whose repeatable job probes unhealthy channels (one at a time across workers). */
+export const PROBE_QUEUE = 'health-probe';
 
 export type JobKind = 'chat' | 'embeddings' | 'images';
 
@@ -27,8 +35,12 @@ export interface JobBase {
   keyId: number;
   /** public model id (ledger, responses) */
   model: string;
+  /** The home route's channel: the queue the job waits in (and the one its hold names for the sweeper). */
   channelId: number;
-  upstreamModel: string;
+  /** The routes that can serve this request, in trying order (priority descending); the home one among them. */
+  routes: ModelRoute[];
+  /** Index of the home route in `routes` (drawn by weight at the web; preferred while it has a free token). */
+  homeRoute: number;
   prices: JobPrices;
   holdNano: string;
   /** epoch ms after which the upstream call is abandoned with upstream_timeout */

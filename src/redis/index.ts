@@ -57,6 +57,10 @@ export class RedisKeys {
   /** how many cooldowns in a row a token had: its next backoff */
   cooldownLevel = (tokenId: number) => `${this.prefix}:cooldown-level:${tokenId}`;
   failures = (tokenId: number) => `${this.prefix}:failures:${tokenId}`;
+  /** a channel's health (hash: failures in a row, unhealthy_since, last_error, last_error_at) */
+  channelHealth = (channelId: number) => `${this.prefix}:channel-health:${channelId}`;
+  /** an API key's requests in flight (sorted set: request id → lease expiry ms) */
+  inflight = (keyId: number) => `${this.prefix}:inflight:${keyId}`;
   relay = (webId: string) => `${this.prefix}:relay:${webId}`;
   cancel = () => `${this.prefix}:cancel`;
   /** set when a client left, so a job still queued at that moment is cancelled when it starts */

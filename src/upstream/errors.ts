@@ -2,7 +2,8 @@ import { ApiError } from '../http/errors.js';
 import { abortError } from '../queue/abort.js';
 
 /** How an upstream call failed; the pool turns it into a cooldown, the web side into the SPEC §2 code. */
-export type UpstreamFailure = 'http' | 'connect' | 'timeout' | 'cancelled' | 'protocol' | 'task_failed';
+/** `first_byte_timeout`: nothing usable came back within UPSTREAM_FIRST_BYTE_MS (the job itself goes on elsewhere). */
+export type UpstreamFailure = 'http' | 'connect' | 'timeout' | 'first_byte_timeout' | 'cancelled' | 'protocol' | 'task_failed';
 
 export class UpstreamError extends Error {
   constructor(
@@ -24,7 +25,7 @@ export class UpstreamError extends Error {
 
   /** Errors another token of the channel might not have. */
   get retryable(): boolean {
-    if (this.failure === 'connect') return true;
+    if (this.failure === 'connect' || this.failure === 'first_byte_timeout') return true;
     if (this.failure !== 'http' || this.status === undefined) return false;
     return this.rateLimited || this.status >= 500 || this.status === 401 || this.status === 403;
   }
@@ -38,6 +39,7 @@ export class UpstreamError extends Error {
       case 'connect':
         return new ApiError('upstream_unreachable', 'could not connect to the upstream provider');
       case 'timeout':
+      case 'first_byte_timeout':
         return abortError('timeout');
       case 'cancelled':
         return abortError('cancelled');

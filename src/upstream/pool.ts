@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { UpstreamToken } from '../catalog/catalog.js';
+import { log } from '../log.js';
 import { loadLua, type Redis, type RedisKeys } from '../redis/index.js';
 
 const ACQUIRE = loadLua(import.meta.url, './acquire.lua');
@@ -16,6 +17,8 @@ export interface PoolOptions {
   /** How often a job that found every token busy looks again (first, and at most). */
   busyPollMs: number;
   maxBusyPollMs: number;
+  /** Failed calls in a row (across its tokens) that make a channel unhealthy (CHANNEL_UNHEALTHY_AFTER). */
+  unhealthyAfter: number;
 }
 
 export const DEFAULT_POOL_OPTIONS: PoolOptions = {
@@ -25,6 +28,7 @@ export const DEFAULT_POOL_OPTIONS: PoolOptions = {
   maxBackoffMs: 60_000,
   busyPollMs: 10,
   maxBusyPollMs: 50,
+  unhealthyAfter: 5,
 };
 
 /** What a call says about its token: `neutral` (cancelled, timed out, our own bug) changes nothing. */
@@ -32,11 +36,29 @@ export type CallOutcome = 'ok' | 'fail' | 'ratelimited' | 'neutral';
 
 export interface Lease {
   token: UpstreamToken;
-  /** Gives the lease back, recording the outcome; returns the cooldown applied in ms (0 = none). */
-  release(outcome: CallOutcome, retryAfterMs?: number): Promise<number>;
+  /**
+   * Gives the lease back, recording the outcome for the token's cooldowns and its channel's health (`what`
+   * went wrong, for a `fail` or `ratelimited` outcome: shown to operators, never a secret); returns the
+   * cooldown applied in ms (0 = none).
+   */
+  release(outcome: CallOutcome, retryAfterMs?: number, what?: string): Promise<number>;
 }
 
 export type Acquired = { kind: 'leased'; lease: Lease } | { kind: 'cooling'; retryAfterMs: number } | { kind: 'none' };
+
+/** One route of a job as the pool sees it: its channel's tokens that may still be tried. */
+export interface RouteCandidate {
+  channelId: number;
+  /** Routes of one priority share a tier; lower tiers are tried first. Candidates come sorted by tier. */
+  tier: number;
+  /** Within a tier, the lowest rank with a free token wins: 0 the job's home route, 1 not failed yet, 2 failed. */
+  rank: number;
+  weight: number;
+  /** Active tokens not tried yet. */
+  tokens: UpstreamToken[];
+}
+
+export type RouteAcquired = { kind: 'leased'; lease: Lease; route: number } | { kind: 'cooling'; retryAfterMs: number } | { kind: 'none' };
 
 /** The channel as a whole: `usable` when some active token is not cooling down. */
 export interface Availability {
@@ -46,9 +68,9 @@ export interface Availability {
 }
 
 type PoolRedis = Redis & {
-  eastxAcquire(numKeys: number, ...args: Array<string | number>): Promise<[number, number]>;
+  eastxAcquire(numKeys: number, ...args: Array<string | number>): Promise<[number, number, number]>;
   eastxRenew(key: string, jobId: string, leaseMs: number): Promise<number>;
-  eastxRelease(...args: Array<string | number>): Promise<number>;
+  eastxRelease(...args: Array<string | number>): Promise<[number, number]>;
 };
 
 const isActive = (t: UpstreamToken) => t.status === 'active';
@@ -71,27 +93,54 @@ export class TokenPool {
     if (!('eastxAcquire' in redis)) {
       redis.defineCommand('eastxAcquire', { lua: ACQUIRE });
       redis.defineCommand('eastxRenew', { numberOfKeys: 1, lua: RENEW });
-      redis.defineCommand('eastxRelease', { numberOfKeys: 4, lua: RELEASE });
+      redis.defineCommand('eastxRelease', { numberOfKeys: 5, lua: RELEASE });
     }
     this.redis = redis as PoolRedis;
   }
 
   /**
-   * Leases one of `tokens` (active ones, minus `exclude`) for `jobId`, waiting while all are busy.
-   * Answers `cooling` when every candidate is cooling down, `none` when there is no candidate at all.
+   * Leases one of `tokens` (active ones, minus `exclude`: one channel, one route) for `jobId`, waiting while
+   * all are busy. Answers `cooling` when every candidate is cooling down, `none` when there is no candidate.
    * Throws the signal's reason when it aborts while waiting.
    */
   async acquire(tokens: UpstreamToken[], jobId: string, signal: AbortSignal, exclude: ReadonlySet<number> = new Set()): Promise<Acquired> {
-    const candidates = rotate(tokens.filter((t) => isActive(t) && !exclude.has(t.id)));
-    if (candidates.length === 0) return { kind: 'none' };
-    const keys = candidates.flatMap((t) => [this.keys.leases(t.id), this.keys.cooldown(t.id)]);
-    const limits = candidates.map((t) => Math.max(1, t.maxConcurrency));
+    const candidates = tokens.filter((t) => isActive(t) && !exclude.has(t.id));
+    const route = { channelId: candidates[0]?.channelId ?? 0, tier: 0, rank: 1, weight: 1, tokens: candidates };
+    const acquired = await this.acquireRoute([route], jobId, signal);
+    return acquired.kind === 'leased' ? { kind: 'leased', lease: acquired.lease } : acquired;
+  }
+
+  /**
+   * Leases a token for `jobId` among a model's routes (src/upstream/acquire.lua says how it picks), waiting
+   * while the tier it settles on is busy. Answers `cooling` when no route has a token to offer and some
+   * token is cooling down (`retryAfterMs`: the soonest return), `none` when none is cooling either (every
+   * token disabled or already tried). Throws the signal's reason when it aborts while waiting.
+   */
+  async acquireRoute(routes: RouteCandidate[], jobId: string, signal: AbortSignal): Promise<RouteAcquired> {
+    const live = routes.map((r) => ({ ...r, tokens: rotate(r.tokens) }));
+    if (live.every((r) => r.tokens.length === 0)) return { kind: 'none' };
+    const keys = live.flatMap((r) => [
+      this.keys.channelHealth(r.channelId),
+      ...r.tokens.flatMap((t) => [this.keys.leases(t.id), this.keys.cooldown(t.id)]),
+    ]);
+    const shape = live.flatMap((r) => [r.tier, r.rank, Math.max(0, Math.round(r.weight)), r.tokens.length]);
+    const limits = live.flatMap((r) => r.tokens.map((t) => Math.max(1, t.maxConcurrency)));
     let pollMs = this.options.busyPollMs;
     for (;;) {
       signal.throwIfAborted();
-      const [index, coolingMs] = await this.redis.eastxAcquire(keys.length, ...keys, jobId, this.options.leaseMs, ...limits);
-      if (index > 0) return { kind: 'leased', lease: this.holdLease(candidates[index - 1], jobId) };
-      if (index < 0) return { kind: 'cooling', retryAfterMs: coolingMs };
+      // {r, i, 0} leased token i of route r; {0, 0, 0} busy; {-1, ms until the first cooling token is back, _}
+      const [route, second] = await this.redis.eastxAcquire(
+        keys.length,
+        ...keys,
+        jobId,
+        this.options.leaseMs,
+        Math.random(),
+        live.length,
+        ...shape,
+        ...limits,
+      );
+      if (route > 0) return { kind: 'leased', lease: this.holdLease(live[route - 1].tokens[second - 1], jobId), route: route - 1 };
+      if (route < 0) return second > 0 ? { kind: 'cooling', retryAfterMs: second } : { kind: 'none' };
       await sleep(pollMs / 2 + Math.random() * pollMs, undefined, { signal }).catch(() => undefined);
       pollMs = Math.min(this.options.maxBusyPollMs, pollMs * 1.5);
     }
@@ -129,23 +178,33 @@ export class TokenPool {
     let released = false;
     return {
       token,
-      release: async (outcome, retryAfterMs = 0) => {
+      release: async (outcome, retryAfterMs = 0, what = '') => {
         if (released) return 0;
         released = true;
         clearInterval(renewal);
         const o = this.options;
-        return this.redis.eastxRelease(
+        const [cooldownMs, healthChange] = await this.redis.eastxRelease(
           leaseKey,
           this.keys.failures(token.id),
           this.keys.cooldown(token.id),
           this.keys.cooldownLevel(token.id),
+          this.keys.channelHealth(token.channelId),
           jobId,
           outcome,
           Math.max(0, Math.round(retryAfterMs)),
           o.failuresBeforeCooldown,
           o.baseBackoffMs,
           o.maxBackoffMs,
+          o.unhealthyAfter,
+          what.slice(0, 500),
         );
+        if (healthChange > 0)
+          log.warn(
+            { channelId: token.channelId, failuresInRow: o.unhealthyAfter, lastError: what.slice(0, 500) },
+            'channel unhealthy: its routes are skipped while another can serve, and it is probed until it answers',
+          );
+        if (healthChange < 0) log.info({ channelId: token.channelId }, 'channel healthy again');
+        return cooldownMs;
       },
     };
   }

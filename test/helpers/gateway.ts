@@ -87,7 +87,13 @@ export async function startGateway(
     urls.push(`http://127.0.0.1:${port}`);
   }
   const workers = Array.from({ length: counts.workers ?? 1 }, () => startProcess('worker', env));
-  await Promise.all(urls.map((url, i) => waitHealthy(url, webs[i])));
+  try {
+    await Promise.all(urls.map((url, i) => waitHealthy(url, webs[i])));
+  } catch (err) {
+    // nobody will stop processes of a gateway that never started: do it here
+    await Promise.all([...webs, ...workers].map((p) => p.kill('SIGKILL')));
+    throw err;
+  }
   return {
     urls,
     webs,

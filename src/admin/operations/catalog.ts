@@ -1,11 +1,12 @@
 import { sql } from 'kysely';
-import { Catalog } from '../../catalog/catalog.js';
+import { byRouteOrder, Catalog } from '../../catalog/catalog.js';
 import type { Db } from '../../db/index.js';
 import { describeIssue } from '../../http/body.js';
-import { badRequest } from '../../http/errors.js';
+import { ApiError, badRequest } from '../../http/errors.js';
+import { readChannelHealth } from '../../upstream/health.js';
 import { secretHint } from '../../upstream/secrets.js';
-import { presentChannel, presentModel, presentToken } from '../present.js';
-import { type ChannelInput, type ModelInput, modelId, type TokenInput, type TokenPatch } from '../schemas.js';
+import { presentChannel, presentModel, presentRoute, presentToken } from '../present.js';
+import { type ChannelInput, type ModelInput, modelBody, modelId, type RouteInput, type TokenInput, type TokenPatch } from '../schemas.js';
 import { type AdminDeps, notFound } from './common.js';
 
 /** Channels, their upstream tokens, and models. */
@@ -70,27 +71,66 @@ export async function updateToken(deps: AdminDeps, tokenId: number, patch: Token
 
 // ---- models
 
-async function modelRow(db: Db, id: string) {
-  return db.selectFrom('models').selectAll().where('id', '=', id).executeTakeFirst();
+/**
+ * Models with their routes in trying order, each route with its channel's live state (healthy, cooling,
+ * unhealthy, disabled; read from Redis). `only`: just that model.
+ */
+async function presentModels(deps: AdminDeps, only?: string) {
+  let models = deps.db.selectFrom('models').selectAll().orderBy('id');
+  let routes = deps.db.selectFrom('model_routes').selectAll();
+  if (only !== undefined) {
+    models = models.where('id', '=', only);
+    routes = routes.where('model_id', '=', only);
+  }
+  const [modelRows, routeRows, tokenRows] = await Promise.all([
+    models.execute(),
+    routes.execute(),
+    deps.db.selectFrom('upstream_tokens').select(['id', 'channel_id', 'status']).execute(),
+  ]);
+  const channelIds = [...new Set(routeRows.map((r) => Number(r.channel_id)))];
+  const health = await readChannelHealth(
+    deps.redis,
+    deps.keys,
+    channelIds.map((id) => ({
+      id,
+      tokens: tokenRows.filter((t) => Number(t.channel_id) === id).map((t) => ({ id: Number(t.id), status: t.status })),
+    })),
+  );
+  return modelRows.map((row) =>
+    presentModel(
+      row,
+      routeRows
+        .filter((r) => r.model_id === row.id)
+        .sort(byRouteOrder)
+        .map((r) => presentRoute(r, health.get(Number(r.channel_id)))),
+    ),
+  );
 }
 
 export async function listModels(deps: AdminDeps) {
-  const rows = await deps.db.selectFrom('models').selectAll().orderBy('id').execute();
-  return rows.map(presentModel);
+  return presentModels(deps);
 }
 
-/** Inserts or replaces the model `id` (a PUT: omitted optional fields take their defaults). */
+/** The routes' channels must exist: 400 naming the field otherwise. */
+async function checkChannels(db: Db, routes: RouteInput[], routesGiven: boolean): Promise<void> {
+  const ids = [...new Set(routes.map((r) => r.channel_id))];
+  const found = new Set((await db.selectFrom('channels').select('id').where('id', 'in', ids).execute()).map((c) => Number(c.id)));
+  const missing = routes.findIndex((r) => !found.has(r.channel_id));
+  if (missing < 0) return;
+  const field = routesGiven ? `routes.${missing}.channel_id` : 'channel_id';
+  throw badRequest(`${field}: no channel with id ${routes[missing].channel_id}`, field);
+}
+
+/** Inserts or replaces the model `id` and its routes (a PUT: omitted optional fields take their defaults). */
 export async function putModel(deps: AdminDeps, id: string, input: ModelInput) {
   const checkedId = modelId.safeParse(id);
   if (!checkedId.success) throw badRequest(`model id ${JSON.stringify(id)}: ${describeIssue(checkedId.error).replace(/^body: /, '')}`);
-  if (!(await channelRow(deps.db, input.channel_id))) throw badRequest(`channel_id: no channel with id ${input.channel_id}`);
+  await checkChannels(deps.db, input.routes, input.routesGiven);
   const fields = {
     display_name: input.display_name,
     owned_by: input.owned_by,
     modality: input.modality,
     status: input.status,
-    channel_id: input.channel_id,
-    upstream_model: input.upstream_model,
     input_micro: input.input_price_per_1m,
     output_micro: input.output_price_per_1m,
     image_nano: input.price_per_image,
@@ -99,11 +139,37 @@ export async function putModel(deps: AdminDeps, id: string, input: ModelInput) {
     tools: input.tools ? 1 : 0,
     sizes: JSON.stringify(input.sizes),
   };
-  await deps.db
-    .insertInto('models')
-    .values({ id, ...fields })
-    .onDuplicateKeyUpdate({ ...fields, updated_at: sql<Date>`CURRENT_TIMESTAMP(3)` })
-    .execute();
+  await deps.db.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('models')
+      .values({ id, ...fields })
+      .onDuplicateKeyUpdate({ ...fields, updated_at: sql<Date>`CURRENT_TIMESTAMP(3)` })
+      .execute();
+    await trx.deleteFrom('model_routes').where('model_id', '=', id).execute();
+    await trx
+      .insertInto('model_routes')
+      .values(
+        input.routes.map((r, position) => ({
+          model_id: id,
+          channel_id: r.channel_id,
+          upstream_model: r.upstream_model,
+          priority: r.priority,
+          weight: r.weight,
+          position,
+        })),
+      )
+      .execute();
+  });
   await Catalog.changed(deps.redis, deps.keys);
-  return presentModel((await modelRow(deps.db, id))!);
+  return (await presentModels(deps, id))[0];
+}
+
+/** Replaces only the routes of an existing model (the CLI's `set-routes`); the rest stays as it is. */
+export async function setModelRoutes(deps: AdminDeps, id: string, routes: unknown) {
+  const [existing] = await presentModels(deps, id);
+  if (!existing) throw new ApiError('not_found', `no model with id ${id}`);
+  const { channel_id: _c, upstream_model: _u, routes: _r, created_at: _a, updated_at: _b, id: _i, ...rest } = existing;
+  const parsed = modelBody.safeParse({ ...rest, routes });
+  if (!parsed.success) throw badRequest(describeIssue(parsed.error));
+  return putModel(deps, id, parsed.data);
 }

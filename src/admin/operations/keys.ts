@@ -30,6 +30,8 @@ export async function createKey(deps: AdminDeps, userId: number, input: KeyInput
       held_nano: 0,
       status: 'active',
       expires_at: input.expires_at,
+      allowed_models: input.allowed_models === null ? null : JSON.stringify(input.allowed_models),
+      max_concurrent_requests: input.max_concurrent_requests,
     })
     .executeTakeFirstOrThrow();
   await KeyStore.changed(deps.redis, deps.keys, keyHash);
@@ -53,7 +55,7 @@ async function changeKey(
   deps: AdminDeps,
   keyId: number,
   status: KeyStatus | undefined,
-  changes: Partial<Pick<KeyRow, 'rpm_limit' | 'cap_nano' | 'expires_at'>>,
+  changes: Partial<Pick<KeyRow, 'rpm_limit' | 'cap_nano' | 'expires_at' | 'allowed_models' | 'max_concurrent_requests'>>,
 ) {
   const row = await keyRow(deps.db, keyId);
   if (!row) throw notFound('key', keyId);
@@ -74,6 +76,10 @@ export async function updateKey(deps: AdminDeps, keyId: number, patch: KeyPatch)
     ...(patch.rpm_limit !== undefined && { rpm_limit: patch.rpm_limit }),
     ...(patch.balance_cap_usd !== undefined && { cap_nano: patch.balance_cap_usd === null ? null : patch.balance_cap_usd.toString() }),
     ...(patch.expires_at !== undefined && { expires_at: patch.expires_at }),
+    ...(patch.allowed_models !== undefined && {
+      allowed_models: patch.allowed_models === null ? null : JSON.stringify(patch.allowed_models),
+    }),
+    ...(patch.max_concurrent_requests !== undefined && { max_concurrent_requests: patch.max_concurrent_requests }),
   });
 }
 

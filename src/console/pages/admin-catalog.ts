@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import * as ops from '../../admin/operations/index.js';
-import { channelBody, modelBody, modelId, tokenBody, tokenPatch } from '../../admin/schemas.js';
+import { channelBody, MAX_ROUTES, modelBody, modelId, tokenBody, tokenPatch } from '../../admin/schemas.js';
 import { ApiError } from '../../http/errors.js';
 import { type AppContext, principal } from '../../http/state.js';
 import { checkbox, integer, noControlChars, optional, validate } from '../form-input.js';
@@ -110,11 +110,49 @@ export async function updateToken(ctx: AppContext): Promise<void> {
 
 export async function showModels(ctx: AppContext): Promise<void> {
   const { session } = operator(ctx);
-  const [models, flash] = await Promise.all([ops.listModels(ctx.services), takeFlash(ctx, session)]);
-  render(ctx, 'admin/models.njk', { title: 'Models and prices', models, notice: flash.notice });
+  const [models, channels, flash] = await Promise.all([
+    ops.listModels(ctx.services),
+    ops.listChannels(ctx.services),
+    takeFlash(ctx, session),
+  ]);
+  const channelNames = Object.fromEntries(channels.map((c) => [c.id, `${c.name} #${c.id}`]));
+  render(ctx, 'admin/models.njk', { title: 'Models and prices', models, channelNames, notice: flash.notice });
 }
 
 const editQuery = z.object({ id: z.string().max(191).optional() });
+
+/** Blank route rows the form offers for adding routes. */
+const SPARE_ROUTE_ROWS = 2;
+
+interface RouteRow {
+  channel_id: string | number;
+  upstream_model: string;
+  priority: string | number;
+  weight: string | number;
+}
+
+const blankRoute = (): RouteRow => ({ channel_id: '', upstream_model: '', priority: 0, weight: 1 });
+
+/** The route rows to show: the given ones plus blank ones to add, at most MAX_ROUTES. */
+const withSpareRows = (routes: RouteRow[]) =>
+  [...routes, ...Array.from({ length: SPARE_ROUTE_ROWS }, blankRoute)].slice(0, Math.max(routes.length, MAX_ROUTES));
+
+/** The form's route rows (`routes[i][channel_id]`, …) as typed; rows left entirely blank are dropped. */
+function routeRowsOf(form: Record<string, string>): RouteRow[] {
+  const rows: RouteRow[] = [];
+  for (let i = 0; i < MAX_ROUTES; i++) {
+    const field = (name: string) => form[`routes[${i}][${name}]`] ?? '';
+    const row = {
+      channel_id: field('channel_id'),
+      upstream_model: field('upstream_model'),
+      priority: field('priority'),
+      weight: field('weight'),
+    };
+    if (row.channel_id.trim() === '' && row.upstream_model.trim() === '') continue;
+    rows.push(row);
+  }
+  return rows;
+}
 
 /** The form for one model: `?id=` edits it, no id starts a new one. */
 export async function editModel(ctx: AppContext, error?: string, status = 200): Promise<void> {
@@ -126,9 +164,14 @@ export async function editModel(ctx: AppContext, error?: string, status = 200): 
   const values =
     status === 200
       ? existing
-        ? { ...existing, sizes: existing.sizes.join(', ') }
-        : { status: 'active', modality: 'chat', max_output_tokens: 4096, sizes: '1024x1024' }
-      : { ...formOf(ctx), vision: formOf(ctx).vision !== undefined, tools: formOf(ctx).tools !== undefined };
+        ? { ...existing, sizes: existing.sizes.join(', '), routes: withSpareRows(existing.routes) }
+        : { status: 'active', modality: 'chat', max_output_tokens: 4096, sizes: '1024x1024', routes: withSpareRows([]) }
+      : {
+          ...formOf(ctx),
+          vision: formOf(ctx).vision !== undefined,
+          tools: formOf(ctx).tools !== undefined,
+          routes: withSpareRows(routeRowsOf(formOf(ctx))),
+        };
   render(
     ctx,
     'admin/model-edit.njk',
@@ -137,7 +180,7 @@ export async function editModel(ctx: AppContext, error?: string, status = 200): 
   );
 }
 
-/** Creates or replaces a model (the admin API's PUT, field for field). */
+/** Creates or replaces a model with its routes (the admin API's PUT, field for field). */
 export async function saveModel(ctx: AppContext): Promise<void> {
   const form = formOf(ctx);
   await orShow(
@@ -150,8 +193,12 @@ export async function saveModel(ctx: AppContext): Promise<void> {
         owned_by: noControlChars('owned_by', form.owned_by) ?? '',
         modality: form.modality ?? '',
         status: form.status ?? '',
-        channel_id: integer(form.channel_id),
-        upstream_model: noControlChars('upstream_model', form.upstream_model) ?? '',
+        routes: routeRowsOf(form).map((r, i) => ({
+          channel_id: integer(String(r.channel_id)) ?? '',
+          upstream_model: noControlChars(`routes.${i}.upstream_model`, r.upstream_model) ?? '',
+          priority: integer(String(r.priority)),
+          weight: integer(String(r.weight)),
+        })),
         input_price_per_1m: optional(form.input_price_per_1m),
         output_price_per_1m: optional(form.output_price_per_1m),
         price_per_image: optional(form.price_per_image),

@@ -3,6 +3,18 @@ import { keyBody, keyPatch } from '../../admin/schemas.js';
 import { ApiError } from '../../http/errors.js';
 import { type AppContext, principal } from '../../http/state.js';
 import { endOfDay, integer, noControlChars, orNull, validate } from '../form-input.js';
+
+/** `allowed_models` as typed: ids and `prefix*` patterns separated by commas or spaces; empty: every model. */
+const modelList = (value: string | undefined) =>
+  orNull(value) === null
+    ? null
+    : value!
+        .split(/[\s,]+/)
+        .map((s) => s.trim())
+        .filter(Boolean);
+/** `max_concurrent_requests` as typed; empty: no limit. */
+const limitOrNull = (value: string | undefined) => (orNull(value) === null ? null : integer(value));
+
 import { setFlash, takeFlash } from '../sessions.js';
 import { redirect, render } from '../views.js';
 
@@ -66,6 +78,8 @@ export async function createKey(ctx: AppContext): Promise<void> {
       rpm_limit: integer(form.rpm_limit),
       balance_cap_usd: orNull(form.balance_cap_usd),
       expires_at: endOfDay(form.expires_at),
+      allowed_models: modelList(form.allowed_models),
+      max_concurrent_requests: limitOrNull(form.max_concurrent_requests),
     });
     if (input.expires_at && input.expires_at.getTime() <= Date.now())
       throw new ApiError('bad_request', 'expires_at: must be in the future', { param: 'expires_at' });
@@ -79,16 +93,21 @@ export async function createKey(ctx: AppContext): Promise<void> {
   });
 }
 
-/** Edits a key's RPM and cap (an empty cap removes it). */
+/** Edits a key's RPM, cap, model list and concurrency (an empty cap, list or limit removes it). */
 export async function updateKey(ctx: AppContext): Promise<void> {
   const form = formOf(ctx);
   const key = await ownKey(ctx);
   if (key.status === 'revoked') throw new ApiError('not_found', `no live key with id ${key.id}`);
   await orShowError(ctx, async () => {
-    const patch = validate(keyPatch, { rpm_limit: integer(form.rpm_limit), balance_cap_usd: orNull(form.balance_cap_usd) });
+    const patch = validate(keyPatch, {
+      rpm_limit: integer(form.rpm_limit),
+      balance_cap_usd: orNull(form.balance_cap_usd),
+      allowed_models: modelList(form.allowed_models),
+      max_concurrent_requests: limitOrNull(form.max_concurrent_requests),
+    });
     const updated = await ops.updateKey(ctx.services, key.id, patch);
     await setFlash(ctx, account(ctx).session, {
-      notice: `Key ${updated.prefix}… updated: ${updated.rpm_limit} requests/min, cap ${updated.balance_cap_usd === null ? 'none' : `$${updated.balance_cap_usd}`}.`,
+      notice: `Key ${updated.prefix}… updated: ${updated.rpm_limit} requests/min, cap ${updated.balance_cap_usd === null ? 'none' : `$${updated.balance_cap_usd}`}, ${updated.max_concurrent_requests ?? 'any number of'} requests at once, ${updated.allowed_models === null ? 'every model' : `models ${updated.allowed_models.join(', ') || '(none)'}`}.`,
     });
     redirect(ctx, '/keys');
   });
