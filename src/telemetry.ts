@@ -1,8 +1,4 @@
 import { type Context, context, propagation, ROOT_CONTEXT, type Span, trace } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 /**
  * Tracing spans of one request's stages (admission, enqueue, queue pickup, lease, upstream, settle, relay
@@ -14,9 +10,19 @@ const tracer = trace.getTracer('eastx');
 
 export type TraceCarrier = Record<string, string>;
 
-/** Starts exporting if OTEL_EXPORTER_OTLP_ENDPOINT is set; returns a flush for shutdown. */
-export function startTelemetry(service: string): () => Promise<void> {
+/**
+ * Starts exporting if OTEL_EXPORTER_OTLP_ENDPOINT is set; returns a flush for shutdown. The SDK is loaded
+ * only then (its modules take a noticeable part of a process's start-up).
+ */
+export async function startTelemetry(service: string): Promise<() => Promise<void>> {
   if (!process.env.OTEL_EXPORTER_OTLP_ENDPOINT) return async () => undefined;
+  const [{ W3CTraceContextPropagator }, { OTLPTraceExporter }, { resourceFromAttributes }, { BasicTracerProvider, BatchSpanProcessor }] =
+    await Promise.all([
+      import('@opentelemetry/core'),
+      import('@opentelemetry/exporter-trace-otlp-http'),
+      import('@opentelemetry/resources'),
+      import('@opentelemetry/sdk-trace-base'),
+    ]);
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ 'service.name': service }),
     spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())],

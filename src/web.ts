@@ -13,7 +13,7 @@ const DRAIN_MS = 25_000;
 /** Web process entry (Procfile `web`): the Koa app on $PORT, drained on SIGTERM. */
 runProcess('web', async () => {
   const cfg = config();
-  const flushTraces = startTelemetry('eastx-web');
+  const flushTraces = await startTelemetry('eastx-web');
   const svc = await createWebServices(cfg);
   const server = createServer(createApp(svc).callback());
   server.keepAliveTimeout = 65_000;

@@ -43,7 +43,7 @@ const PROCESSORS: Record<JobKind, Processor> = {
 /** Worker process entry (Procfile `worker`): one BullMQ Worker per channel queue, drained on SIGTERM. */
 runProcess('worker', async () => {
   const cfg = config();
-  const flushTraces = startTelemetry('eastx-worker');
+  const flushTraces = await startTelemetry('eastx-worker');
   const connections = connect(cfg, 'worker');
   const { redis, subscriber, queueConnection, keys } = connections;
   const ctx: WorkerContext = { ...connections, pool: new TokenPool(redis, keys, { unhealthyAfter: cfg.channelUnhealthyAfter }) };

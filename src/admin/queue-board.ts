@@ -1,6 +1,3 @@
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { KoaAdapter } from '@bull-board/koa';
 import type { Middleware } from 'koa';
 import type { Route } from '../http/router.js';
 import { type AppContext, principal } from '../http/state.js';
@@ -8,8 +5,16 @@ import type { WebServices } from '../services.js';
 
 export const BOARD_PATH = '/admin/queues';
 
-/** Bull Board, one queue per channel, refreshed when the catalog changes; built on first use per process. */
-function boardFor(svc: WebServices): Middleware {
+/**
+ * Bull Board, one queue per channel, refreshed when the catalog changes; loaded and built on first use per
+ * process (its modules would otherwise slow every process's start-up).
+ */
+async function boardFor(svc: WebServices): Promise<Middleware> {
+  const [{ createBullBoard }, { BullMQAdapter }, { KoaAdapter }] = await Promise.all([
+    import('@bull-board/api'),
+    import('@bull-board/api/bullMQAdapter'),
+    import('@bull-board/koa'),
+  ]);
   const serverAdapter = new KoaAdapter().setBasePath(BOARD_PATH);
   const board = createBullBoard({ queues: [], serverAdapter, options: { uiConfig: { boardTitle: 'eastx queues' } } });
   const plugin = serverAdapter.registerPlugin() as Middleware;
@@ -24,7 +29,7 @@ function boardFor(svc: WebServices): Middleware {
   };
 }
 
-const boards = new WeakMap<WebServices, Middleware>();
+const boards = new WeakMap<WebServices, Promise<Middleware>>();
 
 /** The board's own page needs inline styles (its loading screen, React); scripts stay 'self' only. */
 const BOARD_CSP =
@@ -35,7 +40,7 @@ async function serveBoard(ctx: AppContext, next: () => Promise<unknown>): Promis
   ctx.set('content-security-policy', BOARD_CSP);
   let board = boards.get(ctx.services);
   if (!board) boards.set(ctx.services, (board = boardFor(ctx.services)));
-  await board(ctx, next);
+  await (await board)(ctx, next);
 }
 
 /**

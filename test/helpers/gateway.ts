@@ -47,7 +47,7 @@ function startProcess(role: 'web' | 'worker', env: Record<string, string>): Runn
 }
 
 async function waitHealthy(url: string, web: RunningProcess): Promise<void> {
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (web.child.exitCode !== null) throw new Error(`web exited: ${web.output()}`);
     try {
