@@ -15,6 +15,8 @@ export interface Config {
   imageDeadlineMs: number;
   /** First wait between DashScope image-task polls; later waits grow to 4× this. */
   imagePollMs: number;
+  /** Largest produced image the worker downloads for a `b64_json` answer. */
+  imageMaxBytes: number;
   /** orphaned-hold sweeper: how often, and the minimum age of a hold it may release */
   holdSweepMs: number;
   holdMinAgeMs: number;
@@ -54,6 +56,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     holdSweepMs: intFromEnv(env, 'HOLD_SWEEP_MS', 30_000),
     holdMinAgeMs: intFromEnv(env, 'HOLD_MIN_AGE_MS', 60_000),
     imagePollMs: intFromEnv(env, 'IMAGE_POLL_MS', 500),
+    imageMaxBytes: intFromEnv(env, 'IMAGE_MAX_BYTES', 8 * 1024 * 1024),
     logLevel: env.LOG_LEVEL || (nodeEnv === 'test' ? 'warn' : 'info'),
   };
 }

@@ -74,6 +74,8 @@ test('openai chat: non-stream completion with realistic usage', async (t) => {
     prompt_tokens: tokens('What is the capital of France?'),
     completion_tokens: tokens(reply),
     total_tokens: tokens('What is the capital of France?') + tokens(reply),
+    prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+    completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
   });
   t.is(mock.stats(key).calls, 1);
   const recorded = mock.requests.find((r) => r.secret === key);

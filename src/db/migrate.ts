@@ -1,12 +1,14 @@
 import { type Migration, Migrator } from 'kysely';
 import * as init from '../../migrations/001_init.js';
 import * as usageDaily from '../../migrations/002_usage_daily.js';
+import * as cachePrices from '../../migrations/003_cache_prices.js';
 import { createDb, ensureDatabase } from './index.js';
 
 /** Every migration, in order. Listed statically so the compiled app needs no directory scan. */
 const migrations: Record<string, Migration> = {
   '001_init': init,
   '002_usage_daily': usageDaily,
+  '003_cache_prices': cachePrices,
 };
 
 export async function migrateToLatest(databaseUrl: string): Promise<string[]> {

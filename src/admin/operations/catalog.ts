@@ -93,6 +93,8 @@ export async function putModel(deps: AdminDeps, id: string, input: ModelInput) {
     upstream_model: input.upstream_model,
     input_micro: input.input_price_per_1m,
     output_micro: input.output_price_per_1m,
+    cache_read_micro: input.cache_read_price_per_1m,
+    cache_write_micro: input.cache_write_price_per_1m,
     image_nano: input.price_per_image,
     max_output_tokens: input.max_output_tokens,
     vision: input.vision ? 1 : 0,
