@@ -229,26 +229,29 @@ test.serial('a rejected submit reaches the SDK as 502 with the upstream status, 
   t.is((await funds(admin, userId)).balance, before.balance);
 });
 
-test.serial('bad requests: n outside 1..4, unlisted or malformed size, unknown response_format, empty prompt → 400 naming the field', async (t) => {
-  const cases: Array<[Json, RegExp]> = [
-    [{ model: MODEL, prompt: 'x', n: 5 }, /^n: must be from 1 to 4/],
-    [{ model: MODEL, prompt: 'x', n: 0 }, /^n: must be from 1 to 4/],
-    [{ model: MODEL, prompt: 'x', n: 1.5 }, /^n: must be an integer/],
-    [{ model: MODEL, prompt: 'x', size: '512x512' }, /^size: model test\/wanx serves 1024x1024, 720x1280; got 512x512/],
-    [{ model: MODEL, prompt: 'x', size: '1024*1024' }, /^size: must be WIDTHxHEIGHT/],
-    [{ model: MODEL, prompt: 'x', response_format: 'png' }, /^response_format: must be "url" or "b64_json"/],
-    [{ model: MODEL, prompt: '  ' }, /^prompt: must not be empty/],
-    [{ model: MODEL }, /^prompt:/],
-  ];
-  const before = await funds(admin, userId);
-  for (const [body, message] of cases) {
-    const { res, json } = await post(url, apiKey, body);
-    t.is(res.status, 400, JSON.stringify(body));
-    t.is(json.error.code, 'bad_request');
-    t.regex(json.error.message, message);
-  }
-  t.is((await funds(admin, userId)).balance, before.balance);
-});
+test.serial(
+  'bad requests: n outside 1..4, unlisted or malformed size, unknown response_format, empty prompt → 400 naming the field',
+  async (t) => {
+    const cases: Array<[Json, RegExp]> = [
+      [{ model: MODEL, prompt: 'x', n: 5 }, /^n: must be from 1 to 4/],
+      [{ model: MODEL, prompt: 'x', n: 0 }, /^n: must be from 1 to 4/],
+      [{ model: MODEL, prompt: 'x', n: 1.5 }, /^n: must be an integer/],
+      [{ model: MODEL, prompt: 'x', size: '512x512' }, /^size: model test\/wanx serves 1024x1024, 720x1280; got 512x512/],
+      [{ model: MODEL, prompt: 'x', size: '1024*1024' }, /^size: must be WIDTHxHEIGHT/],
+      [{ model: MODEL, prompt: 'x', response_format: 'png' }, /^response_format: must be "url" or "b64_json"/],
+      [{ model: MODEL, prompt: '  ' }, /^prompt: must not be empty/],
+      [{ model: MODEL }, /^prompt:/],
+    ];
+    const before = await funds(admin, userId);
+    for (const [body, message] of cases) {
+      const { res, json } = await post(url, apiKey, body);
+      t.is(res.status, 400, JSON.stringify(body));
+      t.is(json.error.code, 'bad_request');
+      t.regex(json.error.message, message);
+    }
+    t.is((await funds(admin, userId)).balance, before.balance);
+  },
+);
 
 test.serial('non-image models → 400 wrong_endpoint; an image model on chat → wrong_endpoint too', async (t) => {
   for (const model of ['test/chat', 'test/embed']) {

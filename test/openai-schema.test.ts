@@ -45,7 +45,12 @@ test.before(async () => {
     const channel = await admin.channel(`schema-${type}`, type, baseUrl[type]);
     await admin.token(channel.id, SECRETS[type], 8);
     channels[type] = channel.id;
-    await admin.model(chatModel(type), { channel_id: channel.id, upstream_model: `${type}-model`, input_price_per_1m: 1, output_price_per_1m: 2 });
+    await admin.model(chatModel(type), {
+      channel_id: channel.id,
+      upstream_model: `${type}-model`,
+      input_price_per_1m: 1,
+      output_price_per_1m: 2,
+    });
   }
   for (const [id, type] of [
     ['schema/openai-embed', 'openai'],
@@ -129,7 +134,11 @@ for (const type of CHANNELS) {
       messages: [{ role: 'user', content: 'Ada' }],
       response_format: {
         type: 'json_schema',
-        json_schema: { name: 'person', strict: true, schema: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } },
+        json_schema: {
+          name: 'person',
+          strict: true,
+          schema: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] },
+        },
       },
       max_tokens: 40,
     });

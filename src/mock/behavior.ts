@@ -73,7 +73,15 @@ export const behaviorPatchSchema = z.strictObject({
   imageFail: z.strictObject({ code: z.string(), message: z.string() }).optional(),
   imagesProduced: z.number().int().min(0).optional(),
   imageDownload: z
-    .strictObject({ bytes: z.number().int().min(1).max(64 * 1024 * 1024).optional(), status: z.number().int().min(200).max(599).optional() })
+    .strictObject({
+      bytes: z
+        .number()
+        .int()
+        .min(1)
+        .max(64 * 1024 * 1024)
+        .optional(),
+      status: z.number().int().min(200).max(599).optional(),
+    })
     .optional(),
 });
 
