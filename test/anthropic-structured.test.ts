@@ -35,6 +35,23 @@ test('json_schema becomes one forced tool whose input_schema is the schema itsel
   }
 });
 
+test('a $schema declaration (the AI SDK sends draft-07) is left out of every input_schema', (t) => {
+  const declared = { $schema: 'http://json-schema.org/draft-07/schema#', ...personSchema };
+  const out = toAnthropicRequest(
+    {
+      messages: user,
+      tools: [{ type: 'function', function: { name: 'f', parameters: declared } }],
+      ...jsonSchema(declared),
+    },
+    'm',
+    false,
+  ) as Json;
+  t.deepEqual(
+    out.tools.map((tool: Json) => tool.input_schema),
+    [personSchema, personSchema],
+  );
+});
+
 test('json_object becomes a forced tool taking any object', (t) => {
   const out = toAnthropicRequest({ messages: user, response_format: { type: 'json_object' } }, 'm', false) as Json;
   t.deepEqual(out.tools[0].input_schema, { type: 'object' });

@@ -1,5 +1,5 @@
 /** OpenAI chat request → Anthropic Messages API request. Pure functions, no I/O. */
-import { jsonResponseToolOf, jsonToolChoice } from './structured.js';
+import { jsonResponseToolOf, jsonToolChoice, withoutDialect } from './structured.js';
 
 export type Json = Record<string, unknown>;
 type Block = Json;
@@ -185,7 +185,7 @@ function toolsOf(body: Json): Json[] {
       {
         name: fn.name,
         ...(typeof fn.description === 'string' ? { description: fn.description } : {}),
-        input_schema: isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} },
+        input_schema: isObject(fn.parameters) ? withoutDialect(fn.parameters) : { type: 'object', properties: {} },
       },
       marks.find((mark) => isObject(mark.cache_control)),
     ),

@@ -39,10 +39,21 @@ function clientToolNames(body: Json): Set<unknown> {
   return names;
 }
 
+/**
+ * A JSON Schema as Anthropic takes it in a tool's `input_schema`: without a `$schema` declaration. Anthropic
+ * reads every schema as draft 2020-12 and has refused other declarations (the AI SDK declares draft-07).
+ */
+export function withoutDialect(schema: Json): Json {
+  if (!('$schema' in schema)) return schema;
+  const { $schema: _dialect, ...rest } = schema;
+  return rest;
+}
+
 /** Anthropic's input_schema must be an object schema; any other root is wrapped, its `$defs` kept at the root. */
-function inputSchemaOf(schema: Json): { inputSchema: Json; wrapped: boolean } {
+function inputSchemaOf(requested: Json): { inputSchema: Json; wrapped: boolean } {
+  const schema = withoutDialect(requested);
   if (schema.type === 'object') return { inputSchema: schema, wrapped: false };
-  const { $defs, definitions, $schema: _dialect, ...value } = schema;
+  const { $defs, definitions, ...value } = schema;
   return {
     inputSchema: {
       type: 'object',
