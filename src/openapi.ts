@@ -52,6 +52,8 @@ const modelEntry = z.looseObject({
   modality: z.enum(['chat', 'embedding', 'image']),
   input_price_per_1m: usd,
   output_price_per_1m: usd,
+  cache_read_price_per_1m: usd.optional().describe('chat models: prompt tokens served from the cache'),
+  cache_write_price_per_1m: usd.optional().describe('chat models: prompt tokens written to the cache'),
   price_per_image: usd.optional(),
 });
 const chatCompletion = z.looseObject({

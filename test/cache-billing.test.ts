@@ -201,6 +201,12 @@ test.serial('a model without cache prices bills cached tokens at its input price
   );
 });
 
+test.serial('GET /v1/models shows the cache prices of chat models', async (t) => {
+  const entry = (id: string) => client.models.retrieve(id) as Promise<unknown> as Promise<Json>;
+  t.like(await entry(CLAUDE), { input_price_per_1m: 3, cache_read_price_per_1m: 0.3, cache_write_price_per_1m: 3.75 });
+  t.like(await entry(PLAIN), { input_price_per_1m: 2, cache_read_price_per_1m: 2, cache_write_price_per_1m: 2 });
+});
+
 test.serial('cache prices are validated like every price: 400 naming the field', async (t) => {
   for (const [field, value] of [
     ['cache_read_price_per_1m', -1],
