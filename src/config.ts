@@ -15,6 +15,8 @@ export interface Config {
   imageDeadlineMs: number;
   /** First wait between DashScope image-task polls; later waits grow to 4× this. */
   imagePollMs: number;
+  /** Largest produced image the worker downloads for a `b64_json` answer. */
+  imageMaxBytes: number;
   /** orphaned-hold sweeper: how often, and the minimum age of a hold it may release */
   holdSweepMs: number;
   holdMinAgeMs: number;
@@ -63,6 +65,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     channelUnhealthyAfter: intFromEnv(env, 'CHANNEL_UNHEALTHY_AFTER', 5),
     channelProbeMs: intFromEnv(env, 'CHANNEL_PROBE_MS', 15_000),
     upstreamFirstByteMs: intFromEnv(env, 'UPSTREAM_FIRST_BYTE_MS', 120_000),
+    imageMaxBytes: intFromEnv(env, 'IMAGE_MAX_BYTES', 8 * 1024 * 1024),
     logLevel: env.LOG_LEVEL || (nodeEnv === 'test' ? 'warn' : 'info'),
   };
 }

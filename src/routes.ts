@@ -6,6 +6,7 @@ import { consoleRoutes } from './console/routes.js';
 import { serveMetrics } from './http/metrics.js';
 import type { Route } from './http/router.js';
 import type { AppContext } from './http/state.js';
+import { serveOpenApi } from './openapi.js';
 
 async function readiness(ctx: AppContext): Promise<void> {
   const svc = ctx.services;
@@ -19,6 +20,7 @@ const operationsRoutes: Route[] = [
   { method: 'GET', path: '/healthz', guard: 'public', handle: (ctx) => void (ctx.body = { status: 'ok' }) },
   { method: 'GET', path: '/readyz', guard: 'public', handle: readiness },
   { method: 'GET', path: '/metrics', guard: 'metrics', handle: serveMetrics },
+  { method: 'GET', path: '/openapi.json', guard: 'public', handle: (ctx) => serveOpenApi(ctx, ROUTES) },
 ];
 
 /**

@@ -159,7 +159,39 @@ test.serial('catalog: create-channel, add-token (secret never printed), set-toke
       output_price_per_1m: 9.6,
     }),
   );
-  t.like(model, { id: 'qwen/qwen-max.latest', input_price_per_1m: '2.4', output_price_per_1m: '9.6', max_output_tokens: 4096 });
+  t.like(model, {
+    id: 'qwen/qwen-max.latest',
+    input_price_per_1m: '2.4',
+    output_price_per_1m: '9.6',
+    cache_read_price_per_1m: '2.4',
+    cache_write_price_per_1m: '2.4',
+    max_output_tokens: 4096,
+  });
+  const cached = await ok(
+    t,
+    'put-model',
+    'qwen/qwen-max.cached',
+    '--json',
+    JSON.stringify({
+      display_name: 'Qwen Max (cache prices)',
+      owned_by: 'alibaba',
+      modality: 'chat',
+      status: 'active',
+      channel_id: channel.id,
+      upstream_model: 'qwen-max',
+      input_price_per_1m: '2.4',
+      output_price_per_1m: 9.6,
+      cache_read_price_per_1m: '0.24',
+      cache_write_price_per_1m: 3,
+    }),
+  );
+  t.like(cached, { cache_read_price_per_1m: '0.24', cache_write_price_per_1m: '3' });
+  const prices = await db
+    .selectFrom('models')
+    .select(['cache_read_micro', 'cache_write_micro'])
+    .where('id', '=', 'qwen/qwen-max.cached')
+    .executeTakeFirstOrThrow();
+  t.deepEqual([String(prices.cache_read_micro), String(prices.cache_write_micro)], ['240000', '3000000']);
   const badModel = await cli(
     'put-model',
     'qwen/other',

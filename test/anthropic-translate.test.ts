@@ -209,7 +209,13 @@ test('requests an Anthropic model cannot honour are named; harmless extras are n
   const messages = [{ role: 'user', content: 'x' }];
   t.deepEqual(anthropicRequestProblem({ messages, n: 2 })?.[0], 'n');
   t.deepEqual(anthropicRequestProblem({ messages, logprobs: true })?.[0], 'logprobs');
-  t.deepEqual(anthropicRequestProblem({ messages, response_format: { type: 'json_schema', json_schema: {} } })?.[0], 'response_format');
+  t.deepEqual(anthropicRequestProblem({ messages, response_format: { type: 'json_schema' } })?.[0], 'response_format.json_schema');
+  t.deepEqual(
+    anthropicRequestProblem({ messages, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: [] } } })?.[0],
+    'response_format.json_schema.schema',
+  );
+  t.is(anthropicRequestProblem({ messages, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: {} } } }), undefined);
+  t.is(anthropicRequestProblem({ messages, response_format: { type: 'json_object' } }), undefined);
   t.deepEqual(
     anthropicRequestProblem({ messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: {} }] }] })?.[0],
     'messages.0.content.0.type',
@@ -264,7 +270,13 @@ test('non-stream response: text, tool calls, finish reasons and usage with cache
     object: 'chat.completion',
     created: 1700000000,
     choices: [{ index: 0, message: { role: 'assistant', content: 'Hello world', refusal: null }, logprobs: null, finish_reason: 'stop' }],
-    usage: { prompt_tokens: 130, completion_tokens: 5, total_tokens: 135, prompt_tokens_details: { cached_tokens: 100 } },
+    usage: {
+      prompt_tokens: 130,
+      completion_tokens: 5,
+      total_tokens: 135,
+      prompt_tokens_details: { cached_tokens: 100, cache_write_tokens: 20 },
+      completion_tokens_details: { reasoning_tokens: 0 },
+    },
   });
 
   const tools = toChatCompletion(
@@ -335,7 +347,8 @@ test('stream events: role chunk, text, tool-call deltas with stable indexes, fin
     prompt_tokens: 15,
     completion_tokens: 40,
     total_tokens: 55,
-    prompt_tokens_details: { cached_tokens: 3 },
+    prompt_tokens_details: { cached_tokens: 3, cache_write_tokens: 0 },
+    completion_tokens_details: { reasoning_tokens: 0 },
   });
 
   const failing = new StreamTranslator({ legacyFunctions: false });

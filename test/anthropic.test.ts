@@ -330,7 +330,11 @@ test.serial('fields an Anthropic model cannot honour get a 400 naming the field 
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [{ n: 2 }, /^n:/],
     [{ logprobs: true }, /^logprobs:/],
-    [{ response_format: { type: 'json_schema', json_schema: { name: 's', schema: {} } } }, /^response_format:/],
+    [
+      { response_format: { type: 'grammar', grammar: 'root ::= "x"' } },
+      /^response_format\.type: must be one of text, json_object, json_schema/,
+    ],
+    [{ response_format: { type: 'json_schema' } }, /^response_format\.json_schema:/],
     [
       { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/tiff;base64,AAAA' } }] }] },
       /messages\.0\.content\.0\.image_url\.url/,

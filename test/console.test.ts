@@ -367,6 +367,33 @@ test('operators: admin API users (search, password, is_admin), the ADMIN_TOKEN l
   t.is((await ops.post(`/admin/users/${target.id}/adjust`, { amount_usd: '-2', note: 'refund taken back' })).res.status, 303);
   t.is((await admin.getUser(target.id)).balance_usd, '10.5');
 
+  const form = {
+    id: 'console/cached',
+    display_name: 'Cached',
+    owned_by: 'test',
+    modality: 'chat',
+    status: 'active',
+    channel_id: String(channelId),
+    upstream_model: 'mock-gpt',
+    input_price_per_1m: '3',
+    output_price_per_1m: '15',
+    max_output_tokens: '4096',
+  };
+  await ops.get('/admin/models/edit');
+  const saved = await ops.post('/admin/models', { ...form, cache_read_price_per_1m: '0.3', cache_write_price_per_1m: '' });
+  t.is(saved.res.status, 303);
+  const cachedModel = (await admin.call<{ data: Array<Record<string, string>> }>('GET', '/admin/api/models')).data.find(
+    (m) => m.id === 'console/cached',
+  );
+  t.like(cachedModel, { cache_read_price_per_1m: '0.3', cache_write_price_per_1m: '3' }, 'a blank cache price is the input price');
+  const edit = await ops.get(`/admin/models/edit?id=${encodeURIComponent('console/cached')}`);
+  t.regex(edit.text, /name="cache_read_price_per_1m"[^>]*value="0.3"/);
+  t.regex(
+    edit.text,
+    /name="cache_write_price_per_1m"[^>]*value=""/,
+    'a default cache price is shown blank, so it keeps following the input price',
+  );
+
   const tokenSession = new ConsoleClient(base);
   await tokenSession.get('/admin/login');
   t.is((await tokenSession.post('/admin/login', { token: 'not-the-token' })).res.status, 401);

@@ -21,8 +21,8 @@ const SOLO_MODEL = 'test/wanx-solo';
 const PRICE_PER_IMAGE = '0.04';
 const SECRET = 'tok-images-main';
 const SOLO_SECRET = 'tok-images-solo';
-/** Fast polls keep the suite quick; the backoff shape is the same as in production. */
-const FAST_POLLS = { IMAGE_POLL_MS: '20' };
+/** Fast polls keep the suite quick (the backoff shape is the same as in production); b64_json images up to 1 MiB. */
+const FAST_POLLS = { IMAGE_POLL_MS: '20', IMAGE_MAX_BYTES: String(1024 * 1024) };
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -97,7 +97,14 @@ test.serial('images.generate: urls and revised prompts, the DashScope task wire 
 
   const cost = 2n * nano(PRICE_PER_IMAGE);
   t.is(nano(response.headers.get('x-eastx-cost-usd')!), cost);
-  t.deepEqual((data as unknown as Json).usage, { image_count: 2, cost: 0.08 });
+  t.deepEqual((data as unknown as Json).usage, {
+    input_tokens: 0,
+    output_tokens: 0,
+    total_tokens: 0,
+    input_tokens_details: { text_tokens: 0, image_tokens: 0 },
+    image_count: 2,
+    cost: 0.08,
+  });
   const after = await funds(admin, userId);
   t.is(before.balance - after.balance, cost);
   t.is(after.held, '0');
@@ -115,6 +122,56 @@ test.serial('images.generate: urls and revised prompts, the DashScope task wire 
   const polls = mock.requests.filter((r) => r.method === 'GET' && r.secret === SECRET);
   t.true(polls.length >= 3, 'polled through PENDING and RUNNING to SUCCEEDED');
   t.true(polls.every((r) => r.path.startsWith('/api/v1/tasks/')));
+});
+
+/** The mock's placeholder image (src/mock/control.ts): a 1×1 PNG. */
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+test.serial('b64_json: the worker downloads each image and answers its bytes; billed per image as with urls', async (t) => {
+  const before = await funds(admin, userId);
+  const prompt = 'a lighthouse at dawn';
+  const { data, response } = await client.images.generate({ model: MODEL, prompt, n: 2, response_format: 'b64_json' }).withResponse();
+  t.is(data.data!.length, 2);
+  for (const image of data.data!) {
+    t.is(image.url, undefined);
+    const bytes = Buffer.from(image.b64_json!, 'base64');
+    t.deepEqual(bytes.subarray(0, 8), PNG_SIGNATURE);
+    t.deepEqual(bytes, Buffer.from(await (await fetch(`${mock.url}/__mock/images/x/0.png`)).arrayBuffer()));
+    t.regex(image.revised_prompt!, /^a lighthouse at dawn, highly detailed/);
+  }
+  const cost = 2n * nano(PRICE_PER_IMAGE);
+  t.is(nano(response.headers.get('x-eastx-cost-usd')!), cost);
+  t.like((data as unknown as Json).usage, { input_tokens: 0, output_tokens: 0, total_tokens: 0, image_count: 2, cost: 0.08 });
+  t.is(before.balance - (await funds(admin, userId)).balance, cost);
+});
+
+test.serial('b64_json: an answer of several hundred KB arrives whole (read from the kept result, not pub/sub)', async (t) => {
+  mock.setBehavior(SECRET, { imageDownload: { bytes: 700 * 1024 } });
+  try {
+    const { res, json } = await post(url, apiKey, { model: MODEL, prompt: 'a big one', n: 2, response_format: 'b64_json' });
+    t.is(res.status, 200);
+    for (const image of json.data) t.is(Buffer.from(image.b64_json, 'base64').length, 700 * 1024);
+  } finally {
+    mock.setBehavior(SECRET, {});
+  }
+});
+
+test.serial('b64_json: an image over IMAGE_MAX_BYTES, or a download that fails, is a 502 and costs nothing', async (t) => {
+  const before = await funds(admin, userId);
+  for (const [download, status, message] of [
+    [{ bytes: 2 * 1024 * 1024 }, 502, /larger than the 1 MiB/],
+    [{ status: 404 }, 502, /downloading a produced image answered HTTP 404/],
+  ] as const) {
+    mock.setBehavior(SECRET, { imageDownload: download });
+    const { res, json } = await post(url, apiKey, { model: MODEL, prompt: 'too big', response_format: 'b64_json' });
+    t.is(res.status, status, JSON.stringify(download));
+    t.is(json.error.code, 'upstream_error');
+    t.regex(json.error.message, message);
+  }
+  mock.setBehavior(SECRET, {});
+  const after = await funds(admin, userId);
+  t.is(after.balance, before.balance);
+  t.is(after.held, '0');
 });
 
 test.serial('a listed size is sent as W*H; negative_prompt goes into the task input', async (t) => {
@@ -172,26 +229,29 @@ test.serial('a rejected submit reaches the SDK as 502 with the upstream status, 
   t.is((await funds(admin, userId)).balance, before.balance);
 });
 
-test.serial('bad requests: n outside 1..4, unlisted or malformed size, b64_json, empty prompt → 400 naming the field', async (t) => {
-  const cases: Array<[Json, RegExp]> = [
-    [{ model: MODEL, prompt: 'x', n: 5 }, /^n: must be from 1 to 4/],
-    [{ model: MODEL, prompt: 'x', n: 0 }, /^n: must be from 1 to 4/],
-    [{ model: MODEL, prompt: 'x', n: 1.5 }, /^n: must be an integer/],
-    [{ model: MODEL, prompt: 'x', size: '512x512' }, /^size: model test\/wanx serves 1024x1024, 720x1280; got 512x512/],
-    [{ model: MODEL, prompt: 'x', size: '1024*1024' }, /^size: must be WIDTHxHEIGHT/],
-    [{ model: MODEL, prompt: 'x', response_format: 'b64_json' }, /^response_format: only "url" is supported/],
-    [{ model: MODEL, prompt: '  ' }, /^prompt: must not be empty/],
-    [{ model: MODEL }, /^prompt:/],
-  ];
-  const before = await funds(admin, userId);
-  for (const [body, message] of cases) {
-    const { res, json } = await post(url, apiKey, body);
-    t.is(res.status, 400, JSON.stringify(body));
-    t.is(json.error.code, 'bad_request');
-    t.regex(json.error.message, message);
-  }
-  t.is((await funds(admin, userId)).balance, before.balance);
-});
+test.serial(
+  'bad requests: n outside 1..4, unlisted or malformed size, unknown response_format, empty prompt → 400 naming the field',
+  async (t) => {
+    const cases: Array<[Json, RegExp]> = [
+      [{ model: MODEL, prompt: 'x', n: 5 }, /^n: must be from 1 to 4/],
+      [{ model: MODEL, prompt: 'x', n: 0 }, /^n: must be from 1 to 4/],
+      [{ model: MODEL, prompt: 'x', n: 1.5 }, /^n: must be an integer/],
+      [{ model: MODEL, prompt: 'x', size: '512x512' }, /^size: model test\/wanx serves 1024x1024, 720x1280; got 512x512/],
+      [{ model: MODEL, prompt: 'x', size: '1024*1024' }, /^size: must be WIDTHxHEIGHT/],
+      [{ model: MODEL, prompt: 'x', response_format: 'png' }, /^response_format: must be "url" or "b64_json"/],
+      [{ model: MODEL, prompt: '  ' }, /^prompt: must not be empty/],
+      [{ model: MODEL }, /^prompt:/],
+    ];
+    const before = await funds(admin, userId);
+    for (const [body, message] of cases) {
+      const { res, json } = await post(url, apiKey, body);
+      t.is(res.status, 400, JSON.stringify(body));
+      t.is(json.error.code, 'bad_request');
+      t.regex(json.error.message, message);
+    }
+    t.is((await funds(admin, userId)).balance, before.balance);
+  },
+);
 
 test.serial('non-image models → 400 wrong_endpoint; an image model on chat → wrong_endpoint too', async (t) => {
   for (const model of ['test/chat', 'test/embed']) {

@@ -74,6 +74,8 @@ test('openai chat: non-stream completion with realistic usage', async (t) => {
     prompt_tokens: tokens('What is the capital of France?'),
     completion_tokens: tokens(reply),
     total_tokens: tokens('What is the capital of France?') + tokens(reply),
+    prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+    completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
   });
   t.is(mock.stats(key).calls, 1);
   const recorded = mock.requests.find((r) => r.secret === key);
@@ -170,6 +172,128 @@ test('openai chat: tool calls (non-stream and stream framing) and tool results',
   const r = (await (await post('/v1/chat/completions', { model: 'm', messages, tools }, bearer(key))).json()) as Json;
   t.is(r.choices[0].message.content, 'Tool result received: sunny, 21C');
   t.is(r.choices[0].finish_reason, 'stop');
+});
+
+const PERSON = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', maxLength: 4 },
+    age: { type: 'integer', minimum: 50 },
+    email: { type: 'string', format: 'email' },
+    role: { enum: ['admin', 'user'] },
+    nickname: { anyOf: [{ type: 'null' }, { type: 'string' }] },
+    tags: { type: 'array', items: { $ref: '#/$defs/tag' }, minItems: 2 },
+  },
+  required: ['name', 'age', 'email', 'role', 'nickname', 'tags'],
+  additionalProperties: false,
+  $defs: { tag: { type: 'object', properties: { label: { type: 'string' } }, required: ['label'] } },
+};
+const PERSON_SAMPLE = {
+  name: 'Ada ',
+  age: 50,
+  email: 'mock@example.com',
+  role: 'admin',
+  nickname: 'Ada Lovelace',
+  tags: [{ label: 'Ada Lovelace' }, { label: 'Ada Lovelace' }],
+};
+
+test('openai chat: response_format json_schema answers JSON fitting the schema; json_object an object', async (t) => {
+  const key = secret('json');
+  const format = { type: 'json_schema', json_schema: { name: 'person', strict: true, schema: PERSON } };
+  const a = (await (await post('/v1/chat/completions', chat('Ada Lovelace', { response_format: format }), bearer(key))).json()) as Json;
+  t.deepEqual(JSON.parse(a.choices[0].message.content), PERSON_SAMPLE);
+  const s = await post('/v1/chat/completions', chat('Ada Lovelace', { response_format: format, stream: true }), bearer(key));
+  const streamed = parseSse(await s.text())
+    .filter((e) => e.data !== '[DONE]')
+    .map((e) => (JSON.parse(e.data) as Json).choices[0]?.delta?.content ?? '')
+    .join('');
+  t.deepEqual(JSON.parse(streamed), PERSON_SAMPLE);
+  const o = (await (
+    await post('/v1/chat/completions', chat('hi', { response_format: { type: 'json_object' } }), bearer(key))
+  ).json()) as Json;
+  t.deepEqual(JSON.parse(o.choices[0].message.content), { answer: 'Hello! You said: hi' });
+  const tool = { type: 'function', function: { name: 'person', parameters: PERSON } };
+  const c = (await (await post('/v1/chat/completions', chat('Ada Lovelace', { tools: [tool] }), bearer(key))).json()) as Json;
+  t.deepEqual(JSON.parse(c.choices[0].message.tool_calls[0].function.arguments), PERSON_SAMPLE, 'tool arguments fit the parameters too');
+});
+
+test('openai chat: automatic prompt caching of a long repeated prefix, in 128-token steps', async (t) => {
+  const key = secret('cache');
+  const long = 'Every token of this long system prompt is counted by the mock. '.repeat(100);
+  const body = {
+    model: 'gpt-4o',
+    messages: [
+      { role: 'system', content: long },
+      { role: 'user', content: 'q' },
+    ],
+  };
+  const first = (await (await post('/v1/chat/completions', body, bearer(key))).json()) as Json;
+  t.is(first.usage.prompt_tokens_details.cached_tokens, 0);
+  const second = (await (await post('/v1/chat/completions', body, bearer(key))).json()) as Json;
+  t.is(second.usage.prompt_tokens_details.cached_tokens, Math.floor(tokens(long) / 128) * 128);
+  t.is(second.usage.prompt_tokens, first.usage.prompt_tokens);
+  const other = (await (await post('/v1/chat/completions', body, bearer(secret('cache-other')))).json()) as Json;
+  t.is(other.usage.prompt_tokens_details.cached_tokens, 0, 'caches are per credential');
+  const short = {
+    model: 'gpt-4o',
+    messages: [
+      { role: 'system', content: 'short' },
+      { role: 'user', content: 'q' },
+    ],
+  };
+  await post('/v1/chat/completions', short, bearer(key));
+  const again = (await (await post('/v1/chat/completions', short, bearer(key))).json()) as Json;
+  t.is(again.usage.prompt_tokens_details.cached_tokens, 0, 'prefixes under 1024 tokens are not cached');
+});
+
+test('anthropic: cache_control breakpoints write, then read, the prefix; usage splits input tokens', async (t) => {
+  const key = secret('ant-cache');
+  const long = 'A long and stable set of instructions for the model to follow. '.repeat(100);
+  const body = {
+    model: 'claude-sonnet-4-5',
+    max_tokens: 50,
+    system: [{ type: 'text', text: long, cache_control: { type: 'ephemeral' } }],
+    messages: [{ role: 'user', content: 'first' }],
+  };
+  const prefix = tokens(long);
+  const total = tokens(`${long}\nfirst`);
+  const cold = (await (await post('/v1/messages', body, anthropicHeaders(key))).json()) as Json;
+  t.like(cold.usage, { input_tokens: total - prefix, cache_creation_input_tokens: prefix, cache_read_input_tokens: 0 });
+  const warm = (await (await post('/v1/messages', { ...body, stream: true }, anthropicHeaders(key))).text()) as string;
+  const start = JSON.parse(parseSse(warm)[0].data) as Json;
+  t.like(start.message.usage, { input_tokens: total - prefix, cache_creation_input_tokens: 0, cache_read_input_tokens: prefix });
+  const marked = {
+    ...body,
+    system: [{ type: 'text', text: long }],
+    messages: [{ role: 'user', content: [{ type: 'text', text: 'first', cache_control: { type: 'ephemeral' } }] }],
+  };
+  const whole = (await (await post('/v1/messages', marked, anthropicHeaders(key))).json()) as Json;
+  t.like(whole.usage, { input_tokens: 0, cache_creation_input_tokens: total }, 'a breakpoint on the last message caches everything');
+});
+
+test('anthropic: a forced tool answers with input fitting its input_schema; tool_choice any after a result calls the next tool', async (t) => {
+  const key = secret('ant-json');
+  const tools = [
+    { name: 'lookup', input_schema: { type: 'object' } },
+    { name: 'json_response', input_schema: PERSON },
+  ];
+  const forced = (await (
+    await post(
+      '/v1/messages',
+      anthropicBody('Ada Lovelace', { tools, tool_choice: { type: 'tool', name: 'json_response' } }),
+      anthropicHeaders(key),
+    )
+  ).json()) as Json;
+  t.like(forced.content[0], { type: 'tool_use', name: 'json_response', input: PERSON_SAMPLE });
+  const messages = [
+    { role: 'user', content: 'Ada Lovelace' },
+    { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'lookup', input: { query: 'Ada Lovelace' } }] },
+    { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'found' }] },
+  ];
+  const next = (await (
+    await post('/v1/messages', { ...anthropicBody('x', { tools, tool_choice: { type: 'any' } }), messages }, anthropicHeaders(key))
+  ).json()) as Json;
+  t.like(next.content[0], { type: 'tool_use', name: 'json_response' });
 });
 
 test('openai chat: errors in OpenAI shape, fail times + Retry-After, missing key', async (t) => {

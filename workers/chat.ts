@@ -8,11 +8,46 @@ import type { WorkerContext } from './context.js';
 import { charge, type JobSummary, runJob } from './job-kit.js';
 import { withUpstream } from './upstream-call.js';
 
-const fromTokenUsage = (usage: TokenUsage): Usage => ({
-  promptTokens: usage.prompt_tokens ?? 0,
-  completionTokens: usage.completion_tokens ?? 0,
-  images: 0,
-});
+type Details = Record<string, unknown> | undefined;
+const tokens = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.trunc(value) : 0);
+const detailsOf = (value: unknown): Details => (typeof value === 'object' && value !== null ? (value as Details) : undefined);
+
+/**
+ * What the upstream's usage bills (SPEC §3). Every provider reports OpenAI's shape (the Anthropic adapter
+ * translates): prompt_tokens include the cached (`prompt_tokens_details.cached_tokens`) and cache-written
+ * (`cache_write_tokens`) ones; reasoning tokens are part of completion_tokens. DeepSeek-style upstreams
+ * report cache hits as `prompt_cache_hit_tokens` instead.
+ */
+function fromTokenUsage(usage: TokenUsage): Usage {
+  const prompt = detailsOf(usage.prompt_tokens_details);
+  return {
+    promptTokens: tokens(usage.prompt_tokens),
+    completionTokens: tokens(usage.completion_tokens),
+    images: 0,
+    cachedTokens: tokens(prompt?.cached_tokens ?? usage.prompt_cache_hit_tokens),
+    cacheWriteTokens: tokens(prompt?.cache_write_tokens),
+  };
+}
+
+/** The usage a client sees: the upstream's, with OpenAI's cache and reasoning details always present, and the cost. */
+function clientUsage(upstream: TokenUsage | undefined, billed: Usage, cost: bigint): TokenUsage {
+  const base = upstream ?? {
+    prompt_tokens: billed.promptTokens,
+    completion_tokens: billed.completionTokens,
+    total_tokens: billed.promptTokens + billed.completionTokens,
+  };
+  const completion = detailsOf(base.completion_tokens_details);
+  return {
+    ...base,
+    prompt_tokens_details: {
+      ...detailsOf(base.prompt_tokens_details),
+      cached_tokens: billed.cachedTokens ?? 0,
+      cache_write_tokens: billed.cacheWriteTokens ?? 0,
+    },
+    completion_tokens_details: { ...completion, reasoning_tokens: tokens(completion?.reasoning_tokens) },
+    cost: usdNumber(cost),
+  };
+}
 
 /** Usage counted by the gateway itself when the upstream gave none (the ledger row is marked estimated). */
 function estimatedUsage(job: ChatJobData, producedText: string): Usage {
@@ -42,14 +77,7 @@ async function completeChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPu
   const usage = response.usage ? fromTokenUsage(response.usage) : estimatedUsage(job, JSON.stringify(response.choices ?? ''));
   const cost = await charge(ctx, job, usage, estimated);
   response.model = job.model;
-  response.usage = {
-    ...(response.usage ?? {
-      prompt_tokens: usage.promptTokens,
-      completion_tokens: usage.completionTokens,
-      total_tokens: usage.promptTokens + usage.completionTokens,
-    }),
-    cost: usdNumber(cost),
-  };
+  response.usage = clientUsage(response.usage, usage, cost);
   await relay.send({ t: 'done', costNano: cost.toString(), result: response });
   return { status: 'ok', promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, costNano: cost.toString(), estimated };
 }
@@ -96,14 +124,7 @@ async function streamChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPubl
     created: lastChunk?.created ?? Math.floor(Date.now() / 1000),
     model: job.model,
     choices: [],
-    usage: {
-      ...(upstreamUsage ?? {
-        prompt_tokens: usage.promptTokens,
-        completion_tokens: usage.completionTokens,
-        total_tokens: usage.promptTokens + usage.completionTokens,
-      }),
-      cost: usdNumber(cost),
-    },
+    usage: clientUsage(upstreamUsage, usage, cost),
   };
   await relay.send({ t: 'done', costNano: cost.toString(), usageChunk });
   return { status: 'ok', promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, costNano: cost.toString(), estimated };

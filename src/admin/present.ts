@@ -79,6 +79,9 @@ export function presentModel(row: ModelRow, routes: Array<ReturnType<typeof pres
     routes,
     input_price_per_1m: formatPricePerMillion(BigInt(row.input_micro)),
     output_price_per_1m: formatPricePerMillion(BigInt(row.output_micro)),
+    // what cache reads and writes are billed at: their own price, or the input price when none is set
+    cache_read_price_per_1m: formatPricePerMillion(BigInt(row.cache_read_micro ?? row.input_micro)),
+    cache_write_price_per_1m: formatPricePerMillion(BigInt(row.cache_write_micro ?? row.input_micro)),
     price_per_image: usd(row.image_nano),
     max_output_tokens: row.max_output_tokens,
     vision: Boolean(row.vision),
@@ -135,6 +138,8 @@ export function presentLedger(row: LedgerRow) {
     model: row.model,
     prompt_tokens: row.prompt_tokens,
     completion_tokens: row.completion_tokens,
+    cached_tokens: row.cached_tokens,
+    cache_write_tokens: row.cache_write_tokens,
     images: row.images,
     amount_usd: usd(row.amount_nano),
     estimated: Boolean(row.estimated),

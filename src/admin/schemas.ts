@@ -177,6 +177,9 @@ export const modelBody = body({
     .optional(),
   input_price_per_1m: pricePerMillion.default(0n),
   output_price_per_1m: pricePerMillion.default(0n),
+  /** Prompt tokens read from / written to the upstream's prompt cache (SPEC §3); absent or null = the input price. */
+  cache_read_price_per_1m: pricePerMillion.nullable().default(null),
+  cache_write_price_per_1m: pricePerMillion.nullable().default(null),
   price_per_image: pricePerImage.default(0n),
   max_output_tokens: int(1, 10_000_000).default(4096),
   vision: bool.default(false),

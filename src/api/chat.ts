@@ -24,6 +24,8 @@ export const chatRequestSchema = z.looseObject({
   n: z.number().int().min(1).max(8).nullish(),
   tools: z.array(z.looseObject({ type: z.string(), function: z.looseObject({ name: z.string().min(1) }) })).nullish(),
   functions: z.array(z.looseObject({ name: z.string().min(1) })).nullish(),
+  /** text, json_object or json_schema ({name, schema, strict}); each channel says which it honours (providers/registry.ts) */
+  response_format: z.looseObject({ type: z.string() }).nullish(),
 });
 
 export type ChatRequest = z.infer<typeof chatRequestSchema>;

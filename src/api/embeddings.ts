@@ -10,7 +10,7 @@ import { respondWithResult } from './relay-response.js';
 export const MAX_EMBEDDING_INPUTS = 2048;
 
 /** OpenAI's embeddings request; unknown fields pass through to the upstream untouched. */
-const embeddingsRequestSchema = z.looseObject({
+export const embeddingsRequestSchema = z.looseObject({
   model: z.string().min(1),
   input: z.unknown().optional(),
   encoding_format: z.enum(['float', 'base64']).nullish(),

@@ -9,7 +9,7 @@ import { respondWithResult } from './relay-response.js';
 export const DEFAULT_IMAGE_SIZE = '1024x1024';
 
 /** OpenAI's image generation request; fields DashScope has no use for (quality, style, user…) are ignored. */
-const imagesRequestSchema = z.looseObject({
+export const imagesRequestSchema = z.looseObject({
   model: z.string().min(1),
   prompt: z.string().refine((p) => p.trim() !== '', 'must not be empty'),
   n: z.number().int('must be an integer from 1 to 4').min(1, 'must be from 1 to 4').max(4, 'must be from 1 to 4').nullish(),
@@ -17,10 +17,7 @@ const imagesRequestSchema = z.looseObject({
     .string()
     .regex(/^(auto|[1-9]\d*x[1-9]\d*)$/, 'must be WIDTHxHEIGHT, e.g. 1024x1024')
     .nullish(),
-  response_format: z
-    .string()
-    .refine((f) => f === 'url', 'only "url" is supported: images come back as URLs (b64_json is not available for these models)')
-    .nullish(),
+  response_format: z.enum(['url', 'b64_json'], { error: 'must be "url" or "b64_json"' }).nullish(),
   /** DashScope's own extra: what the image should not show. */
   negative_prompt: z.string().nullish(),
 });
@@ -51,6 +48,7 @@ export async function createImages(ctx: AppContext): Promise<void> {
     n: body.n ?? 1,
     size: sizeOf(body),
     extra: body.negative_prompt ? { negative_prompt: body.negative_prompt } : {},
+    responseFormat: body.response_format ?? 'url',
   };
 
   const relay = await enqueue(ctx, job);

@@ -4,7 +4,7 @@ import type { Model } from '../catalog/catalog.js';
 import { type AppContext, type AppMiddleware, principal } from '../http/state.js';
 import { findModel } from './admission.js';
 
-/** OpenAI's model object plus eastx's display name, prices (USD JSON numbers) and modality. */
+/** OpenAI's model object plus eastx's display name, prices (USD JSON numbers; chat models their cache prices too) and modality. */
 export function modelEntry(model: Model): Record<string, unknown> {
   const entry: Record<string, unknown> = {
     id: model.id,
@@ -16,8 +16,16 @@ export function modelEntry(model: Model): Record<string, unknown> {
     input_price_per_1m: pricePerMillionUsd(model.prices.inputMicro),
     output_price_per_1m: pricePerMillionUsd(model.prices.outputMicro),
   };
-  if (model.modality === 'chat')
-    Object.assign(entry, { vision: model.vision, tools: model.tools, max_output_tokens: model.maxOutputTokens });
+  if (model.modality === 'chat') {
+    const { inputMicro, cacheReadMicro, cacheWriteMicro } = model.prices;
+    Object.assign(entry, {
+      cache_read_price_per_1m: pricePerMillionUsd(cacheReadMicro ?? inputMicro),
+      cache_write_price_per_1m: pricePerMillionUsd(cacheWriteMicro ?? inputMicro),
+      vision: model.vision,
+      tools: model.tools,
+      max_output_tokens: model.maxOutputTokens,
+    });
+  }
   if (model.modality === 'image') Object.assign(entry, { price_per_image: usdNumber(model.prices.imageNano), sizes: model.sizes });
   return entry;
 }

@@ -23,7 +23,7 @@ const REDIS_DOWN_MS = 2_000;
 /** A request found charged when the web side was about to answer an error waits this long for its answer. */
 const ANSWER_WAIT_MS = 3_000;
 
-type Wait = Exclude<RelayFrame, { t: 'hb' }> | 'silent' | 'lost' | 'unreachable';
+type Wait = Exclude<RelayFrame, { t: 'hb' | 'kept' }> | 'silent' | 'lost' | 'unreachable';
 
 /**
  * A client that goes away cancels the job (the worker aborts its upstream call and settles for what was

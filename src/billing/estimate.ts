@@ -5,6 +5,11 @@ import { countTokens } from 'gpt-tokenizer';
 export const IMAGE_PART_TOKENS = 2_000;
 const PER_MESSAGE_OVERHEAD = 8;
 const PER_REQUEST_OVERHEAD = 16;
+/**
+ * What a provider adds to a prompt that offers tools or asks for a JSON format: Anthropic's tool-use system
+ * prompt is up to 346 tokens (and a response_format becomes a tool there), OpenAI's preamble less.
+ */
+const TOOL_PROMPT_OVERHEAD = 400;
 /** Other providers' tokenizers may count a little more than o200k. */
 const MARGIN = 1.1;
 
@@ -175,7 +180,12 @@ function contentCost(counter: TokenCounter, content: unknown): number {
  * counted with a real tokenizer (o200k, bounded as TokenCounter says), tool definitions and tool calls as their
  * JSON, a 10 % margin for other providers' tokenizers, and per-message framing.
  */
-export function estimateChatPromptTokens(body: { messages: unknown[]; tools?: unknown; functions?: unknown }): number {
+export function estimateChatPromptTokens(body: {
+  messages: unknown[];
+  tools?: unknown;
+  functions?: unknown;
+  response_format?: unknown;
+}): number {
   const counter = new TokenCounter();
   let tokens = 0;
   for (const message of body.messages as Array<Record<string, unknown>>) {
@@ -186,7 +196,9 @@ export function estimateChatPromptTokens(body: { messages: unknown[]; tools?: un
   }
   if (body.tools) tokens += counter.countJson(body.tools);
   if (body.functions) tokens += counter.countJson(body.functions);
-  return Math.ceil(tokens * MARGIN) + PER_REQUEST_OVERHEAD;
+  if (body.response_format) tokens += counter.countJson(body.response_format);
+  const toolPrompt = body.tools || body.functions || body.response_format ? TOOL_PROMPT_OVERHEAD : 0;
+  return Math.ceil(tokens * MARGIN) + PER_REQUEST_OVERHEAD + toolPrompt;
 }
 
 /** Embedding inputs: strings are tokenized, token arrays are counted as they are. */

@@ -8,22 +8,58 @@ export interface Prices {
   inputMicro: bigint;
   outputMicro: bigint;
   imageNano: bigint;
+  /** Prompt tokens served from the upstream's cache, micro-USD per 1M; absent = the input price. */
+  cacheReadMicro?: bigint;
+  /** Prompt tokens written to the upstream's cache, micro-USD per 1M; absent = the input price. */
+  cacheWriteMicro?: bigint;
 }
 
 export interface Usage {
+  /** Every prompt token, the cached and cache-written ones included (OpenAI's `prompt_tokens`). */
   promptTokens: number;
+  /** Output tokens, reasoning tokens included. */
   completionTokens: number;
   images: number;
+  /** Of `promptTokens`, those read from the upstream's prompt cache (default 0). */
+  cachedTokens?: number;
+  /** Of `promptTokens`, those written to the upstream's prompt cache (default 0). */
+  cacheWriteTokens?: number;
 }
 
 function ceilDiv(a: bigint, b: bigint): bigint {
   return a <= 0n ? 0n : (a + b - 1n) / b;
 }
 
-/** `ceil((prompt × in_micro + completion × out_micro) / 1000)` nano-USD, plus `images × price_per_image`. */
+const count = (tokens: number | undefined) => BigInt(Math.max(0, Math.trunc(tokens ?? 0)));
+
+/**
+ * SPEC §3, one rounding:
+ * `ceil((plain_in × in + cached × cache_read + cache_write × cache_write_price + out × out_price) / 1000)`
+ * nano-USD, plus `images × price_per_image`, where plain_in = prompt − cached − cache_write. Cached and
+ * cache-write counts are parts of the prompt count; an upstream reporting more of them than prompt tokens
+ * is believed for the parts (plain_in is then 0), never billed for negative tokens.
+ */
 export function costNano(prices: Prices, usage: Usage): Nano {
-  const tokens = BigInt(usage.promptTokens) * prices.inputMicro + BigInt(usage.completionTokens) * prices.outputMicro;
-  return ceilDiv(tokens, 1000n) + BigInt(usage.images) * prices.imageNano;
+  const cached = count(usage.cachedTokens);
+  const cacheWrite = count(usage.cacheWriteTokens);
+  const prompt = count(usage.promptTokens);
+  const plain = prompt > cached + cacheWrite ? prompt - cached - cacheWrite : 0n;
+  const tokens =
+    plain * prices.inputMicro +
+    cached * (prices.cacheReadMicro ?? prices.inputMicro) +
+    cacheWrite * (prices.cacheWriteMicro ?? prices.inputMicro) +
+    count(usage.completionTokens) * prices.outputMicro;
+  return ceilDiv(tokens, 1000n) + count(usage.images) * prices.imageNano;
+}
+
+/**
+ * The prices a hold is computed with: before the call nobody knows which prompt tokens the upstream will
+ * serve from or write to its cache, so every prompt token counts at the dearest of the three input prices.
+ */
+export function worstCasePrices(prices: Prices): Prices {
+  let input = prices.inputMicro;
+  for (const price of [prices.cacheReadMicro, prices.cacheWriteMicro]) if (price !== undefined && price > input) input = price;
+  return { inputMicro: input, outputMicro: prices.outputMicro, imageNano: prices.imageNano };
 }
 
 /** The largest completion token count whose cost, on top of `fixedNano`, fits in `budgetNano`. */

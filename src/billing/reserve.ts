@@ -1,7 +1,7 @@
 import type { Db } from '../db/index.js';
 import { ApiError } from '../http/errors.js';
 import { placeHold, readFunds, spendable } from './holds.js';
-import { affordableOutputTokens, costNano, type Prices } from './money.js';
+import { affordableOutputTokens, costNano, type Prices, worstCasePrices } from './money.js';
 
 /** The smallest answer worth holding for: a request that cannot afford this many output tokens gets 402. */
 export const MIN_OUTPUT_TOKENS = 16;
@@ -33,7 +33,14 @@ export interface HoldOwner {
  * the model's `max_output_tokens`, or the most the account (and the key's cap) can afford below it; fewer
  * than MIN_OUTPUT_TOKENS affordable → 402 with whichever limit binds.
  */
-export async function reserve(db: Db, owner: HoldOwner, prices: Prices, maxOutputTokens: number, demand: WorstCase): Promise<Reservation> {
+export async function reserve(
+  db: Db,
+  owner: HoldOwner,
+  modelPrices: Prices,
+  maxOutputTokens: number,
+  demand: WorstCase,
+): Promise<Reservation> {
+  const prices = worstCasePrices(modelPrices);
   const choices = demand.choices ?? 1;
   const images = demand.images ?? 0;
   const worst = (output: number) => costNano(prices, { promptTokens: demand.promptTokens, completionTokens: output * choices, images });

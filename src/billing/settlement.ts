@@ -33,8 +33,8 @@ UPDATE users u JOIN api_keys k ON k.id = ? AND k.user_id = u.id
   SET u.balance_nano = u.balance_nano - ?, u.held_nano = u.held_nano - ?,
       k.spent_nano = k.spent_nano + ?, k.held_nano = k.held_nano - ?, k.last_used_at = CURRENT_TIMESTAMP(3)
   WHERE u.id = ? AND ROW_COUNT() > 0;
-INSERT INTO ledger (request_id, user_id, key_id, kind, model, prompt_tokens, completion_tokens, images, amount_nano, estimated)
-  SELECT ?, ?, ?, 'charge', ?, ?, ?, ?, ?, ? FROM DUAL WHERE ROW_COUNT() > 0 AND ? > 0;
+INSERT INTO ledger (request_id, user_id, key_id, kind, model, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, images, amount_nano, estimated)
+  SELECT ?, ?, ?, 'charge', ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL WHERE ROW_COUNT() > 0 AND ? > 0;
 INSERT INTO usage_daily (user_id, day, model, requests, prompt_tokens, completion_tokens, images, spent_nano)
   SELECT l.user_id, DATE(l.created_at), l.model, 1, l.prompt_tokens, l.completion_tokens, l.images, -l.amount_nano
   FROM ledger l WHERE l.id = LAST_INSERT_ID() AND ROW_COUNT() > 0
@@ -71,6 +71,8 @@ const settleMany = (db: Db, settlements: Settlement[]) =>
         s.model,
         s.usage.promptTokens,
         s.usage.completionTokens,
+        s.usage.cachedTokens ?? 0,
+        s.usage.cacheWriteTokens ?? 0,
         s.usage.images,
         -cost,
         s.estimated ? 1 : 0,

@@ -1,6 +1,7 @@
 import { type Migration, Migrator } from 'kysely';
 import * as init from '../../migrations/001_init.js';
 import * as usageDaily from '../../migrations/002_usage_daily.js';
+import * as cachePrices from '../../migrations/003_cache_prices.js';
 import * as modelRoutes from '../../migrations/004_model_routes.js';
 import { createDb, ensureDatabase } from './index.js';
 
@@ -8,6 +9,7 @@ import { createDb, ensureDatabase } from './index.js';
 const migrations: Record<string, Migration> = {
   '001_init': init,
   '002_usage_daily': usageDaily,
+  '003_cache_prices': cachePrices,
   '004_model_routes': modelRoutes,
 };
 

@@ -74,6 +74,9 @@ export interface ModelsTable {
   output_micro: Nano;
   /** nano-USD per image */
   image_nano: Nano;
+  /** micro-USD per 1M prompt tokens read from / written to the upstream's cache; NULL = the input price */
+  cache_read_micro: ColumnType<number | string | null, string | number | bigint | null | undefined, string | number | bigint | null>;
+  cache_write_micro: ColumnType<number | string | null, string | number | bigint | null | undefined, string | number | bigint | null>;
   max_output_tokens: number;
   vision: number;
   tools: number;
@@ -106,6 +109,9 @@ export interface LedgerTable {
   prompt_tokens: number;
   completion_tokens: number;
   images: number;
+  /** of prompt_tokens: read from the upstream's prompt cache, and written to it */
+  cached_tokens: ColumnType<number, number | undefined, number>;
+  cache_write_tokens: ColumnType<number, number | undefined, number>;
   amount_nano: Nano;
   estimated: number;
   note: string | null;

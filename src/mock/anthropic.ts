@@ -13,6 +13,7 @@ import {
   type SseFrame,
   sendJson,
 } from './http.js';
+import { type CacheUse, NO_CACHE, type PromptCache } from './prompt-cache.js';
 import type { ErrorOptions, Provider, Route } from './route.js';
 import { countTokens, fragments, planReply, type ReplyPlan, textPieces } from './text.js';
 
@@ -73,22 +74,44 @@ function toolResultOf(message: JsonObject | undefined): string | undefined {
   return last ? blocksText(last.content) : undefined;
 }
 
-function toolToCall(body: JsonObject, last: JsonObject | undefined): string | undefined {
+/** Names of the tools the conversation already called. */
+function calledTools(messages: JsonObject[]): Set<unknown> {
+  const names = new Set<unknown>();
+  for (const m of messages) for (const block of asArray(m.content)) if (isObject(block) && block.type === 'tool_use') names.add(block.name);
+  return names;
+}
+
+/**
+ * The tool the mock model calls: the named one (tool_choice tool), else the first one, when the last turn is
+ * the user's. After a tool result it answers in text, unless tool_choice `any` obliges it to call a tool:
+ * then it calls the first one not called yet in the conversation (the last one if all were).
+ */
+function toolToCall(body: JsonObject, messages: JsonObject[]): JsonObject | undefined {
+  const last = messages.at(-1);
   const tools = asArray(body.tools).filter(isObject);
   const choice = isObject(body.tool_choice) ? body.tool_choice : {};
-  if (tools.length === 0 || choice.type === 'none' || last?.role !== 'user' || toolResultOf(last) !== undefined) return undefined;
-  if (choice.type === 'tool' && typeof choice.name === 'string') return choice.name;
-  return asString(tools[0]?.name) ?? 'tool';
+  if (tools.length === 0 || choice.type === 'none' || last?.role !== 'user') return undefined;
+  if (toolResultOf(last) !== undefined) {
+    if (choice.type !== 'any') return undefined;
+    const called = calledTools(messages);
+    return tools.find((tool) => !called.has(tool.name)) ?? tools.at(-1);
+  }
+  if (choice.type === 'tool' && typeof choice.name === 'string') {
+    return tools.find((tool) => tool.name === choice.name) ?? { name: choice.name };
+  }
+  return tools[0];
 }
 
 function planMessage(ctx: Ctx, body: JsonObject, messages: JsonObject[], maxTokens: number): ReplyPlan {
   const last = messages.at(-1);
   const lastUser = [...messages].reverse().find((m) => m.role === 'user' && toolResultOf(m) === undefined);
+  const tool = toolToCall(body, messages);
   return planReply(
     {
       lastUserText: userText(lastUser?.content),
       toolResult: toolResultOf(last),
-      toolName: toolToCall(body, last),
+      toolName: tool && (asString(tool.name) ?? 'tool'),
+      toolParameters: tool?.input_schema,
       maxTokens,
       stopSequences: asArray(body.stop_sequences).filter((s): s is string => typeof s === 'string'),
       reply: ctx.behavior.reply,
@@ -97,9 +120,32 @@ function planMessage(ctx: Ctx, body: JsonObject, messages: JsonObject[], maxToke
   );
 }
 
-function inputTokens(body: JsonObject, messages: JsonObject[]): number {
-  const texts = [blocksText(body.system), ...messages.map((m) => blocksText(m.content))].filter((t) => t !== '');
-  return countTokens(texts.join('\n'));
+/** The prompt's text as the mock counts it: system, then every message. */
+function promptText(system: unknown, messages: JsonObject[]): string {
+  return [blocksText(system), ...messages.map((m) => blocksText(m.content))].filter((t) => t !== '').join('\n');
+}
+
+const marked = (block: unknown) => isObject(block) && isObject(block.cache_control);
+
+/**
+ * Prompt caching: the prefix up to and including the last block carrying `cache_control` (tools, then
+ * system, then messages, as Anthropic orders the prompt) is read from the mock's cache when a request of this
+ * credential and model cached it before, else written to it. Only system and message text counts as tokens.
+ */
+function cacheUse(ctx: Ctx, cache: PromptCache, body: JsonObject, messages: JsonObject[], model: string): CacheUse {
+  const tools = asArray(body.tools);
+  const system = asArray(body.system);
+  let prefix: string | undefined;
+  for (let i = messages.length - 1; i >= 0 && prefix === undefined; i--) {
+    const blocks = asArray(messages[i].content);
+    const at = blocks.findLastIndex(marked);
+    if (at >= 0) prefix = promptText(body.system, [...messages.slice(0, i), { ...messages[i], content: blocks.slice(0, at + 1) }]);
+  }
+  if (prefix === undefined && system.some(marked)) prefix = promptText(system.slice(0, system.findLastIndex(marked) + 1), []);
+  if (prefix === undefined && tools.some(marked)) prefix = '';
+  if (prefix === undefined) return NO_CACHE;
+  const scope = `${ctx.secret}\0${model}\0${JSON.stringify(tools.slice(0, tools.findLastIndex(marked) + 1))}`;
+  return cache.anthropic(scope, prefix, countTokens(prefix));
 }
 
 // ---------------------------------------------------------------- responses
@@ -118,11 +164,21 @@ function contentBlock(plan: ReplyPlan): JsonObject {
 interface MessageMeta {
   id: string;
   model: string;
+  /** every prompt token, cached ones included */
   inputTokens: number;
+  cache: CacheUse;
 }
 
-function usage(input: number, output: number): JsonObject {
-  return { input_tokens: input, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: output };
+/** Anthropic's usage: input_tokens are the prompt tokens neither read from nor written to the cache. */
+function usage(meta: MessageMeta, output: number): JsonObject {
+  const cached = Math.min(meta.cache.read + meta.cache.written, meta.inputTokens);
+  const read = Math.min(meta.cache.read, cached);
+  return {
+    input_tokens: meta.inputTokens - cached,
+    cache_creation_input_tokens: cached - read,
+    cache_read_input_tokens: read,
+    output_tokens: output,
+  };
 }
 
 function sendMessage(ctx: Ctx, meta: MessageMeta, plan: ReplyPlan): void {
@@ -134,7 +190,7 @@ function sendMessage(ctx: Ctx, meta: MessageMeta, plan: ReplyPlan): void {
     content: [contentBlock(plan)],
     stop_reason: stopReason(plan),
     stop_sequence: plan.kind === 'text' ? (plan.stopSequence ?? null) : null,
-    ...(ctx.behavior.omitUsage ? {} : { usage: usage(meta.inputTokens, plan.outputTokens) }),
+    ...(ctx.behavior.omitUsage ? {} : { usage: usage(meta, plan.outputTokens) }),
   });
 }
 
@@ -157,7 +213,7 @@ function streamFrames(meta: MessageMeta, plan: ReplyPlan, withUsage: boolean): S
     content: [],
     stop_reason: null,
     stop_sequence: null,
-    ...(withUsage ? { usage: usage(meta.inputTokens, 1) } : {}),
+    ...(withUsage ? { usage: usage(meta, 1) } : {}),
   };
   const stopSequence = plan.kind === 'text' ? (plan.stopSequence ?? null) : null;
   return [
@@ -179,25 +235,32 @@ const STREAM_ERROR_FRAME = eventFrame('error', { type: 'error', error: { type: '
 
 // ---------------------------------------------------------------- handler
 
-async function messagesHandler(ctx: Ctx, body: unknown): Promise<void> {
-  const fail = (message: string): void => anthropicProvider.sendError(ctx, 400, message);
-  if (!isObject(body)) return fail('messages: request body must be a JSON object');
-  const model = asString(body.model);
-  if (model === undefined) return fail('model: Field required');
-  const maxTokens = asInt(body.max_tokens);
-  if (body.max_tokens === undefined) return fail('max_tokens: Field required');
-  if (maxTokens === undefined || maxTokens < 1) return fail('max_tokens: Input should be a valid integer greater than or equal to 1');
-  if (!Array.isArray(body.messages) || body.messages.length === 0) return fail('messages: at least one message is required');
-  const messages = body.messages.filter(isObject);
-  const plan = planMessage(ctx, body, messages, maxTokens);
-  const meta: MessageMeta = { id: randomId('msg_01', 22), model, inputTokens: inputTokens(body, messages) };
-  if (body.stream !== true) return sendMessage(ctx, meta, plan);
-  await playSse(ctx, streamFrames(meta, plan, !ctx.behavior.omitUsage), {
-    chunkDelayMs: ctx.behavior.chunkDelayMs,
-    resetAfter: ctx.behavior.midStreamResetAfter,
-    errorFrame: ctx.behavior.midStreamError ? STREAM_ERROR_FRAME : undefined,
-  });
-}
+const messagesHandler =
+  (cache: PromptCache) =>
+  async (ctx: Ctx, body: unknown): Promise<void> => {
+    const fail = (message: string): void => anthropicProvider.sendError(ctx, 400, message);
+    if (!isObject(body)) return fail('messages: request body must be a JSON object');
+    const model = asString(body.model);
+    if (model === undefined) return fail('model: Field required');
+    const maxTokens = asInt(body.max_tokens);
+    if (body.max_tokens === undefined) return fail('max_tokens: Field required');
+    if (maxTokens === undefined || maxTokens < 1) return fail('max_tokens: Input should be a valid integer greater than or equal to 1');
+    if (!Array.isArray(body.messages) || body.messages.length === 0) return fail('messages: at least one message is required');
+    const messages = body.messages.filter(isObject);
+    const plan = planMessage(ctx, body, messages, maxTokens);
+    const meta: MessageMeta = {
+      id: randomId('msg_01', 22),
+      model,
+      inputTokens: countTokens(promptText(body.system, messages)),
+      cache: cacheUse(ctx, cache, body, messages, model),
+    };
+    if (body.stream !== true) return sendMessage(ctx, meta, plan);
+    await playSse(ctx, streamFrames(meta, plan, !ctx.behavior.omitUsage), {
+      chunkDelayMs: ctx.behavior.chunkDelayMs,
+      resetAfter: ctx.behavior.midStreamResetAfter,
+      errorFrame: ctx.behavior.midStreamError ? STREAM_ERROR_FRAME : undefined,
+    });
+  };
 
 function requireVersion(ctx: Ctx): boolean {
   if (headerValue(ctx.req, 'anthropic-version') !== '') return true;
@@ -205,6 +268,6 @@ function requireVersion(ctx: Ctx): boolean {
   return false;
 }
 
-export const anthropicRoutes: Route[] = [
-  { method: 'POST', pattern: /^\/v1\/messages$/, provider: anthropicProvider, precheck: requireVersion, handle: messagesHandler },
+export const anthropicRoutes = (cache: PromptCache): Route[] => [
+  { method: 'POST', pattern: /^\/v1\/messages$/, provider: anthropicProvider, precheck: requireVersion, handle: messagesHandler(cache) },
 ];

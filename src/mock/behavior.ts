@@ -45,6 +45,8 @@ export interface Behavior {
   imageFail?: ImageFailSpec | undefined;
   /** DashScope images: SUCCEEDED with this many results (default n); fewer = partial result */
   imagesProduced?: number | undefined;
+  /** DashScope images: the result URLs serve an image of this many bytes (default: a 1×1 PNG), or this HTTP status */
+  imageDownload?: { bytes?: number | undefined; status?: number | undefined } | undefined;
 }
 
 export const BUILTIN_BEHAVIOR: Readonly<Behavior> = Object.freeze({ latencyMs: 0, chunkDelayMs: 0 });
@@ -70,6 +72,17 @@ export const behaviorPatchSchema = z.strictObject({
   imageTaskPolls: z.number().int().min(0).optional(),
   imageFail: z.strictObject({ code: z.string(), message: z.string() }).optional(),
   imagesProduced: z.number().int().min(0).optional(),
+  imageDownload: z
+    .strictObject({
+      bytes: z
+        .number()
+        .int()
+        .min(1)
+        .max(64 * 1024 * 1024)
+        .optional(),
+      status: z.number().int().min(200).max(599).optional(),
+    })
+    .optional(),
 });
 
 export class BehaviorStore {

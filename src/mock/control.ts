@@ -6,6 +6,7 @@
  *   GET  /__mock/stats?secret=…                     one secret's stats (all secrets without `secret`)
  *   GET  /__mock/requests                           the request log
  *   GET  /__mock/images/<task>/<i>.png              the placeholder image behind DashScope result urls
+ *                                                   (?bytes=N: padded to N bytes; ?status=S: that HTTP status)
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Behavior, type BehaviorStore, behaviorPatchSchema } from './behavior.js';
@@ -74,9 +75,14 @@ const CONTROL_ROUTES: Array<{ method: string; pattern: RegExp; handle: ControlHa
   {
     method: 'GET',
     pattern: /^\/__mock\/images\/[^/]+\/\d+\.png$/,
-    handle: (_state, _req, res) => {
-      res.writeHead(200, { 'content-type': 'image/png', 'content-length': PNG.length });
-      res.end(PNG);
+    handle: (_state, _req, res, url) => {
+      const status = Number(url.searchParams.get('status') ?? 200);
+      if (status !== 200) return writeJson(res, status, { error: { message: `mock image download answers ${status}` } });
+      // `bytes`: the PNG padded to that size (a large image for download caps)
+      const size = Math.max(PNG.length, Number(url.searchParams.get('bytes') ?? 0));
+      const image = size > PNG.length ? Buffer.concat([PNG, Buffer.alloc(size - PNG.length)]) : PNG;
+      res.writeHead(200, { 'content-type': 'image/png', 'content-length': image.length });
+      res.end(image);
     },
   },
 ];

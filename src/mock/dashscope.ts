@@ -5,7 +5,7 @@
  * (DashScope's OpenAI-compatible chat/embeddings live in openai.ts.)
  */
 import { randomUUID } from 'node:crypto';
-import type { ImageFailSpec } from './behavior.js';
+import type { Behavior, ImageFailSpec } from './behavior.js';
 import { asInt, asString, bearerToken, type Ctx, headerValue, isObject, type JsonObject, sendJson } from './http.js';
 import type { ErrorOptions, Provider, Route } from './route.js';
 
@@ -45,6 +45,8 @@ interface ImageTask {
   pollsBeforeFinal: number;
   fail: ImageFailSpec | undefined;
   produced: number;
+  /** query of the result URLs (what the image download answers) */
+  download: string;
   polls: number;
   /** releases the submitting secret's in-flight slot; called once the final state was fetched */
   release: () => void;
@@ -86,7 +88,11 @@ function pollOutput(task: ImageTask, publicUrl: string): { output: JsonObject; u
   for (let i = 0; i < task.n; i++) {
     results.push(
       i < task.produced
-        ? { url: `${publicUrl}/__mock/images/${task.id}/${i}.png`, orig_prompt: task.prompt, actual_prompt: revisedPrompt(task.prompt) }
+        ? {
+            url: `${publicUrl}/__mock/images/${task.id}/${i}.png${task.download}`,
+            orig_prompt: task.prompt,
+            actual_prompt: revisedPrompt(task.prompt),
+          }
         : { ...PARTIAL_FAILURE },
     );
   }
@@ -132,6 +138,13 @@ function parseSubmit(body: unknown): SubmitParams | string {
   return { model, prompt, size, n };
 }
 
+function downloadQuery(download: Behavior['imageDownload']): string {
+  const query = new URLSearchParams();
+  if (download?.bytes !== undefined) query.set('bytes', String(download.bytes));
+  if (download?.status !== undefined) query.set('status', String(download.status));
+  return query.size > 0 ? `?${query}` : '';
+}
+
 function submitHandler(tasks: ImageTaskStore) {
   return (ctx: Ctx, body: unknown): void => {
     const params = parseSubmit(body);
@@ -146,6 +159,7 @@ function submitHandler(tasks: ImageTaskStore) {
       pollsBeforeFinal: behavior.imageTaskPolls ?? DEFAULT_TASK_POLLS,
       fail: behavior.imageFail,
       produced: Math.min(params.n, Math.max(0, behavior.imagesProduced ?? params.n)),
+      download: downloadQuery(behavior.imageDownload),
       polls: 0,
       release: ctx.detachSlot(),
     });

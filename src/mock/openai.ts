@@ -17,6 +17,7 @@ import {
   type SseFrame,
   sendJson,
 } from './http.js';
+import type { PromptCache } from './prompt-cache.js';
 import type { ErrorOptions, Provider, Route } from './route.js';
 import {
   countTokens,
@@ -70,16 +71,23 @@ function contentText(content: unknown): string {
     .join(' ');
 }
 
-function toolToCall(body: JsonObject, lastRole: string | undefined): string | undefined {
+function toolToCall(body: JsonObject, lastRole: string | undefined): { name: string; parameters?: unknown } | undefined {
   const tools = asArray(body.tools).filter(isObject);
   const choice = body.tool_choice;
   if (tools.length === 0 || choice === 'none' || lastRole !== 'user') return undefined;
-  if (isObject(choice) && isObject(choice.function)) {
-    const named = asString(choice.function.name);
-    if (named !== undefined) return named;
-  }
-  const first = tools[0]?.function;
-  return isObject(first) ? (asString(first.name) ?? 'tool') : 'tool';
+  const functions = tools.map((tool) => (isObject(tool.function) ? tool.function : {}));
+  const named = isObject(choice) && isObject(choice.function) ? asString(choice.function.name) : undefined;
+  const fn = named !== undefined ? functions.find((f) => f.name === named) : functions[0];
+  return { name: named ?? asString(fn?.name) ?? 'tool', parameters: fn?.parameters };
+}
+
+/** `response_format` json_object / json_schema: the answer is JSON (fitting the schema when one is given). */
+function jsonFormatOf(body: JsonObject): { schema?: unknown } | undefined {
+  const format = isObject(body.response_format) ? body.response_format : undefined;
+  if (format?.type === 'json_object') return {};
+  if (format?.type !== 'json_schema') return undefined;
+  const spec = isObject(format.json_schema) ? format.json_schema : {};
+  return { schema: isObject(spec.schema) ? spec.schema : { type: 'object' } };
 }
 
 function stopList(stop: unknown): string[] {
@@ -91,11 +99,14 @@ function planChat(ctx: Ctx, body: JsonObject, messages: JsonObject[]): ReplyPlan
   const last = messages.at(-1);
   const lastRole = asString(last?.role);
   const lastUser = [...messages].reverse().find((m) => m.role === 'user');
+  const tool = toolToCall(body, lastRole);
   return planReply(
     {
       lastUserText: contentText(lastUser?.content),
       toolResult: lastRole === 'tool' ? contentText(last?.content) : undefined,
-      toolName: toolToCall(body, lastRole),
+      toolName: tool?.name,
+      toolParameters: tool?.parameters,
+      json: jsonFormatOf(body),
       maxTokens: asInt(body.max_completion_tokens) ?? asInt(body.max_tokens),
       stopSequences: stopList(body.stop),
       reply: ctx.behavior.reply,
@@ -112,8 +123,15 @@ function finishReason(plan: ReplyPlan): string {
   return plan.kind === 'tool' ? 'tool_calls' : FINISH_REASON[plan.finish];
 }
 
-function usageOf(promptTokens: number, plan: ReplyPlan): JsonObject {
-  return { prompt_tokens: promptTokens, completion_tokens: plan.outputTokens, total_tokens: promptTokens + plan.outputTokens };
+/** OpenAI's usage, details included (cached prompt tokens from the mock's prompt cache). */
+function usageOf(meta: ChatMeta, plan: ReplyPlan): JsonObject {
+  return {
+    prompt_tokens: meta.promptTokens,
+    completion_tokens: plan.outputTokens,
+    total_tokens: meta.promptTokens + plan.outputTokens,
+    prompt_tokens_details: { cached_tokens: meta.cachedTokens, audio_tokens: 0 },
+    completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+  };
 }
 
 function completionMessage(plan: ReplyPlan): JsonObject {
@@ -131,6 +149,8 @@ interface ChatMeta {
   created: number;
   model: string;
   promptTokens: number;
+  /** of promptTokens, served from the prompt cache */
+  cachedTokens: number;
 }
 
 function sendCompletion(ctx: Ctx, meta: ChatMeta, plan: ReplyPlan): void {
@@ -141,7 +161,7 @@ function sendCompletion(ctx: Ctx, meta: ChatMeta, plan: ReplyPlan): void {
     model: meta.model,
     system_fingerprint: 'fp_mock',
     choices: [{ index: 0, message: completionMessage(plan), logprobs: null, finish_reason: finishReason(plan) }],
-    ...(ctx.behavior.omitUsage ? {} : { usage: usageOf(meta.promptTokens, plan) }),
+    ...(ctx.behavior.omitUsage ? {} : { usage: usageOf(meta, plan) }),
   });
 }
 
@@ -171,14 +191,14 @@ function streamFrames(meta: ChatMeta, plan: ReplyPlan, includeUsage: boolean): S
   const frames: SseFrame[] = [dataFrame(chunk(openingDelta(plan), null))];
   for (const delta of contentDeltas(plan)) frames.push(dataFrame(chunk(delta, null), true));
   frames.push(dataFrame(chunk({}, finishReason(plan))));
-  if (includeUsage) frames.push(dataFrame({ ...base, choices: [], usage: usageOf(meta.promptTokens, plan) }));
+  if (includeUsage) frames.push(dataFrame({ ...base, choices: [], usage: usageOf(meta, plan) }));
   frames.push({ text: 'data: [DONE]\n\n', content: false });
   return frames;
 }
 
 const STREAM_ERROR_FRAME = `data: ${JSON.stringify({ error: { message: 'Overloaded', type: 'server_error', param: null, code: null } })}\n\n`;
 
-function chatHandler(provider: Provider) {
+function chatHandler(provider: Provider, cache: PromptCache) {
   return async (ctx: Ctx, body: unknown): Promise<void> => {
     if (!isObject(body)) return provider.sendError(ctx, 400, 'We could not parse the JSON body of your request.');
     const model = asString(body.model);
@@ -188,11 +208,19 @@ function chatHandler(provider: Provider) {
     }
     const messages = body.messages.filter(isObject);
     const plan = planChat(ctx, body, messages);
+    const promptTokens = countTokens(messages.map((m) => contentText(m.content)).join('\n'));
+    // automatic prompt caching: every message but the last is the prefix a later request may share
+    const prefix = messages
+      .slice(0, -1)
+      .map((m) => contentText(m.content))
+      .join('\n');
+    const cached = cache.openai(`${ctx.secret}\0${model}`, prefix, countTokens(prefix)).read;
     const meta: ChatMeta = {
       id: `chatcmpl-${randomId('', 29)}`,
       created: Math.floor(Date.now() / 1000),
       model,
-      promptTokens: countTokens(messages.map((m) => contentText(m.content)).join('\n')),
+      promptTokens,
+      cachedTokens: Math.min(cached, promptTokens),
     };
     if (body.stream !== true) return sendCompletion(ctx, meta, plan);
     const streamOptions = isObject(body.stream_options) ? body.stream_options : {};
@@ -250,17 +278,17 @@ function embeddingsHandler(provider: Provider, flavor: Flavor) {
 
 // ---------------------------------------------------------------- routes
 
-export const openaiRoutes: Route[] = [
-  { method: 'POST', pattern: /^\/v1\/chat\/completions$/, provider: openaiProvider, handle: chatHandler(openaiProvider) },
+export const openaiRoutes = (cache: PromptCache): Route[] => [
+  { method: 'POST', pattern: /^\/v1\/chat\/completions$/, provider: openaiProvider, handle: chatHandler(openaiProvider, cache) },
   { method: 'POST', pattern: /^\/v1\/embeddings$/, provider: openaiProvider, handle: embeddingsHandler(openaiProvider, 'openai') },
 ];
 
-export const dashscopeCompatRoutes: Route[] = [
+export const dashscopeCompatRoutes = (cache: PromptCache): Route[] => [
   {
     method: 'POST',
     pattern: /^\/compatible-mode\/v1\/chat\/completions$/,
     provider: dashscopeCompatProvider,
-    handle: chatHandler(dashscopeCompatProvider),
+    handle: chatHandler(dashscopeCompatProvider, cache),
   },
   {
     method: 'POST',

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { decode, encode } from 'gpt-tokenizer';
 import { TokenCounter } from '../billing/estimate.js';
 import { randomId } from './http.js';
+import { sampleOf, toolArgumentsOf } from './schema-sample.js';
 
 /** Treat special-token look-alikes (`<|endoftext|>`) in user text as plain text. */
 const ENCODE_OPTIONS = { disallowedSpecial: new Set<string>() };
@@ -28,6 +29,10 @@ export interface ReplyInput {
   toolResult?: string | undefined;
   /** the tool to call, when tools are offered, allowed, and the last turn is a user message */
   toolName?: string | undefined;
+  /** that tool's parameters (JSON Schema): the call's arguments fit them */
+  toolParameters?: unknown;
+  /** a JSON answer was asked for (response_format): with a schema, the answer fits it */
+  json?: { schema?: unknown } | undefined;
   maxTokens?: number | undefined;
   stopSequences: string[];
   /** Behavior.reply */
@@ -45,13 +50,19 @@ export type ReplyPlan =
     }
   | { kind: 'tool'; id: string; name: string; arguments: string; outputTokens: number };
 
+/** A JSON answer: a sample of the schema, or for json_object an object carrying the usual greeting. */
+function jsonAnswer(json: { schema?: unknown }, lastUserText: string): string {
+  if (json.schema === undefined) return JSON.stringify({ answer: `Hello! You said: ${lastUserText}` });
+  return JSON.stringify(sampleOf(json.schema, lastUserText));
+}
+
 /**
- * Precedence: tool call > Behavior.reply > tool-result echo > `Hello! You said: …`.
+ * Precedence: tool call > Behavior.reply > JSON answer (response_format) > tool-result echo > `Hello! You said: …`.
  * Stop sequences cut the text first, then max tokens truncate it.
  */
 export function planReply(input: ReplyInput, toolIdPrefix: string): ReplyPlan {
   if (input.toolName !== undefined) {
-    const args = JSON.stringify({ query: input.lastUserText });
+    const args = JSON.stringify(toolArgumentsOf(input.toolParameters, input.lastUserText));
     return {
       kind: 'tool',
       id: randomId(toolIdPrefix),
@@ -62,7 +73,11 @@ export function planReply(input: ReplyInput, toolIdPrefix: string): ReplyPlan {
   }
   let text =
     input.reply ??
-    (input.toolResult !== undefined ? `Tool result received: ${input.toolResult}` : `Hello! You said: ${input.lastUserText}`);
+    (input.json !== undefined
+      ? jsonAnswer(input.json, input.lastUserText)
+      : input.toolResult !== undefined
+        ? `Tool result received: ${input.toolResult}`
+        : `Hello! You said: ${input.lastUserText}`);
   let finish: 'stop' | 'length' | 'stop_sequence' = 'stop';
   let stopSequence: string | undefined;
   const cut = firstStop(text, input.stopSequences);

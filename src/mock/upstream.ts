@@ -15,6 +15,7 @@ import { handleControl, type MockState, notFound } from './control.js';
 import { dashscopeImageRoutes, ImageTaskStore } from './dashscope.js';
 import { bearerToken, type Ctx, createCtx, flattenHeaders, headerValue, readBody, sleep } from './http.js';
 import { dashscopeCompatRoutes, openaiRoutes } from './openai.js';
+import { PromptCache } from './prompt-cache.js';
 import type { Provider, Route } from './route.js';
 import { type RecordedRequest, RequestLog, type SecretStats, StatsTracker } from './stats.js';
 
@@ -99,12 +100,16 @@ class MockServer implements MockState {
   readonly #routes: Route[];
   url = '';
 
+  readonly #promptCache = new PromptCache();
+
   constructor() {
     const tasks = new ImageTaskStore();
-    this.#routes = [...openaiRoutes, ...anthropicRoutes, ...dashscopeCompatRoutes, ...dashscopeImageRoutes(tasks)];
+    const cache = this.#promptCache;
+    this.#routes = [...openaiRoutes(cache), ...anthropicRoutes(cache), ...dashscopeCompatRoutes(cache), ...dashscopeImageRoutes(tasks)];
   }
 
   reset(): void {
+    this.#promptCache.clear();
     this.behaviors.reset();
     this.stats.reset();
     this.log.clear();

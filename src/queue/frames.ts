@@ -12,14 +12,23 @@ export type DoneFrame = { id: string; seq: number; t: 'done'; costNano: string; 
 /** The SPEC §2 error the request ends with; sent only for a request left unbillable (or billed for what it streamed). */
 export type ErrorFrame = { id: string; seq: number; t: 'error'; error: WireError };
 export type HeartbeatFrame = { id: string; t: 'hb' };
+/**
+ * Published instead of a large final frame (base64 images…): that frame is only in the kept result
+ * (`{prefix}:result:<id>`), where the web side reads it. Redis drops a pub/sub subscriber whose output
+ * buffer passes 32 MB, and that subscriber carries every request of its web process.
+ */
+export type KeptFrame = { id: string; t: 'kept' };
 
 export type FinalFrame = DoneFrame | ErrorFrame;
 export type SequencedFrame = ChunkFrame | FinalFrame;
-export type RelayFrame = SequencedFrame | HeartbeatFrame;
+export type RelayFrame = SequencedFrame | HeartbeatFrame | KeptFrame;
 
 export const encodeFrame = (frame: RelayFrame): string => JSON.stringify(frame);
 
-const KINDS = new Set(['chunk', 'done', 'error', 'hb']);
+/** Final frames longer than this are published as a KeptFrame. */
+export const LARGE_FRAME_CHARS = 256 * 1024;
+
+const KINDS = new Set(['chunk', 'done', 'error', 'hb', 'kept']);
 
 /** A frame from the wire, or undefined for anything else (a relay channel carries only frames). */
 export function decodeFrame(text: string): RelayFrame | undefined {

@@ -25,6 +25,9 @@ export interface JobPrices {
   inputMicro: string;
   outputMicro: string;
   imageNano: string;
+  /** absent (also in jobs enqueued before cache prices existed) = the input price */
+  cacheReadMicro?: string;
+  cacheWriteMicro?: string;
 }
 
 export interface JobBase {
@@ -68,6 +71,8 @@ export interface ImagesJobData extends JobBase {
   n: number;
   size: string;
   extra: Record<string, unknown>;
+  /** `b64_json`: the worker downloads each image and answers its bytes (absent = url) */
+  responseFormat?: 'url' | 'b64_json';
 }
 
 export type JobData = ChatJobData | EmbeddingsJobData | ImagesJobData;
@@ -76,12 +81,16 @@ export const encodePrices = (p: Prices): JobPrices => ({
   inputMicro: p.inputMicro.toString(),
   outputMicro: p.outputMicro.toString(),
   imageNano: p.imageNano.toString(),
+  ...(p.cacheReadMicro !== undefined && { cacheReadMicro: p.cacheReadMicro.toString() }),
+  ...(p.cacheWriteMicro !== undefined && { cacheWriteMicro: p.cacheWriteMicro.toString() }),
 });
 
 export const decodePrices = (p: JobPrices): Prices => ({
   inputMicro: BigInt(p.inputMicro),
   outputMicro: BigInt(p.outputMicro),
   imageNano: BigInt(p.imageNano),
+  ...(p.cacheReadMicro !== undefined && { cacheReadMicro: BigInt(p.cacheReadMicro) }),
+  ...(p.cacheWriteMicro !== undefined && { cacheWriteMicro: BigInt(p.cacheWriteMicro) }),
 });
 
 /**

@@ -2,8 +2,9 @@
 -- reconnecting when it went out. The first final message of a request wins (a re-run's refusal does not
 -- replace an answer). The stream-started mark ends with it.
 -- KEYS[1] the request's result key, KEYS[2] its stream-started mark.
--- ARGV[1] the relay channel, ARGV[2] the message, ARGV[3] how long to keep it (ms).
+-- ARGV[1] the relay channel, ARGV[2] the message, ARGV[3] how long to keep it (ms), ARGV[4] what to publish: the
+-- message itself, or for a large one a "kept" frame that sends the web side to the kept copy.
 -- Returns how many subscribers got it (PUBLISH).
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3], 'NX')
 redis.call('DEL', KEYS[2])
-return redis.call('PUBLISH', ARGV[1], ARGV[2])
+return redis.call('PUBLISH', ARGV[1], ARGV[4])

@@ -1,15 +1,18 @@
 import type { Redis, RedisKeys } from '../redis/index.js';
 import { requestCancel } from './cancel.js';
-import { decodeFrame, type FinalFrame, type RelayFrame } from './frames.js';
+import { decodeFrame, type FinalFrame, type KeptFrame, type RelayFrame } from './frames.js';
+
+/** What reaches a request's stream: a kept frame only pokes it. */
+type StreamFrame = Exclude<RelayFrame, KeptFrame>;
 
 /** The web side of one job's relay: frames in arrival order, awaited with a timeout. */
 export class RelayStream {
-  private readonly buffered: RelayFrame[] = [];
-  private waiter: ((frame: RelayFrame | undefined) => void) | undefined;
+  private readonly buffered: StreamFrame[] = [];
+  private waiter: ((frame: StreamFrame | undefined) => void) | undefined;
   private ended = false;
   private poked = false;
 
-  push(frame: RelayFrame): void {
+  push(frame: StreamFrame): void {
     if (this.waiter) {
       const wake = this.waiter;
       this.waiter = undefined;
@@ -40,7 +43,7 @@ export class RelayStream {
   }
 
   /** The next frame, or undefined after `timeoutMs` of silence (or once ended, or poked). */
-  next(timeoutMs: number): Promise<RelayFrame | undefined> {
+  next(timeoutMs: number): Promise<StreamFrame | undefined> {
     const ready = this.buffered.shift();
     if (ready) return Promise.resolve(ready);
     if (this.ended) return Promise.resolve(undefined);
@@ -83,7 +86,9 @@ export class RelayHub {
     const channel = this.keys.relay(this.webId);
     this.subscriber.on('message', (_channel: string, text: string) => {
       const frame = decodeFrame(text);
-      if (frame) this.streams.get(frame.id)?.push(frame);
+      // a large final frame is only kept: the poked request reads it (keptFinal)
+      if (frame?.t === 'kept') this.streams.get(frame.id)?.poke();
+      else if (frame) this.streams.get(frame.id)?.push(frame);
     });
     this.subscriber.on('close', () => {
       this.downSince ??= Date.now();
@@ -111,7 +116,7 @@ export class RelayHub {
   /** The job's final frame as its worker kept it (it may have gone out while the subscription was down). */
   async keptFinal(requestId: string): Promise<FinalFrame | undefined> {
     const frame = decodeFrame((await this.publisher.get(this.keys.result(requestId))) ?? '');
-    return frame && frame.t !== 'hb' && frame.t !== 'chunk' ? frame : undefined;
+    return frame && (frame.t === 'done' || frame.t === 'error') ? frame : undefined;
   }
 
   private pokeAll(): void {

@@ -1,5 +1,5 @@
 import { loadLua, type Redis, type RedisKeys } from '../redis/index.js';
-import { type ChunkFrame, type DoneFrame, type ErrorFrame, encodeFrame } from './frames.js';
+import { type ChunkFrame, type DoneFrame, type ErrorFrame, encodeFrame, LARGE_FRAME_CHARS } from './frames.js';
 import type { JobBase } from './jobs.js';
 
 const FINAL = loadLua(import.meta.url, './relay-final.lua');
@@ -13,8 +13,17 @@ const HEARTBEAT_AFTER_MS = 2_000;
 const HEARTBEAT_CHECK_MS = 1_000;
 
 type RelayRedis = Redis & {
-  eastxRelayFinal(resultKey: string, startedKey: string, channel: string, payload: string, ttlMs: number): Promise<number>;
+  eastxRelayFinal(
+    resultKey: string,
+    startedKey: string,
+    channel: string,
+    payload: string,
+    ttlMs: number,
+    published: string,
+  ): Promise<number>;
 };
+
+const keptFrame = (id: string) => encodeFrame({ id, t: 'kept' });
 
 /** What a frame carries besides its id and sequence number. */
 type Payload<F> = F extends unknown ? Omit<F, 'id' | 'seq'> : never;
@@ -50,7 +59,10 @@ export class RelayPublisher {
     const sentAt = frame.t === 'done' && this.job.trace ? { sentAt: Date.now() } : {};
     const payload = encodeFrame({ id: this.job.requestId, seq: this.seq++, ...frame, ...sentAt } as ChunkFrame | DoneFrame | ErrorFrame);
     this.lastSentAt = Date.now();
-    if (frame.t !== 'chunk') return this.redis.eastxRelayFinal(this.resultKey, this.startedKey, this.channel, payload, RESULT_TTL_MS);
+    if (frame.t !== 'chunk') {
+      const published = payload.length > LARGE_FRAME_CHARS ? keptFrame(this.job.requestId) : payload;
+      return this.redis.eastxRelayFinal(this.resultKey, this.startedKey, this.channel, payload, RESULT_TTL_MS, published);
+    }
     if (!this.startedMarked) {
       this.startedMarked = true;
       const ttlMs = Math.max(0, this.job.deadlineAt - Date.now()) + 60_000;
@@ -81,7 +93,7 @@ export async function shownOrAnswered(redis: Redis, keys: RedisKeys, requestId: 
 /** For a re-run: sends an earlier run's kept final frame again (the web side may have missed it); false if none. */
 export async function resendKeptFinal(redis: Redis, keys: RedisKeys, job: JobBase): Promise<boolean> {
   const kept = await redis.get(keys.result(job.requestId));
-  if (kept) await redis.publish(keys.relay(job.webId), kept);
+  if (kept) await redis.publish(keys.relay(job.webId), kept.length > LARGE_FRAME_CHARS ? keptFrame(job.requestId) : kept);
   return kept !== null;
 }
 

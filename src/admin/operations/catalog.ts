@@ -133,6 +133,8 @@ export async function putModel(deps: AdminDeps, id: string, input: ModelInput) {
     status: input.status,
     input_micro: input.input_price_per_1m,
     output_micro: input.output_price_per_1m,
+    cache_read_micro: input.cache_read_price_per_1m,
+    cache_write_micro: input.cache_write_price_per_1m,
     image_nano: input.price_per_image,
     max_output_tokens: input.max_output_tokens,
     vision: input.vision ? 1 : 0,

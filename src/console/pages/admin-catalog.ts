@@ -3,7 +3,7 @@ import * as ops from '../../admin/operations/index.js';
 import { channelBody, MAX_ROUTES, modelBody, modelId, tokenBody, tokenPatch } from '../../admin/schemas.js';
 import { ApiError } from '../../http/errors.js';
 import { type AppContext, principal } from '../../http/state.js';
-import { checkbox, integer, noControlChars, optional, validate } from '../form-input.js';
+import { checkbox, integer, noControlChars, optional, orNull, validate } from '../form-input.js';
 import { setFlash, takeFlash } from '../sessions.js';
 import { redirect, render } from '../views.js';
 
@@ -154,6 +154,12 @@ function routeRowsOf(form: Record<string, string>): RouteRow[] {
   return rows;
 }
 
+/** Cache prices equal to the input price are its default: shown blank, so saving keeps them following it. */
+const cachePricesShown = (model: { input_price_per_1m: string; cache_read_price_per_1m: string; cache_write_price_per_1m: string }) => ({
+  cache_read_price_per_1m: model.cache_read_price_per_1m === model.input_price_per_1m ? '' : model.cache_read_price_per_1m,
+  cache_write_price_per_1m: model.cache_write_price_per_1m === model.input_price_per_1m ? '' : model.cache_write_price_per_1m,
+});
+
 /** The form for one model: `?id=` edits it, no id starts a new one. */
 export async function editModel(ctx: AppContext, error?: string, status = 200): Promise<void> {
   operator(ctx);
@@ -164,7 +170,7 @@ export async function editModel(ctx: AppContext, error?: string, status = 200): 
   const values =
     status === 200
       ? existing
-        ? { ...existing, sizes: existing.sizes.join(', '), routes: withSpareRows(existing.routes) }
+        ? { ...existing, ...cachePricesShown(existing), sizes: existing.sizes.join(', '), routes: withSpareRows(existing.routes) }
         : { status: 'active', modality: 'chat', max_output_tokens: 4096, sizes: '1024x1024', routes: withSpareRows([]) }
       : {
           ...formOf(ctx),
@@ -201,6 +207,8 @@ export async function saveModel(ctx: AppContext): Promise<void> {
         })),
         input_price_per_1m: optional(form.input_price_per_1m),
         output_price_per_1m: optional(form.output_price_per_1m),
+        cache_read_price_per_1m: orNull(form.cache_read_price_per_1m),
+        cache_write_price_per_1m: orNull(form.cache_write_price_per_1m),
         price_per_image: optional(form.price_per_image),
         max_output_tokens: integer(form.max_output_tokens),
         vision: checkbox(form.vision),

@@ -3,7 +3,7 @@ import type { ChannelType } from '../../db/schema.js';
 import { anthropicProvider } from './anthropic/index.js';
 import { dashscopeProvider } from './dashscope/index.js';
 import { openaiProvider } from './openai/index.js';
-import type { Capabilities, Json, Provider } from './types.js';
+import type { Capabilities, Json, Provider, ResponseFormat } from './types.js';
 
 /** The one switch on channel type. */
 const PROVIDERS: Record<ChannelType, Provider> = {
@@ -27,8 +27,19 @@ export function unservable(channel: Channel, demand: Demand): [string, string] |
   const provider = providerFor(channel.type);
   const can = (capability: keyof Capabilities) => provider.capabilities[capability];
   switch (demand.kind) {
-    case 'chat':
-      return can('chat') ? provider.chatRequestProblem?.(demand.body) : ['model', 'this model does not serve chat completions'];
+    case 'chat': {
+      if (!can('chat')) return ['model', 'this model does not serve chat completions'];
+      const format = demand.body.response_format;
+      const formats = provider.capabilities.responseFormats;
+      if (format != null && formats !== 'forwarded') {
+        const type = typeof format === 'object' ? (format as Json).type : undefined;
+        if (!formats.includes(type as ResponseFormat)) {
+          const offered = formats.join(', ');
+          return ['response_format.type', `must be one of ${offered} for this model (got ${JSON.stringify(type ?? null)})`];
+        }
+      }
+      return provider.chatRequestProblem?.(demand.body);
+    }
     case 'embeddings':
       if (!can('embeddings')) return ['model', 'this model does not serve embeddings'];
       return demand.tokenInput && !can('embeddingTokenInput')

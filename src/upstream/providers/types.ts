@@ -67,7 +67,11 @@ export interface Capabilities {
   /** embeddings `input` given as token arrays */
   embeddingTokenInput: boolean;
   images: boolean;
+  /** chat `response_format.type`s it honours; `forwarded`: any, passed to the upstream untouched for it to judge */
+  responseFormats: ReadonlyArray<ResponseFormat> | 'forwarded';
 }
+
+export type ResponseFormat = 'text' | 'json_object' | 'json_schema';
 
 /** One provider type: what it supports, a check of chat requests it cannot honour, and its adapter. */
 export interface Provider {

@@ -1,7 +1,8 @@
 /**
  * What an OpenAI chat request may ask for that an Anthropic model cannot honour. Runs in the web process
  * before anything is held or enqueued, so the client gets a 400 naming the field instead of a wrong answer.
- * Fields that are safe to drop (presence/frequency penalties, logit_bias, seed, response_format text…) pass.
+ * Fields that are safe to drop (presence/frequency penalties, logit_bias, seed…) pass; response_format
+ * json_object and json_schema are translated (./structured), so their shape is checked here.
  */
 import { IMAGE_MEDIA_TYPES, imageUrlOf, type Json, parseArguments, parseDataUrl } from './request.js';
 
@@ -14,10 +15,8 @@ export function anthropicRequestProblem(body: Json): [string, string] | undefine
   if (body.logprobs === true) return ['logprobs', 'log probabilities are not available for this model'];
   if (typeof body.top_logprobs === 'number' && body.top_logprobs > 0)
     return ['top_logprobs', 'log probabilities are not available for this model'];
-  const format = isObject(body.response_format) ? body.response_format.type : undefined;
-  if (format !== undefined && format !== 'text') {
-    return ['response_format', `${String(format)} is not supported by this model; ask for JSON in the prompt instead`];
-  }
+  const formatProblem = responseFormatProblem(body.response_format);
+  if (formatProblem) return formatProblem;
   if (asArray(body.modalities).some((m) => m !== 'text') || body.audio != null) return ['modalities', 'this model answers with text only'];
   for (const [i, tool] of asArray(body.tools).entries()) {
     if (!isObject(tool) || tool.type !== 'function') return [`tools.${i}.type`, 'only function tools are supported by this model'];
@@ -26,6 +25,15 @@ export function anthropicRequestProblem(body: Json): [string, string] | undefine
     const problem = messageProblem(message as Json);
     if (problem) return [`messages.${i}${problem[0]}`, problem[1]];
   }
+  return undefined;
+}
+
+/** The registry has checked the type; a json_schema needs an object `json_schema` whose `schema` is an object. */
+function responseFormatProblem(format: unknown): [string, string] | undefined {
+  if (!isObject(format) || format.type !== 'json_schema') return undefined;
+  if (!isObject(format.json_schema)) return ['response_format.json_schema', 'is required for json_schema, as {"name", "schema"}'];
+  const { schema } = format.json_schema;
+  if (schema !== undefined && !isObject(schema)) return ['response_format.json_schema.schema', 'must be a JSON Schema object'];
   return undefined;
 }
 

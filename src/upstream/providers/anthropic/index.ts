@@ -18,7 +18,16 @@ const messagesUrl = (call: UpstreamCall) => `${call.baseUrl.replace(/\/+$/, '').
 const headers = (call: UpstreamCall) => ({ 'x-api-key': call.secret, 'anthropic-version': API_VERSION });
 
 export const anthropicProvider: Provider = {
-  capabilities: { chat: true, stream: true, tools: true, vision: true, embeddings: false, embeddingTokenInput: false, images: false },
+  capabilities: {
+    chat: true,
+    stream: true,
+    tools: true,
+    vision: true,
+    embeddings: false,
+    embeddingTokenInput: false,
+    images: false,
+    responseFormats: ['text', 'json_object', 'json_schema'],
+  },
   chatRequestProblem: anthropicRequestProblem,
   adapter: {
     async chat(body, call) {

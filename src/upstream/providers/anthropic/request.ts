@@ -1,4 +1,5 @@
 /** OpenAI chat request → Anthropic Messages API request. Pure functions, no I/O. */
+import { jsonResponseToolOf, jsonToolChoice, withoutDialect } from './structured.js';
 
 export type Json = Record<string, unknown>;
 type Block = Json;
@@ -29,6 +30,24 @@ export function imageUrlOf(part: Json): string | undefined {
   return isObject(image) && typeof image.url === 'string' ? image.url : undefined;
 }
 
+/**
+ * `cache_control` (Anthropic's prompt-caching breakpoint, e.g. `{"type":"ephemeral"}`) as OpenAI clients put
+ * it on a content part, a message or a tool: copied onto the Anthropic block it becomes.
+ */
+function cached(block: Block, source: Json | undefined): Block {
+  return source && isObject(source.cache_control) ? { ...block, cache_control: source.cache_control } : block;
+}
+
+/** A message-level cache_control marks the end of that message: its last block. */
+function cacheLast(blocks: Block[], message: Json): Block[] {
+  if (!isObject(message.cache_control) || blocks.length === 0) return blocks;
+  return [...blocks.slice(0, -1), cached(blocks[blocks.length - 1], message)];
+}
+
+const partsOf = (content: unknown): Json[] => asArray(content).filter(isObject);
+/** The cache_control of any part of a content value, for translations that merge the parts into one block. */
+const partCache = (content: unknown): Json | undefined => partsOf(content).findLast((part) => isObject(part.cache_control));
+
 function imageBlock(url: string): Block {
   const inline = parseDataUrl(url);
   if (inline) return { type: 'image', source: { type: 'base64', media_type: inline.mediaType, data: inline.data } };
@@ -44,18 +63,18 @@ export function textOf(content: unknown): string {
     .join('');
 }
 
-/** A user (or system) content value as text and image blocks. */
+/** A user (or system) content value as text and image blocks, each part's cache_control kept. */
 function contentBlocks(content: unknown): Block[] {
   if (typeof content === 'string') return [{ type: 'text', text: content }];
   const blocks: Block[] = [];
-  for (const part of asArray(content).filter(isObject)) {
+  for (const part of partsOf(content)) {
     if (part.type === 'image_url') {
       const url = imageUrlOf(part);
-      if (url) blocks.push(imageBlock(url));
+      if (url) blocks.push(cached(imageBlock(url), part));
     } else if (typeof part.text === 'string') {
-      blocks.push({ type: 'text', text: part.text });
+      blocks.push(cached({ type: 'text', text: part.text }, part));
     } else if (typeof part.refusal === 'string') {
-      blocks.push({ type: 'text', text: part.refusal });
+      blocks.push(cached({ type: 'text', text: part.refusal }, part));
     }
   }
   return blocks;
@@ -78,9 +97,9 @@ function toolUse(id: string, fn: unknown): Block {
   return { type: 'tool_use', id, name: String(call.name ?? ''), input: parseArguments(call.arguments) ?? {} };
 }
 
-function toolResult(toolUseId: string, content: unknown): Block {
-  const text = typeof content === 'string' ? content : textOf(content);
-  return { type: 'tool_result', tool_use_id: toolUseId, content: text };
+function toolResult(toolUseId: string, message: Json): Block {
+  const text = typeof message.content === 'string' ? message.content : textOf(message.content);
+  return cached({ type: 'tool_result', tool_use_id: toolUseId, content: text }, partCache(message.content) ?? message);
 }
 
 /** Legacy `function_call`s carry no id; the matching `function` message is found by name, oldest first. */
@@ -104,18 +123,18 @@ class LegacyCallIds {
 function turnOf(message: Json, legacy: LegacyCallIds): Turn | undefined {
   switch (message.role) {
     case 'user':
-      return { role: 'user', content: contentBlocks(message.content) };
+      return { role: 'user', content: cacheLast(contentBlocks(message.content), message) };
     case 'assistant': {
-      const content: Block[] = [{ type: 'text', text: textOf(message.content) }];
+      const content: Block[] = [cached({ type: 'text', text: textOf(message.content) }, partCache(message.content))];
       for (const call of asArray(message.tool_calls).filter(isObject)) content.push(toolUse(String(call.id ?? ''), call.function));
       if (isObject(message.function_call))
         content.push(toolUse(legacy.issue(String(message.function_call.name ?? '')), message.function_call));
-      return { role: 'assistant', content };
+      return { role: 'assistant', content: cacheLast(content, message) };
     }
     case 'tool':
-      return { role: 'user', content: [toolResult(String(message.tool_call_id ?? ''), message.content)] };
+      return { role: 'user', content: [toolResult(String(message.tool_call_id ?? ''), message)] };
     case 'function':
-      return { role: 'user', content: [toolResult(legacy.claim(message.name), message.content)] };
+      return { role: 'user', content: [toolResult(legacy.claim(message.name), message)] };
     default:
       return undefined;
   }
@@ -149,18 +168,28 @@ function mergeTurns(turns: Turn[]): Turn[] {
   return merged;
 }
 
-function toolsOf(body: Json): Json[] | undefined {
+/** The client's tools (and legacy functions); a cache_control on the tool or its function marks the tool. */
+function toolsOf(body: Json): Json[] {
   const fromTools = asArray(body.tools)
     .filter(isObject)
     .filter((tool) => tool.type === 'function' && isObject(tool.function))
-    .map((tool) => tool.function as Json);
-  const definitions = [...fromTools, ...asArray(body.functions).filter(isObject)];
-  if (definitions.length === 0) return undefined;
-  return definitions.map((fn) => ({
-    name: fn.name,
-    ...(typeof fn.description === 'string' ? { description: fn.description } : {}),
-    input_schema: isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} },
-  }));
+    .map((tool) => ({ fn: tool.function as Json, marks: [tool, tool.function as Json] }));
+  const definitions = [
+    ...fromTools,
+    ...asArray(body.functions)
+      .filter(isObject)
+      .map((fn) => ({ fn, marks: [fn] })),
+  ];
+  return definitions.map(({ fn, marks }) =>
+    cached(
+      {
+        name: fn.name,
+        ...(typeof fn.description === 'string' ? { description: fn.description } : {}),
+        input_schema: isObject(fn.parameters) ? withoutDialect(fn.parameters) : { type: 'object', properties: {} },
+      },
+      marks.find((mark) => isObject(mark.cache_control)),
+    ),
+  );
 }
 
 function namedChoice(value: Json): string | undefined {
@@ -196,21 +225,25 @@ function sampling(body: Json): Json {
   return out;
 }
 
+const isTextPart = (part: Json) => typeof part.text === 'string' || typeof part.refusal === 'string';
+
 /** The Messages API body for an OpenAI chat request (validated by `checkAnthropicChatRequest` on the web side). */
 export function toAnthropicRequest(body: Json, upstreamModel: string, stream: boolean): Json {
   const messages = asArray(body.messages).filter(isObject);
   const system = messages
     .filter((m) => m.role === 'system' || m.role === 'developer')
-    .map((m) => textOf(m.content))
-    .filter((text) => text !== '')
-    .map((text) => ({ type: 'text', text }));
+    .flatMap((m) => cacheLast(contentBlocks(typeof m.content === 'string' ? m.content : partsOf(m.content).filter(isTextPart)), m))
+    .filter((block) => block.text !== '');
   const legacy = new LegacyCallIds();
   let turns = mergeTurns(messages.map((m) => turnOf(m, legacy)).filter((t): t is Turn => t !== undefined));
   // A system-only conversation: Anthropic needs at least one message, so the instructions become the user turn.
   if (turns.length === 0) turns = [{ role: 'user', content: system.length > 0 ? system.splice(0) : [{ type: 'text', text: '.' }] }];
 
-  const tools = toolsOf(body);
-  const toolChoice = tools ? toolChoiceOf(body) : undefined;
+  const clientTools = toolsOf(body);
+  const json = jsonResponseToolOf(body);
+  const tools = json ? [...clientTools, json.definition] : clientTools;
+  const clientChoice = clientTools.length > 0 ? toolChoiceOf(body) : undefined;
+  const toolChoice = json ? jsonToolChoice(json, clientChoice, clientTools.length > 0) : clientChoice;
   const stopSequences = stopSequencesOf(body.stop);
   const user = typeof body.user === 'string' ? body.user : typeof body.safety_identifier === 'string' ? body.safety_identifier : undefined;
   const maxTokens = body.max_completion_tokens ?? body.max_tokens;
@@ -220,7 +253,7 @@ export function toAnthropicRequest(body: Json, upstreamModel: string, stream: bo
     max_tokens: typeof maxTokens === 'number' && maxTokens > 0 ? maxTokens : DEFAULT_MAX_TOKENS,
     ...(system.length > 0 ? { system } : {}),
     messages: turns,
-    ...(tools ? { tools } : {}),
+    ...(tools.length > 0 ? { tools } : {}),
     ...(toolChoice ? { tool_choice: toolChoice } : {}),
     ...(stopSequences ? { stop_sequences: stopSequences } : {}),
     ...sampling(body),

@@ -2,6 +2,7 @@
 import { UpstreamError } from '../../errors.js';
 import type { ChatChunk } from '../types.js';
 import { type AnthropicBlock, type AnthropicUsage, completionIdOf, finishReasonOf, type ResponseStyle, usageOf } from './response.js';
+import { jsonContentOf } from './structured.js';
 
 export interface AnthropicEvent {
   type: string;
@@ -32,6 +33,10 @@ export class StreamTranslator {
   #created = Math.floor(Date.now() / 1000);
   #usage: AnthropicUsage | undefined;
   #toolIndexByBlock = new Map<number, number>();
+  /** The block of the forced JSON tool (response_format), whose input is streamed as content. */
+  #jsonBlock: number | undefined;
+  /** A wrapped JSON answer (`{"value": …}`) is sent as one content delta when its block ends. */
+  #jsonBuffer = '';
   #roleSent = false;
   /** message_stop arrived: the stream is complete. */
   finished = false;
@@ -74,7 +79,9 @@ export class StreamTranslator {
         return this.#withRole(this.#blockDelta(event.index ?? 0, event.delta ?? {}));
       case 'message_delta':
         this.#usage = mergeUsage(this.#usage, event.usage);
-        return this.#withRole([this.#chunk({}, finishReasonOf(event.delta?.stop_reason, this.style))]);
+        return this.#withRole([this.#chunk({}, finishReasonOf(event.delta?.stop_reason, this.style, this.#toolIndexByBlock.size > 0))]);
+      case 'content_block_stop':
+        return this.#withRole(this.#blockStop(event.index ?? 0));
       case 'message_stop': {
         this.finished = true;
         const usage = this.#usage && {
@@ -94,13 +101,19 @@ export class StreamTranslator {
         });
       }
       default:
-        return []; // ping, content_block_stop, and event types this gateway does not translate
+        return []; // ping, and event types this gateway does not translate
     }
   }
 
   #blockStart(blockIndex: number, block: AnthropicBlock | undefined): ChatChunk[] {
-    if (block?.type === 'text') return block.text ? [this.#chunk({ content: block.text })] : [];
+    const json = this.style.jsonTool;
+    // a JSON answer is the content: text beside it (a preamble) would make it unparsable
+    if (block?.type === 'text') return block.text && !json ? [this.#chunk({ content: block.text })] : [];
     if (block?.type !== 'tool_use') return [];
+    if (json && block.name === json.name) {
+      this.#jsonBlock ??= blockIndex;
+      return [];
+    }
     if (this.style.legacyFunctions && this.#toolIndexByBlock.size > 0) return []; // legacy answers carry one call
     const index = this.#toolIndexByBlock.size;
     this.#toolIndexByBlock.set(blockIndex, index);
@@ -108,11 +121,28 @@ export class StreamTranslator {
   }
 
   #blockDelta(blockIndex: number, delta: NonNullable<AnthropicEvent['delta']>): ChatChunk[] {
-    if (delta.type === 'text_delta' && delta.text) return [this.#chunk({ content: delta.text })];
+    if (blockIndex === this.#jsonBlock) {
+      if (delta.type !== 'input_json_delta' || !delta.partial_json) return [];
+      if (!this.style.jsonTool?.wrapped) return [this.#chunk({ content: delta.partial_json })];
+      this.#jsonBuffer += delta.partial_json;
+      return [];
+    }
+    if (delta.type === 'text_delta' && delta.text && !this.style.jsonTool) return [this.#chunk({ content: delta.text })];
     const index = this.#toolIndexByBlock.get(blockIndex);
     if (delta.type === 'input_json_delta' && delta.partial_json && index !== undefined) {
       return [this.#chunk(this.#toolDelta(index, { arguments: delta.partial_json }))];
     }
     return []; // thinking, signature and citation deltas have no OpenAI counterpart
+  }
+
+  #blockStop(blockIndex: number): ChatChunk[] {
+    const json = this.style.jsonTool;
+    if (blockIndex !== this.#jsonBlock || !json?.wrapped) return [];
+    try {
+      return [this.#chunk({ content: jsonContentOf(json, JSON.parse(this.#jsonBuffer)) })];
+    } catch {
+      // cut short (max_tokens): what came of the value, as OpenAI streams a truncated JSON answer
+      return [this.#chunk({ content: this.#jsonBuffer.replace(/^\s*\{\s*"value"\s*:\s*/, '') })];
+    }
   }
 }

@@ -29,6 +29,15 @@ export function openaiCompatible(
 }
 
 export const openaiProvider: Provider = {
-  capabilities: { chat: true, stream: true, tools: true, vision: true, embeddings: true, embeddingTokenInput: true, images: false },
+  capabilities: {
+    chat: true,
+    stream: true,
+    tools: true,
+    vision: true,
+    embeddings: true,
+    embeddingTokenInput: true,
+    images: false,
+    responseFormats: 'forwarded',
+  },
   adapter: openaiCompatible((baseUrl) => baseUrl),
 };
