@@ -20,19 +20,24 @@ export interface Funds {
 }
 
 /**
- * Reserves the worst case against the account balance and the key's cap with one conditional UPDATE
- * (SPEC §3): admitted only if both still have room, so concurrent requests can never overdraw. The hold
- * row (for settlement and the sweeper) is inserted only if that UPDATE matched (ROW_COUNT). Concurrent
- * holds of a process go to MySQL together: one transaction, one round trip, one commit, each hold decided
- * in turn under the account's row lock.
+ * Reserves the worst case against the account balance and the key's cap (SPEC §3): the hold row is
+ * inserted only if both still have room, read under their row locks (FOR UPDATE), so concurrent requests
+ * can never overdraw; then the account and the key take the amount of that hold row. Each statement
+ * decides by the rows it sees (the hold row exists only if this transaction inserted it), never by
+ * ROW_COUNT(): MariaDB runs a script whose client has gone (a connection cut) on to its COMMIT, and the
+ * result it then fails to send sets ROW_COUNT() to -1 for the next statement. Concurrent holds of a
+ * process go to MySQL together: one transaction, one round trip, one commit, each hold decided in turn
+ * under the account's row lock.
  */
 const HOLD_STATEMENTS = `
-UPDATE users u JOIN api_keys k ON k.id = ? AND k.user_id = u.id
-  SET u.held_nano = u.held_nano + ?, k.held_nano = k.held_nano + ?
-  WHERE u.id = ? AND u.balance_nano - u.held_nano >= ?
-    AND (k.cap_nano IS NULL OR k.cap_nano - k.spent_nano - k.held_nano >= ?);
 INSERT INTO holds (request_id, user_id, key_id, channel_id, amount_nano)
-  SELECT ?, ?, ?, ?, ? FROM DUAL WHERE ROW_COUNT() > 0;`;
+  SELECT ?, u.id, k.id, ?, ? FROM users u JOIN api_keys k ON k.id = ? AND k.user_id = u.id
+  WHERE u.id = ? AND u.balance_nano - u.held_nano >= ?
+    AND (k.cap_nano IS NULL OR k.cap_nano - k.spent_nano - k.held_nano >= ?)
+  FOR UPDATE;
+UPDATE holds h JOIN users u ON u.id = h.user_id JOIN api_keys k ON k.id = h.key_id
+  SET u.held_nano = u.held_nano + h.amount_nano, k.held_nano = k.held_nano + h.amount_nano
+  WHERE h.request_id = ?;`;
 
 const placeHolds = (db: Db, holds: HoldRequest[]) =>
   runItemScript(db, holds, {
@@ -40,19 +45,16 @@ const placeHolds = (db: Db, holds: HoldRequest[]) =>
     resultsPerItem: 2,
     accountOf: (h) => h.userId,
     paramsOf: ({ requestId, userId, keyId, channelId, amountNano: amount }) => [
+      requestId,
+      channelId,
+      amount,
       keyId,
-      amount,
-      amount,
       userId,
       amount,
       amount,
       requestId,
-      userId,
-      keyId,
-      channelId,
-      amount,
     ],
-    resultOf: ([, inserted]) => (inserted as { affectedRows: number }).affectedRows === 1,
+    resultOf: ([inserted]) => (inserted as { affectedRows: number }).affectedRows === 1,
   });
 
 const holdBatcher = batcherPer((db: Db) => new MicroBatcher((holds: HoldRequest[]) => placeHolds(db, holds)));

@@ -68,11 +68,15 @@ export class TcpProxy {
     }
   }
 
+  /**
+   * Resets every open connection (TCP RST both ways, as a dead link or a crashed peer does: a server's next
+   * write to it fails at once) and stops listening, so new connections are refused.
+   */
   async cut(): Promise<void> {
     this.silent = false;
     const server = this.server;
     this.server = undefined;
-    for (const socket of this.sockets) socket.destroy();
+    for (const socket of this.sockets) socket.resetAndDestroy();
     this.sockets.clear();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
