@@ -116,8 +116,9 @@ export async function unbillableUnlessAnswered<A>(
     if (state.chargedNano === null) return 'unbillable';
     const answer = await awaitAnswer?.();
     if (answer !== undefined) return answer;
-    await reverseCharge(deps.db, requestId);
-    log.warn({ requestId }, 'took back the charge of a request whose answer could not be delivered');
+    if ((await reverseCharge(deps.db, requestId)) !== null) {
+      log.warn({ requestId }, 'took back the charge of a request whose answer could not be delivered');
+    }
   } catch {
     await deferVoid(deps.redis, deps.keys, requestId).catch(() =>
       log.error({ requestId }, 'neither MariaDB nor Redis answers: an errored request may stay billable'),
