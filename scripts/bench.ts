@@ -41,16 +41,17 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function startNode(script: string, env: Record<string, string>, role: string): ChildProcess {
+/** Starts a process of the stack; its JSON logs (stdout) are dropped, like a log drain that keeps up. */
+function startNode(script: string, env: Record<string, string>, role: string, stdout: 'pipe' | 'ignore' = 'ignore'): ChildProcess {
   return spawn(process.execPath, [...profileArgs(role), script], {
     cwd: ROOT,
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', stdout, 'inherit'],
   });
 }
 
 async function startUpstream(): Promise<{ url: string; pid: number; stop(): void }> {
-  const child = startNode('dist/scripts/bench/upstream.js', {}, 'upstream');
+  const child = startNode('dist/scripts/bench/upstream.js', {}, 'upstream', 'pipe');
   const port = await new Promise<number>((resolve) => child.stdout?.once('data', (d) => resolve(Number(String(d).trim()))));
   return { url: `http://127.0.0.1:${port}`, pid: child.pid ?? 0, stop: () => child.kill('SIGTERM') };
 }
@@ -96,7 +97,7 @@ async function main(): Promise<void> {
     QUEUE_PREFIX: 'eastx-bench',
     ADMIN_TOKEN: adminToken,
     APP_SECRET: randomBytes(16).toString('hex'),
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: 'info', // what operators run: one access-log line per request
     WORKER_CONCURRENCY: String(Math.max(HELD + 200, 1000)),
     CHAT_DEADLINE_MS: '600000',
   };

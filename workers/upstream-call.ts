@@ -130,7 +130,10 @@ export async function withUpstream<T>(
       const call = { baseUrl: channel.baseUrl, secret, upstreamModel: route.upstreamModel, signal: limit.signal };
       const calling = startStage('upstream', trace);
       const result = await attempt(providerFor(channel.type).adapter, call).finally(() => calling.end());
-      await lease.release('ok');
+      // off the answer's path: the settlement and the final frame need not wait for the lease's release
+      void lease
+        .release('ok')
+        .catch((e: unknown) => log.warn({ requestId: job.requestId, err: { message: (e as Error).message } }, 'lease release failed'));
       return result;
     } catch (err) {
       if (!(err instanceof UpstreamError) && !limit.timedOut()) {
