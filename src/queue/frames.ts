@@ -11,7 +11,10 @@ export type ChunkFrame = { id: string; seq: number; t: 'chunk'; chunk: unknown }
 export type DoneFrame = { id: string; seq: number; t: 'done'; costNano: string; result?: unknown; usageChunk?: unknown; sentAt?: number };
 /** The SPEC §2 error the request ends with; sent only for a request left unbillable (or billed for what it streamed). */
 export type ErrorFrame = { id: string; seq: number; t: 'error'; error: WireError };
+/** "Still running", per request as a RelayStream sees it. */
 export type HeartbeatFrame = { id: string; t: 'hb' };
+/** On the wire, one heartbeat names every silent job a worker runs for the channel's web process. */
+export type HeartbeatsFrame = { t: 'hb'; ids: string[] };
 /**
  * Published instead of a large final frame (base64 images…): that frame is only in the kept result
  * (`{prefix}:result:<id>`), where the web side reads it. Redis drops a pub/sub subscriber whose output
@@ -23,7 +26,7 @@ export type FinalFrame = DoneFrame | ErrorFrame;
 export type SequencedFrame = ChunkFrame | FinalFrame;
 export type RelayFrame = SequencedFrame | HeartbeatFrame | KeptFrame;
 
-export const encodeFrame = (frame: RelayFrame): string => JSON.stringify(frame);
+export const encodeFrame = (frame: RelayFrame | HeartbeatsFrame): string => JSON.stringify(frame);
 
 /** Final frames longer than this are published as a KeptFrame. */
 export const LARGE_FRAME_CHARS = 256 * 1024;
@@ -31,10 +34,11 @@ export const LARGE_FRAME_CHARS = 256 * 1024;
 const KINDS = new Set(['chunk', 'done', 'error', 'hb', 'kept']);
 
 /** A frame from the wire, or undefined for anything else (a relay channel carries only frames). */
-export function decodeFrame(text: string): RelayFrame | undefined {
+export function decodeFrame(text: string): RelayFrame | HeartbeatsFrame | undefined {
   try {
-    const frame = JSON.parse(text) as RelayFrame;
-    return typeof frame?.id === 'string' && KINDS.has(frame.t) ? frame : undefined;
+    const frame = JSON.parse(text) as RelayFrame | HeartbeatsFrame;
+    if (frame?.t === 'hb' && 'ids' in frame) return Array.isArray(frame.ids) ? frame : undefined;
+    return typeof (frame as RelayFrame)?.id === 'string' && KINDS.has(frame.t) ? frame : undefined;
   } catch {
     return undefined;
   }

@@ -86,9 +86,12 @@ export class RelayHub {
     const channel = this.keys.relay(this.webId);
     this.subscriber.on('message', (_channel: string, text: string) => {
       const frame = decodeFrame(text);
+      if (!frame) return;
+      // one heartbeat frame names every silent job of a worker for this process
+      if ('ids' in frame) for (const id of frame.ids) this.streams.get(id)?.push({ id, t: 'hb' });
       // a large final frame is only kept: the poked request reads it (keptFinal)
-      if (frame?.t === 'kept') this.streams.get(frame.id)?.poke();
-      else if (frame) this.streams.get(frame.id)?.push(frame);
+      else if (frame.t === 'kept') this.streams.get(frame.id)?.poke();
+      else this.streams.get(frame.id)?.push(frame);
     });
     this.subscriber.on('close', () => {
       this.downSince ??= Date.now();

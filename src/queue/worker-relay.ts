@@ -71,18 +71,55 @@ export class RelayPublisher {
     return this.redis.publish(this.channel, payload);
   }
 
-  /** Sends a heartbeat whenever the job published nothing for HEARTBEAT_AFTER_MS; returns the stop function. */
+  /** Counts the job in its process's heartbeats while it is silent (see Heartbeats); returns the stop function. */
   keepAlive(): () => void {
-    const heartbeat = encodeFrame({ id: this.job.requestId, t: 'hb' });
-    const timer = setInterval(() => {
-      // while Redis is away a heartbeat would only queue up behind the job's real frames
-      if (Date.now() - this.lastSentAt < HEARTBEAT_AFTER_MS || this.redis.status !== 'ready') return;
-      this.lastSentAt = Date.now();
-      void this.redis.publish(this.channel, heartbeat).catch(() => undefined);
-    }, HEARTBEAT_CHECK_MS);
-    timer.unref();
-    return () => clearInterval(timer);
+    return heartbeatsOf(this.redis).add(this.channel, this.job.requestId, () => this.lastSentAt);
   }
+}
+
+/**
+ * "Still running" for every job of a worker process that published nothing for HEARTBEAT_AFTER_MS: one
+ * frame per web process's channel per HEARTBEAT_CHECK_MS, naming those jobs, so thousands of silent streams
+ * cost a few PUBLISH a second, not thousands.
+ */
+class Heartbeats {
+  private readonly jobs = new Map<string, { channel: string; lastSentAt: () => number }>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly redis: Redis) {}
+
+  add(channel: string, requestId: string, lastSentAt: () => number): () => void {
+    this.jobs.set(requestId, { channel, lastSentAt });
+    this.timer ??= setInterval(() => this.beat(), HEARTBEAT_CHECK_MS).unref();
+    return () => {
+      this.jobs.delete(requestId);
+      if (this.jobs.size === 0) {
+        clearInterval(this.timer);
+        this.timer = undefined;
+      }
+    };
+  }
+
+  private beat(): void {
+    // while Redis is away a heartbeat would only queue up behind the jobs' real frames
+    if (this.redis.status !== 'ready') return;
+    const silentSince = Date.now() - HEARTBEAT_AFTER_MS;
+    const byChannel = new Map<string, string[]>();
+    for (const [id, job] of this.jobs) {
+      if (job.lastSentAt() > silentSince) continue;
+      const ids = byChannel.get(job.channel);
+      if (ids) ids.push(id);
+      else byChannel.set(job.channel, [id]);
+    }
+    for (const [channel, ids] of byChannel) void this.redis.publish(channel, encodeFrame({ t: 'hb', ids })).catch(() => undefined);
+  }
+}
+
+const heartbeats = new WeakMap<Redis, Heartbeats>();
+function heartbeatsOf(redis: Redis): Heartbeats {
+  let found = heartbeats.get(redis);
+  if (!found) heartbeats.set(redis, (found = new Heartbeats(redis)));
+  return found;
 }
 
 /** For a re-run: whether an earlier run of the job showed output (a chunk) or sent its final frame. */
