@@ -25,6 +25,20 @@ const OPERATOR_EMAIL = 'admin@eastx.local';
 type ChannelSeed = { name: string; type: 'openai' | 'anthropic' | 'dashscope'; baseUrl: string; secrets: string[] };
 type ModelSeed = Record<string, unknown> & { id: string; channel: string };
 
+/** Anthropic's list prices, for the mock model and the real one alike. */
+const CLAUDE_SONNET = {
+  owned_by: 'anthropic',
+  modality: 'chat',
+  upstream_model: 'claude-sonnet-4-6',
+  input_price_per_1m: 3,
+  output_price_per_1m: 15,
+  cache_read_price_per_1m: 0.3,
+  cache_write_price_per_1m: 3.75,
+  max_output_tokens: 8192,
+  vision: true,
+  tools: true,
+};
+
 function catalogSeed(mock: MockUpstream): { channels: ChannelSeed[]; models: ModelSeed[] } {
   const channels: ChannelSeed[] = [
     { name: 'mock-openai', type: 'openai', baseUrl: `${mock.url}/v1`, secrets: ['mock-openai-token-1', 'mock-openai-token-2'] },
@@ -36,14 +50,7 @@ function catalogSeed(mock: MockUpstream): { channels: ChannelSeed[]; models: Mod
       id: 'claude-sonnet-4-6',
       channel: 'mock-anthropic',
       display_name: 'Claude Sonnet 4.6 (mock)',
-      owned_by: 'anthropic',
-      modality: 'chat',
-      upstream_model: 'claude-sonnet-4-6',
-      input_price_per_1m: 3,
-      output_price_per_1m: 15,
-      max_output_tokens: 8192,
-      vision: true,
-      tools: true,
+      ...CLAUDE_SONNET,
     },
     {
       id: 'gpt-4o-mini',
@@ -125,14 +132,7 @@ function catalogSeed(mock: MockUpstream): { channels: ChannelSeed[]; models: Mod
       id: 'anthropic/claude-sonnet-4-6',
       channel: 'anthropic',
       display_name: 'Claude Sonnet 4.6',
-      owned_by: 'anthropic',
-      modality: 'chat',
-      upstream_model: 'claude-sonnet-4-6',
-      input_price_per_1m: 3,
-      output_price_per_1m: 15,
-      max_output_tokens: 8192,
-      vision: true,
-      tools: true,
+      ...CLAUDE_SONNET,
     });
   }
   if (process.env.DASHSCOPE_API_KEY) {

@@ -81,6 +81,15 @@ const modelList = (value: string | boolean | undefined) =>
 const intOrNone = (value: string | boolean | undefined) =>
   typeof value !== 'string' ? undefined : value === '' || value === 'none' ? null : Number(value);
 
+/** The limits `create-key` and `set-key` share, from their options. */
+const keyLimits = (values: Record<string, string | boolean | undefined>) => ({
+  rpm_limit: int(values.rpm),
+  balance_cap_usd: nullable(values.cap),
+  expires_at: nullable(values.expires),
+  allowed_models: modelList(values['allowed-models']),
+  max_concurrent_requests: intOrNone(values['max-concurrent']),
+});
+
 const commands: Record<string, Command> = {
   audit: {
     usage: 'audit',
@@ -192,11 +201,7 @@ const commands: Record<string, Command> = {
         ops.rowIdFrom(userId, 'user'),
         validate(schemas.keyBody, {
           name: values.name,
-          rpm_limit: int(values.rpm),
-          balance_cap_usd: nullable(values.cap),
-          expires_at: nullable(values.expires),
-          allowed_models: modelList(values['allowed-models']),
-          max_concurrent_requests: intOrNone(values['max-concurrent']),
+          ...keyLimits(values),
         }),
       ),
   },
@@ -226,11 +231,7 @@ const commands: Record<string, Command> = {
         ops.rowIdFrom(keyId, 'key'),
         validate(schemas.keyPatch, {
           disabled,
-          rpm_limit: int(values.rpm),
-          balance_cap_usd: nullable(values.cap),
-          expires_at: nullable(values.expires),
-          allowed_models: modelList(values['allowed-models']),
-          max_concurrent_requests: intOrNone(values['max-concurrent']),
+          ...keyLimits(values),
         }),
       );
     },
