@@ -30,7 +30,7 @@ const RATE = 200;
 
 const profileArgs = (role: string) =>
   process.env.BENCH_PROFILE
-    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${role}-\${pid}.cpuprofile`]
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${role}.cpuprofile`]
     : [];
 
 async function freePort(): Promise<number> {
