@@ -76,6 +76,8 @@ export interface ChatJobData extends JobBase {
   body: Record<string, unknown>;
   /** `messages` only: the client's Anthropic headers, forwarded to an Anthropic upstream. */
   anthropic?: AnthropicHeaders;
+  /** `messages` only: count the prompt's tokens (`/v1/messages/count_tokens`); nothing is held or billed. */
+  countTokens?: boolean;
 }
 
 export interface EmbeddingsJobData extends JobBase {
