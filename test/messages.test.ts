@@ -223,6 +223,11 @@ test.serial('DashScope channel: thinking becomes enable_thinking with its budget
     messages: [{ role: 'user', content: 'hi qwen' }],
   });
   t.is(data.model, QWEN);
+  t.deepEqual(
+    data.content.map((b) => b.type),
+    ['thinking', 'text'],
+  );
+  t.regex((data.content[0] as Anthropic.ThinkingBlock).thinking, /Thinking it over/);
   t.regex((data.content.find((b) => b.type === 'text') as Anthropic.TextBlock).text, /hi qwen/);
   const sent = lastUpstream('/compatible-mode/v1/chat/completions').body as Json;
   t.like(sent, { model: 'qwen-plus', enable_thinking: true, thinking_budget: 2048, max_tokens: 4096 });
@@ -234,6 +239,55 @@ test.serial('DashScope channel: thinking becomes enable_thinking with its budget
   });
   t.is(gpt.model, GPT);
   t.is((lastUpstream('/v1/chat/completions').body as Json).reasoning_effort, 'high');
+});
+
+test.serial(
+  'OpenAI channel, stream with thinking: reasoning_content streams as a thinking block before the text; billed with it',
+  async (t) => {
+    const before = await balance();
+    const stream = client.messages.stream({
+      model: GPT,
+      max_tokens: 2048,
+      thinking: { type: 'enabled', budget_tokens: 1024 },
+      messages: [{ role: 'user', content: 'think first' }],
+    });
+    const deltas: string[] = [];
+    stream.on('streamEvent', (event) => {
+      if (event.type === 'content_block_delta') deltas.push(event.delta.type);
+    });
+    const message = await stream.finalMessage();
+    t.is((lastUpstream('/v1/chat/completions').body as Json).reasoning_effort, 'low');
+    t.deepEqual(
+      message.content.map((b) => b.type),
+      ['thinking', 'text'],
+    );
+    t.regex((message.content[0] as Anthropic.ThinkingBlock).thinking, /^Thinking it over/);
+    t.regex((message.content[1] as Anthropic.TextBlock).text, /think first/);
+    t.true(deltas.indexOf('thinking_delta') < deltas.indexOf('text_delta') && deltas.includes('thinking_delta'));
+    const reasoning = countTokens((message.content[0] as Anthropic.ThinkingBlock).thinking);
+    t.true(message.usage.output_tokens > reasoning, 'reasoning tokens are output tokens');
+    t.is(before - (await balance()), costOf(GPT_PRICES, message.usage.input_tokens, message.usage.output_tokens));
+  },
+);
+
+test.serial('a stream whose upstream is silent for over 10 s starts with 200 and `event: ping` keep-alives, then the events', async (t) => {
+  mock.setBehavior(OPENAI_SECRET, { latencyMs: 10_500 });
+  try {
+    const res = await fetch(`${url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': apiKey, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+      body: JSON.stringify({ model: GPT, max_tokens: 32, stream: true, messages: [{ role: 'user', content: 'slow one' }] }),
+    });
+    t.is(res.status, 200);
+    const text = await res.text();
+    t.true(text.startsWith('event: ping\ndata: {"type":"ping"}\n\n'), text.slice(0, 80));
+    t.false(text.includes(': keep-alive'));
+    const events = parseEvents(text);
+    t.is(events.find((e) => e.event !== 'ping')?.event, 'message_start');
+    t.is(events.at(-1)?.event, 'message_stop');
+  } finally {
+    mock.setBehavior(OPENAI_SECRET, {});
+  }
 });
 
 /** A Claude-Code-shaped request: system blocks with cache_control, ~20 tools, stream, thinking, anthropic-beta. */
