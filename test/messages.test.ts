@@ -326,7 +326,7 @@ test.serial(
   async (t) => {
     const results: Array<{ cost: bigint; usage: Json; requestId: string | null }> = [];
     for (const question of ['Read the file src/app.ts', 'Now read src/web.ts']) {
-      const res = await fetch(`${url}/v1/messages`, {
+      const res = await fetch(`${url}/v1/messages?beta=true`, {
         method: 'POST',
         headers: {
           'x-api-key': apiKey,
