@@ -151,3 +151,6 @@ export function toChatRequest(body: Json, reasoning: ReasoningParam): Json {
     ...reasoningOf(body.thinking, reasoning),
   };
 }
+
+/** The prompt of a Messages body as a chat request without any reasoning setting: what the gateway counts and holds for. */
+export const promptAsChat = (body: Json) => toChatRequest(body, 'thinking') as Json & { messages: unknown[] };
