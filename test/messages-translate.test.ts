@@ -198,6 +198,8 @@ test('a chat answer becomes an Anthropic message: thinking, text and tool_use bl
   t.is(stop('content_filter'), 'refusal');
 });
 
+const blockWithTwoDeltas = ['content_block_start', 'content_block_delta', 'content_block_delta', 'content_block_stop'];
+
 const chunk = (delta: Record<string, unknown>, finish_reason: string | null = null): ChatChunk => ({
   id: 'chatcmpl-s1',
   choices: [{ index: 0, delta, finish_reason }],
@@ -222,28 +224,8 @@ test('a chat stream becomes Anthropic’s exact event sequence: thinking, text, 
   events.push(...translator.finish(), ...translator.closing({ input_tokens: 5, output_tokens: 7 }));
   t.deepEqual(
     events.map((e) => e.event),
-    [
-      'message_start',
-      'ping',
-      'content_block_start',
-      'content_block_delta',
-      'content_block_delta',
-      'content_block_stop',
-      'content_block_start',
-      'content_block_delta',
-      'content_block_delta',
-      'content_block_stop',
-      'content_block_start',
-      'content_block_delta',
-      'content_block_delta',
-      'content_block_stop',
-      'content_block_start',
-      'content_block_delta',
-      'content_block_delta',
-      'content_block_stop',
-      'message_delta',
-      'message_stop',
-    ],
+    // thinking, text, two tool calls: each block opened, two deltas, closed, in order
+    ['message_start', 'ping', ...Array.from({ length: 4 }, () => blockWithTwoDeltas).flat(), 'message_delta', 'message_stop'],
   );
   t.true(events.every((e) => (e.data as { type: string }).type === e.event));
   const data = events.map((e) => e.data as Record<string, any>);
