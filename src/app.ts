@@ -5,7 +5,7 @@ import { canonicalPath } from './http/canonical-path.js';
 import { errorBoundary } from './http/error-boundary.js';
 import { createMetrics } from './http/metrics.js';
 import { requestId } from './http/request-id.js';
-import { routerFor, unmatched } from './http/router.js';
+import { routerFor, unmatchedFor } from './http/router.js';
 import { securityHeaders } from './http/security-headers.js';
 import type { AppExtensions, AppState } from './http/state.js';
 import { ROUTES } from './routes.js';
@@ -29,7 +29,7 @@ export function createApp(svc: WebServices): Koa<AppState, AppExtensions> {
   app.use(accessLog());
   app.use(errorBoundary());
   app.use(canonicalPath());
-  app.use(unmatched);
+  app.use(unmatchedFor(ROUTES));
   app.use(router.routes());
   return app;
 }

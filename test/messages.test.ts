@@ -454,6 +454,9 @@ test.serial('errors have Anthropic’s shape with SPEC §2 statuses and codes: 4
     'bad_request',
   );
 
+  const wrongMethod = await fetch(`${url}/v1/messages`, { headers: { 'x-api-key': apiKey } });
+  expectError({ status: wrongMethod.status, json: (await wrongMethod.json()) as Json }, 405, 'invalid_request_error', 'method_not_allowed');
+
   // the SDK raises them as its typed errors
   const sdkError = await t.throwsAsync(client.messages.create(minimal('msg/nope') as Anthropic.MessageCreateParamsNonStreaming));
   t.true(sdkError instanceof Anthropic.NotFoundError);

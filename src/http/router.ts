@@ -42,12 +42,18 @@ export function routerFor(routes: Route[]): Router<AppState, AppExtensions> {
 }
 
 /**
- * After routing: a path that some route serves with another method is 405, anything else 404. (Koa
- * router's allowedMethods would also answer OPTIONS for every route; nothing here needs preflight.)
+ * After routing: a path that some route serves with another method is 405 (in that route's error shape),
+ * anything else 404. (Koa router's allowedMethods would also answer OPTIONS for every route; nothing here
+ * needs preflight.)
  */
-export const unmatched: AppMiddleware = async (ctx: AppContext, next) => {
-  await next();
-  if (ctx.matched?.some((layer) => layer.methods.length > 0) && !ctx.routeMatched) {
-    throw new ApiError('method_not_allowed', 'method not allowed on this route');
-  }
-};
+export function unmatchedFor(routes: Route[]): AppMiddleware {
+  const shapes = new Map(routes.filter((r) => r.errors).map((r) => [r.path, r.errors]));
+  return async (ctx: AppContext, next) => {
+    await next();
+    const served = ctx.matched?.filter((layer) => layer.methods.length > 0) ?? [];
+    if (served.length > 0 && !ctx.routeMatched) {
+      ctx.state.errorShape = served.map((layer) => shapes.get(layer.path as string)).find(Boolean);
+      throw new ApiError('method_not_allowed', 'method not allowed on this route');
+    }
+  };
+}
