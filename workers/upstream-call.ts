@@ -7,7 +7,7 @@ import { contextFrom, startStage } from '../src/telemetry.js';
 import { scrub, UpstreamError } from '../src/upstream/errors.js';
 import type { CallOutcome } from '../src/upstream/pool.js';
 import { providerFor } from '../src/upstream/providers/registry.js';
-import type { ProviderAdapter, UpstreamCall } from '../src/upstream/providers/types.js';
+import type { Provider, ProviderAdapter, UpstreamCall } from '../src/upstream/providers/types.js';
 import { candidatesFor } from '../src/upstream/routing.js';
 import { tokenSecret, type WorkerContext } from './context.js';
 
@@ -98,13 +98,14 @@ function attemptSignal(ctx: WorkerContext, job: JobBase, signal: AbortSignal, ma
  * Runs `attempt` on a leased token of one of the job's routes (highest priority first, by weight, the home
  * route preferred: src/upstream/routing.ts), moving to another token or route after a 429, 5xx, connect
  * failure, no first byte in time or rejected credentials, as long as `mayRetry()` (nothing reached the
- * client yet). Every failure leaves as an ApiError with the SPEC §2 code.
+ * client yet). Every failure leaves as an ApiError with the SPEC §2 code. `attempt` also gets the route's
+ * provider (its capabilities), for jobs whose request is translated per channel type (Messages, Responses).
  */
 export async function withUpstream<T>(
   ctx: WorkerContext,
   job: JobBase,
   signal: AbortSignal,
-  attempt: (adapter: ProviderAdapter, call: UpstreamCall) => Promise<T>,
+  attempt: (adapter: ProviderAdapter, call: UpstreamCall, provider: Provider) => Promise<T>,
   mayRetry: () => boolean = () => true,
 ): Promise<T> {
   const trace = contextFrom(job.trace);
@@ -129,7 +130,8 @@ export async function withUpstream<T>(
     try {
       const call = { baseUrl: channel.baseUrl, secret, upstreamModel: route.upstreamModel, signal: limit.signal };
       const calling = startStage('upstream', trace);
-      const result = await attempt(providerFor(channel.type).adapter, call).finally(() => calling.end());
+      const provider = providerFor(channel.type);
+      const result = await attempt(provider.adapter, call, provider).finally(() => calling.end());
       // off the answer's path: the settlement and the final frame need not wait for the lease's release
       void lease
         .release('ok')

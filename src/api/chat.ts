@@ -4,7 +4,7 @@ import { badRequest } from '../http/errors.js';
 import type { AppContext } from '../http/state.js';
 import type { ChatJobData } from '../queue/jobs.js';
 import { admitted, enqueue, type FrontDoor, jobBase } from './admission.js';
-import { respondWithResult, respondWithStream } from './relay-response.js';
+import { chatStreamStyle, respondWithResult, respondWithStream } from './relay-response.js';
 
 const contentPart = z.looseObject({ type: z.string() });
 const message = z.looseObject({
@@ -61,6 +61,6 @@ export async function createChatCompletion(ctx: AppContext): Promise<void> {
   };
 
   const relay = await enqueue(ctx, job);
-  if (stream) await respondWithStream(ctx, relay, job, body.stream_options?.include_usage === true);
+  if (stream) await respondWithStream(ctx, relay, job, chatStreamStyle(body.stream_options?.include_usage === true));
   else await respondWithResult(ctx, relay, job);
 }

@@ -1,7 +1,7 @@
 import { formatUsd } from '../billing/money.js';
 import { unbillableUnlessAnswered } from '../billing/unbillable.js';
 import { ApiError } from '../http/errors.js';
-import { SseWriter } from '../http/sse.js';
+import { type SseEvent, SseWriter } from '../http/sse.js';
 import type { AppContext } from '../http/state.js';
 import { type DoneFrame, FrameSequence, type RelayFrame } from '../queue/frames.js';
 import { ANSWER_GRACE_MS, type JobBase } from '../queue/jobs.js';
@@ -22,6 +22,30 @@ const LOST_AFTER_MS = 5_000;
 const REDIS_DOWN_MS = 2_000;
 /** A request found charged when the web side was about to answer an error waits this long for its answer. */
 const ANSWER_WAIT_MS = 3_000;
+
+/**
+ * How a stream is written in its client's wire format (the worker already put every event in it; the web
+ * only relays): chat shows the usage chunk to clients that asked and ends with `data: [DONE]`; keep-alives
+ * and the mid-stream error event differ per format.
+ */
+export interface StreamStyle {
+  /** chat: write the done frame's `usageChunk` */
+  includeUsage: boolean;
+  /** chat: end with `data: [DONE]` (other formats end after their closing events) */
+  doneMarker: boolean;
+  /** what is written while the upstream is silent (chat: an SSE comment) */
+  keepAlive(sse: SseWriter): void;
+  /** the one event a failure after the 200 is written as */
+  errorEvent(error: ApiError): SseEvent;
+}
+
+/** Chat completions (SPEC §1): comments as keep-alives, `data: {"error":{…}}`, `data: [DONE]`. */
+export const chatStreamStyle = (includeUsage: boolean): StreamStyle => ({
+  includeUsage,
+  doneMarker: true,
+  keepAlive: (sse) => sse.comment('keep-alive'),
+  errorEvent: (error) => ({ data: error.toJSON() }),
+});
 
 type Wait = Exclude<RelayFrame, { t: 'hb' | 'kept' }> | 'silent' | 'lost' | 'unreachable';
 
@@ -134,17 +158,17 @@ export async function respondWithResult(ctx: AppContext, relay: RelayStream, job
 /**
  * Stream: relay chunks as SSE (SPEC §1). The 200 goes out with the first chunk or after 10 s of waiting;
  * before that every failure is an ordinary HTTP error, after it an SSE error event. A failure before any
- * chunk reached the client leaves it uncharged; one after bills what was produced (SPEC §3). The usage
- * chunk goes only to clients that asked for it.
+ * chunk reached the client leaves it uncharged; one after bills what was produced (SPEC §3). Chunks are
+ * written as they come (with their event names); the done frame's closing events follow, then the style's end.
  */
-export async function respondWithStream(ctx: AppContext, relay: RelayStream, job: JobBase, includeUsage: boolean): Promise<void> {
+export async function respondWithStream(ctx: AppContext, relay: RelayStream, job: JobBase, style: StreamStyle): Promise<void> {
   const stopWatching = cancelOnDisconnect(ctx, relay);
   const sse = new SseWriter(ctx);
   const sequence = new FrameSequence();
   const giveUpAt = job.deadlineAt + ANSWER_GRACE_MS;
   const fail = async (error: ApiError) => {
     if (!sequence.started) await unbillableUnlessAnswered(ctx.services, job.requestId); // no answer to wait for
-    sse.fail(error);
+    sse.fail(error, style.errorEvent(error));
   };
   try {
     for (;;) {
@@ -152,7 +176,7 @@ export async function respondWithStream(ctx: AppContext, relay: RelayStream, job
       const frame = await nextFrame(ctx, relay, job, wait);
       if (relay.isEnded || !ctx.res.writable) return;
       if (frame === 'silent' && Date.now() < giveUpAt) {
-        sse.comment('keep-alive');
+        style.keepAlive(sse);
         continue;
       }
       if (typeof frame !== 'object') return await fail(errorOf(ctx, frame));
@@ -160,18 +184,19 @@ export async function respondWithStream(ctx: AppContext, relay: RelayStream, job
       // left the request unbillable, or billed what it streamed: output this process missed needs a look
       if (frame.t === 'error') {
         const error = ApiError.fromWire(frame.error);
-        return sequence.accept(frame) === 'ok' ? sse.fail(error) : await fail(error);
+        return sequence.accept(frame) === 'ok' ? sse.fail(error, style.errorEvent(error)) : await fail(error);
       }
       if (sequence.accept(frame) === 'gap') {
         void ctx.services.relay.cancel(job.requestId).catch(() => undefined);
         return await fail(interruptedError());
       }
       if (frame.t === 'chunk') {
-        sse.data(frame.chunk);
+        sse.event(frame.event, frame.chunk);
         continue;
       }
-      if (includeUsage && frame.usageChunk) sse.data(frame.usageChunk);
-      return sse.done();
+      if (style.includeUsage && frame.usageChunk) sse.data(frame.usageChunk);
+      for (const closing of frame.events ?? []) sse.event(closing.event, closing.data);
+      return style.doneMarker ? sse.done() : sse.end();
     }
   } finally {
     stopWatching();

@@ -20,6 +20,12 @@ export function presentedCredential(header: string | undefined): Presented {
   return colon < 0 || colon === decoded.length - 1 ? { kind: 'missing' } : { kind: 'basic', password: decoded.slice(colon + 1) };
 }
 
+/** An `x-api-key` header (Anthropic's clients): the key as sent, space and tab stripped; empty = missing. */
+export function presentedApiKey(header: string | undefined): Presented {
+  const token = stripOws(header ?? '');
+  return token === '' ? { kind: 'missing' } : { kind: 'bearer', token };
+}
+
 const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
 
 /** Constant-time comparison of a presented secret with the expected one (both hashed to equal length). */

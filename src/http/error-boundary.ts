@@ -1,11 +1,12 @@
 import type { Context, Middleware } from 'koa';
 import { log } from '../log.js';
+import { errorBodyFor } from './error-shape.js';
 import { ApiError } from './errors.js';
 
 export function sendError(ctx: Context, error: ApiError): void {
   ctx.status = error.status;
   if (error.extra.retryAfter !== undefined) ctx.set('retry-after', String(error.extra.retryAfter));
-  ctx.body = error.toJSON();
+  ctx.body = errorBodyFor(ctx.state.errorShape, error);
 }
 
 /** Koa errors from libraries (router, raw-body) carry a status; map them onto the SPEC §2 codes. */
@@ -17,7 +18,7 @@ function fromHttpStatus(status: number, message: string): ApiError | undefined {
   return undefined;
 }
 
-/** Every failure anywhere leaves as `{"error":{code,message,type}}`; never a stack trace. */
+/** Every failure anywhere leaves as `{"error":{code,message,type}}` (or the route's shape: error-shape.ts); never a stack trace. */
 export const errorBoundary = (): Middleware => async (ctx, next) => {
   try {
     await next();

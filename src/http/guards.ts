@@ -1,13 +1,14 @@
 import { hashApiKey, KEY_PREFIX } from '../accounts/keys.js';
 import { consoleGuards, hasSessionCookie, isBrowser } from '../console/access.js';
-import { presentedCredential, sameSecret } from './credentials.js';
+import { type Presented, presentedApiKey, presentedCredential, sameSecret } from './credentials.js';
 import { ApiError } from './errors.js';
 import type { AppContext, AppMiddleware } from './state.js';
 
 /**
  * Who may call a route. Each route in the table (src/routes.ts) names one, and it runs first in that
  * route's own middleware chain, so routing and guarding cannot disagree.
- * - `customer`: `Authorization: Bearer sk-eastx-…` of a live key (SPEC §1)
+ * - `customer`: `Authorization: Bearer sk-eastx-…` of a live key (SPEC §1); `x-api-key` too on routes with
+ *   Anthropic's error shape (SPEC §1b)
  * - `operator`: `Bearer $ADMIN_TOKEN`; with `basic: true` also HTTP Basic with the token as password
  *   (a browser on Bull Board); every path is 404 while ADMIN_TOKEN is unset
  * - `metrics`: `Bearer $METRICS_TOKEN` (else the admin token); 404 while neither is set
@@ -21,9 +22,25 @@ import type { AppContext, AppMiddleware } from './state.js';
  */
 export type Guard = 'customer' | 'operator' | 'operator-browser' | 'metrics' | 'public' | 'visitor' | 'account' | 'operator-session';
 
+/**
+ * The customer's key: `Authorization: Bearer …`, or on Anthropic-dialect routes (SPEC §1b) also `x-api-key`
+ * when there is no Authorization header, under the same strict rules (only space and tab stripped).
+ */
+function customerCredential(ctx: AppContext): Presented {
+  const authorization = ctx.get('authorization');
+  if (authorization === '' && ctx.state.errorShape === 'anthropic') return presentedApiKey(ctx.get('x-api-key'));
+  return presentedCredential(authorization);
+}
+
 const customer: AppMiddleware = async (ctx, next) => {
-  const presented = presentedCredential(ctx.get('authorization'));
-  if (presented.kind !== 'bearer') throw new ApiError('missing_key', 'missing API key: send Authorization: Bearer sk-eastx-…');
+  const presented = customerCredential(ctx);
+  if (presented.kind !== 'bearer') {
+    const how =
+      ctx.state.errorShape === 'anthropic'
+        ? 'x-api-key: sk-eastx-… or Authorization: Bearer sk-eastx-…'
+        : 'Authorization: Bearer sk-eastx-…';
+    throw new ApiError('missing_key', `missing API key: send ${how}`);
+  }
   if (!presented.token.startsWith(KEY_PREFIX)) throw new ApiError('invalid_key', 'invalid API key');
   const { key, catalogVersion } = await ctx.services.keyStore.lookup(hashApiKey(presented.token));
   if (!key || key.status === 'revoked') throw new ApiError('invalid_key', 'invalid API key');

@@ -1,4 +1,5 @@
 import Router from '@koa/router';
+import type { ErrorShape } from './error-shape.js';
 import { ApiError } from './errors.js';
 import { GUARDS, type Guard } from './guards.js';
 import type { AppContext, AppExtensions, AppMiddleware, AppState } from './state.js';
@@ -14,7 +15,19 @@ export interface Route {
   path: string;
   guard: Guard;
   handle: AppMiddleware | AppMiddleware[];
+  /**
+   * The shape of this route's errors, its guard's included (SPEC §1b); absent = SPEC §2's. `anthropic` also
+   * lets the `customer` guard take the key from `x-api-key`, as Anthropic's clients send it.
+   */
+  errors?: ErrorShape;
 }
+
+const withErrorShape =
+  (shape: ErrorShape): AppMiddleware =>
+  (ctx, next) => {
+    ctx.state.errorShape = shape;
+    return next();
+  };
 
 /** The route table as one Koa router: case-sensitive, strict about trailing slashes, guard first per route. */
 export function routerFor(routes: Route[]): Router<AppState, AppExtensions> {
@@ -22,7 +35,8 @@ export function routerFor(routes: Route[]): Router<AppState, AppExtensions> {
   for (const route of routes) {
     const methods = route.method === 'ALL' ? ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] : [route.method];
     const handle = Array.isArray(route.handle) ? route.handle : [route.handle];
-    router.register(route.path, methods, [GUARDS[route.guard], ...handle]);
+    const shape = route.errors ? [withErrorShape(route.errors)] : [];
+    router.register(route.path, methods, [...shape, GUARDS[route.guard], ...handle]);
   }
   return router;
 }

@@ -1,6 +1,12 @@
 import type { Context } from 'koa';
 import type { ApiError } from './errors.js';
 
+/** One server-sent event: `event` is its name (absent: an unnamed `data:` event, as chat streams use). */
+export interface SseEvent {
+  event?: string;
+  data: unknown;
+}
+
 /**
  * Server-sent events on a Koa response. Nothing is written until the first event or comment; until then
  * `fail` throws, so the error boundary answers with an ordinary HTTP error and status.
@@ -27,19 +33,37 @@ export class SseWriter {
     this.ctx.res.write(`: ${text}\n\n`);
   }
 
-  data(payload: unknown): void {
+  /** An event; named (`event: <name>`) when `name` is given. */
+  event(name: string | undefined, payload: unknown): void {
     this.start();
-    this.ctx.res.write(`data: ${JSON.stringify(payload)}\n\n`);
+    this.ctx.res.write(frameOf({ event: name, data: payload }));
   }
 
+  data(payload: unknown): void {
+    this.event(undefined, payload);
+  }
+
+  /** Chat's end: `data: [DONE]`. */
   done(): void {
     this.start();
     this.ctx.res.end('data: [DONE]\n\n');
   }
 
-  /** Before the stream started: throw (an HTTP error answer). After: one SSE error event, then the end. */
-  fail(error: ApiError): void {
+  /** The end of a stream whose format has no end marker (Messages, Responses: their last event says it). */
+  end(): void {
+    this.start();
+    this.ctx.res.end();
+  }
+
+  /**
+   * Before the stream started: throw (an HTTP error answer). After: one SSE error event (chat's by default:
+   * `data: {"error":{…}}`), then the end.
+   */
+  fail(error: ApiError, event: SseEvent = { data: error.toJSON() }): void {
     if (!this.started) throw error;
-    this.ctx.res.end(`data: ${JSON.stringify(error.toJSON())}\n\n`);
+    this.ctx.res.end(frameOf(event));
   }
 }
+
+const frameOf = ({ event, data }: SseEvent) =>
+  event === undefined ? `data: ${JSON.stringify(data)}\n\n` : `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;

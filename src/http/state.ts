@@ -6,6 +6,7 @@ import type { Reservation } from '../billing/reserve.js';
 import type { Channel, Model, ModelRoute } from '../catalog/catalog.js';
 import type { ConsoleSession, ConsoleUser } from '../console/sessions.js';
 import type { WebServices } from '../services.js';
+import type { ErrorShape } from './error-shape.js';
 import { ApiError } from './errors.js';
 
 /** Who a request was authenticated as, by its route's guard (src/http/guards.ts). */
@@ -21,6 +22,8 @@ export type Principal =
 /** Everything middleware puts on `ctx.state`, declared once. */
 export interface AppState {
   requestId: string;
+  /** How this route writes its errors (set by the router before the guard; absent = SPEC §2's shape). */
+  errorShape?: ErrorShape;
   /** The request's root tracing span (a no-op unless OTEL_EXPORTER_OTLP_ENDPOINT is set). */
   span: Span;
   principal?: Principal;

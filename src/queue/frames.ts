@@ -6,9 +6,24 @@ import type { WireError } from '../http/errors.js';
  * re-ran a job whose worker died: seq 0 again) both show. Heartbeats are outside the sequence and never
  * reach a client; they only prove that a worker still runs the job.
  */
-export type ChunkFrame = { id: string; seq: number; t: 'chunk'; chunk: unknown };
-/** The answer: a non-stream result, or a stream's usage chunk (shown only to clients that asked), and its cost. */
-export type DoneFrame = { id: string; seq: number; t: 'done'; costNano: string; result?: unknown; usageChunk?: unknown; sentAt?: number };
+/** One SSE event of a stream, in the client's wire format: `event` is the SSE event name (absent for chat). */
+export type ChunkFrame = { id: string; seq: number; t: 'chunk'; chunk: unknown; event?: string };
+/** A stream's closing SSE event (non-chat wires): sent after settlement, so it may carry the cost. */
+export type ClosingEvent = { event?: string; data: unknown };
+/**
+ * The answer: a non-stream result, or a stream's end, and its cost. Chat: the usage chunk (shown only to
+ * clients that asked). Other wires: `events`, the stream's closing events, always written.
+ */
+export type DoneFrame = {
+  id: string;
+  seq: number;
+  t: 'done';
+  costNano: string;
+  result?: unknown;
+  usageChunk?: unknown;
+  events?: ClosingEvent[];
+  sentAt?: number;
+};
 /** The SPEC §2 error the request ends with; sent only for a request left unbillable (or billed for what it streamed). */
 export type ErrorFrame = { id: string; seq: number; t: 'error'; error: WireError };
 /** "Still running", per request as a RelayStream sees it. */

@@ -52,11 +52,30 @@ export interface JobBase {
   trace?: TraceCarrier;
 }
 
+/**
+ * The wire format a chat job's client speaks (SPEC §1b). The worker answers in it (results, stream chunks
+ * with their SSE event names, closing events); the web relays frames verbatim.
+ */
+export type Wire = 'chat' | 'messages' | 'responses';
+
+/** `anthropic-version` and `anthropic-beta` as the client sent them (header values, never credentials). */
+export interface AnthropicHeaders {
+  version?: string;
+  beta?: string;
+}
+
 export interface ChatJobData extends JobBase {
   kind: 'chat';
+  /** absent = chat */
+  wire?: Wire;
   stream: boolean;
-  /** The OpenAI-shaped request to send upstream (model already the upstream name). */
+  /**
+   * The request in the client's wire format: OpenAI's chat request for `chat` (model already the upstream
+   * name), Anthropic's Messages body for `messages`, the Responses body for `responses`.
+   */
   body: Record<string, unknown>;
+  /** `messages` only: the client's Anthropic headers, forwarded to an Anthropic upstream. */
+  anthropic?: AnthropicHeaders;
 }
 
 export interface EmbeddingsJobData extends JobBase {

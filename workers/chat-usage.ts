@@ -1,0 +1,67 @@
+/** The usage of chat-completion answers as billed (SPEC §3) and as clients see it; shared by every wire format. */
+import { countTextTokens, estimateChatPromptTokens } from '../src/billing/estimate.js';
+import { type Usage, usdNumber } from '../src/billing/money.js';
+import type { ChatChunk, TokenUsage } from '../src/upstream/providers/types.js';
+
+type Details = Record<string, unknown> | undefined;
+const tokens = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.trunc(value) : 0);
+const detailsOf = (value: unknown): Details => (typeof value === 'object' && value !== null ? (value as Details) : undefined);
+
+/**
+ * What the upstream's usage bills (SPEC §3). Every provider reports OpenAI's shape (the Anthropic adapter
+ * translates): prompt_tokens include the cached (`prompt_tokens_details.cached_tokens`) and cache-written
+ * (`cache_write_tokens`) ones; reasoning tokens are part of completion_tokens. DeepSeek-style upstreams
+ * report cache hits as `prompt_cache_hit_tokens` instead.
+ */
+export function fromTokenUsage(usage: TokenUsage): Usage {
+  const prompt = detailsOf(usage.prompt_tokens_details);
+  return {
+    promptTokens: tokens(usage.prompt_tokens),
+    completionTokens: tokens(usage.completion_tokens),
+    images: 0,
+    cachedTokens: tokens(prompt?.cached_tokens ?? usage.prompt_cache_hit_tokens),
+    cacheWriteTokens: tokens(prompt?.cache_write_tokens),
+  };
+}
+
+/** The usage a client sees: the upstream's, with OpenAI's cache and reasoning details always present, and the cost. */
+export function clientUsage(upstream: TokenUsage | undefined, billed: Usage, cost: bigint): TokenUsage {
+  const base = upstream ?? {
+    prompt_tokens: billed.promptTokens,
+    completion_tokens: billed.completionTokens,
+    total_tokens: billed.promptTokens + billed.completionTokens,
+  };
+  const completion = detailsOf(base.completion_tokens_details);
+  return {
+    ...base,
+    prompt_tokens_details: {
+      ...detailsOf(base.prompt_tokens_details),
+      cached_tokens: billed.cachedTokens ?? 0,
+      cache_write_tokens: billed.cacheWriteTokens ?? 0,
+    },
+    completion_tokens_details: { ...completion, reasoning_tokens: tokens(completion?.reasoning_tokens) },
+    cost: usdNumber(cost),
+  };
+}
+
+/** Usage counted by the gateway itself when the upstream gave none (the ledger row is marked estimated). */
+export function estimatedUsage(chatBody: Record<string, unknown>, producedText: string): Usage {
+  return {
+    promptTokens: estimateChatPromptTokens(chatBody as { messages: unknown[] }),
+    completionTokens: countTextTokens(producedText),
+    images: 0,
+  };
+}
+
+/** Text and tool-call argument fragments of a chunk, for counting what was produced. */
+export function producedTextOf(chunk: ChatChunk): string {
+  let text = '';
+  for (const choice of chunk.choices ?? []) {
+    const delta = choice.delta as
+      | { content?: string | null; tool_calls?: Array<{ function?: { name?: string; arguments?: string } }> }
+      | undefined;
+    text += delta?.content ?? '';
+    for (const call of delta?.tool_calls ?? []) text += (call.function?.name ?? '') + (call.function?.arguments ?? '');
+  }
+  return text;
+}
