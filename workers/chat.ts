@@ -6,6 +6,7 @@ import { clientUsage, estimatedUsage, fromTokenUsage, producedTextOf } from './c
 import type { WorkerContext } from './context.js';
 import { charge, type JobSummary, runJob } from './job-kit.js';
 import { processMessages } from './messages.js';
+import { processResponses } from './responses.js';
 import { withUpstream } from './upstream-call.js';
 
 async function completeChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPublisher, signal: AbortSignal): Promise<JobSummary> {
@@ -71,5 +72,6 @@ async function streamChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPubl
 export function processChat(ctx: WorkerContext, bullJob: Job<ChatJobData>, signal: AbortSignal): Promise<JobSummary> {
   const job = bullJob.data;
   if (job.wire === 'messages') return processMessages(ctx, job, signal);
+  if (job.wire === 'responses' && job.responses) return processResponses(ctx, job, job.responses, signal);
   return runJob(ctx, job, signal, (relay) => (job.stream ? streamChat(ctx, job, relay, signal) : completeChat(ctx, job, relay, signal)));
 }

@@ -29,6 +29,8 @@ export interface FrontDoor<B extends { model: string }> {
   schema: z.ZodType<B>;
   /** 400s about the body alone, beyond its schema. */
   checkBody?(body: B): void;
+  /** What the body refers to that must be read before the model step (Responses: previous_response_id), and its 4xx. */
+  load?(ctx: AppContext, body: B): Promise<void>;
   /** What the model's channels must be able to serve, and 400s about this body on this model. */
   demand(body: B, model: Model): Demand;
   worstCase(body: B, model: Model): WorstCase;
@@ -49,11 +51,16 @@ export function admitted<B>(ctx: AppContext): Admitted<B> {
   return { body: body as B, model, channel, reservation };
 }
 
-export function bodyStep<B>(schema: z.ZodType<B>, checkBody?: (body: B) => void): AppMiddleware {
+export function bodyStep<B>(
+  schema: z.ZodType<B>,
+  checkBody?: (body: B) => void,
+  load?: (ctx: AppContext, body: B) => Promise<void>,
+): AppMiddleware {
   return async (ctx, next) => {
     ctx.state.admissionStartedAt = Date.now();
     const body = await parseBody(ctx, schema, ctx.services.config.bodyLimitBytes);
     checkBody?.(body);
+    await load?.(ctx, body);
     ctx.state.body = body;
     await next();
   };
@@ -181,7 +188,7 @@ function holdStep<B extends { model: string }>(door: FrontDoor<B>): AppMiddlewar
 
 /** The admission chain of a front door, in SPEC §2 order (the route's guard has already run). */
 export function admission<B extends { model: string }>(door: FrontDoor<B>): AppMiddleware[] {
-  return [bodyStep(door.schema, door.checkBody), modelStep(door), rateLimit, concurrencyStep, holdStep(door)];
+  return [bodyStep(door.schema, door.checkBody, door.load), modelStep(door), rateLimit, concurrencyStep, holdStep(door)];
 }
 
 /** The part of every job admission decides: who pays, what was held, which routes (and queue), and the deadline. */

@@ -1,4 +1,4 @@
-import type { ResponsesRequest } from './request.js';
+import type { ChatMessage, ResponsesRequest } from './request.js';
 
 /**
  * Chat completion → OpenAI `response` object (SPEC §1b). The fields a Response echoes from its request
@@ -178,7 +178,7 @@ export function responseFromCompletion(echo: ResponsesEcho, completion: Json): J
 }
 
 /** The assistant's turn as a chat message, for the stored conversation (what the next turn sends upstream). */
-export function assistantMessage(output: Json[]): Json | undefined {
+export function assistantMessage(output: Json[]): ChatMessage | undefined {
   let content = '';
   const toolCalls: Json[] = [];
   for (const item of output) {
