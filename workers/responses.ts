@@ -47,7 +47,9 @@ async function completeResponse(
   relay: RelayPublisher,
   signal: AbortSignal,
 ): Promise<JobSummary> {
-  const completion = await withUpstream(ctx, job, signal, (adapter, call) => adapter.chat({ ...job.body, model: call.upstreamModel }, call));
+  const completion = await withUpstream(ctx, job, signal, (adapter, call) =>
+    adapter.chat({ ...job.body, model: call.upstreamModel }, call),
+  );
   const estimated = !completion.usage;
   const usage = completion.usage ? fromTokenUsage(completion.usage) : estimatedUsage(job.body, JSON.stringify(completion.choices ?? ''));
   const cost = await charge(ctx, job, usage, estimated);

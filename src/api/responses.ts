@@ -1,7 +1,13 @@
 import { ApiError } from '../http/errors.js';
 import { type AppContext, customerKey } from '../http/state.js';
 import type { ChatJobData } from '../queue/jobs.js';
-import { type ChatMessage, checkResponsesRequest, type ResponsesRequest, responsesRequestSchema, toChatRequest } from '../wire/responses/request.js';
+import {
+  type ChatMessage,
+  checkResponsesRequest,
+  type ResponsesRequest,
+  responsesRequestSchema,
+  toChatRequest,
+} from '../wire/responses/request.js';
 import { echoOf } from '../wire/responses/response.js';
 import { loadConversation, loadResponse } from '../wire/responses/store.js';
 import { errorEvent } from '../wire/responses/stream.js';

@@ -44,9 +44,13 @@ const UNSUPPORTED_FIELDS = ['conversation', 'prompt'] as const;
 export function checkResponsesRequest(body: ResponsesRequest): void {
   for (const [i, tool] of (body.tools ?? []).entries()) {
     if (tool.type !== 'function') {
-      throw badRequest(`tools: the built-in tool ${JSON.stringify(tool.type)} (tools[${i}]) is not supported; only function tools are`, 'tools');
+      throw badRequest(
+        `tools: the built-in tool ${JSON.stringify(tool.type)} (tools[${i}]) is not supported; only function tools are`,
+        'tools',
+      );
     }
-    if (typeof tool.name !== 'string' || tool.name === '') throw badRequest(`tools: tools[${i}].name is required for a function tool`, 'tools');
+    if (typeof tool.name !== 'string' || tool.name === '')
+      throw badRequest(`tools: tools[${i}].name is required for a function tool`, 'tools');
   }
   const choice = body.tool_choice;
   if (isObject(choice) && choice.type !== 'function') {
@@ -135,7 +139,11 @@ export function inputMessages(input: ResponsesRequest['input']): ChatMessage[] {
       } else messages.push({ role: 'assistant', content: null, tool_calls: [call] });
     } else if (type === 'function_call_output') {
       if (typeof item.call_id !== 'string') throw badRequest(`input: ${where} (function_call_output) needs call_id`, 'input');
-      messages.push({ role: 'tool', tool_call_id: item.call_id, content: typeof item.output === 'string' ? item.output : textOf(item.output) });
+      messages.push({
+        role: 'tool',
+        tool_call_id: item.call_id,
+        content: typeof item.output === 'string' ? item.output : textOf(item.output),
+      });
     } else if (type !== 'reasoning') {
       throw badRequest(`input: ${where}.type ${JSON.stringify(type)} is not supported`, 'input');
     }
@@ -166,7 +174,10 @@ function chatResponseFormat(format: Json | null | undefined): Json | undefined {
   if (!format || format.type === 'text') return undefined;
   if (format.type === 'json_object') return { type: 'json_object' };
   const { name, schema, strict, description } = format;
-  return { type: 'json_schema', json_schema: { name, schema, ...(strict != null && { strict }), ...(description != null && { description }) } };
+  return {
+    type: 'json_schema',
+    json_schema: { name, schema, ...(strict != null && { strict }), ...(description != null && { description }) },
+  };
 }
 
 /**

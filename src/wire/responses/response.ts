@@ -63,8 +63,15 @@ export function echoOf(body: ResponsesRequest, requestId: string, model: string,
 export type ResponseStatus = 'in_progress' | 'completed' | 'incomplete';
 
 /** The response object around `output` (status in_progress: no usage yet). */
-export function responseObject(echo: ResponsesEcho, status: ResponseStatus, output: Json[], usage: Json | null, finishReason?: unknown): Json {
-  const incomplete = status === 'incomplete' ? { reason: finishReason === 'content_filter' ? 'content_filter' : 'max_output_tokens' } : null;
+export function responseObject(
+  echo: ResponsesEcho,
+  status: ResponseStatus,
+  output: Json[],
+  usage: Json | null,
+  finishReason?: unknown,
+): Json {
+  const incomplete =
+    status === 'incomplete' ? { reason: finishReason === 'content_filter' ? 'content_filter' : 'max_output_tokens' } : null;
   return {
     id: echo.id,
     object: 'response',
@@ -89,8 +96,8 @@ export function responseObject(echo: ResponsesEcho, status: ResponseStatus, outp
     tools: echo.tools,
     top_p: echo.top_p,
     truncation: 'disabled',
-    usage,
-    user: echo.user,
+    ...(usage !== null && { usage }),
+    ...(echo.user !== null && { user: echo.user }),
     metadata: echo.metadata,
   };
 }

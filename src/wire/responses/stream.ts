@@ -190,7 +190,11 @@ export class ResponsesStreamEncoder {
  * The `error` event a stream ends with once it has started (SPEC §2): OpenAI's ResponseErrorEvent fields,
  * plus the SPEC §2 `error` object, which the OpenAI SDKs raise as an APIError.
  */
-export function errorEvent(error: { code: string; message: string; param: string | null }, sequenceNumber: number, wire: Json): StreamEvent {
+export function errorEvent(
+  error: { code: string; message: string; param: string | null },
+  sequenceNumber: number,
+  wire: Json,
+): StreamEvent {
   return {
     event: 'error',
     data: { type: 'error', code: error.code, message: error.message, param: error.param, sequence_number: sequenceNumber, ...wire },
