@@ -51,6 +51,12 @@ export function admitted<B>(ctx: AppContext): Admitted<B> {
   return { body: body as B, model, channel, reservation };
 }
 
+function unheld(ctx: AppContext): Omit<Admitted<unknown>, 'reservation'> & { reservation?: undefined } {
+  const { body, model, channel, routes } = ctx.state;
+  if (body === undefined || !model || !channel || !routes) throw new Error('handler reached without admission');
+  return { body, model, channel };
+}
+
 export function bodyStep<B>(
   schema: z.ZodType<B>,
   checkBody?: (body: B) => void,
@@ -191,10 +197,21 @@ export function admission<B extends { model: string }>(door: FrontDoor<B>): AppM
   return [bodyStep(door.schema, door.checkBody, door.load), modelStep(door), rateLimit, concurrencyStep, holdStep(door)];
 }
 
-/** The part of every job admission decides: who pays, what was held, which routes (and queue), and the deadline. */
-export function jobBase(ctx: AppContext, kind: JobKind): JobBase {
+/**
+ * Admission for requests that are counted but never billed (`/v1/messages/count_tokens`): body → model →
+ * RPM; no concurrency slot, no hold.
+ */
+export function admissionWithoutHold<B extends { model: string }>(door: FrontDoor<B>): AppMiddleware[] {
+  return [bodyStep(door.schema, door.checkBody, door.load), modelStep(door), rateLimit];
+}
+
+/**
+ * The part of every job admission decides: who pays, what was held, which routes (and queue), and the
+ * deadline. `held: false` for a job admitted without a hold (it bills nothing).
+ */
+export function jobBase(ctx: AppContext, kind: JobKind, held = true): JobBase {
   const key = customerKey(ctx);
-  const { model, channel, reservation } = admitted(ctx);
+  const { model, channel, reservation } = held ? admitted(ctx) : unheld(ctx);
   return {
     requestId: ctx.state.requestId,
     webId: ctx.services.relay.webId,
@@ -205,7 +222,7 @@ export function jobBase(ctx: AppContext, kind: JobKind): JobBase {
     routes: ctx.state.routes!,
     homeRoute: ctx.state.homeRoute ?? 0,
     prices: encodePrices(model.prices),
-    holdNano: reservation.holdNano.toString(),
+    holdNano: (reservation?.holdNano ?? 0n).toString(),
     deadlineAt: deadlineFor(kind, ctx.services.config),
     trace: carrierOf(ctx.state.span),
   };

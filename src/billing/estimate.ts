@@ -175,17 +175,14 @@ function contentCost(counter: TokenCounter, content: unknown): number {
   return tokens;
 }
 
+type ChatPrompt = { messages: unknown[]; tools?: unknown; functions?: unknown; response_format?: unknown };
+
 /**
- * Upper estimate of a chat request's prompt tokens for the worst-case hold (SPEC §3): every message's text
- * counted with a real tokenizer (o200k, bounded as TokenCounter says), tool definitions and tool calls as their
- * JSON, a 10 % margin for other providers' tokenizers, and per-message framing.
+ * The gateway's own count of a chat request's prompt tokens (o200k, bounded as TokenCounter says): every
+ * message's text, tool definitions and tool calls as their JSON, and per-message framing. What
+ * `/v1/messages/count_tokens` answers where the upstream cannot count.
  */
-export function estimateChatPromptTokens(body: {
-  messages: unknown[];
-  tools?: unknown;
-  functions?: unknown;
-  response_format?: unknown;
-}): number {
+export function countChatPromptTokens(body: ChatPrompt): number {
   const counter = new TokenCounter();
   let tokens = 0;
   for (const message of body.messages as Array<Record<string, unknown>>) {
@@ -197,8 +194,16 @@ export function estimateChatPromptTokens(body: {
   if (body.tools) tokens += counter.countJson(body.tools);
   if (body.functions) tokens += counter.countJson(body.functions);
   if (body.response_format) tokens += counter.countJson(body.response_format);
+  return tokens;
+}
+
+/**
+ * Upper estimate of a chat request's prompt tokens for the worst-case hold (SPEC §3): the count above, a 10 %
+ * margin for other providers' tokenizers, and the request's framing and tool prompt.
+ */
+export function estimateChatPromptTokens(body: ChatPrompt): number {
   const toolPrompt = body.tools || body.functions || body.response_format ? TOOL_PROMPT_OVERHEAD : 0;
-  return Math.ceil(tokens * MARGIN) + PER_REQUEST_OVERHEAD + toolPrompt;
+  return Math.ceil(countChatPromptTokens(body) * MARGIN) + PER_REQUEST_OVERHEAD + toolPrompt;
 }
 
 /** Embedding inputs: strings are tokenized, token arrays are counted as they are. */

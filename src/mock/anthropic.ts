@@ -167,7 +167,18 @@ interface MessageMeta {
   /** every prompt token, cached ones included */
   inputTokens: number;
   cache: CacheUse;
+  /** `thinking` enabled: the answer starts with this thinking block (its tokens are output tokens) */
+  thinking?: string;
 }
+
+/** The mock's thinking, when a request enables it. */
+const THINKING_TEXT = 'The user asked something; a short, direct answer fits.';
+const THINKING_SIGNATURE = 'mock-signature';
+
+const thinkingOf = (body: JsonObject): string | undefined =>
+  isObject(body.thinking) && body.thinking.type === 'enabled' ? THINKING_TEXT : undefined;
+
+const outputTokens = (meta: MessageMeta, plan: ReplyPlan) => plan.outputTokens + (meta.thinking ? countTokens(meta.thinking) : 0);
 
 /** Anthropic's usage: input_tokens are the prompt tokens neither read from nor written to the cache. */
 function usage(meta: MessageMeta, output: number): JsonObject {
@@ -187,10 +198,10 @@ function sendMessage(ctx: Ctx, meta: MessageMeta, plan: ReplyPlan): void {
     type: 'message',
     role: 'assistant',
     model: meta.model,
-    content: [contentBlock(plan)],
+    content: [...(meta.thinking ? [{ type: 'thinking', thinking: meta.thinking, signature: THINKING_SIGNATURE }] : []), contentBlock(plan)],
     stop_reason: stopReason(plan),
     stop_sequence: plan.kind === 'text' ? (plan.stopSequence ?? null) : null,
-    ...(ctx.behavior.omitUsage ? {} : { usage: usage(meta, plan.outputTokens) }),
+    ...(ctx.behavior.omitUsage ? {} : { usage: usage(meta, outputTokens(meta, plan)) }),
   });
 }
 
@@ -216,16 +227,40 @@ function streamFrames(meta: MessageMeta, plan: ReplyPlan, withUsage: boolean): S
     ...(withUsage ? { usage: usage(meta, 1) } : {}),
   };
   const stopSequence = plan.kind === 'text' ? (plan.stopSequence ?? null) : null;
+  const index = meta.thinking ? 1 : 0;
+  const thinking = meta.thinking
+    ? [
+        eventFrame('content_block_start', {
+          type: 'content_block_start',
+          index: 0,
+          content_block: { type: 'thinking', thinking: '', signature: '' },
+        }),
+        ...textPieces(meta.thinking).map((piece) =>
+          eventFrame(
+            'content_block_delta',
+            { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: piece } },
+            true,
+          ),
+        ),
+        eventFrame('content_block_delta', {
+          type: 'content_block_delta',
+          index: 0,
+          delta: { type: 'signature_delta', signature: THINKING_SIGNATURE },
+        }),
+        eventFrame('content_block_stop', { type: 'content_block_stop', index: 0 }),
+      ]
+    : [];
   return [
     eventFrame('message_start', { type: 'message_start', message }),
-    eventFrame('content_block_start', { type: 'content_block_start', index: 0, content_block: blockStart(plan) }),
     eventFrame('ping', { type: 'ping' }),
-    ...blockDeltas(plan).map((delta) => eventFrame('content_block_delta', { type: 'content_block_delta', index: 0, delta }, true)),
-    eventFrame('content_block_stop', { type: 'content_block_stop', index: 0 }),
+    ...thinking,
+    eventFrame('content_block_start', { type: 'content_block_start', index, content_block: blockStart(plan) }),
+    ...blockDeltas(plan).map((delta) => eventFrame('content_block_delta', { type: 'content_block_delta', index, delta }, true)),
+    eventFrame('content_block_stop', { type: 'content_block_stop', index }),
     eventFrame('message_delta', {
       type: 'message_delta',
       delta: { stop_reason: stopReason(plan), stop_sequence: stopSequence },
-      ...(withUsage ? { usage: { output_tokens: plan.outputTokens } } : {}),
+      ...(withUsage ? { usage: { output_tokens: outputTokens(meta, plan) } } : {}),
     }),
     eventFrame('message_stop', { type: 'message_stop' }),
   ];
@@ -253,6 +288,7 @@ const messagesHandler =
       model,
       inputTokens: countTokens(promptText(body.system, messages)),
       cache: cacheUse(ctx, cache, body, messages, model),
+      thinking: thinkingOf(body),
     };
     if (body.stream !== true) return sendMessage(ctx, meta, plan);
     await playSse(ctx, streamFrames(meta, plan, !ctx.behavior.omitUsage), {
@@ -268,6 +304,27 @@ function requireVersion(ctx: Ctx): boolean {
   return false;
 }
 
+/** `POST /v1/messages/count_tokens`: the prompt's tokens as the mock counts them for /v1/messages. */
+async function countTokensHandler(ctx: Ctx, body: unknown): Promise<void> {
+  if (!isObject(body) || asString(body.model) === undefined) return anthropicProvider.sendError(ctx, 400, 'model: Field required');
+  if (!Array.isArray(body.messages) || body.messages.length === 0)
+    return anthropicProvider.sendError(ctx, 400, 'messages: at least one message is required');
+  if (body.max_tokens !== undefined || body.stream !== undefined)
+    return anthropicProvider.sendError(
+      ctx,
+      400,
+      `${body.max_tokens !== undefined ? 'max_tokens' : 'stream'}: Extra inputs are not permitted`,
+    );
+  sendJson(ctx, 200, { input_tokens: countTokens(promptText(body.system, body.messages.filter(isObject))) });
+}
+
 export const anthropicRoutes = (cache: PromptCache): Route[] => [
   { method: 'POST', pattern: /^\/v1\/messages$/, provider: anthropicProvider, precheck: requireVersion, handle: messagesHandler(cache) },
+  {
+    method: 'POST',
+    pattern: /^\/v1\/messages\/count_tokens$/,
+    provider: anthropicProvider,
+    precheck: requireVersion,
+    handle: countTokensHandler,
+  },
 ];

@@ -77,6 +77,8 @@ export interface ChatJobData extends JobBase {
   body: Record<string, unknown>;
   /** `messages` only: the client's Anthropic headers, forwarded to an Anthropic upstream. */
   anthropic?: AnthropicHeaders;
+  /** `messages` only: count the prompt's tokens (`/v1/messages/count_tokens`); nothing is held or billed. */
+  countTokens?: boolean;
   /** `responses` only: what the response object echoes, and what to store. */
   responses?: ResponsesJob;
 }

@@ -1,5 +1,6 @@
 import type { Channel } from '../../catalog/catalog.js';
 import type { ChannelType } from '../../db/schema.js';
+import { translationProblem } from '../../wire/messages/request.js';
 import { anthropicProvider } from './anthropic/index.js';
 import { dashscopeProvider } from './dashscope/index.js';
 import { openaiProvider } from './openai/index.js';
@@ -17,7 +18,12 @@ export function providerFor(type: ChannelType): Provider {
 }
 
 /** What a request asks of a channel: its endpoint, and for chat the body (checked by the provider). */
-export type Demand = { kind: 'chat'; body: Json } | { kind: 'embeddings'; tokenInput: boolean } | { kind: 'images' };
+export type Demand =
+  | { kind: 'chat'; body: Json }
+  /** Anthropic's Messages API: served natively or translated to chat (SPEC §1b) */
+  | { kind: 'messages'; body: Json }
+  | { kind: 'embeddings'; tokenInput: boolean }
+  | { kind: 'images' };
 
 /**
  * Why a channel cannot serve this request, as [field, message] for a 400, or undefined when it can.
@@ -40,6 +46,9 @@ export function unservable(channel: Channel, demand: Demand): [string, string] |
       }
       return provider.chatRequestProblem?.(demand.body);
     }
+    case 'messages':
+      if (!can('chat')) return ['model', 'this model does not serve chat'];
+      return can('messages') ? undefined : translationProblem(demand.body);
     case 'embeddings':
       if (!can('embeddings')) return ['model', 'this model does not serve embeddings'];
       return demand.tokenInput && !can('embeddingTokenInput')

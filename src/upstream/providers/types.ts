@@ -1,3 +1,5 @@
+import type { AnthropicHeaders } from '../../queue/jobs.js';
+
 export type Json = Record<string, unknown>;
 
 /** What an adapter needs for one upstream call. The secret lives only here, in worker memory. */
@@ -54,6 +56,12 @@ export interface ProviderAdapter {
   /** OpenAI chunks; the last one (choices: []) carries usage when the upstream reported it. */
   chatStream(body: Record<string, unknown>, call: UpstreamCall): AsyncIterable<ChatChunk>;
   embeddings?(body: Record<string, unknown>, call: UpstreamCall): Promise<EmbeddingsResult>;
+  /** Anthropic's Messages API as is (SPEC §1b): the body goes up and the answer comes back untranslated. */
+  messages?(body: Json, call: UpstreamCall, headers: AnthropicHeaders): Promise<Json>;
+  /** The same, streamed: the upstream's events as they come (`event` = the SSE event name). */
+  messagesStream?(body: Json, call: UpstreamCall, headers: AnthropicHeaders): AsyncIterable<{ event: string; data: Json }>;
+  /** `POST /v1/messages/count_tokens` upstream: the prompt's input tokens. */
+  countMessageTokens?(body: Json, call: UpstreamCall, headers: AnthropicHeaders): Promise<number>;
   images?(request: ImageRequest, call: UpstreamCall): Promise<ImagesResult>;
 }
 
@@ -69,7 +77,14 @@ export interface Capabilities {
   images: boolean;
   /** chat `response_format.type`s it honours; `forwarded`: any, passed to the upstream untouched for it to judge */
   responseFormats: ReadonlyArray<ResponseFormat> | 'forwarded';
+  /** Anthropic's Messages API natively (the adapter's `messages*` methods); otherwise it is translated to chat */
+  messages: boolean;
+  /** How a translated request asks for reasoning (Anthropic's `thinking`), if the upstream has a setting */
+  reasoning: ReasoningParam;
 }
+
+/** OpenAI's `reasoning_effort`, DashScope's `enable_thinking` (+ `thinking_budget`), Anthropic's own `thinking`. */
+export type ReasoningParam = 'reasoning_effort' | 'enable_thinking' | 'thinking';
 
 export type ResponseFormat = 'text' | 'json_object' | 'json_schema';
 

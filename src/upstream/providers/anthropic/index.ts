@@ -1,21 +1,35 @@
 /**
  * Anthropic Messages API (`{base_url}/v1/messages`) behind the OpenAI-shaped adapter surface: requests,
  * answers and streams are translated both ways (./request, ./response, ./stream); ./check refuses, on the
- * web side before anything is held, what an Anthropic model cannot honour.
+ * web side before anything is held, what an Anthropic model cannot honour. The `messages*` methods serve
+ * clients that speak the Messages API themselves (SPEC §1b): bodies and events pass through untranslated.
  */
+
+import type { AnthropicHeaders } from '../../../queue/jobs.js';
 import { UpstreamError } from '../../errors.js';
 import { parseEventJson, readJson, send, sseEvents } from '../http.js';
-import type { Provider, UpstreamCall } from '../types.js';
+import type { Json, Provider, UpstreamCall } from '../types.js';
 import { anthropicRequestProblem } from './check.js';
 import { toAnthropicRequest } from './request.js';
 import { type AnthropicMessage, styleOf, toChatCompletion } from './response.js';
-import { type AnthropicEvent, StreamTranslator } from './stream.js';
+import { type AnthropicEvent, StreamTranslator, streamErrorOf } from './stream.js';
 
 const API_VERSION = '2023-06-01';
 
 /** SPEC §4 puts `/v1/messages` under base_url; a base_url that already ends in /v1 is forgiven. */
-const messagesUrl = (call: UpstreamCall) => `${call.baseUrl.replace(/\/+$/, '').replace(/\/v1$/, '')}/v1/messages`;
-const headers = (call: UpstreamCall) => ({ 'x-api-key': call.secret, 'anthropic-version': API_VERSION });
+const messagesUrl = (call: UpstreamCall, path = '') => `${call.baseUrl.replace(/\/+$/, '').replace(/\/v1$/, '')}/v1/messages${path}`;
+/** The client's `anthropic-version` (else ours) and `anthropic-beta`, with the token's key. */
+const headers = (call: UpstreamCall, client: AnthropicHeaders = {}) => ({
+  'x-api-key': call.secret,
+  'anthropic-version': client.version ?? API_VERSION,
+  ...(client.beta !== undefined ? { 'anthropic-beta': client.beta } : {}),
+});
+/** A Messages body as the client sent it, for the route's upstream model. */
+const passThrough = (body: Json, call: UpstreamCall, stream?: boolean) => ({
+  ...body,
+  model: call.upstreamModel,
+  ...(stream !== undefined ? { stream } : {}),
+});
 
 export const anthropicProvider: Provider = {
   capabilities: {
@@ -27,6 +41,8 @@ export const anthropicProvider: Provider = {
     embeddingTokenInput: false,
     images: false,
     responseFormats: ['text', 'json_object', 'json_schema'],
+    messages: true,
+    reasoning: 'thinking',
   },
   chatRequestProblem: anthropicRequestProblem,
   adapter: {
@@ -45,6 +61,34 @@ export const anthropicProvider: Provider = {
         if (translator.finished) return;
       }
       throw new UpstreamError('protocol', 'the upstream stream ended before message_stop', { status: 200 });
+    },
+
+    async messages(body, call, client) {
+      const response = await send(messagesUrl(call), { headers: headers(call, client), body: passThrough(body, call, false) }, call.signal);
+      return readJson<Json>(response, call.signal);
+    },
+
+    async *messagesStream(body, call, client) {
+      const response = await send(messagesUrl(call), { headers: headers(call, client), body: passThrough(body, call, true) }, call.signal);
+      for await (const event of sseEvents(response, call.signal)) {
+        const data = parseEventJson<AnthropicEvent & Json>(event.data);
+        if (data.type === 'error') throw streamErrorOf(data);
+        yield { event: event.event ?? data.type, data };
+        if (data.type === 'message_stop') return;
+      }
+      throw new UpstreamError('protocol', 'the upstream stream ended before message_stop', { status: 200 });
+    },
+
+    async countMessageTokens(body, call, client) {
+      const response = await send(
+        messagesUrl(call, '/count_tokens'),
+        { headers: headers(call, client), body: passThrough(body, call) },
+        call.signal,
+      );
+      const counted = await readJson<{ input_tokens?: unknown }>(response, call.signal);
+      if (typeof counted.input_tokens !== 'number')
+        throw new UpstreamError('protocol', 'count_tokens answered without input_tokens', { status: 200 });
+      return counted.input_tokens;
     },
   },
 };

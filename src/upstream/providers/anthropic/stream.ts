@@ -17,8 +17,17 @@ export interface AnthropicEvent {
 /** An in-stream `error` event keeps its HTTP meaning, so an overload still cools the token down. */
 const ERROR_STATUS: Record<string, number> = { overloaded_error: 529, rate_limit_error: 429, api_error: 500 };
 
+/** An in-stream `error` event as the UpstreamError it means. */
+export function streamErrorOf(event: AnthropicEvent): UpstreamError {
+  const type = event.error?.type ?? 'api_error';
+  return new UpstreamError('http', event.error?.message ?? 'the upstream stream reported an error', {
+    status: ERROR_STATUS[type] ?? 200,
+    providerCode: type,
+  });
+}
+
 /** Keeps only the fields a later event actually reports (message_delta repeats some as null). */
-function mergeUsage(into: AnthropicUsage | undefined, update: AnthropicUsage | undefined): AnthropicUsage | undefined {
+export function mergeUsage(into: AnthropicUsage | undefined, update: AnthropicUsage | undefined): AnthropicUsage | undefined {
   if (!update) return into;
   const reported = Object.entries(update).filter(([, value]) => typeof value === 'number');
   return { ...into, ...Object.fromEntries(reported) };
@@ -93,13 +102,8 @@ export class StreamTranslator {
         };
         return this.#withRole(usage ? [usage] : []);
       }
-      case 'error': {
-        const type = event.error?.type ?? 'api_error';
-        throw new UpstreamError('http', event.error?.message ?? 'the upstream stream reported an error', {
-          status: ERROR_STATUS[type] ?? 200,
-          providerCode: type,
-        });
-      }
+      case 'error':
+        throw streamErrorOf(event);
       default:
         return []; // ping, and event types this gateway does not translate
     }

@@ -12,6 +12,8 @@ export const dashscopeProvider: Provider = {
     embeddings: true,
     embeddingTokenInput: false,
     images: true,
+    messages: false,
+    reasoning: 'enable_thinking',
     responseFormats: ['text', 'json_object', 'json_schema'],
   },
   adapter: {

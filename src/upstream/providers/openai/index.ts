@@ -37,6 +37,8 @@ export const openaiProvider: Provider = {
     embeddings: true,
     embeddingTokenInput: true,
     images: false,
+    messages: false,
+    reasoning: 'reasoning_effort',
     responseFormats: 'forwarded',
   },
   adapter: openaiCompatible((baseUrl) => baseUrl),

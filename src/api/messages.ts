@@ -1,0 +1,125 @@
+/**
+ * `POST /v1/messages` and `POST /v1/messages/count_tokens`: Anthropic's Messages API (SPEC §1b) through chat's
+ * admission, queue, workers and ledger. The worker answers in Anthropic's format (workers/messages.ts); errors
+ * on these routes have Anthropic's shape (src/http/error-shape.ts).
+ */
+import { z } from 'zod';
+import { estimateChatPromptTokens } from '../billing/estimate.js';
+import { formatUsd } from '../billing/money.js';
+import { anthropicErrorBody } from '../http/error-shape.js';
+import { badRequest } from '../http/errors.js';
+import type { AppContext } from '../http/state.js';
+import type { AnthropicHeaders, ChatJobData } from '../queue/jobs.js';
+import { providerFor } from '../upstream/providers/registry.js';
+import { countMessagesTokens } from '../wire/messages/count.js';
+import { toChatRequest } from '../wire/messages/request.js';
+import { admitted, enqueue, type FrontDoor, jobBase } from './admission.js';
+import { respondWithResult, respondWithStream, type StreamStyle } from './relay-response.js';
+
+const block = z.looseObject({ type: z.string() });
+const content = z.union([z.string(), z.array(block)]);
+const positiveInt = z.number().int().positive();
+
+/** Anthropic's Messages request; unknown fields pass through to Anthropic upstreams untouched. */
+const promptSchema = z.looseObject({
+  model: z.string().min(1),
+  messages: z.array(z.looseObject({ role: z.enum(['user', 'assistant']), content })).min(1),
+  system: content.optional(),
+  tools: z.array(z.looseObject({ name: z.string().min(1), input_schema: z.looseObject({}).optional() })).optional(),
+  tool_choice: z.looseObject({ type: z.enum(['auto', 'any', 'tool', 'none']) }).optional(),
+  thinking: z.looseObject({ type: z.string(), budget_tokens: positiveInt.optional() }).optional(),
+});
+
+const messagesRequestSchema = promptSchema.extend({
+  max_tokens: positiveInt,
+  stream: z.boolean().optional(),
+  stop_sequences: z.array(z.string()).optional(),
+  temperature: z.number().min(0).max(1).optional(),
+  top_p: z.number().min(0).max(1).optional(),
+});
+
+type MessagesRequest = z.infer<typeof messagesRequestSchema>;
+type CountTokensRequest = z.infer<typeof promptSchema>;
+
+const hasImages = (body: CountTokensRequest) =>
+  body.messages.some((m) => Array.isArray(m.content) && m.content.some((b) => b.type === 'image'));
+
+/** The chat request a Messages request is estimated as (the hold's prompt tokens). */
+const asChat = (body: CountTokensRequest) => toChatRequest(body, 'thinking') as { messages: unknown[] };
+
+export const messagesDoor: FrontDoor<MessagesRequest> = {
+  endpoint: '/v1/messages',
+  modality: 'chat',
+  schema: messagesRequestSchema,
+  demand(body, model) {
+    if (!model.vision && hasImages(body)) throw badRequest(`messages: model ${model.id} does not accept image blocks`);
+    if (!model.tools && body.tools?.length) throw badRequest(`tools: model ${model.id} does not support tools`);
+    return { kind: 'messages', body };
+  },
+  worstCase: (body) => ({ promptTokens: estimateChatPromptTokens(asChat(body)), requestedOutput: body.max_tokens, choices: 1 }),
+};
+
+export const countTokensDoor: FrontDoor<CountTokensRequest> = {
+  endpoint: '/v1/messages/count_tokens',
+  modality: 'chat',
+  schema: promptSchema,
+  demand: (body) => ({ kind: 'messages', body }),
+  worstCase: () => ({ promptTokens: 0, choices: 1 }),
+};
+
+/** Anthropic's streams: `event: ping` keep-alives, `event: error` with Anthropic's error, no end marker. */
+const messagesStreamStyle: StreamStyle = {
+  includeUsage: false,
+  doneMarker: false,
+  keepAlive: (sse) => sse.event('ping', { type: 'ping' }),
+  errorEvent: (error) => ({ event: 'error', data: anthropicErrorBody(error) }),
+};
+
+/** The client's `anthropic-version` and `anthropic-beta` (forwarded to Anthropic upstreams). */
+function anthropicHeaders(ctx: AppContext): AnthropicHeaders {
+  const version = ctx.get('anthropic-version');
+  const beta = ctx.get('anthropic-beta');
+  return { ...(version !== '' ? { version } : {}), ...(beta !== '' ? { beta } : {}) };
+}
+
+/** POST /v1/messages, after admission: the job, then the relayed answer or stream. */
+export async function createMessage(ctx: AppContext): Promise<void> {
+  const { body, model } = admitted<MessagesRequest>(ctx);
+  const stream = body.stream === true;
+  const job: ChatJobData = {
+    ...jobBase(ctx, 'chat'),
+    kind: 'chat',
+    wire: 'messages',
+    stream,
+    body: { ...body, model: model.upstreamModel },
+    anthropic: anthropicHeaders(ctx),
+  };
+  const relay = await enqueue(ctx, job);
+  if (stream) await respondWithStream(ctx, relay, job, messagesStreamStyle);
+  else await respondWithResult(ctx, relay, job);
+}
+
+/**
+ * POST /v1/messages/count_tokens: `{"input_tokens": n}`, counted by RPM, billed nothing. Where the home
+ * route's channel is Anthropic, its upstream counts (a job: every upstream call holds a token's lease);
+ * elsewhere the gateway counts here with its own tokenizer.
+ */
+export async function countMessageTokens(ctx: AppContext): Promise<void> {
+  const body = ctx.state.body as CountTokensRequest;
+  const channel = ctx.state.channel!;
+  if (!providerFor(channel.type).capabilities.messages) {
+    ctx.set('x-eastx-cost-usd', formatUsd(0n));
+    ctx.body = { input_tokens: countMessagesTokens(body) };
+    return;
+  }
+  const job: ChatJobData = {
+    ...jobBase(ctx, 'chat', false),
+    kind: 'chat',
+    wire: 'messages',
+    stream: false,
+    countTokens: true,
+    body: { ...body, model: ctx.state.model!.upstreamModel },
+    anthropic: anthropicHeaders(ctx),
+  };
+  await respondWithResult(ctx, await enqueue(ctx, job), job);
+}

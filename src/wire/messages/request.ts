@@ -1,0 +1,153 @@
+/**
+ * Anthropic Messages request → OpenAI chat request, for `openai` and `dashscope` channels (SPEC §1b). Pure
+ * functions, no I/O; the other direction (chat → Messages, for the chat route on Anthropic channels) is
+ * src/upstream/providers/anthropic/request.ts.
+ */
+import { textOf } from '../../upstream/providers/anthropic/request.js';
+import type { Json, ReasoningParam } from '../../upstream/providers/types.js';
+
+const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
+const blocksOf = (content: unknown): Json[] =>
+  typeof content === 'string' ? [{ type: 'text', text: content }] : Array.isArray(content) ? content.filter(isObject) : [];
+
+/** An image block's source as the URL OpenAI's `image_url` part takes (base64 → data URL). */
+function imageUrlOfSource(source: unknown): string | undefined {
+  if (!isObject(source)) return undefined;
+  if (source.type === 'base64' && typeof source.data === 'string')
+    return `data:${String(source.media_type ?? 'image/png')};base64,${source.data}`;
+  if (source.type === 'url' && typeof source.url === 'string') return source.url;
+  return undefined;
+}
+
+/** User content blocks (text, images) as OpenAI content: a string when it is text only. */
+function userContent(blocks: Json[]): string | Json[] | undefined {
+  const parts: Json[] = [];
+  for (const block of blocks) {
+    if (block.type === 'text' && typeof block.text === 'string') parts.push({ type: 'text', text: block.text });
+    else if (block.type === 'image') {
+      const url = imageUrlOfSource(block.source);
+      if (url) parts.push({ type: 'image_url', image_url: { url } });
+    }
+  }
+  if (parts.length === 0) return undefined;
+  return parts.every((part) => part.type === 'text') ? parts.map((part) => part.text).join('\n') : parts;
+}
+
+/** A tool_result's content (a string, or text and image blocks) as a tool message's text. */
+function toolResultText(block: Json): string {
+  const text = typeof block.content === 'string' ? block.content : textOf(blocksOf(block.content));
+  return block.is_error === true && text !== '' ? `Error: ${text}` : text;
+}
+
+/** One Messages turn as OpenAI messages: a user turn's tool results become tool messages, first. */
+function chatMessagesOf(message: Json): Json[] {
+  const blocks = blocksOf(message.content);
+  if (message.role === 'assistant') {
+    const text = blocks
+      .filter((block) => block.type === 'text')
+      .map((block) => String(block.text ?? ''))
+      .join('');
+    const calls = blocks
+      .filter((block) => block.type === 'tool_use')
+      .map((block) => ({
+        id: String(block.id ?? ''),
+        type: 'function',
+        function: { name: String(block.name ?? ''), arguments: JSON.stringify(block.input ?? {}) },
+      }));
+    // thinking blocks are the upstream model's own; an OpenAI-type upstream takes none back
+    return [
+      { role: 'assistant', content: text === '' && calls.length > 0 ? null : text, ...(calls.length > 0 ? { tool_calls: calls } : {}) },
+    ];
+  }
+  const results = blocks
+    .filter((block) => block.type === 'tool_result')
+    .map((block) => ({ role: 'tool', tool_call_id: String(block.tool_use_id ?? ''), content: toolResultText(block) }));
+  const content = userContent(blocks);
+  return content === undefined ? results : [...results, { role: 'user', content }];
+}
+
+/** `system`: a string or text blocks (their cache_control has no OpenAI counterpart and is dropped). */
+function systemText(system: unknown): string {
+  if (typeof system === 'string') return system;
+  return blocksOf(system)
+    .filter((block) => block.type === 'text')
+    .map((block) => String(block.text ?? ''))
+    .join('\n\n');
+}
+
+/**
+ * What a channel that translates to chat cannot honour, as [field, message]: Anthropic's server tools (web
+ * search, code execution…: a `type` other than `custom` and no `input_schema`) run only on Anthropic's side.
+ */
+export function translationProblem(body: Json): [string, string] | undefined {
+  const at = blocksOf(body.tools).findIndex((tool) => tool.type !== undefined && tool.type !== 'custom' && !isObject(tool.input_schema));
+  if (at < 0) return undefined;
+  const type = String(blocksOf(body.tools)[at].type);
+  return [`tools.${at}`, `the server tool ${JSON.stringify(type)} is served only by Anthropic channels, and this model has none`];
+}
+
+/** Client tools (`input_schema`) as function tools; Anthropic's server tools are refused on the web side. */
+function toolsOf(tools: unknown): Json[] {
+  return blocksOf(tools).map((tool) => ({
+    type: 'function',
+    function: {
+      name: tool.name,
+      ...(typeof tool.description === 'string' ? { description: tool.description } : {}),
+      parameters: isObject(tool.input_schema) ? tool.input_schema : { type: 'object', properties: {} },
+    },
+  }));
+}
+
+function toolChoiceOf(choice: unknown): Json {
+  if (!isObject(choice)) return {};
+  const parallel = choice.disable_parallel_tool_use === true ? { parallel_tool_calls: false } : {};
+  if (choice.type === 'any') return { tool_choice: 'required', ...parallel };
+  if (choice.type === 'none') return { tool_choice: 'none' };
+  if (choice.type === 'tool' && typeof choice.name === 'string')
+    return { tool_choice: { type: 'function', function: { name: choice.name } }, ...parallel };
+  return { tool_choice: 'auto', ...parallel };
+}
+
+/**
+ * A thinking budget as OpenAI's `reasoning_effort`: under 4k tokens low, under 16k medium, else high (Claude
+ * Code's "think" / "think hard" / "ultrathink" land on low / medium / high).
+ */
+export function effortOf(budgetTokens: unknown): 'low' | 'medium' | 'high' {
+  const budget = typeof budgetTokens === 'number' ? budgetTokens : 8_192;
+  return budget < 4_096 ? 'low' : budget < 16_384 ? 'medium' : 'high';
+}
+
+/** `thinking` as the upstream's reasoning setting: OpenAI's reasoning_effort, DashScope's enable_thinking. */
+function reasoningOf(thinking: unknown, param: ReasoningParam): Json {
+  if (!isObject(thinking)) return {};
+  const enabled = thinking.type === 'enabled' || thinking.type === 'adaptive';
+  if (param === 'enable_thinking') {
+    if (!enabled) return thinking.type === 'disabled' ? { enable_thinking: false } : {};
+    return { enable_thinking: true, ...(typeof thinking.budget_tokens === 'number' ? { thinking_budget: thinking.budget_tokens } : {}) };
+  }
+  if (param === 'reasoning_effort' && enabled) return { reasoning_effort: effortOf(thinking.budget_tokens) };
+  return {};
+}
+
+/** The OpenAI chat body for a Messages body (model and stream flags are set by the caller and the adapter). */
+export function toChatRequest(body: Json, reasoning: ReasoningParam): Json {
+  const system = systemText(body.system);
+  const messages = [
+    ...(system !== '' ? [{ role: 'system', content: system }] : []),
+    ...(Array.isArray(body.messages) ? body.messages.filter(isObject).flatMap(chatMessagesOf) : []),
+  ];
+  const tools = toolsOf(body.tools);
+  const stop = Array.isArray(body.stop_sequences) ? body.stop_sequences.filter((s) => typeof s === 'string' && s !== '') : [];
+  const metadata = isObject(body.metadata) ? body.metadata : {};
+  return {
+    model: body.model,
+    messages,
+    ...(typeof body.max_tokens === 'number' ? { max_tokens: body.max_tokens } : {}),
+    ...(typeof body.temperature === 'number' ? { temperature: body.temperature } : {}),
+    ...(typeof body.top_p === 'number' ? { top_p: body.top_p } : {}),
+    ...(stop.length > 0 ? { stop } : {}),
+    ...(tools.length > 0 ? { tools, ...toolChoiceOf(body.tool_choice) } : {}),
+    ...(typeof metadata.user_id === 'string' ? { user: metadata.user_id } : {}),
+    ...reasoningOf(body.thinking, reasoning),
+  };
+}

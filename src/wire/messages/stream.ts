@@ -1,0 +1,139 @@
+/**
+ * OpenAI chat chunks → Anthropic Messages stream events (SPEC §1b), for `openai` and `dashscope` channels:
+ * `message_start`, `ping`, then per content block `content_block_start` / `content_block_delta` (`thinking_delta`,
+ * `text_delta`, `input_json_delta`) / `content_block_stop` with indexes 0, 1, …, and at the end `message_delta`
+ * (stop_reason, usage) and `message_stop`. The other direction is src/upstream/providers/anthropic/stream.ts.
+ */
+import type { SseEvent } from '../../http/sse.js';
+import type { ChatChunk, Json } from '../../upstream/providers/types.js';
+import { messageIdOf, reasoningTextOf, stopReasonOf } from './response.js';
+
+/** An Anthropic stream event: its SSE event name is its `type`. */
+export const eventOf = (data: Json & { type: string }): SseEvent => ({ event: data.type, data });
+
+type OpenBlock = { kind: 'thinking' | 'text' } | { kind: 'tool'; toolIndex: number };
+type ToolDelta = { index?: number; id?: string; function?: { name?: string; arguments?: string } };
+
+/**
+ * Feed it every chunk in order (`push`), then `finish()` for the open block's stop, then `closing(usage)` for
+ * the last two events. A tool call's argument fragments go to its own block whatever came between them, so
+ * none is lost; each tool call (by OpenAI index) is one tool_use block.
+ */
+export class MessagesStreamTranslator {
+  #started = false;
+  #nextIndex = 0;
+  #open: { block: OpenBlock; index: number } | undefined;
+  #toolBlocks = new Map<number, number>();
+  #finishReason: unknown;
+
+  constructor(
+    private readonly model: string,
+    private readonly inputTokens = 0,
+  ) {}
+
+  /** Whether message_start went out (anything reached the client). */
+  get started(): boolean {
+    return this.#started;
+  }
+
+  #start(chunkId: unknown): SseEvent[] {
+    if (this.#started) return [];
+    this.#started = true;
+    const message = {
+      id: messageIdOf(chunkId),
+      type: 'message',
+      role: 'assistant',
+      model: this.model,
+      content: [],
+      stop_reason: null,
+      stop_sequence: null,
+      usage: { input_tokens: this.inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 0 },
+    };
+    return [eventOf({ type: 'message_start', message }), eventOf({ type: 'ping' })];
+  }
+
+  #stopOpen(): SseEvent[] {
+    if (!this.#open) return [];
+    const { index } = this.#open;
+    this.#open = undefined;
+    return [eventOf({ type: 'content_block_stop', index })];
+  }
+
+  #openBlock(block: OpenBlock, contentBlock: Json): SseEvent[] {
+    const events = this.#stopOpen();
+    const index = this.#nextIndex++;
+    this.#open = { block, index };
+    events.push(eventOf({ type: 'content_block_start', index, content_block: contentBlock }));
+    return events;
+  }
+
+  /** The open block of this kind, or a new one. */
+  #ensure(kind: 'thinking' | 'text'): { events: SseEvent[]; index: number } {
+    if (this.#open?.block.kind === kind) return { events: [], index: this.#open.index };
+    const start = kind === 'text' ? { type: 'text', text: '' } : { type: 'thinking', thinking: '', signature: '' };
+    const events = this.#openBlock({ kind }, start);
+    return { events, index: this.#open!.index };
+  }
+
+  #toolDelta(call: ToolDelta): SseEvent[] {
+    const toolIndex = call.index ?? 0;
+    const events: SseEvent[] = [];
+    let index = this.#toolBlocks.get(toolIndex);
+    if (index === undefined) {
+      events.push(
+        ...this.#openBlock(
+          { kind: 'tool', toolIndex },
+          { type: 'tool_use', id: call.id || `toolu_${toolIndex}_${Date.now()}`, name: call.function?.name ?? '', input: {} },
+        ),
+      );
+      index = this.#open!.index;
+      this.#toolBlocks.set(toolIndex, index);
+    }
+    const partial = call.function?.arguments;
+    if (partial) events.push(eventOf({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: partial } }));
+    return events;
+  }
+
+  push(chunk: ChatChunk): SseEvent[] {
+    const choice = chunk.choices?.[0];
+    if (!choice) return [];
+    const delta = (choice.delta ?? {}) as Json;
+    const events: SseEvent[] = [];
+    const thinking = reasoningTextOf(delta);
+    if (thinking !== '') {
+      const block = this.#ensure('thinking');
+      events.push(
+        ...block.events,
+        eventOf({ type: 'content_block_delta', index: block.index, delta: { type: 'thinking_delta', thinking } }),
+      );
+    }
+    if (typeof delta.content === 'string' && delta.content !== '') {
+      const block = this.#ensure('text');
+      events.push(
+        ...block.events,
+        eventOf({ type: 'content_block_delta', index: block.index, delta: { type: 'text_delta', text: delta.content } }),
+      );
+    }
+    const calls: ToolDelta[] = Array.isArray(delta.tool_calls)
+      ? delta.tool_calls
+      : delta.function_call
+        ? [{ index: 0, function: delta.function_call as ToolDelta['function'] }]
+        : [];
+    for (const call of calls) events.push(...this.#toolDelta(call));
+    if (choice.finish_reason) this.#finishReason = choice.finish_reason;
+    return events.length > 0 ? [...this.#start(chunk.id), ...events] : events;
+  }
+
+  /** The end of the upstream's stream: message_start if nothing came, and the open block's stop. */
+  finish(): SseEvent[] {
+    return [...this.#start(undefined), ...this.#stopOpen()];
+  }
+
+  /** message_delta with the stop reason and the billed usage, and message_stop. */
+  closing(usage: Json): SseEvent[] {
+    return [
+      eventOf({ type: 'message_delta', delta: { stop_reason: stopReasonOf(this.#finishReason), stop_sequence: null }, usage }),
+      eventOf({ type: 'message_stop' }),
+    ];
+  }
+}

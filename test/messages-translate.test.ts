@@ -1,0 +1,295 @@
+import test from 'ava';
+import type { ChatChunk } from '../src/upstream/providers/types.js';
+import { countMessagesTokens } from '../src/wire/messages/count.js';
+import { effortOf, toChatRequest, translationProblem } from '../src/wire/messages/request.js';
+import { anthropicUsageOf, toAnthropicMessage } from '../src/wire/messages/response.js';
+import { MessagesStreamTranslator } from '../src/wire/messages/stream.js';
+
+// Anthropic Messages ⇄ OpenAI chat, for openai/dashscope channels: pure functions, no processes, no network.
+
+test('system as blocks with cache_control, text and images, stop_sequences, sampling and metadata become a chat request', (t) => {
+  const out = toChatRequest(
+    {
+      model: 'm',
+      max_tokens: 100,
+      system: [
+        { type: 'text', text: 'You are Claude Code.', cache_control: { type: 'ephemeral' } },
+        { type: 'text', text: 'Be terse.' },
+      ],
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'What is this?' },
+            { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0' } },
+            { type: 'image', source: { type: 'url', url: 'https://example.com/a.jpg' } },
+          ],
+        },
+        { role: 'assistant', content: 'A logo.' },
+        { role: 'user', content: [{ type: 'text', text: 'Thanks', cache_control: { type: 'ephemeral' } }] },
+      ],
+      stop_sequences: ['END', ''],
+      temperature: 0.5,
+      top_p: 0.9,
+      top_k: 5,
+      metadata: { user_id: 'u-1' },
+    },
+    'reasoning_effort',
+  );
+  t.deepEqual(out, {
+    model: 'm',
+    messages: [
+      { role: 'system', content: 'You are Claude Code.\n\nBe terse.' },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'What is this?' },
+          { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0' } },
+          { type: 'image_url', image_url: { url: 'https://example.com/a.jpg' } },
+        ],
+      },
+      { role: 'assistant', content: 'A logo.' },
+      { role: 'user', content: 'Thanks' },
+    ],
+    max_tokens: 100,
+    temperature: 0.5,
+    top_p: 0.9,
+    stop: ['END'],
+    user: 'u-1',
+  });
+});
+
+test('tools, tool_choice and a tool_use → tool_result round trip become function tools, tool_calls and tool messages', (t) => {
+  const out = toChatRequest(
+    {
+      model: 'm',
+      max_tokens: 10,
+      tools: [{ name: 'get_weather', description: 'Weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } }],
+      tool_choice: { type: 'any', disable_parallel_tool_use: true },
+      messages: [
+        { role: 'user', content: 'Weather in Paris and Rome?' },
+        {
+          role: 'assistant',
+          content: [
+            { type: 'thinking', thinking: 'hmm', signature: 's' },
+            { type: 'text', text: 'Checking.' },
+            { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } },
+            { type: 'tool_use', id: 'toolu_2', name: 'get_weather', input: { city: 'Rome' } },
+          ],
+        },
+        {
+          role: 'user',
+          content: [
+            { type: 'tool_result', tool_use_id: 'toolu_1', content: '18°C' },
+            { type: 'tool_result', tool_use_id: 'toolu_2', content: [{ type: 'text', text: 'no data' }], is_error: true },
+            { type: 'text', text: 'And tomorrow?' },
+          ],
+        },
+      ],
+    },
+    'reasoning_effort',
+  );
+  t.deepEqual(out.tools, [
+    {
+      type: 'function',
+      function: { name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } },
+    },
+  ]);
+  t.is(out.tool_choice, 'required');
+  t.is(out.parallel_tool_calls, false);
+  t.deepEqual((out.messages as unknown[]).slice(1), [
+    {
+      role: 'assistant',
+      content: 'Checking.',
+      tool_calls: [
+        { id: 'toolu_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
+        { id: 'toolu_2', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Rome"}' } },
+      ],
+    },
+    { role: 'tool', tool_call_id: 'toolu_1', content: '18°C' },
+    { role: 'tool', tool_call_id: 'toolu_2', content: 'Error: no data' },
+    { role: 'user', content: 'And tomorrow?' },
+  ]);
+  const choice = (tool_choice: unknown) =>
+    toChatRequest({ messages: [], tools: [{ name: 'x', input_schema: {} }], tool_choice }, 'reasoning_effort').tool_choice;
+  t.is(choice({ type: 'auto' }), 'auto');
+  t.is(choice({ type: 'none' }), 'none');
+  t.deepEqual(choice({ type: 'tool', name: 'x' }), { type: 'function', function: { name: 'x' } });
+  t.is(choice(undefined), undefined);
+});
+
+test('thinking becomes reasoning_effort (by budget) on OpenAI, enable_thinking with its budget on DashScope, nothing elsewhere', (t) => {
+  const body = (thinking: unknown) => ({ messages: [{ role: 'user', content: 'hi' }], thinking });
+  t.is(toChatRequest(body({ type: 'enabled', budget_tokens: 1024 }), 'reasoning_effort').reasoning_effort, 'low');
+  t.is(toChatRequest(body({ type: 'enabled', budget_tokens: 10_000 }), 'reasoning_effort').reasoning_effort, 'medium');
+  t.is(toChatRequest(body({ type: 'enabled', budget_tokens: 31_999 }), 'reasoning_effort').reasoning_effort, 'high');
+  t.is(toChatRequest(body({ type: 'disabled' }), 'reasoning_effort').reasoning_effort, undefined);
+  t.is(effortOf(undefined), 'medium');
+  const qwen = toChatRequest(body({ type: 'enabled', budget_tokens: 2048 }), 'enable_thinking');
+  t.is(qwen.enable_thinking, true);
+  t.is(qwen.thinking_budget, 2048);
+  t.is(qwen.reasoning_effort, undefined);
+  t.is(toChatRequest(body({ type: 'disabled' }), 'enable_thinking').enable_thinking, false);
+  t.false('reasoning_effort' in toChatRequest(body({ type: 'enabled', budget_tokens: 2048 }), 'thinking'));
+});
+
+test('server tools cannot be translated: the problem names the tool', (t) => {
+  t.is(
+    translationProblem({
+      tools: [
+        { name: 'x', input_schema: {} },
+        { type: 'custom', name: 'y', input_schema: {} },
+      ],
+    }),
+    undefined,
+  );
+  const problem = translationProblem({
+    tools: [
+      { name: 'x', input_schema: {} },
+      { type: 'web_search_20250305', name: 'web_search' },
+    ],
+  });
+  t.is(problem?.[0], 'tools.1');
+  t.regex(problem?.[1] ?? '', /web_search_20250305/);
+});
+
+test('a chat answer becomes an Anthropic message: thinking, text and tool_use blocks, stop_reason, usage with cache tokens', (t) => {
+  const message = toAnthropicMessage(
+    {
+      id: 'chatcmpl-abc',
+      choices: [
+        {
+          index: 0,
+          finish_reason: 'tool_calls',
+          message: {
+            role: 'assistant',
+            reasoning_content: 'Let me see.',
+            content: 'Calling the tool.',
+            tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }],
+          },
+        },
+      ],
+    },
+    'public/model',
+    anthropicUsageOf({ promptTokens: 1000, completionTokens: 20, images: 0, cachedTokens: 600, cacheWriteTokens: 100 }, 0.0012),
+  );
+  t.deepEqual(message, {
+    id: 'msg_abc',
+    type: 'message',
+    role: 'assistant',
+    model: 'public/model',
+    content: [
+      { type: 'thinking', thinking: 'Let me see.', signature: '' },
+      { type: 'text', text: 'Calling the tool.' },
+      { type: 'tool_use', id: 'call_1', name: 'get_weather', input: { city: 'Paris' } },
+    ],
+    stop_reason: 'tool_use',
+    stop_sequence: null,
+    usage: { input_tokens: 300, cache_creation_input_tokens: 100, cache_read_input_tokens: 600, output_tokens: 20, cost: 0.0012 },
+  });
+  const stop = (finish_reason: string) =>
+    toAnthropicMessage({ choices: [{ finish_reason, message: { content: 'x' } }] }, 'm', {}).stop_reason;
+  t.is(stop('stop'), 'end_turn');
+  t.is(stop('length'), 'max_tokens');
+  t.is(stop('content_filter'), 'refusal');
+});
+
+const chunk = (delta: Record<string, unknown>, finish_reason: string | null = null): ChatChunk => ({
+  id: 'chatcmpl-s1',
+  choices: [{ index: 0, delta, finish_reason }],
+});
+
+test('a chat stream becomes Anthropic’s exact event sequence: thinking, text, then two tool calls with every argument fragment', (t) => {
+  const translator = new MessagesStreamTranslator('public/model');
+  const events = [
+    chunk({ role: 'assistant', content: '' }),
+    chunk({ reasoning_content: 'Think' }),
+    chunk({ reasoning_content: 'ing.' }),
+    chunk({ content: 'Hel' }),
+    chunk({ content: 'lo' }),
+    chunk({ tool_calls: [{ index: 0, id: 'call_a', type: 'function', function: { name: 'f', arguments: '' } }] }),
+    chunk({ tool_calls: [{ index: 0, function: { arguments: '{"a":' } }] }),
+    chunk({ tool_calls: [{ index: 0, function: { arguments: '1}' } }] }),
+    chunk({ tool_calls: [{ index: 1, id: 'call_b', type: 'function', function: { name: 'g', arguments: '{"b"' } }] }),
+    chunk({ tool_calls: [{ index: 1, function: { arguments: ':2}' } }] }),
+    chunk({}, 'tool_calls'),
+    { id: 'chatcmpl-s1', choices: [], usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 } },
+  ].flatMap((c) => translator.push(c));
+  events.push(...translator.finish(), ...translator.closing({ input_tokens: 5, output_tokens: 7 }));
+  t.deepEqual(
+    events.map((e) => e.event),
+    [
+      'message_start',
+      'ping',
+      'content_block_start',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_stop',
+      'content_block_start',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_stop',
+      'content_block_start',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_stop',
+      'content_block_start',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_stop',
+      'message_delta',
+      'message_stop',
+    ],
+  );
+  t.true(events.every((e) => (e.data as { type: string }).type === e.event));
+  const data = events.map((e) => e.data as Record<string, any>);
+  t.is(data[0].message.model, 'public/model');
+  t.is(data[0].message.id, 'msg_s1');
+  t.deepEqual(data[0].message.content, []);
+  t.deepEqual(data[2], { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } });
+  t.deepEqual(data[3].delta, { type: 'thinking_delta', thinking: 'Think' });
+  t.deepEqual(data[6], { type: 'content_block_start', index: 1, content_block: { type: 'text', text: '' } });
+  t.deepEqual(data[8], { type: 'content_block_delta', index: 1, delta: { type: 'text_delta', text: 'lo' } });
+  t.deepEqual(data[10], { type: 'content_block_start', index: 2, content_block: { type: 'tool_use', id: 'call_a', name: 'f', input: {} } });
+  t.is(
+    data
+      .filter((d) => d.index === 2 && d.delta)
+      .map((d) => d.delta.partial_json)
+      .join(''),
+    '{"a":1}',
+  );
+  t.is(
+    data
+      .filter((d) => d.index === 3 && d.delta?.type === 'input_json_delta')
+      .map((d) => d.delta.partial_json)
+      .join(''),
+    '{"b":2}',
+  );
+  t.deepEqual(data[18], {
+    type: 'message_delta',
+    delta: { stop_reason: 'tool_use', stop_sequence: null },
+    usage: { input_tokens: 5, output_tokens: 7 },
+  });
+});
+
+test('an empty stream still opens and closes the message; a length stop is max_tokens', (t) => {
+  const translator = new MessagesStreamTranslator('m');
+  const events = [...translator.push(chunk({}, 'length')), ...translator.finish(), ...translator.closing({ output_tokens: 0 })];
+  t.deepEqual(
+    events.map((e) => e.event),
+    ['message_start', 'ping', 'message_delta', 'message_stop'],
+  );
+  t.is((events[2].data as any).delta.stop_reason, 'max_tokens');
+});
+
+test('the gateway’s own token count grows with the prompt and counts tools', (t) => {
+  const small = countMessagesTokens({ messages: [{ role: 'user', content: 'hi' }] });
+  const big = countMessagesTokens({ system: 'You are a careful assistant. '.repeat(20), messages: [{ role: 'user', content: 'hi' }] });
+  const tools = countMessagesTokens({
+    messages: [{ role: 'user', content: 'hi' }],
+    tools: [{ name: 'get_weather', input_schema: { type: 'object' } }],
+  });
+  t.true(small > 0);
+  t.true(big > small + 100);
+  t.true(tools > small);
+});
