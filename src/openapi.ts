@@ -12,6 +12,7 @@ import { imagesRequestSchema } from './api/images.js';
 import { ERRORS } from './http/errors.js';
 import type { Route } from './http/router.js';
 import type { AppContext } from './http/state.js';
+import { responsesRequestSchema } from './wire/responses/request.js';
 
 type Json = Record<string, unknown>;
 
@@ -64,6 +65,22 @@ const chatCompletion = z.looseObject({
   choices: z.array(z.looseObject({ index: z.int(), message: z.looseObject({ role: z.literal('assistant') }), finish_reason: z.string() })),
   usage,
 });
+const responseObject = z.looseObject({
+  id: z.string(),
+  object: z.literal('response'),
+  created_at: z.int(),
+  status: z.enum(['completed', 'incomplete', 'in_progress']),
+  model: z.string(),
+  output: z.array(z.looseObject({ type: z.string() })).describe('reasoning, message (output_text parts) and function_call items'),
+  usage: z.looseObject({
+    input_tokens: z.int(),
+    input_tokens_details: z.looseObject({ cached_tokens: z.int(), cache_write_tokens: z.int() }),
+    output_tokens: z.int(),
+    output_tokens_details: z.looseObject({ reasoning_tokens: z.int() }),
+    total_tokens: z.int(),
+    cost: usd.describe('what this request was charged, USD (eastx’s addition)'),
+  }),
+});
 const embeddings = z.looseObject({
   object: z.literal('list'),
   model: z.string(),
@@ -90,8 +107,8 @@ interface Operation {
   body?: z.ZodType;
   query?: z.ZodType;
   answer?: z.ZodType;
-  /** `text/event-stream` besides JSON (chat with `stream: true`) */
-  stream?: boolean;
+  /** `text/event-stream` besides JSON (with `stream: true`): what its events are */
+  stream?: string;
 }
 
 const OPERATIONS: Record<string, Operation> = {
@@ -104,10 +121,17 @@ const OPERATIONS: Record<string, Operation> = {
     summary: 'Chat completion (stream or not)',
     body: chatRequestSchema,
     answer: chatCompletion,
-    stream: true,
+    stream: 'data: <chat.completion.chunk>, …, data: [DONE]',
   },
   'POST /v1/embeddings': { summary: 'Embeddings', body: embeddingsRequestSchema, answer: embeddings },
   'POST /v1/images/generations': { summary: 'Image generation', body: imagesRequestSchema, answer: images },
+  'POST /v1/responses': {
+    summary: "OpenAI's Responses API (stream or not), over every chat model",
+    body: responsesRequestSchema,
+    answer: responseObject,
+    stream: 'event: response.created, response.in_progress, response.output_item.added, …, response.completed (usage); no [DONE]',
+  },
+  'GET /v1/responses/:id': { summary: "A stored response (store: true, 30 days; the key's own account only)", answer: responseObject },
   'GET /admin/api/channels': { summary: 'Channels with their tokens (never their secrets)' },
   'POST /admin/api/channels': { summary: 'Create a channel', body: admin.channelBody },
   'POST /admin/api/channels/:id/tokens': { summary: 'Add an upstream token to a channel', body: admin.tokenBody },
@@ -176,8 +200,7 @@ function operationOf(route: Route, method: string): Json {
     ...(doc.query ? queryParameters(doc.query) : []),
   ];
   const content: Json = { 'application/json': { schema: doc.answer ? jsonSchema(doc.answer) : { type: 'object' } } };
-  if (doc.stream)
-    content['text/event-stream'] = { schema: { type: 'string', description: 'data: <chat.completion.chunk>, …, data: [DONE]' } };
+  if (doc.stream) content['text/event-stream'] = { schema: { type: 'string', description: doc.stream } };
   const security = SECURITY[route.guard];
   return {
     operationId: operationId(method, route.path),
