@@ -8,7 +8,7 @@ import { storeResponse } from '../src/wire/responses/store.js';
 import { ResponsesStreamEncoder } from '../src/wire/responses/stream.js';
 import { clientUsage, estimatedUsage, fromTokenUsage, producedTextOf } from './chat-usage.js';
 import type { WorkerContext } from './context.js';
-import { charge, type JobSummary, runJob } from './job-kit.js';
+import { billedSummary, charge, type JobSummary, runJob } from './job-kit.js';
 import { withUpstream } from './upstream-call.js';
 
 /**
@@ -32,14 +32,6 @@ async function keep(ctx: WorkerContext, job: ChatJobData, meta: ResponsesJob, re
   );
 }
 
-const summary = (usage: { promptTokens: number; completionTokens: number }, cost: bigint, estimated: boolean): JobSummary => ({
-  status: 'ok',
-  promptTokens: usage.promptTokens,
-  completionTokens: usage.completionTokens,
-  costNano: cost.toString(),
-  estimated,
-});
-
 async function completeResponse(
   ctx: WorkerContext,
   job: ChatJobData,
@@ -56,7 +48,7 @@ async function completeResponse(
   const response = responseFromCompletion(meta.echo, { ...completion, usage: clientUsage(completion.usage, usage, cost) });
   await keep(ctx, job, meta, response);
   await relay.send({ t: 'done', costNano: cost.toString(), result: response });
-  return summary(usage, cost, estimated);
+  return billedSummary(usage, cost, estimated);
 }
 
 async function streamResponse(
@@ -93,7 +85,7 @@ async function streamResponse(
   const { events, response } = encoder.finish(clientUsage(upstreamUsage, usage, cost));
   await keep(ctx, job, meta, response);
   await relay.send({ t: 'done', costNano: cost.toString(), events });
-  return summary(usage, cost, estimated);
+  return billedSummary(usage, cost, estimated);
 }
 
 export function processResponses(ctx: WorkerContext, job: ChatJobData, meta: ResponsesJob, signal: AbortSignal): Promise<JobSummary> {
