@@ -9,6 +9,7 @@ import * as admin from './admin/schemas.js';
 import { chatRequestSchema } from './api/chat.js';
 import { embeddingsRequestSchema } from './api/embeddings.js';
 import { imagesRequestSchema } from './api/images.js';
+import { messagesRequestSchema, promptSchema } from './api/messages.js';
 import { ERRORS } from './http/errors.js';
 import type { Route } from './http/router.js';
 import type { AppContext } from './http/state.js';
@@ -33,6 +34,17 @@ const errorResponse = z.object({
       param: z.string().nullable().describe('the offending request field, or null'),
     })
     .describe('SPEC §2; upstream errors add upstream_status (and upstream_code)'),
+});
+
+const anthropicErrorResponse = z.object({
+  type: z.literal('error'),
+  error: z
+    .looseObject({
+      type: z.string().describe("Anthropic's name for the HTTP status (invalid_request_error, authentication_error, billing_error…)"),
+      message: z.string(),
+      code: z.enum(Object.keys(ERRORS) as [keyof typeof ERRORS, ...Array<keyof typeof ERRORS>]).describe('the SPEC §2 code'),
+    })
+    .describe('SPEC §1b: the SPEC §2 statuses and codes in Anthropic’s shape'),
 });
 
 const usd = z.number().describe('USD');
@@ -64,6 +76,21 @@ const chatCompletion = z.looseObject({
   model: z.string(),
   choices: z.array(z.looseObject({ index: z.int(), message: z.looseObject({ role: z.literal('assistant') }), finish_reason: z.string() })),
   usage,
+});
+const anthropicMessage = z.looseObject({
+  id: z.string(),
+  type: z.literal('message'),
+  role: z.literal('assistant'),
+  model: z.string(),
+  content: z.array(z.looseObject({ type: z.string() })).describe('text, thinking and tool_use blocks'),
+  stop_reason: z.string().nullable(),
+  usage: z.looseObject({
+    input_tokens: z.int(),
+    output_tokens: z.int(),
+    cache_creation_input_tokens: z.int().nullish(),
+    cache_read_input_tokens: z.int().nullish(),
+    cost: usd.describe('what this request was charged, USD (eastx’s addition)'),
+  }),
 });
 const responseObject = z.looseObject({
   id: z.string(),
@@ -122,6 +149,17 @@ const OPERATIONS: Record<string, Operation> = {
     body: chatRequestSchema,
     answer: chatCompletion,
     stream: 'data: <chat.completion.chunk>, …, data: [DONE]',
+  },
+  'POST /v1/messages': {
+    summary: "Anthropic's Messages API (stream or not); the key also in x-api-key",
+    body: messagesRequestSchema,
+    answer: anthropicMessage,
+    stream: 'event: message_start, content_block_start/delta/stop…, message_delta (usage), message_stop; ping keep-alives',
+  },
+  'POST /v1/messages/count_tokens': {
+    summary: "Anthropic's token count of a Messages prompt (billed nothing, counted by RPM)",
+    body: promptSchema,
+    answer: z.object({ input_tokens: z.int() }),
   },
   'POST /v1/embeddings': { summary: 'Embeddings', body: embeddingsRequestSchema, answer: embeddings },
   'POST /v1/images/generations': { summary: 'Image generation', body: imagesRequestSchema, answer: images },
@@ -183,8 +221,6 @@ function queryParameters(query: z.ZodType): Json[] {
   }));
 }
 
-const errorAnswer = { $ref: '#/components/responses/Error' };
-
 function operationOf(route: Route, method: string): Json {
   const key = `${method} ${route.path}`;
   const doc: Operation = OPERATIONS[key] ?? { summary: key };
@@ -202,11 +238,13 @@ function operationOf(route: Route, method: string): Json {
   const content: Json = { 'application/json': { schema: doc.answer ? jsonSchema(doc.answer) : { type: 'object' } } };
   if (doc.stream) content['text/event-stream'] = { schema: { type: 'string', description: doc.stream } };
   const security = SECURITY[route.guard];
+  const errorAnswer = { $ref: route.errors === 'anthropic' ? '#/components/responses/AnthropicError' : '#/components/responses/Error' };
+  const schemes = security ? [{ [security]: [] }, ...(route.errors === 'anthropic' ? [{ anthropicApiKey: [] }] : [])] : [];
   return {
     operationId: operationId(method, route.path),
     summary: doc.summary,
     tags: [route.path.startsWith('/v1/') ? 'public' : 'admin'],
-    ...(security && { security: [{ [security]: [] }] }),
+    ...(schemes.length > 0 && { security: schemes }),
     ...(parameters.length > 0 && { parameters }),
     ...(doc.body && { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(doc.body) } } } }),
     responses: {
@@ -247,9 +285,14 @@ export function openApiDocument(routes: Route[]): Json {
       securitySchemes: {
         customerKey: { type: 'http', scheme: 'bearer', description: 'an sk-eastx-… API key' },
         adminToken: { type: 'http', scheme: 'bearer', description: "the deployment's ADMIN_TOKEN" },
+        anthropicApiKey: { type: 'apiKey', in: 'header', name: 'x-api-key', description: 'an sk-eastx-… API key (Anthropic-style routes)' },
       },
       responses: {
         Error: { description: 'an error (SPEC §2)', content: { 'application/json': { schema: jsonSchema(errorResponse) } } },
+        AnthropicError: {
+          description: 'an error on an Anthropic-style route (SPEC §1b)',
+          content: { 'application/json': { schema: jsonSchema(anthropicErrorResponse) } },
+        },
       },
     },
   };

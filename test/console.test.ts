@@ -60,6 +60,10 @@ test("public pages: the live catalog, the deployment's own base URL, and securit
   });
   t.true(docs.text.includes('https://api.eastx.example/v1'), 'quickstarts use the base URL the visitor came through');
   t.true(docs.text.includes('insufficient_balance') && docs.text.includes('console/alpha'), 'the error table and live model list');
+  t.true(
+    docs.text.includes('ANTHROPIC_BASE_URL=https://api.eastx.example\n'),
+    'Claude Code gets the bare origin (it appends /v1/messages)',
+  );
   t.true((await visitor.get('/')).text.includes(`${base}/v1`));
 
   for (const [path, accept] of [

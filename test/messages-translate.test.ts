@@ -272,6 +272,39 @@ test('a chat stream becomes Anthropic’s exact event sequence: thinking, text, 
   });
 });
 
+test('tool calls streamed without an index (whole calls, one a chunk) each get their own tool_use block', (t) => {
+  const translator = new MessagesStreamTranslator('m');
+  const events = [
+    chunk({ content: 'Two calls.' }),
+    chunk({ tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"x":1}' } }] }),
+    chunk({ tool_calls: [{ id: 'call_2', type: 'function', function: { name: 'g', arguments: '{"y":' } }] }),
+    chunk({ tool_calls: [{ function: { arguments: '2}' } }] }),
+    chunk({}, 'tool_calls'),
+  ].flatMap((c) => translator.push(c));
+  events.push(...translator.finish());
+  const data = events.map((e) => e.data as Record<string, any>);
+  const starts = data.filter((d) => d.type === 'content_block_start');
+  t.deepEqual(
+    starts.map((d) => [d.index, d.content_block.type, d.content_block.id]),
+    [
+      [0, 'text', undefined],
+      [1, 'tool_use', 'call_1'],
+      [2, 'tool_use', 'call_2'],
+    ],
+  );
+  const args = (index: number) =>
+    data
+      .filter((d) => d.index === index && d.delta?.type === 'input_json_delta')
+      .map((d) => d.delta.partial_json)
+      .join('');
+  t.is(args(1), '{"x":1}');
+  t.is(args(2), '{"y":2}');
+  t.deepEqual(
+    data.filter((d) => d.type === 'content_block_stop').map((d) => d.index),
+    [0, 1, 2],
+  );
+});
+
 test('an empty stream still opens and closes the message; a length stop is max_tokens', (t) => {
   const translator = new MessagesStreamTranslator('m');
   const events = [...translator.push(chunk({}, 'length')), ...translator.finish(), ...translator.closing({ output_tokens: 0 })];

@@ -54,7 +54,10 @@ test('every /v1 and /admin/api route of the route table is documented, with its 
     const operation = document.paths[path]?.[route.method.toLowerCase()];
     t.truthy(operation, `${route.method} ${route.path}`);
     const scheme = route.guard === 'customer' ? 'customerKey' : 'adminToken';
-    t.deepEqual(operation.security, [{ [scheme]: [] }], `${route.method} ${route.path}`);
+    const alternatives = route.errors === 'anthropic' ? [{ [scheme]: [] }, { anthropicApiKey: [] }] : [{ [scheme]: [] }];
+    t.deepEqual(operation.security, alternatives, `${route.method} ${route.path}`);
+    const errors = route.errors === 'anthropic' ? 'AnthropicError' : 'Error';
+    t.is(operation.responses['4XX'].$ref, `#/components/responses/${errors}`, `${route.method} ${route.path}`);
   }
   t.is(
     Object.keys(document.paths).filter((p) => !p.startsWith('/v1/') && !p.startsWith('/admin/api/')).length,

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import OpenAI from 'openai';
 import type { FunctionTool, Response, ResponseStreamEvent } from 'openai/resources/responses/responses';
@@ -62,6 +63,8 @@ const EVENT_SCHEMAS: Record<string, string> = {
   'response.function_call_arguments.done': 'ResponseFunctionCallArgumentsDoneEvent',
   'response.completed': 'ResponseCompletedEvent',
   'response.incomplete': 'ResponseIncompleteEvent',
+  'response.reasoning_text.delta': 'ResponseReasoningTextDeltaEvent',
+  'response.reasoning_text.done': 'ResponseReasoningTextDoneEvent',
   error: 'ResponseErrorEvent',
 };
 
@@ -374,4 +377,62 @@ test.serial('an error before the stream started is an ordinary HTTP error', asyn
   });
   t.is(response.status, 404);
   t.like(((await response.json()) as { error: Json }).error, { code: 'model_not_found' });
+});
+
+test.serial(
+  'reasoning.effort on an OpenAI-type channel: a reasoning item before the message, streamed as reasoning_text events',
+  async (t) => {
+    const response = await client.responses.create({ model: CHAT_MODELS.openai, input: 'think first', reasoning: { effort: 'low' } });
+    assertFitsOpenAI(t, 'Response', response);
+    t.deepEqual(
+      response.output.map((item) => item.type),
+      ['reasoning', 'message'],
+    );
+    t.true(response.usage!.output_tokens_details.reasoning_tokens > 0);
+    t.like(response.reasoning, { effort: 'low' });
+
+    const events: ResponseStreamEvent[] = [];
+    const stream = client.responses.stream({ model: CHAT_MODELS.openai, input: 'think first', reasoning: { effort: 'low' } });
+    stream.on('event', (event) => events.push(event));
+    const final = await stream.finalResponse();
+    for (const event of events) assertEvent(t, event);
+    const thought = events.flatMap((e) => (e.type === 'response.reasoning_text.delta' ? [e.delta] : [])).join('');
+    const item = final.output[0];
+    t.is(item.type, 'reasoning');
+    t.is(item.type === 'reasoning' ? item.content?.[0]?.text : undefined, thought);
+    t.true(thought.length > 0);
+    t.is(final.output_text, 'Hello! You said: think first');
+  },
+);
+
+test.serial('a client that leaves a stream cancels the upstream call; the request is billed once, for what was produced', async (t) => {
+  bed.mock.setBehavior('sk-openai-clients', { chunkDelayMs: 100, reply: Array(80).fill('slow').join(' ') });
+  try {
+    const closedBefore = bed.mock.stats('sk-openai-clients').closedEarly;
+    const rowsBefore = (await bed.admin.usage(`user_id=${bed.userId}`)).data.length;
+    const controller = new AbortController();
+    const stream = client.responses.stream({ model: CHAT_MODELS.openai, input: 'go slowly' }, { signal: controller.signal });
+    let deltas = 0;
+    stream.on('response.output_text.delta', () => {
+      if (++deltas === 2) controller.abort();
+    });
+    await stream.finalResponse().catch(() => undefined);
+    t.is(deltas, 2);
+    const deadline = Date.now() + 8_000;
+    while (Date.now() < deadline && bed.mock.stats('sk-openai-clients').closedEarly === closedBefore) await sleep(50);
+    t.is(bed.mock.stats('sk-openai-clients').closedEarly, closedBefore + 1, 'the upstream call was aborted');
+    let rows = (await bed.admin.usage(`user_id=${bed.userId}`)).data;
+    while (Date.now() < deadline && rows.length === rowsBefore) {
+      await sleep(50);
+      rows = (await bed.admin.usage(`user_id=${bed.userId}`)).data;
+    }
+    t.is(rows.length, rowsBefore + 1, 'one ledger row');
+    const row = rows[0];
+    t.is(row.kind, 'charge');
+    t.true((row.completion_tokens as number) > 0 && (row.completion_tokens as number) < 40, 'billed for what was produced, not the whole reply');
+    while (Date.now() < deadline && (await bed.admin.getUser(bed.userId)).held_usd !== '0') await sleep(50);
+    t.is((await bed.admin.getUser(bed.userId)).held_usd, '0', 'nothing stays held');
+  } finally {
+    bed.mock.setBehavior('sk-openai-clients', {});
+  }
 });

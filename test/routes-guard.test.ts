@@ -188,6 +188,8 @@ type Attempt = {
   body?: unknown;
   label: string;
   expect?: 'login-redirect';
+  /** the route answers errors in Anthropic's shape (SPEC §1b) */
+  anthropic?: boolean;
 };
 
 /** A browser's Accept header: console pages answer it with pages and redirects instead of JSON. */
@@ -229,6 +231,12 @@ function attempts(): Attempt[] {
       ],
     ];
     if (route.guard === 'customer') wrongs.push(['admin token on /v1', { authorization: `Bearer ${adminToken}` }]);
+    if (route.errors === 'anthropic') {
+      // Anthropic-style routes also read x-api-key, under the same strict rules
+      wrongs.push(['x-api-key: customer key + NBSP', { 'x-api-key': `${customerKey}\u00a0` }]);
+      wrongs.push(['x-api-key: unknown sk-eastx key', { 'x-api-key': 'sk-eastx-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }]);
+      wrongs.push(['x-api-key: admin token', { 'x-api-key': adminToken }]);
+    }
     if (route.guard !== 'account' && route.guard !== 'visitor') wrongs.push(['customer console session', { cookie: customerSession }]);
     if (route.guard === 'customer' || route.guard === 'operator' || route.guard === 'metrics')
       wrongs.push(['operator console session', { cookie: operatorSession }]);
@@ -237,7 +245,7 @@ function attempts(): Attempt[] {
       if (!isPublic(route, method)) {
         for (const [label, headers] of wrongs) {
           if (route.guard === 'customer' && label === 'customer key') continue; // the right credential there
-          list.push({ method, target: path, headers, body, label: `${label}` });
+          list.push({ method, target: path, headers, body, label: `${label}`, anthropic: route.errors === 'anthropic' });
         }
         // a console post with the right session but no CSRF token is refused too
         if (isConsole(route) && method === 'POST')
@@ -290,7 +298,10 @@ test('every route × wrong credentials × other spellings: only 401/403/404, not
       const spelled = a.label.startsWith('spelling');
       const allowed = spelled ? [404] : [401, 403, 404];
       if (!allowed.includes(answer.status)) failures.push(`${where} → ${answer.status} ${answer.text.slice(0, 120)}`);
-      if (a.method !== 'HEAD' && answer.status >= 400 && !/^\{"error":\{"code":"[a-z_]+"/.test(answer.text))
+      const shape = a.anthropic
+        ? /^\{"type":"error","error":\{"type":"[a-z_]+","message":"[^"]*","code":"[a-z_]+"/
+        : /^\{"error":\{"code":"[a-z_]+"/;
+      if (a.method !== 'HEAD' && answer.status >= 400 && !shape.test(answer.text))
         failures.push(`${where} → not a SPEC error body: ${answer.text.slice(0, 80)}`);
     });
   }

@@ -20,8 +20,8 @@ const block = z.looseObject({ type: z.string() });
 const content = z.union([z.string(), z.array(block)]);
 const positiveInt = z.number().int().positive();
 
-/** Anthropic's Messages request; unknown fields pass through to Anthropic upstreams untouched. */
-const promptSchema = z.looseObject({
+/** Anthropic's Messages prompt (count_tokens' body); unknown fields pass through to Anthropic upstreams untouched. */
+export const promptSchema = z.looseObject({
   model: z.string().min(1),
   messages: z.array(z.looseObject({ role: z.enum(['user', 'assistant']), content })).min(1),
   system: content.optional(),
@@ -30,7 +30,8 @@ const promptSchema = z.looseObject({
   thinking: z.looseObject({ type: z.string(), budget_tokens: positiveInt.optional() }).optional(),
 });
 
-const messagesRequestSchema = promptSchema.extend({
+/** Anthropic's Messages request. */
+export const messagesRequestSchema = promptSchema.extend({
   max_tokens: positiveInt,
   stream: z.boolean().optional(),
   stop_sequences: z.array(z.string()).optional(),

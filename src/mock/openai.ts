@@ -123,23 +123,40 @@ function finishReason(plan: ReplyPlan): string {
   return plan.kind === 'tool' ? 'tool_calls' : FINISH_REASON[plan.finish];
 }
 
-/** OpenAI's usage, details included (cached prompt tokens from the mock's prompt cache). */
+/**
+ * A request asking for reasoning (OpenAI's `reasoning_effort`, DashScope's `enable_thinking`) gets this as
+ * `reasoning_content` before the answer, as DeepSeek- and Qwen-style OpenAI-compatible upstreams send it.
+ */
+const REASONING_TEXT = 'Thinking it over: a short, direct answer fits.';
+const reasoningOf = (body: JsonObject): string | undefined =>
+  typeof body.reasoning_effort === 'string' || body.enable_thinking === true ? REASONING_TEXT : undefined;
+
+/** OpenAI's usage, details included (cached prompt tokens from the mock's prompt cache; reasoning is output). */
 function usageOf(meta: ChatMeta, plan: ReplyPlan): JsonObject {
+  const reasoning = meta.reasoning ? countTokens(meta.reasoning) : 0;
+  const completion = plan.outputTokens + reasoning;
   return {
     prompt_tokens: meta.promptTokens,
-    completion_tokens: plan.outputTokens,
-    total_tokens: meta.promptTokens + plan.outputTokens,
+    completion_tokens: completion,
+    total_tokens: meta.promptTokens + completion,
     prompt_tokens_details: { cached_tokens: meta.cachedTokens, audio_tokens: 0 },
-    completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+    completion_tokens_details: {
+      reasoning_tokens: reasoning,
+      audio_tokens: 0,
+      accepted_prediction_tokens: 0,
+      rejected_prediction_tokens: 0,
+    },
   };
 }
 
-function completionMessage(plan: ReplyPlan): JsonObject {
-  if (plan.kind === 'text') return { role: 'assistant', content: plan.text, refusal: null };
+function completionMessage(meta: ChatMeta, plan: ReplyPlan): JsonObject {
+  const reasoning = meta.reasoning ? { reasoning_content: meta.reasoning } : {};
+  if (plan.kind === 'text') return { role: 'assistant', content: plan.text, refusal: null, ...reasoning };
   return {
     role: 'assistant',
     content: null,
     refusal: null,
+    ...reasoning,
     tool_calls: [{ id: plan.id, type: 'function', function: { name: plan.name, arguments: plan.arguments } }],
   };
 }
@@ -151,6 +168,8 @@ interface ChatMeta {
   promptTokens: number;
   /** of promptTokens, served from the prompt cache */
   cachedTokens: number;
+  /** reasoning text sent before the answer, when the request asked for reasoning */
+  reasoning?: string | undefined;
 }
 
 function sendCompletion(ctx: Ctx, meta: ChatMeta, plan: ReplyPlan): void {
@@ -160,7 +179,7 @@ function sendCompletion(ctx: Ctx, meta: ChatMeta, plan: ReplyPlan): void {
     created: meta.created,
     model: meta.model,
     system_fingerprint: 'fp_mock',
-    choices: [{ index: 0, message: completionMessage(plan), logprobs: null, finish_reason: finishReason(plan) }],
+    choices: [{ index: 0, message: completionMessage(meta, plan), logprobs: null, finish_reason: finishReason(plan) }],
     ...(ctx.behavior.omitUsage ? {} : { usage: usageOf(meta, plan) }),
   });
 }
@@ -188,7 +207,12 @@ function streamFrames(meta: ChatMeta, plan: ReplyPlan, includeUsage: boolean): S
     choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
     ...usageField,
   });
-  const frames: SseFrame[] = [dataFrame(chunk(openingDelta(plan), null))];
+  const frames: SseFrame[] = [];
+  if (meta.reasoning) {
+    frames.push(dataFrame(chunk({ role: 'assistant', content: '' }, null)));
+    for (const piece of textPieces(meta.reasoning)) frames.push(dataFrame(chunk({ reasoning_content: piece }, null), true));
+  }
+  frames.push(dataFrame(chunk(openingDelta(plan), null)));
   for (const delta of contentDeltas(plan)) frames.push(dataFrame(chunk(delta, null), true));
   frames.push(dataFrame(chunk({}, finishReason(plan))));
   if (includeUsage) frames.push(dataFrame({ ...base, choices: [], usage: usageOf(meta, plan) }));
@@ -221,6 +245,7 @@ function chatHandler(provider: Provider, cache: PromptCache) {
       model,
       promptTokens,
       cachedTokens: Math.min(cached, promptTokens),
+      reasoning: reasoningOf(body),
     };
     if (body.stream !== true) return sendCompletion(ctx, meta, plan);
     const streamOptions = isObject(body.stream_options) ? body.stream_options : {};

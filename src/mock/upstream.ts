@@ -1,7 +1,7 @@
 /**
  * eastx mock upstream provider: one node:http server speaking
  *   - OpenAI            /v1/chat/completions, /v1/embeddings                 (base_url `<url>/v1`)
- *   - Anthropic         /v1/messages                                         (base_url `<url>`)
+ *   - Anthropic         /v1/messages, /v1/messages/count_tokens              (base_url `<url>`)
  *   - DashScope         /compatible-mode/v1/{chat/completions,embeddings},
  *                       /api/v1/services/aigc/text2image/image-synthesis, /api/v1/tasks/{id}   (base_url `<url>`)
  * with per-credential behaviours (latency, failures, hangs, resets, mid-stream faults…) and

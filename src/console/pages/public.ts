@@ -50,6 +50,7 @@ export async function docs(ctx: AppContext): Promise<void> {
   render(ctx, 'docs.njk', {
     title: 'API docs',
     baseUrl: baseUrlOf(ctx),
+    origin: `${ctx.protocol}://${ctx.host}`,
     models,
     chatModel: example('chat', 'gpt-4o-mini'),
     embeddingModel: example('embedding', 'text-embedding-3-small'),

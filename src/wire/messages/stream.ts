@@ -11,7 +11,7 @@ import { messageIdOf, reasoningTextOf, stopReasonOf } from './response.js';
 /** An Anthropic stream event: its SSE event name is its `type`. */
 export const eventOf = (data: Json & { type: string }): SseEvent => ({ event: data.type, data });
 
-type OpenBlock = { kind: 'thinking' | 'text' } | { kind: 'tool'; toolIndex: number };
+type OpenBlock = { kind: 'thinking' | 'text' | 'tool' };
 type ToolDelta = { index?: number; id?: string; function?: { name?: string; arguments?: string } };
 
 /**
@@ -23,7 +23,9 @@ export class MessagesStreamTranslator {
   #started = false;
   #nextIndex = 0;
   #open: { block: OpenBlock; index: number } | undefined;
-  #toolBlocks = new Map<number, number>();
+  /** tool_use block index by the upstream's tool-call index (or id, for upstreams that send no index) */
+  #toolBlocks = new Map<number | string, number>();
+  #lastToolKey: number | string | undefined;
   #finishReason: unknown;
 
   constructor(
@@ -75,19 +77,27 @@ export class MessagesStreamTranslator {
     return { events, index: this.#open!.index };
   }
 
+  /** Which call a fragment belongs to: its index; without one (some upstreams), its id, else the last call's. */
+  #toolKey(call: ToolDelta): number | string {
+    if (typeof call.index === 'number') return call.index;
+    if (call.id) return `id:${call.id}`;
+    return this.#lastToolKey ?? 0;
+  }
+
   #toolDelta(call: ToolDelta): SseEvent[] {
-    const toolIndex = call.index ?? 0;
+    const key = this.#toolKey(call);
+    this.#lastToolKey = key;
     const events: SseEvent[] = [];
-    let index = this.#toolBlocks.get(toolIndex);
+    let index = this.#toolBlocks.get(key);
     if (index === undefined) {
       events.push(
         ...this.#openBlock(
-          { kind: 'tool', toolIndex },
-          { type: 'tool_use', id: call.id || `toolu_${toolIndex}_${Date.now()}`, name: call.function?.name ?? '', input: {} },
+          { kind: 'tool' },
+          { type: 'tool_use', id: call.id || `toolu_${this.#nextIndex}_${Date.now()}`, name: call.function?.name ?? '', input: {} },
         ),
       );
       index = this.#open!.index;
-      this.#toolBlocks.set(toolIndex, index);
+      this.#toolBlocks.set(key, index);
     }
     const partial = call.function?.arguments;
     if (partial) events.push(eventOf({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: partial } }));

@@ -1,0 +1,530 @@
+import Anthropic from '@anthropic-ai/sdk';
+import test from 'ava';
+import { countTokens } from '../src/mock/text.js';
+import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
+import { AdminClient } from './helpers/admin.js';
+import { newCustomer } from './helpers/customer.js';
+import { freshEnvironment } from './helpers/env.js';
+import { type Gateway, startGateway } from './helpers/gateway.js';
+import { costOf, costWithCache, nano } from './helpers/money.js';
+
+// Anthropic's Messages API (SPEC §1b) with the real @anthropic-ai/sdk, through real web + worker processes, over
+// an Anthropic channel (passed through), an OpenAI channel and a DashScope channel (translated).
+type Json = Record<string, any>;
+let mock: MockUpstream;
+let gateway: Gateway;
+let admin: AdminClient;
+let url: string;
+let userId: number;
+let keyId: number;
+let apiKey: string;
+let client: Anthropic;
+
+const CLAUDE = 'msg/claude';
+const GPT = 'msg/gpt';
+const QWEN = 'msg/qwen';
+const CLAUDE_PRICES = { input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75 };
+const GPT_PRICES = { input: 2, output: 8 };
+const ANTHROPIC_SECRET = 'sk-ant-messages';
+const OPENAI_SECRET = 'sk-openai-messages';
+
+test.before(async () => {
+  mock = await startMockUpstream();
+  const { env } = await freshEnvironment('messages');
+  gateway = await startGateway(env);
+  url = gateway.urls[0];
+  admin = new AdminClient(url, env.ADMIN_TOKEN);
+  const anthropic = await admin.channel('msg-anthropic', 'anthropic', mock.url);
+  await admin.token(anthropic.id, ANTHROPIC_SECRET, 8);
+  await admin.model(CLAUDE, {
+    channel_id: anthropic.id,
+    upstream_model: 'claude-sonnet-4-6',
+    input_price_per_1m: CLAUDE_PRICES.input,
+    output_price_per_1m: CLAUDE_PRICES.output,
+    cache_read_price_per_1m: CLAUDE_PRICES.cacheRead,
+    cache_write_price_per_1m: CLAUDE_PRICES.cacheWrite,
+  });
+  const openai = await admin.channel('msg-openai', 'openai', `${mock.url}/v1`);
+  await admin.token(openai.id, OPENAI_SECRET, 8);
+  await admin.model(GPT, { channel_id: openai.id, upstream_model: 'gpt-4o', input_price_per_1m: 2, output_price_per_1m: 8 });
+  const dashscope = await admin.channel('msg-dashscope', 'dashscope', mock.url);
+  await admin.token(dashscope.id, 'sk-dashscope-messages', 8);
+  await admin.model(QWEN, { channel_id: dashscope.id, upstream_model: 'qwen-plus', input_price_per_1m: 1, output_price_per_1m: 2 });
+  ({ userId, keyId, apiKey } = await newCustomer(admin, 'messages@example.com', '10'));
+  client = new Anthropic({ baseURL: url, apiKey, maxRetries: 0 });
+});
+
+test.after.always(async () => {
+  await gateway?.stop();
+  await mock?.close();
+});
+
+const balance = async () => nano((await admin.getUser(userId)).balance_usd);
+const held = async () => (await admin.getKey(keyId)).held_usd;
+const ledgerRows = async () => (await admin.usage(`user_id=${userId}`)).data as Json[];
+const ledgerRow = async (requestId: string | null) => (await ledgerRows()).find((r) => r.request_id === requestId);
+const lastUpstream = (path: string) => mock.requests.filter((r) => r.path === path).at(-1)!;
+const until = async <T>(read: () => Promise<T> | T, ok: (v: T) => boolean, ms = 5_000): Promise<T> => {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await read();
+    if (ok(value) || Date.now() > end) return value;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
+const WEATHER_TOOL = {
+  name: 'get_weather',
+  description: 'Current weather of a city',
+  input_schema: { type: 'object' as const, properties: { city: { type: 'string' } }, required: ['city'] },
+};
+
+test.serial(
+  'Anthropic channel, messages.create: the body goes up as is (model replaced, beta forwarded), the answer comes back, billed exactly',
+  async (t) => {
+    const before = await balance();
+    const { data, response } = await client.messages
+      .create(
+        { model: CLAUDE, max_tokens: 64, system: 'You are terse.', messages: [{ role: 'user', content: 'ping' }], ...{ top_k: 3 } },
+        { headers: { 'anthropic-beta': 'prompt-caching-2024-07-31' } },
+      )
+      .withResponse();
+    t.is(data.type, 'message');
+    t.is(data.model, CLAUDE);
+    t.deepEqual(data.content, [{ type: 'text', text: 'Hello! You said: ping' }]);
+    t.is(data.stop_reason, 'end_turn');
+    const sent = lastUpstream('/v1/messages');
+    t.is(sent.headers['x-api-key'], ANTHROPIC_SECRET);
+    t.is(sent.headers['anthropic-beta'], 'prompt-caching-2024-07-31');
+    t.truthy(sent.headers['anthropic-version']);
+    t.like(sent.body as Json, { model: 'claude-sonnet-4-6', system: 'You are terse.', top_k: 3, max_tokens: 64, stream: false });
+    t.is(data.usage.input_tokens, countTokens('You are terse.\nping'));
+    const cost = costOf(CLAUDE_PRICES, data.usage.input_tokens, data.usage.output_tokens);
+    t.is(nano(response.headers.get('x-eastx-cost-usd')!), cost);
+    t.is(nano((data.usage as unknown as Json).cost), cost, 'usage.cost');
+    t.is(before - (await balance()), cost);
+    t.like(await ledgerRow(response.headers.get('x-request-id')), { prompt_tokens: data.usage.input_tokens, estimated: false });
+  },
+);
+
+test.serial('OpenAI channel, messages.create: translated both ways, usage and cost in Anthropic’s terms', async (t) => {
+  const before = await balance();
+  const { data, response } = await client.messages
+    .create({
+      model: GPT,
+      max_tokens: 64,
+      system: [{ type: 'text', text: 'Be brief.', cache_control: { type: 'ephemeral' } }],
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'hello there' }] }],
+      stop_sequences: ['STOP'],
+      ...{ temperature: 0.2 },
+    })
+    .withResponse();
+  t.is(data.model, GPT);
+  t.regex(data.id, /^msg_/);
+  t.is(data.content.length, 1);
+  t.is(data.content[0].type, 'text');
+  t.regex((data.content[0] as Anthropic.TextBlock).text, /hello there/);
+  t.is(data.stop_reason, 'end_turn');
+  const sent = lastUpstream('/v1/chat/completions').body as Json;
+  t.like(sent, { model: 'gpt-4o', max_tokens: 64, stop: ['STOP'], temperature: 0.2, stream: false });
+  t.deepEqual(sent.messages, [
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'hello there' },
+  ]);
+  const cost = costOf(GPT_PRICES, data.usage.input_tokens, data.usage.output_tokens);
+  t.true(data.usage.input_tokens > 0 && data.usage.output_tokens > 0);
+  t.is(nano(response.headers.get('x-eastx-cost-usd')!), cost);
+  t.truthy(response.headers.get('x-request-id'));
+  t.is(before - (await balance()), cost);
+});
+
+for (const model of [CLAUDE, GPT]) {
+  test.serial(`${model}: messages.stream text: Anthropic’s event sequence, final usage, exact billing`, async (t) => {
+    const before = await balance();
+    const stream = client.messages.stream({ model, max_tokens: 64, messages: [{ role: 'user', content: 'stream me please' }] });
+    const types: string[] = [];
+    stream.on('streamEvent', (event) => types.push(event.type));
+    const message = await stream.finalMessage();
+    const { response } = await stream.withResponse();
+    t.is(message.model, model);
+    t.regex((message.content[0] as Anthropic.TextBlock).text, /stream me please/);
+    t.is(types[0], 'message_start');
+    t.deepEqual(types.slice(-2), ['message_delta', 'message_stop']);
+    t.true(types.includes('content_block_start') && types.includes('content_block_delta') && types.includes('content_block_stop'));
+    t.is(message.stop_reason, 'end_turn');
+    t.true(message.usage.input_tokens > 0 && message.usage.output_tokens > 0);
+    const prices = model === CLAUDE ? CLAUDE_PRICES : GPT_PRICES;
+    const cost = costOf(prices, message.usage.input_tokens, message.usage.output_tokens);
+    t.is(before - (await balance()), cost);
+    t.like(await ledgerRow(response.headers.get('x-request-id')), {
+      prompt_tokens: message.usage.input_tokens,
+      completion_tokens: message.usage.output_tokens,
+      estimated: false,
+    });
+  });
+
+  test.serial(`${model}: messages.stream tool round trip: tool_use with its streamed input → tool_result → the answer`, async (t) => {
+    const question: Anthropic.MessageParam = { role: 'user', content: 'What is the weather in Paris?' };
+    const first = await client.messages.stream({ model, max_tokens: 200, tools: [WEATHER_TOOL], messages: [question] }).finalMessage();
+    t.is(first.stop_reason, 'tool_use');
+    const call = first.content.find((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use');
+    t.truthy(call);
+    t.is(call!.name, 'get_weather');
+    t.is(typeof (call!.input as Json).city, 'string', 'the streamed input_json_delta fragments reassemble to the tool input');
+    const second = await client.messages
+      .stream({
+        model,
+        max_tokens: 200,
+        tools: [WEATHER_TOOL],
+        messages: [
+          question,
+          { role: 'assistant', content: first.content },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: call!.id, content: 'Sunny, 21°C' }] },
+        ],
+      })
+      .finalMessage();
+    t.is(second.stop_reason, 'end_turn');
+    const text = second.content.find((b): b is Anthropic.TextBlock => b.type === 'text');
+    t.regex(text?.text ?? '', /Sunny, 21°C/);
+    if (model === GPT) {
+      const sent = lastUpstream('/v1/chat/completions').body as Json;
+      t.like(sent.messages[1], { role: 'assistant', tool_calls: [{ id: call!.id, type: 'function', function: { name: 'get_weather' } }] });
+      t.deepEqual(sent.messages[2], { role: 'tool', tool_call_id: call!.id, content: 'Sunny, 21°C' });
+    }
+  });
+}
+
+test.serial(
+  'countTokens: the Anthropic upstream counts on an Anthropic channel, the gateway elsewhere; billed nothing, counted by RPM',
+  async (t) => {
+    const before = await balance();
+    const rowsBefore = (await ledgerRows()).length;
+    const params = { system: 'You are terse.', messages: [{ role: 'user' as const, content: 'count me please' }] };
+    const { data: claude, response } = await client.messages.countTokens({ model: CLAUDE, ...params }).withResponse();
+    t.is(claude.input_tokens, countTokens('You are terse.\ncount me please'), 'the mock upstream’s count');
+    t.is(lastUpstream('/v1/messages/count_tokens').headers['x-api-key'], ANTHROPIC_SECRET);
+    t.is((lastUpstream('/v1/messages/count_tokens').body as Json).model, 'claude-sonnet-4-6');
+    t.truthy(response.headers.get('x-ratelimit-remaining-requests'));
+    const upstreamCounts = mock.requests.filter((r) => r.path === '/v1/messages/count_tokens').length;
+    const gpt = await client.messages.countTokens({ model: GPT, ...params });
+    t.true(gpt.input_tokens >= countTokens('You are terse.count me please') && gpt.input_tokens < 60, `gateway count ${gpt.input_tokens}`);
+    t.is(mock.requests.filter((r) => r.path === '/v1/messages/count_tokens').length, upstreamCounts, 'no upstream call for the own count');
+    t.is(await balance(), before);
+    t.is((await ledgerRows()).length, rowsBefore);
+    t.is(await held(), '0');
+  },
+);
+
+test.serial('DashScope channel: thinking becomes enable_thinking with its budget, the answer is an Anthropic message', async (t) => {
+  const data = await client.messages.create({
+    model: QWEN,
+    max_tokens: 4096,
+    thinking: { type: 'enabled', budget_tokens: 2048 },
+    messages: [{ role: 'user', content: 'hi qwen' }],
+  });
+  t.is(data.model, QWEN);
+  t.deepEqual(
+    data.content.map((b) => b.type),
+    ['thinking', 'text'],
+  );
+  t.regex((data.content[0] as Anthropic.ThinkingBlock).thinking, /Thinking it over/);
+  t.regex((data.content.find((b) => b.type === 'text') as Anthropic.TextBlock).text, /hi qwen/);
+  const sent = lastUpstream('/compatible-mode/v1/chat/completions').body as Json;
+  t.like(sent, { model: 'qwen-plus', enable_thinking: true, thinking_budget: 2048, max_tokens: 4096 });
+  const gpt = await client.messages.create({
+    model: GPT,
+    max_tokens: 4096,
+    thinking: { type: 'enabled', budget_tokens: 20_000 },
+    messages: [{ role: 'user', content: 'hi gpt' }],
+  });
+  t.is(gpt.model, GPT);
+  t.is((lastUpstream('/v1/chat/completions').body as Json).reasoning_effort, 'high');
+});
+
+test.serial(
+  'OpenAI channel, stream with thinking: reasoning_content streams as a thinking block before the text; billed with it',
+  async (t) => {
+    const before = await balance();
+    const stream = client.messages.stream({
+      model: GPT,
+      max_tokens: 2048,
+      thinking: { type: 'enabled', budget_tokens: 1024 },
+      messages: [{ role: 'user', content: 'think first' }],
+    });
+    const deltas: string[] = [];
+    stream.on('streamEvent', (event) => {
+      if (event.type === 'content_block_delta') deltas.push(event.delta.type);
+    });
+    const message = await stream.finalMessage();
+    t.is((lastUpstream('/v1/chat/completions').body as Json).reasoning_effort, 'low');
+    t.deepEqual(
+      message.content.map((b) => b.type),
+      ['thinking', 'text'],
+    );
+    t.regex((message.content[0] as Anthropic.ThinkingBlock).thinking, /^Thinking it over/);
+    t.regex((message.content[1] as Anthropic.TextBlock).text, /think first/);
+    t.true(deltas.indexOf('thinking_delta') < deltas.indexOf('text_delta') && deltas.includes('thinking_delta'));
+    const reasoning = countTokens((message.content[0] as Anthropic.ThinkingBlock).thinking);
+    t.true(message.usage.output_tokens > reasoning, 'reasoning tokens are output tokens');
+    t.is(before - (await balance()), costOf(GPT_PRICES, message.usage.input_tokens, message.usage.output_tokens));
+  },
+);
+
+test.serial('a stream whose upstream is silent for over 10 s starts with 200 and `event: ping` keep-alives, then the events', async (t) => {
+  mock.setBehavior(OPENAI_SECRET, { latencyMs: 10_500 });
+  try {
+    const res = await fetch(`${url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': apiKey, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+      body: JSON.stringify({ model: GPT, max_tokens: 32, stream: true, messages: [{ role: 'user', content: 'slow one' }] }),
+    });
+    t.is(res.status, 200);
+    const text = await res.text();
+    t.true(text.startsWith('event: ping\ndata: {"type":"ping"}\n\n'), text.slice(0, 80));
+    t.false(text.includes(': keep-alive'));
+    const events = parseEvents(text);
+    t.is(events.find((e) => e.event !== 'ping')?.event, 'message_start');
+    t.is(events.at(-1)?.event, 'message_stop');
+  } finally {
+    mock.setBehavior(OPENAI_SECRET, {});
+  }
+});
+
+/** A Claude-Code-shaped request: system blocks with cache_control, ~20 tools, stream, thinking, anthropic-beta. */
+const LONG_SYSTEM = 'You are Claude Code, an interactive CLI tool that helps users with software engineering tasks. '.repeat(70);
+const claudeCodeBody = (question: string) => ({
+  model: CLAUDE,
+  max_tokens: 32_000,
+  stream: true,
+  thinking: { type: 'enabled', budget_tokens: 31_999 },
+  system: [
+    { type: 'text', text: "You are Claude Code, Anthropic's official CLI for Claude." },
+    { type: 'text', text: LONG_SYSTEM, cache_control: { type: 'ephemeral' } },
+  ],
+  tools: Array.from({ length: 20 }, (_, i) => ({
+    name: `Tool${i}`,
+    description: `Tool number ${i}`,
+    input_schema: { type: 'object', properties: { path: { type: 'string' } }, required: ['path'], additionalProperties: false },
+  })),
+  tool_choice: { type: 'auto' },
+  metadata: { user_id: 'user_abc_account_def_session_ghi' },
+  messages: [{ role: 'user', content: [{ type: 'text', text: question }] }],
+});
+
+function parseEvents(text: string): Array<{ event: string; data: Json }> {
+  return text
+    .split('\n\n')
+    .filter((block) => block.startsWith('event: '))
+    .map((block) => {
+      const [eventLine, dataLine] = block.split('\n');
+      return { event: eventLine.slice('event: '.length), data: JSON.parse(dataLine.slice('data: '.length)) };
+    });
+}
+
+test.serial(
+  'a recorded Claude-Code-shaped request streams thinking and a tool call, billed with cache write then cache read at their prices',
+  async (t) => {
+    const results: Array<{ cost: bigint; usage: Json; requestId: string | null }> = [];
+    for (const question of ['Read the file src/app.ts', 'Now read src/web.ts']) {
+      const res = await fetch(`${url}/v1/messages?beta=true`, {
+        method: 'POST',
+        headers: {
+          'x-api-key': apiKey,
+          'anthropic-version': '2023-06-01',
+          'anthropic-beta': 'claude-code-20250219,interleaved-thinking-2025-05-14',
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify(claudeCodeBody(question)),
+      });
+      t.is(res.status, 200);
+      t.regex(res.headers.get('content-type')!, /text\/event-stream/);
+      const text = await res.text();
+      t.false(text.includes('[DONE]'));
+      const events = parseEvents(text);
+      t.true(
+        events.every((e) => e.event === e.data.type),
+        'every event name is its type',
+      );
+      t.is(events[0].event, 'message_start');
+      t.is(events[0].data.message.model, CLAUDE);
+      t.deepEqual(
+        events.slice(-2).map((e) => e.event),
+        ['message_delta', 'message_stop'],
+      );
+      const starts = events.filter((e) => e.event === 'content_block_start').map((e) => e.data.content_block.type);
+      t.deepEqual(starts, ['thinking', 'tool_use']);
+      t.true(events.some((e) => e.data.delta?.type === 'thinking_delta'));
+      const toolInput = events
+        .filter((e) => e.data.delta?.type === 'input_json_delta')
+        .map((e) => e.data.delta.partial_json)
+        .join('');
+      t.is(typeof JSON.parse(toolInput).path, 'string');
+      const delta = events.at(-2)!.data;
+      t.is(delta.delta.stop_reason, 'tool_use');
+      const usage = { ...events[0].data.message.usage, ...delta.usage };
+      results.push({ cost: nano(String(delta.usage.cost)), usage, requestId: res.headers.get('x-request-id') });
+      const sent = lastUpstream('/v1/messages');
+      t.is(sent.headers['anthropic-beta'], 'claude-code-20250219,interleaved-thinking-2025-05-14');
+      t.like(sent.body as Json, { model: 'claude-sonnet-4-6', stream: true, thinking: { type: 'enabled', budget_tokens: 31_999 } });
+      t.is(((sent.body as Json).tools as unknown[]).length, 20);
+    }
+    const [cold, warm] = results;
+    t.true(cold.usage.cache_creation_input_tokens > 1000, 'the first request writes the cache');
+    t.is(cold.usage.cache_read_input_tokens, 0);
+    t.is(warm.usage.cache_read_input_tokens, cold.usage.cache_creation_input_tokens, 'the second reads it');
+    for (const { cost, usage, requestId } of results) {
+      const prompt = usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens;
+      const expected = costWithCache(CLAUDE_PRICES, {
+        prompt,
+        completion: usage.output_tokens,
+        cached: usage.cache_read_input_tokens,
+        cacheWrite: usage.cache_creation_input_tokens,
+      });
+      t.is(cost, expected, 'usage.cost in message_delta');
+      const row = await ledgerRow(requestId);
+      t.like(row, {
+        prompt_tokens: prompt,
+        completion_tokens: usage.output_tokens,
+        cached_tokens: usage.cache_read_input_tokens,
+        cache_write_tokens: usage.cache_creation_input_tokens,
+        estimated: false,
+      });
+      t.is(nano(String(row!.amount_usd).replace('-', '')), expected, 'the ledger row’s amount is the price arithmetic');
+    }
+    t.true(warm.cost < cold.cost);
+  },
+);
+
+async function post(path: string, body: unknown, headers: Record<string, string> = { 'x-api-key': apiKey }) {
+  const res = await fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: res.status, json: (await res.json()) as Json, headers: res.headers };
+}
+
+const minimal = (model = CLAUDE) => ({ model, max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+
+test.serial('errors have Anthropic’s shape with SPEC §2 statuses and codes: 401, 400, 404, 402, 429; none billed', async (t) => {
+  const rowsBefore = (await ledgerRows()).length;
+  const expectError = (r: { status: number; json: Json }, status: number, type: string, code: string) => {
+    t.is(r.status, status, code);
+    t.is(r.json.type, 'error');
+    t.is(r.json.error.type, type);
+    t.is(r.json.error.code, code);
+    t.is(typeof r.json.error.message, 'string');
+  };
+  expectError(await post('/v1/messages', minimal(), {}), 401, 'authentication_error', 'missing_key');
+  expectError(await post('/v1/messages', minimal(), { 'x-api-key': 'sk-eastx-nope' }), 401, 'authentication_error', 'invalid_key');
+  expectError(await post('/v1/messages', minimal(), { 'x-api-key': `\u00a0${apiKey}` }), 401, 'authentication_error', 'invalid_key');
+  expectError(await post('/v1/messages', minimal(), { 'x-api-key': `${apiKey}\u00a0` }), 401, 'authentication_error', 'invalid_key');
+  expectError(await post('/v1/messages/count_tokens', { model: CLAUDE, messages: [] }, {}), 401, 'authentication_error', 'missing_key');
+  // the same key as a Bearer token works, and x-api-key with HTTP's own whitespace around it too
+  t.is((await post('/v1/messages', minimal(), { authorization: `Bearer ${apiKey}` })).status, 200);
+  t.is((await post('/v1/messages', minimal(), { 'x-api-key': ` ${apiKey}\t` })).status, 200);
+
+  expectError(await post('/v1/messages', '{"model":'), 400, 'invalid_request_error', 'bad_request');
+  const noMax = await post('/v1/messages', { model: CLAUDE, messages: [{ role: 'user', content: 'hi' }] });
+  expectError(noMax, 400, 'invalid_request_error', 'bad_request');
+  t.regex(noMax.json.error.message, /max_tokens/);
+  expectError(await post('/v1/messages', minimal('msg/nope')), 404, 'not_found_error', 'model_not_found');
+  expectError(
+    await post('/v1/messages', { ...minimal(GPT), tools: [{ type: 'web_search_20250305', name: 'web_search' }] }),
+    400,
+    'invalid_request_error',
+    'bad_request',
+  );
+
+  // the SDK raises them as its typed errors
+  const sdkError = await t.throwsAsync(client.messages.create(minimal('msg/nope') as Anthropic.MessageCreateParamsNonStreaming));
+  t.true(sdkError instanceof Anthropic.NotFoundError);
+
+  const poor = await newCustomer(admin, 'messages-poor@example.com', '0.000001');
+  expectError(
+    await post('/v1/messages', { ...minimal(), max_tokens: 4000 }, { 'x-api-key': poor.apiKey }),
+    402,
+    'billing_error',
+    'insufficient_balance',
+  );
+
+  const limited = await newCustomer(admin, 'messages-limited@example.com', '1', { rpm_limit: 1 });
+  t.is(
+    (await post('/v1/messages/count_tokens', { model: GPT, messages: [{ role: 'user', content: 'x' }] }, { 'x-api-key': limited.apiKey }))
+      .status,
+    200,
+  );
+  const refused = await post('/v1/messages', minimal(), { 'x-api-key': limited.apiKey });
+  expectError(refused, 429, 'rate_limit_error', 'rate_limit_exceeded');
+  t.truthy(refused.headers.get('retry-after'));
+  t.is((await ledgerRows()).length, rowsBefore + 2, 'only the two successful requests were billed');
+});
+
+test.serial(
+  'an upstream error after the stream started ends it with an Anthropic `event: error`; the produced part is billed',
+  async (t) => {
+    mock.setBehavior(ANTHROPIC_SECRET, { midStreamError: true, chunkDelayMs: 5, reply: 'one two three four five six seven eight' });
+    try {
+      const res = await fetch(`${url}/v1/messages`, {
+        method: 'POST',
+        headers: { 'x-api-key': apiKey, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+        body: JSON.stringify({ ...minimal(), stream: true, max_tokens: 100 }),
+      });
+      t.is(res.status, 200);
+      const events = parseEvents(await res.text());
+      t.true(
+        events.some((e) => e.event === 'content_block_delta'),
+        'output was streamed before the error',
+      );
+      const row = await until(
+        () => ledgerRow(res.headers.get('x-request-id')),
+        (r) => r !== undefined,
+      );
+      t.like(row, { estimated: true });
+      t.true((row?.completion_tokens as number) > 0);
+      const last = events.at(-1)!;
+      t.is(last.event, 'error');
+      t.is(last.data.type, 'error');
+      t.is(last.data.error.code, 'upstream_error');
+      t.true(['api_error', 'overloaded_error'].includes(last.data.error.type));
+      const stream = client.messages.stream({ ...minimal(), max_tokens: 100 } as Anthropic.MessageCreateParamsNonStreaming);
+      await t.throwsAsync(stream.finalMessage(), undefined, 'the SDK raises the error event');
+    } finally {
+      mock.setBehavior(ANTHROPIC_SECRET, {});
+    }
+  },
+);
+
+test.serial('a client that disconnects mid-stream cancels the upstream call and pays for what was produced', async (t) => {
+  mock.setBehavior(OPENAI_SECRET, { chunkDelayMs: 100, reply: Array.from({ length: 150 }, (_, i) => `word${i}`).join(' ') });
+  try {
+    const controller = new AbortController();
+    const res = await fetch(`${url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': apiKey, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+      body: JSON.stringify({ ...minimal(GPT), stream: true, max_tokens: 300 }),
+      signal: controller.signal,
+    });
+    t.is(res.status, 200);
+    const requestId = res.headers.get('x-request-id');
+    const reader = res.body!.getReader();
+    let text = '';
+    while ((text.match(/text_delta/g) ?? []).length < 6) text += new TextDecoder().decode((await reader.read()).value);
+    controller.abort();
+    const closed = await until(
+      () => mock.stats(OPENAI_SECRET).closedEarly,
+      (n) => n >= 1,
+    );
+    t.true(closed >= 1, 'the upstream call was aborted');
+    const row = await until(
+      () => ledgerRow(requestId),
+      (r) => r !== undefined,
+    );
+    t.truthy(row, 'the produced part is billed');
+    t.is(row!.estimated, true);
+    t.true((row!.completion_tokens as number) >= 6 && (row!.completion_tokens as number) < 150);
+    t.is(await until(held, (h) => h === '0'), '0');
+  } finally {
+    mock.setBehavior(OPENAI_SECRET, {});
+  }
+});
