@@ -429,7 +429,10 @@ test.serial('a client that leaves a stream cancels the upstream call; the reques
     t.is(rows.length, rowsBefore + 1, 'one ledger row');
     const row = rows[0];
     t.is(row.kind, 'charge');
-    t.true((row.completion_tokens as number) > 0 && (row.completion_tokens as number) < 40, 'billed for what was produced, not the whole reply');
+    t.true(
+      (row.completion_tokens as number) > 0 && (row.completion_tokens as number) < 40,
+      'billed for what was produced, not the whole reply',
+    );
     while (Date.now() < deadline && (await bed.admin.getUser(bed.userId)).held_usd !== '0') await sleep(50);
     t.is((await bed.admin.getUser(bed.userId)).held_usd, '0', 'nothing stays held');
   } finally {
