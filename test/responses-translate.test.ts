@@ -1,6 +1,12 @@
 import test from 'ava';
 import { ApiError } from '../src/http/errors.js';
-import { checkResponsesRequest, type ResponsesRequest, responsesRequestSchema, toChatRequest } from '../src/wire/responses/request.js';
+import {
+  checkResponsesRequest,
+  type ResponsesRequest,
+  responsesRequestSchema,
+  toChatRequest,
+  withReasoningParam,
+} from '../src/wire/responses/request.js';
 import { assistantMessage, echoOf, responseFromCompletion, responsesUsage } from '../src/wire/responses/response.js';
 import { errorEvent, ResponsesStreamEncoder } from '../src/wire/responses/stream.js';
 import { assertFitsOpenAI } from './helpers/openapi.js';
@@ -237,4 +243,26 @@ test('the error event fits ResponseErrorEvent and carries the SPEC error object'
   t.is(event.event, 'error');
   assertFitsOpenAI(t, 'ResponseErrorEvent', event.data);
   t.like(event.data, { type: 'error', code: 'upstream_error', message: 'boom', sequence_number: 7, error: { upstream_status: 500 } });
+});
+
+test('reasoning.effort in each upstream setting: reasoning_effort, DashScope enable_thinking, nothing for the Anthropic adapter', (t) => {
+  const chat = toChatRequest(parse({ input: 'x', reasoning: { effort: 'high' } })).chat;
+  t.is(withReasoningParam(chat, 'reasoning_effort').reasoning_effort, 'high');
+  t.like(withReasoningParam(chat, 'enable_thinking'), { enable_thinking: true });
+  t.false('reasoning_effort' in withReasoningParam(chat, 'enable_thinking'));
+  t.false('reasoning_effort' in withReasoningParam(chat, 'thinking'));
+  t.false('enable_thinking' in withReasoningParam(chat, 'thinking'));
+  const minimal = toChatRequest(parse({ input: 'x', reasoning: { effort: 'minimal' } })).chat;
+  t.like(withReasoningParam(minimal, 'enable_thinking'), { enable_thinking: false });
+  const none = toChatRequest(parse({ input: 'x' })).chat;
+  t.is(withReasoningParam(none, 'enable_thinking'), none, 'no reasoning asked: the body as it is');
+});
+
+test('translation time is linear: 60,000 function_call items in a row', (t) => {
+  const items = Array.from({ length: 60_000 }, (_, i) => ({ type: 'function_call', call_id: `c${i}`, name: 'f', arguments: '{}' }));
+  const started = performance.now();
+  const { chat } = toChatRequest(parse({ input: items }));
+  const ms = performance.now() - started;
+  t.is(((chat.messages as Json[])[0].tool_calls as unknown[]).length, 60_000);
+  t.true(ms < 1_000, `${Math.round(ms)} ms`);
 });

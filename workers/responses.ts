@@ -1,8 +1,8 @@
 import { log } from '../src/log.js';
 import type { ChatJobData, ResponsesJob } from '../src/queue/jobs.js';
 import type { RelayPublisher } from '../src/queue/worker-relay.js';
-import type { TokenUsage } from '../src/upstream/providers/types.js';
-import type { ChatMessage } from '../src/wire/responses/request.js';
+import type { Provider, TokenUsage, UpstreamCall } from '../src/upstream/providers/types.js';
+import { type ChatMessage, withReasoningParam } from '../src/wire/responses/request.js';
 import { assistantMessage, responseFromCompletion } from '../src/wire/responses/response.js';
 import { storeResponse } from '../src/wire/responses/store.js';
 import { ResponsesStreamEncoder } from '../src/wire/responses/stream.js';
@@ -32,6 +32,10 @@ async function keep(ctx: WorkerContext, job: ChatJobData, meta: ResponsesJob, re
   );
 }
 
+/** The translated chat body for one attempt: the route's upstream model name and its reasoning setting. */
+const attemptBody = (job: ChatJobData, call: UpstreamCall, provider: Provider) =>
+  withReasoningParam({ ...job.body, model: call.upstreamModel }, provider.capabilities.reasoning);
+
 async function completeResponse(
   ctx: WorkerContext,
   job: ChatJobData,
@@ -39,8 +43,8 @@ async function completeResponse(
   relay: RelayPublisher,
   signal: AbortSignal,
 ): Promise<JobSummary> {
-  const completion = await withUpstream(ctx, job, signal, (adapter, call) =>
-    adapter.chat({ ...job.body, model: call.upstreamModel }, call),
+  const completion = await withUpstream(ctx, job, signal, (adapter, call, provider) =>
+    adapter.chat(attemptBody(job, call, provider), call),
   );
   const estimated = !completion.usage;
   const usage = completion.usage ? fromTokenUsage(completion.usage) : estimatedUsage(job.body, JSON.stringify(completion.choices ?? ''));
@@ -66,8 +70,8 @@ async function streamResponse(
       ctx,
       job,
       signal,
-      async (adapter, call) => {
-        for await (const chunk of adapter.chatStream({ ...job.body, model: call.upstreamModel }, call)) {
+      async (adapter, call, provider) => {
+        for await (const chunk of adapter.chatStream(attemptBody(job, call, provider), call)) {
           if (chunk.usage) upstreamUsage = chunk.usage;
           produced += producedTextOf(chunk);
           for (const { event, data } of encoder.push(chunk)) await relay.send({ t: 'chunk', event, chunk: data });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { badRequest } from '../../http/errors.js';
+import type { ReasoningParam } from '../../upstream/providers/types.js';
 
 /**
  * OpenAI's Responses request (SPEC §1b) and its translation into a chat completions request, which every
@@ -133,10 +134,9 @@ export function inputMessages(input: ResponsesRequest['input']): ChatMessage[] {
       }
       const call = { id: item.call_id, type: 'function', function: { name: item.name, arguments: argumentsOf(item.arguments) } };
       const last = messages.at(-1);
-      if (last?.role === 'assistant') {
-        last.tool_calls = [...((last.tool_calls as unknown[]) ?? []), call];
-        last.content ??= null;
-      } else messages.push({ role: 'assistant', content: null, tool_calls: [call] });
+      if (last?.role !== 'assistant') messages.push({ role: 'assistant', content: null, tool_calls: [call] });
+      else if (Array.isArray(last.tool_calls)) last.tool_calls.push(call);
+      else last.tool_calls = [call];
     } else if (type === 'function_call_output') {
       if (typeof item.call_id !== 'string') throw badRequest(`input: ${where} (function_call_output) needs call_id`, 'input');
       messages.push({
@@ -178,6 +178,18 @@ function chatResponseFormat(format: Json | null | undefined): Json | undefined {
     type: 'json_schema',
     json_schema: { name, schema, ...(strict != null && { strict }), ...(description != null && { description }) },
   };
+}
+
+/**
+ * The chat body one attempt sends, with `reasoning.effort` in the upstream's own setting (SPEC §1b: "where
+ * the upstream has it"): OpenAI-type upstreams take `reasoning_effort`; DashScope `enable_thinking` (off for
+ * `none`/`minimal`); the Anthropic adapter has no chat-side setting, so it gets neither.
+ */
+export function withReasoningParam(chat: Json, param: ReasoningParam): Json {
+  const { reasoning_effort: effort, ...rest } = chat;
+  if (effort === undefined || param === 'reasoning_effort') return chat;
+  if (param === 'enable_thinking') return { ...rest, enable_thinking: effort !== 'none' && effort !== 'minimal' };
+  return rest;
 }
 
 /**
