@@ -299,6 +299,28 @@ test.serial('input items: messages with input_text and input_image parts, develo
   t.is(sent.reasoning_effort, 'low');
 });
 
+test.serial('an image for a model without vision: 400 naming input, before any charge', async (t) => {
+  await bed.admin.model('text-only', {
+    channel_id: (await bed.admin.call<{ data: Array<{ id: number; name: string }> }>('GET', '/admin/api/channels')).data.find(
+      (c) => c.name === 'openai',
+    )!.id,
+    upstream_model: 'gpt-4o-mini',
+    input_price_per_1m: 0.15,
+    output_price_per_1m: 0.6,
+    vision: false,
+  });
+  const error = await client.responses
+    .create({
+      model: 'text-only',
+      input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'https://example.com/a.png', detail: 'auto' }] }],
+    })
+    .catch((e: unknown) => e);
+  t.true(error instanceof OpenAI.BadRequestError, String(error));
+  const apiError = error as InstanceType<typeof OpenAI.BadRequestError>;
+  t.is(apiError.param, 'input');
+  t.regex(apiError.message, /input_image/);
+});
+
 test.serial('another account cannot continue or read a stored response: 404 not_found', async (t) => {
   const mine = await client.responses.create({ model: CHAT_MODELS.openai, input: 'secret plans' });
   const other = await newCustomer(bed.admin, 'other-responses@example.com', '5');

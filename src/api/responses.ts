@@ -40,6 +40,13 @@ function translationOf(body: ResponsesRequest): Translation {
 const previousNotFound = (id: string) =>
   new ApiError('not_found', `previous response with id ${JSON.stringify(id)} not found`, { param: 'previous_response_id' });
 
+/** A 400 about the translated chat body, told in the Responses request's terms (`input`, `input_image`). */
+function inResponsesTerms(err: unknown): unknown {
+  if (!(err instanceof ApiError) || err.extra.param !== 'messages') return err;
+  const message = err.message.replace(/^messages:/, 'input:').replace('image_url parts', 'input_image parts');
+  return new ApiError(err.code, message, { ...err.extra, param: 'input' });
+}
+
 export const responsesDoor: FrontDoor<ResponsesRequest> = {
   endpoint: '/v1/responses',
   modality: 'chat',
@@ -54,7 +61,13 @@ export const responsesDoor: FrontDoor<ResponsesRequest> = {
     const { chat } = toChatRequest(body, prior);
     translations.set(body, { chat: chat as ChatRequest, conversationFrom: body.instructions ? 1 : 0 });
   },
-  demand: (body, model) => chatDoor.demand(translationOf(body).chat, model),
+  demand(body, model) {
+    try {
+      return chatDoor.demand(translationOf(body).chat, model);
+    } catch (err) {
+      throw inResponsesTerms(err);
+    }
+  },
   worstCase: (body, model) => chatDoor.worstCase(translationOf(body).chat, model),
 };
 
