@@ -5,6 +5,9 @@ import type { FunctionTool, Response, ResponseStreamEvent } from 'openai/resourc
 import { CHAT_MODELS, type ClientBed, startClientBed } from './helpers/clients.js';
 import { newCustomer } from './helpers/customer.js';
 import { costWithCache, nano } from './helpers/money.js';
+
+const formatNano = (value: bigint) => `${value / 1_000_000_000n}.${(value % 1_000_000_000n).toString().padStart(9, '0')}`;
+
 import { assertFitsOpenAI } from './helpers/openapi.js';
 
 // The Responses API (SPEC §1b) with the official `openai` SDK, only baseURL and apiKey changed, against an
@@ -320,6 +323,30 @@ test.serial('an image for a model without vision: 400 naming input, before any c
   t.is(apiError.param, 'input');
   t.regex(apiError.message, /input_image/);
 });
+
+test.serial(
+  'the hold counts the previous conversation: a continuation the balance cannot cover is 402, a fresh request is not',
+  async (t) => {
+    const customer = await newCustomer(bed.admin, 'hold-responses@example.com', '1');
+    const long = 'lorem ipsum dolor sit amet '.repeat(4_000);
+    const first = await customer.client.responses.create({ model: CHAT_MODELS.openai, input: long, max_output_tokens: 16 });
+    const priorCostUsd = (first.usage!.input_tokens * 0.15) / 1e6;
+    // leave the account half of what the previous conversation alone costs as input
+    const balance = nano((await bed.admin.getUser(customer.userId)).balance_usd);
+    const target = nano((priorCostUsd / 2).toFixed(9));
+    await bed.admin.call('POST', `/admin/api/users/${customer.userId}/adjust`, {
+      amount_usd: `-${formatNano(balance - target)}`,
+      note: 'test: leave too little for the continuation',
+    });
+    const continued = await customer.client.responses
+      .create({ model: CHAT_MODELS.openai, previous_response_id: first.id, input: 'and?', max_output_tokens: 16 })
+      .catch((e: unknown) => e);
+    t.true(continued instanceof OpenAI.APIError && continued.status === 402, String(continued));
+    t.is((continued as InstanceType<typeof OpenAI.APIError>).code, 'insufficient_balance');
+    const fresh = await customer.client.responses.create({ model: CHAT_MODELS.openai, input: 'and?', max_output_tokens: 16 });
+    t.is(fresh.status, 'completed');
+  },
+);
 
 test.serial('another account cannot continue or read a stored response: 404 not_found', async (t) => {
   const mine = await client.responses.create({ model: CHAT_MODELS.openai, input: 'secret plans' });
