@@ -5,15 +5,14 @@ import type { FunctionTool, Response, ResponseStreamEvent } from 'openai/resourc
 import { CHAT_MODELS, type ClientBed, startClientBed } from './helpers/clients.js';
 import { newCustomer } from './helpers/customer.js';
 import { costWithCache, nano } from './helpers/money.js';
-
-const formatNano = (value: bigint) => `${value / 1_000_000_000n}.${(value % 1_000_000_000n).toString().padStart(9, '0')}`;
-
 import { assertFitsOpenAI } from './helpers/openapi.js';
 
 // The Responses API (SPEC §1b) with the official `openai` SDK, only baseURL and apiKey changed, against an
 // OpenAI-type, an Anthropic and a DashScope channel: create and stream, a function-tool round trip through
 // previous_response_id, text.format, store and GET, the other account refused, built-in tools refused, and
 // the ledger's arithmetic. Every answer and every stream event is checked against OpenAI's schemas.
+
+const formatNano = (value: bigint) => `${value / 1_000_000_000n}.${(value % 1_000_000_000n).toString().padStart(9, '0')}`;
 
 let bed: ClientBed;
 let client: OpenAI;
