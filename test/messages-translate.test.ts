@@ -118,8 +118,8 @@ test('tools, tool_choice and a tool_use → tool_result round trip become functi
   t.is(choice(undefined), undefined);
 });
 
-test('thinking becomes reasoning_effort (by budget) on OpenAI, enable_thinking with its budget on DashScope, nothing elsewhere', (t) => {
-  const body = (thinking: unknown) => ({ messages: [{ role: 'user', content: 'hi' }], thinking });
+test('thinking becomes reasoning_effort (by budget) on OpenAI, enable_thinking with its budget on DashScope streams, nothing elsewhere', (t) => {
+  const body = (thinking: unknown, stream = true) => ({ messages: [{ role: 'user', content: 'hi' }], thinking, stream });
   t.is(toChatRequest(body({ type: 'enabled', budget_tokens: 1024 }), 'reasoning_effort').reasoning_effort, 'low');
   t.is(toChatRequest(body({ type: 'enabled', budget_tokens: 10_000 }), 'reasoning_effort').reasoning_effort, 'medium');
   t.is(toChatRequest(body({ type: 'enabled', budget_tokens: 31_999 }), 'reasoning_effort').reasoning_effort, 'high');
@@ -130,6 +130,10 @@ test('thinking becomes reasoning_effort (by budget) on OpenAI, enable_thinking w
   t.is(qwen.thinking_budget, 2048);
   t.is(qwen.reasoning_effort, undefined);
   t.is(toChatRequest(body({ type: 'disabled' }), 'enable_thinking').enable_thinking, false);
+  t.false(
+    'enable_thinking' in toChatRequest(body({ type: 'enabled', budget_tokens: 2048 }, false), 'enable_thinking'),
+    'DashScope thinks in streams only',
+  );
   t.false('reasoning_effort' in toChatRequest(body({ type: 'enabled', budget_tokens: 2048 }), 'thinking'));
 });
 

@@ -215,31 +215,49 @@ test.serial(
   },
 );
 
-test.serial('DashScope channel: thinking becomes enable_thinking with its budget, the answer is an Anthropic message', async (t) => {
-  const data = await client.messages.create({
-    model: QWEN,
-    max_tokens: 4096,
-    thinking: { type: 'enabled', budget_tokens: 2048 },
-    messages: [{ role: 'user', content: 'hi qwen' }],
-  });
-  t.is(data.model, QWEN);
-  t.deepEqual(
-    data.content.map((b) => b.type),
-    ['thinking', 'text'],
-  );
-  t.regex((data.content[0] as Anthropic.ThinkingBlock).thinking, /Thinking it over/);
-  t.regex((data.content.find((b) => b.type === 'text') as Anthropic.TextBlock).text, /hi qwen/);
-  const sent = lastUpstream('/compatible-mode/v1/chat/completions').body as Json;
-  t.like(sent, { model: 'qwen-plus', enable_thinking: true, thinking_budget: 2048, max_tokens: 4096 });
-  const gpt = await client.messages.create({
-    model: GPT,
-    max_tokens: 4096,
-    thinking: { type: 'enabled', budget_tokens: 20_000 },
-    messages: [{ role: 'user', content: 'hi gpt' }],
-  });
-  t.is(gpt.model, GPT);
-  t.is((lastUpstream('/v1/chat/completions').body as Json).reasoning_effort, 'high');
-});
+test.serial(
+  'DashScope channel: thinking in a stream becomes enable_thinking with its budget and comes back as a thinking block',
+  async (t) => {
+    const data = await client.messages
+      .stream({
+        model: QWEN,
+        max_tokens: 4096,
+        thinking: { type: 'enabled', budget_tokens: 2048 },
+        messages: [{ role: 'user', content: 'hi qwen' }],
+      })
+      .finalMessage();
+    t.is(data.model, QWEN);
+    t.deepEqual(
+      data.content.map((b) => b.type),
+      ['thinking', 'text'],
+    );
+    t.regex((data.content[0] as Anthropic.ThinkingBlock).thinking, /Thinking it over/);
+    t.regex((data.content.find((b) => b.type === 'text') as Anthropic.TextBlock).text, /hi qwen/);
+    const sent = lastUpstream('/compatible-mode/v1/chat/completions').body as Json;
+    t.like(sent, { model: 'qwen-plus', enable_thinking: true, thinking_budget: 2048, max_tokens: 4096, stream: true });
+    // DashScope refuses thinking in non-streaming calls: a non-stream request goes without it
+    const plain = await client.messages.create({
+      model: QWEN,
+      max_tokens: 4096,
+      thinking: { type: 'enabled', budget_tokens: 2048 },
+      messages: [{ role: 'user', content: 'hi again' }],
+    });
+    t.deepEqual(
+      plain.content.map((b) => b.type),
+      ['text'],
+    );
+    t.false('enable_thinking' in (lastUpstream('/compatible-mode/v1/chat/completions').body as Json));
+    const gpt = await client.messages.create({
+      model: GPT,
+      max_tokens: 4096,
+      thinking: { type: 'enabled', budget_tokens: 20_000 },
+      messages: [{ role: 'user', content: 'hi gpt' }],
+    });
+    t.is(gpt.model, GPT);
+    t.is((lastUpstream('/v1/chat/completions').body as Json).reasoning_effort, 'high');
+    t.is(gpt.content[0].type, 'thinking', 'reasoning_content in a non-stream answer is a thinking block');
+  },
+);
 
 test.serial(
   'OpenAI channel, stream with thinking: reasoning_content streams as a thinking block before the text; billed with it',

@@ -12,7 +12,7 @@ import { type AnthropicUsage, usageOf } from '../src/upstream/providers/anthropi
 import { mergeUsage } from '../src/upstream/providers/anthropic/stream.js';
 import type { ChatChunk, Json, Provider, ProviderAdapter, TokenUsage, UpstreamCall } from '../src/upstream/providers/types.js';
 import { countMessagesTokens } from '../src/wire/messages/count.js';
-import { toChatRequest } from '../src/wire/messages/request.js';
+import { promptAsChat, toChatRequest } from '../src/wire/messages/request.js';
 import { anthropicUsageOf, toAnthropicMessage } from '../src/wire/messages/response.js';
 import { eventOf, MessagesStreamTranslator } from '../src/wire/messages/stream.js';
 import { estimatedUsage, fromTokenUsage, producedTextOf } from './chat-usage.js';
@@ -22,14 +22,14 @@ import { withUpstream } from './upstream-call.js';
 
 const native = (provider: Provider, adapter: ProviderAdapter) => provider.capabilities.messages && adapter.messages !== undefined;
 
-/** The chat request a translated attempt sends (also the gateway's own prompt count when usage is missing). */
-const chatBodyFor = (job: ChatJobData, provider: Provider, call?: UpstreamCall) => ({
+/** The chat request a translated attempt sends: thinking as this provider's reasoning setting, its upstream model. */
+const chatBodyFor = (job: ChatJobData, provider: Provider, call: UpstreamCall) => ({
   ...toChatRequest(job.body, provider.capabilities.reasoning),
-  ...(call ? { model: call.upstreamModel } : {}),
+  model: call.upstreamModel,
 });
 
 const billedUsage = (job: ChatJobData, usage: TokenUsage | undefined, produced: string) =>
-  usage ? fromTokenUsage(usage) : estimatedUsage(toChatRequest(job.body, 'thinking'), produced);
+  usage ? fromTokenUsage(usage) : estimatedUsage(promptAsChat(job.body), produced);
 
 const summary = (usage: { promptTokens: number; completionTokens: number }, cost: bigint, estimated: boolean): JobSummary => ({
   status: 'ok',

@@ -12,7 +12,7 @@ import type { AppContext } from '../http/state.js';
 import type { AnthropicHeaders, ChatJobData } from '../queue/jobs.js';
 import { providerFor } from '../upstream/providers/registry.js';
 import { countMessagesTokens } from '../wire/messages/count.js';
-import { toChatRequest } from '../wire/messages/request.js';
+import { promptAsChat } from '../wire/messages/request.js';
 import { admitted, enqueue, type FrontDoor, jobBase } from './admission.js';
 import { respondWithResult, respondWithStream, type StreamStyle } from './relay-response.js';
 
@@ -45,9 +45,6 @@ type CountTokensRequest = z.infer<typeof promptSchema>;
 const hasImages = (body: CountTokensRequest) =>
   body.messages.some((m) => Array.isArray(m.content) && m.content.some((b) => b.type === 'image'));
 
-/** The chat request a Messages request is estimated as (the hold's prompt tokens). */
-const asChat = (body: CountTokensRequest) => toChatRequest(body, 'thinking') as { messages: unknown[] };
-
 export const messagesDoor: FrontDoor<MessagesRequest> = {
   endpoint: '/v1/messages',
   modality: 'chat',
@@ -57,7 +54,7 @@ export const messagesDoor: FrontDoor<MessagesRequest> = {
     if (!model.tools && body.tools?.length) throw badRequest(`tools: model ${model.id} does not support tools`);
     return { kind: 'messages', body };
   },
-  worstCase: (body) => ({ promptTokens: estimateChatPromptTokens(asChat(body)), requestedOutput: body.max_tokens, choices: 1 }),
+  worstCase: (body) => ({ promptTokens: estimateChatPromptTokens(promptAsChat(body)), requestedOutput: body.max_tokens, choices: 1 }),
 };
 
 export const countTokensDoor: FrontDoor<CountTokensRequest> = {

@@ -228,35 +228,39 @@ function streamFrames(meta: MessageMeta, plan: ReplyPlan, withUsage: boolean): S
   };
   const stopSequence = plan.kind === 'text' ? (plan.stopSequence ?? null) : null;
   const index = meta.thinking ? 1 : 0;
-  const thinking = meta.thinking
-    ? [
-        eventFrame('content_block_start', {
-          type: 'content_block_start',
-          index: 0,
-          content_block: { type: 'thinking', thinking: '', signature: '' },
-        }),
-        ...textPieces(meta.thinking).map((piece) =>
-          eventFrame(
-            'content_block_delta',
-            { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: piece } },
-            true,
+  const blocks = [
+    ...(meta.thinking
+      ? [
+          eventFrame('content_block_start', {
+            type: 'content_block_start',
+            index: 0,
+            content_block: { type: 'thinking', thinking: '', signature: '' },
+          }),
+          ...textPieces(meta.thinking).map((piece) =>
+            eventFrame(
+              'content_block_delta',
+              { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: piece } },
+              true,
+            ),
           ),
-        ),
-        eventFrame('content_block_delta', {
-          type: 'content_block_delta',
-          index: 0,
-          delta: { type: 'signature_delta', signature: THINKING_SIGNATURE },
-        }),
-        eventFrame('content_block_stop', { type: 'content_block_stop', index: 0 }),
-      ]
-    : [];
-  return [
-    eventFrame('message_start', { type: 'message_start', message }),
-    eventFrame('ping', { type: 'ping' }),
-    ...thinking,
+          eventFrame('content_block_delta', {
+            type: 'content_block_delta',
+            index: 0,
+            delta: { type: 'signature_delta', signature: THINKING_SIGNATURE },
+          }),
+          eventFrame('content_block_stop', { type: 'content_block_stop', index: 0 }),
+        ]
+      : []),
     eventFrame('content_block_start', { type: 'content_block_start', index, content_block: blockStart(plan) }),
     ...blockDeltas(plan).map((delta) => eventFrame('content_block_delta', { type: 'content_block_delta', index, delta }, true)),
     eventFrame('content_block_stop', { type: 'content_block_stop', index }),
+  ];
+  return [
+    eventFrame('message_start', { type: 'message_start', message }),
+    // as Anthropic orders it: the first block's start, then a ping
+    blocks[0],
+    eventFrame('ping', { type: 'ping' }),
+    ...blocks.slice(1),
     eventFrame('message_delta', {
       type: 'message_delta',
       delta: { stop_reason: stopReason(plan), stop_sequence: stopSequence },

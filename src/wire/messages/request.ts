@@ -117,12 +117,16 @@ export function effortOf(budgetTokens: unknown): 'low' | 'medium' | 'high' {
   return budget < 4_096 ? 'low' : budget < 16_384 ? 'medium' : 'high';
 }
 
-/** `thinking` as the upstream's reasoning setting: OpenAI's reasoning_effort, DashScope's enable_thinking. */
-function reasoningOf(thinking: unknown, param: ReasoningParam): Json {
+/**
+ * `thinking` as the upstream's reasoning setting: OpenAI's reasoning_effort; DashScope's enable_thinking (with
+ * thinking_budget), on streams only, since DashScope refuses thinking in non-streaming calls.
+ */
+function reasoningOf(body: Json, param: ReasoningParam): Json {
+  const thinking = body.thinking;
   if (!isObject(thinking)) return {};
   const enabled = thinking.type === 'enabled' || thinking.type === 'adaptive';
   if (param === 'enable_thinking') {
-    if (!enabled) return thinking.type === 'disabled' ? { enable_thinking: false } : {};
+    if (!enabled || body.stream !== true) return thinking.type === 'disabled' ? { enable_thinking: false } : {};
     return { enable_thinking: true, ...(typeof thinking.budget_tokens === 'number' ? { thinking_budget: thinking.budget_tokens } : {}) };
   }
   if (param === 'reasoning_effort' && enabled) return { reasoning_effort: effortOf(thinking.budget_tokens) };
@@ -148,6 +152,9 @@ export function toChatRequest(body: Json, reasoning: ReasoningParam): Json {
     ...(stop.length > 0 ? { stop } : {}),
     ...(tools.length > 0 ? { tools, ...toolChoiceOf(body.tool_choice) } : {}),
     ...(typeof metadata.user_id === 'string' ? { user: metadata.user_id } : {}),
-    ...reasoningOf(body.thinking, reasoning),
+    ...reasoningOf(body, reasoning),
   };
 }
+
+/** The prompt of a Messages body as a chat request without any reasoning setting: what the gateway counts and holds for. */
+export const promptAsChat = (body: Json) => toChatRequest(body, 'thinking') as Json & { messages: unknown[] };
