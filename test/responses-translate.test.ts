@@ -245,17 +245,19 @@ test('the error event fits ResponseErrorEvent and carries the SPEC error object'
   t.like(event.data, { type: 'error', code: 'upstream_error', message: 'boom', sequence_number: 7, error: { upstream_status: 500 } });
 });
 
-test('reasoning.effort in each upstream setting: reasoning_effort, DashScope enable_thinking, nothing for the Anthropic adapter', (t) => {
+test('reasoning.effort in each upstream setting: reasoning_effort, DashScope enable_thinking on streams, nothing for the Anthropic adapter', (t) => {
   const chat = toChatRequest(parse({ input: 'x', reasoning: { effort: 'high' } })).chat;
-  t.is(withReasoningParam(chat, 'reasoning_effort').reasoning_effort, 'high');
-  t.like(withReasoningParam(chat, 'enable_thinking'), { enable_thinking: true });
-  t.false('reasoning_effort' in withReasoningParam(chat, 'enable_thinking'));
-  t.false('reasoning_effort' in withReasoningParam(chat, 'thinking'));
-  t.false('enable_thinking' in withReasoningParam(chat, 'thinking'));
+  t.is(withReasoningParam(chat, 'reasoning_effort', false).reasoning_effort, 'high');
+  t.like(withReasoningParam(chat, 'enable_thinking', true), { enable_thinking: true });
+  t.false('reasoning_effort' in withReasoningParam(chat, 'enable_thinking', true));
+  const nonStream = withReasoningParam(chat, 'enable_thinking', false);
+  t.false('enable_thinking' in nonStream || 'reasoning_effort' in nonStream, 'DashScope refuses thinking in non-streaming calls');
+  t.false('reasoning_effort' in withReasoningParam(chat, 'thinking', true));
+  t.false('enable_thinking' in withReasoningParam(chat, 'thinking', true));
   const minimal = toChatRequest(parse({ input: 'x', reasoning: { effort: 'minimal' } })).chat;
-  t.like(withReasoningParam(minimal, 'enable_thinking'), { enable_thinking: false });
+  t.like(withReasoningParam(minimal, 'enable_thinking', false), { enable_thinking: false });
   const none = toChatRequest(parse({ input: 'x' })).chat;
-  t.is(withReasoningParam(none, 'enable_thinking'), none, 'no reasoning asked: the body as it is');
+  t.is(withReasoningParam(none, 'enable_thinking', true), none, 'no reasoning asked: the body as it is');
 });
 
 test('translation time is linear: 60,000 function_call items in a row', (t) => {

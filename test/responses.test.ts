@@ -257,18 +257,30 @@ test.serial('dashscope: responses.create with a string input', async (t) => {
   await assertBilled(t, response.headers.get('x-request-id'), data);
 });
 
-test.serial('dashscope: reasoning.effort is sent as enable_thinking, and the reasoning comes back as a reasoning item', async (t) => {
-  const response = await client.responses.create({ model: DASHSCOPE_MODEL, input: 'think', reasoning: { effort: 'medium' } });
-  assertFitsOpenAI(t, 'Response', response);
-  const sent = bed.mock.requests.at(-1)!.body as Json;
-  t.is(sent.enable_thinking, true, JSON.stringify(sent));
-  t.false('reasoning_effort' in sent);
-  t.deepEqual(
-    response.output.map((item) => item.type),
-    ['reasoning', 'message'],
-  );
-  t.is(response.output_text, 'Hello! You said: think');
-});
+test.serial(
+  'dashscope: reasoning.effort streams as enable_thinking with a reasoning item; a non-stream call asks no thinking',
+  async (t) => {
+    const events: ResponseStreamEvent[] = [];
+    const stream = client.responses.stream({ model: DASHSCOPE_MODEL, input: 'think', reasoning: { effort: 'medium' } });
+    stream.on('event', (event) => events.push(event));
+    const final = await stream.finalResponse();
+    for (const event of events) assertEvent(t, event);
+    const sent = bed.mock.requests.at(-1)!.body as Json;
+    t.is(sent.enable_thinking, true, JSON.stringify(sent));
+    t.false('reasoning_effort' in sent);
+    t.deepEqual(
+      final.output.map((item) => item.type),
+      ['reasoning', 'message'],
+    );
+    t.is(final.output_text, 'Hello! You said: think');
+
+    const response = await client.responses.create({ model: DASHSCOPE_MODEL, input: 'think', reasoning: { effort: 'medium' } });
+    assertFitsOpenAI(t, 'Response', response);
+    const sentPlain = bed.mock.requests.at(-1)!.body as Json;
+    t.false('enable_thinking' in sentPlain || 'reasoning_effort' in sentPlain, JSON.stringify(sentPlain));
+    t.is(response.output_text, 'Hello! You said: think');
+  },
+);
 
 test.serial('input items: messages with input_text and input_image parts, developer role, reasoning effort forwarded', async (t) => {
   const response = await client.responses.create({

@@ -34,7 +34,7 @@ async function keep(ctx: WorkerContext, job: ChatJobData, meta: ResponsesJob, re
 
 /** The translated chat body for one attempt: the route's upstream model name and its reasoning setting. */
 const attemptBody = (job: ChatJobData, call: UpstreamCall, provider: Provider) =>
-  withReasoningParam({ ...job.body, model: call.upstreamModel }, provider.capabilities.reasoning);
+  withReasoningParam({ ...job.body, model: call.upstreamModel }, provider.capabilities.reasoning, job.stream);
 
 async function completeResponse(
   ctx: WorkerContext,

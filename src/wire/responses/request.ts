@@ -182,14 +182,17 @@ function chatResponseFormat(format: Json | null | undefined): Json | undefined {
 
 /**
  * The chat body one attempt sends, with `reasoning.effort` in the upstream's own setting (SPEC §1b: "where
- * the upstream has it"): OpenAI-type upstreams take `reasoning_effort`; DashScope `enable_thinking` (off for
- * `none`/`minimal`); the Anthropic adapter has no chat-side setting, so it gets neither.
+ * the upstream has it"): OpenAI-type upstreams take `reasoning_effort`; DashScope `enable_thinking`, on
+ * streams only (it refuses thinking in non-streaming calls; `none`/`minimal` turn it off); the Anthropic
+ * adapter has no chat-side setting, so it gets neither.
  */
-export function withReasoningParam(chat: Json, param: ReasoningParam): Json {
+export function withReasoningParam(chat: Json, param: ReasoningParam, stream: boolean): Json {
   const { reasoning_effort: effort, ...rest } = chat;
   if (effort === undefined || param === 'reasoning_effort') return chat;
-  if (param === 'enable_thinking') return { ...rest, enable_thinking: effort !== 'none' && effort !== 'minimal' };
-  return rest;
+  if (param !== 'enable_thinking') return rest;
+  const enabled = effort !== 'none' && effort !== 'minimal';
+  if (!enabled) return { ...rest, enable_thinking: false };
+  return stream ? { ...rest, enable_thinking: true } : rest;
 }
 
 /**
