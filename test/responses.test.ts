@@ -21,6 +21,7 @@ const PRICES: Record<string, { input: number; output: number; cacheRead?: number
   [CHAT_MODELS.openai]: { input: 0.15, output: 0.6 },
   [CHAT_MODELS.anthropic]: { input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75 },
   [DASHSCOPE_MODEL]: { input: 0.4, output: 1.2 },
+  'cached-mini': { input: 0.15, output: 0.6, cacheRead: 0.075, cacheWrite: 0.15 },
 };
 
 test.before(async () => {
@@ -281,6 +282,32 @@ test.serial(
     t.is(response.output_text, 'Hello! You said: think');
   },
 );
+
+test.serial('prompt cache: a repeated long prefix is billed at the cache-read price and shown as cached_tokens', async (t) => {
+  const channels = await bed.admin.call<{ data: Array<{ id: number; name: string }> }>('GET', '/admin/api/channels');
+  await bed.admin.model('cached-mini', {
+    channel_id: channels.data.find((c) => c.name === 'openai')!.id,
+    upstream_model: 'gpt-4o-mini',
+    input_price_per_1m: 0.15,
+    output_price_per_1m: 0.6,
+    cache_read_price_per_1m: 0.075,
+    cache_write_price_per_1m: 0.15,
+  });
+  const instructions = 'You are a careful assistant who answers briefly. '.repeat(200);
+  const answers: Array<{ data: Response; requestId: string | null }> = [];
+  for (const input of ['first question', 'second question']) {
+    const { data, response } = await client.responses.create({ model: 'cached-mini', instructions, input }).withResponse();
+    answers.push({ data, requestId: response.headers.get('x-request-id') });
+  }
+  t.is(answers[0].data.usage!.input_tokens_details.cached_tokens, 0);
+  t.true(answers[1].data.usage!.input_tokens_details.cached_tokens >= 1024, 'the instructions came from the cache');
+  for (const { data, requestId } of answers) await assertBilled(t, requestId, data);
+  const row = await ledgerOf(answers[1].requestId!);
+  t.is(
+    row.cached_tokens ?? answers[1].data.usage!.input_tokens_details.cached_tokens,
+    answers[1].data.usage!.input_tokens_details.cached_tokens,
+  );
+});
 
 test.serial('input items: messages with input_text and input_image parts, developer role, reasoning effort forwarded', async (t) => {
   const response = await client.responses.create({
