@@ -11,6 +11,8 @@ const ROOTS = [
   'CreateChatCompletionStreamResponse',
   'CreateEmbeddingResponse',
   'ImagesResponse',
+  'Response',
+  'ResponseStreamEvent',
 ];
 const SOURCE = new URL('../../shared/openai-openapi/openapi.json', import.meta.url);
 const TARGET = new URL('../test/fixtures/openai-schemas.json', import.meta.url);

@@ -13,6 +13,7 @@ import { messagesRequestSchema, promptSchema } from './api/messages.js';
 import { ERRORS } from './http/errors.js';
 import type { Route } from './http/router.js';
 import type { AppContext } from './http/state.js';
+import { responsesRequestSchema } from './wire/responses/request.js';
 
 type Json = Record<string, unknown>;
 
@@ -91,6 +92,22 @@ const anthropicMessage = z.looseObject({
     cost: usd.describe('what this request was charged, USD (eastx’s addition)'),
   }),
 });
+const responseObject = z.looseObject({
+  id: z.string(),
+  object: z.literal('response'),
+  created_at: z.int(),
+  status: z.enum(['completed', 'incomplete', 'in_progress']),
+  model: z.string(),
+  output: z.array(z.looseObject({ type: z.string() })).describe('reasoning, message (output_text parts) and function_call items'),
+  usage: z.looseObject({
+    input_tokens: z.int(),
+    input_tokens_details: z.looseObject({ cached_tokens: z.int(), cache_write_tokens: z.int() }),
+    output_tokens: z.int(),
+    output_tokens_details: z.looseObject({ reasoning_tokens: z.int() }),
+    total_tokens: z.int(),
+    cost: usd.describe('what this request was charged, USD (eastx’s addition)'),
+  }),
+});
 const embeddings = z.looseObject({
   object: z.literal('list'),
   model: z.string(),
@@ -146,6 +163,13 @@ const OPERATIONS: Record<string, Operation> = {
   },
   'POST /v1/embeddings': { summary: 'Embeddings', body: embeddingsRequestSchema, answer: embeddings },
   'POST /v1/images/generations': { summary: 'Image generation', body: imagesRequestSchema, answer: images },
+  'POST /v1/responses': {
+    summary: "OpenAI's Responses API (stream or not), over every chat model",
+    body: responsesRequestSchema,
+    answer: responseObject,
+    stream: 'event: response.created, response.in_progress, response.output_item.added, …, response.completed (usage); no [DONE]',
+  },
+  'GET /v1/responses/:id': { summary: "A stored response (store: true, 30 days; the key's own account only)", answer: responseObject },
   'GET /admin/api/channels': { summary: 'Channels with their tokens (never their secrets)' },
   'POST /admin/api/channels': { summary: 'Create a channel', body: admin.channelBody },
   'POST /admin/api/channels/:id/tokens': { summary: 'Add an upstream token to a channel', body: admin.tokenBody },

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { modelBody } from '../src/admin/schemas.js';
 import { chatRequestSchema } from '../src/api/chat.js';
 import { ROUTES } from '../src/routes.js';
+import { responsesRequestSchema } from '../src/wire/responses/request.js';
 import { AdminClient } from './helpers/admin.js';
 import { newCustomer } from './helpers/customer.js';
 import { freshEnvironment } from './helpers/env.js';
@@ -77,6 +78,9 @@ test('request bodies are the zod schemas the server validates with (z.toJSONSche
     return rest;
   };
   t.deepEqual(bodyOf('/v1/chat/completions', 'post'), expected(chatRequestSchema));
+  t.deepEqual(bodyOf('/v1/responses', 'post'), expected(responsesRequestSchema));
+  t.truthy(document.paths['/v1/responses'].post.responses['200'].content['text/event-stream']);
+  t.like(document.paths['/v1/responses/{id}'].get.parameters[0], { name: 'id', in: 'path', required: true });
   t.deepEqual(bodyOf('/admin/api/models/{id}', 'put'), expected(modelBody));
   t.truthy(bodyOf('/admin/api/models/{id}', 'put').properties.cache_read_price_per_1m);
   for (const [path, method] of [

@@ -4,8 +4,9 @@ import type { RelayPublisher } from '../src/queue/worker-relay.js';
 import type { ChatChunk, TokenUsage } from '../src/upstream/providers/types.js';
 import { clientUsage, estimatedUsage, fromTokenUsage, producedTextOf } from './chat-usage.js';
 import type { WorkerContext } from './context.js';
-import { charge, type JobSummary, runJob } from './job-kit.js';
+import { billedSummary, charge, type JobSummary, runJob } from './job-kit.js';
 import { processMessages } from './messages.js';
+import { processResponses } from './responses.js';
 import { withUpstream } from './upstream-call.js';
 
 async function completeChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPublisher, signal: AbortSignal): Promise<JobSummary> {
@@ -16,7 +17,7 @@ async function completeChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPu
   response.model = job.model;
   response.usage = clientUsage(response.usage, usage, cost);
   await relay.send({ t: 'done', costNano: cost.toString(), result: response });
-  return { status: 'ok', promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, costNano: cost.toString(), estimated };
+  return billedSummary(usage, cost, estimated);
 }
 
 async function streamChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPublisher, signal: AbortSignal): Promise<JobSummary> {
@@ -64,12 +65,13 @@ async function streamChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPubl
     usage: clientUsage(upstreamUsage, usage, cost),
   };
   await relay.send({ t: 'done', costNano: cost.toString(), usageChunk });
-  return { status: 'ok', promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, costNano: cost.toString(), estimated };
+  return billedSummary(usage, cost, estimated);
 }
 
 /** One chat job: lease → adapter → relay → settle; a job of another wire format goes to its own processor. */
 export function processChat(ctx: WorkerContext, bullJob: Job<ChatJobData>, signal: AbortSignal): Promise<JobSummary> {
   const job = bullJob.data;
   if (job.wire === 'messages') return processMessages(ctx, job, signal);
+  if (job.wire === 'responses' && job.responses) return processResponses(ctx, job, job.responses, signal);
   return runJob(ctx, job, signal, (relay) => (job.stream ? streamChat(ctx, job, relay, signal) : completeChat(ctx, job, relay, signal)));
 }

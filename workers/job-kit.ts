@@ -25,6 +25,15 @@ export interface JobSummary {
   estimated?: boolean;
 }
 
+/** The summary of a chat-like job that was billed `cost` for `usage`. */
+export const billedSummary = (usage: { promptTokens: number; completionTokens: number }, cost: bigint, estimated: boolean): JobSummary => ({
+  status: 'ok',
+  promptTokens: usage.promptTokens,
+  completionTokens: usage.completionTokens,
+  costNano: cost.toString(),
+  estimated,
+});
+
 /** A settlement that failed (MariaDB unreachable): it may or may not have committed. */
 class SettlementFailed extends ApiError {
   constructor() {

@@ -10,6 +10,7 @@ import { ListenerWatch } from '../src/queue/worker-relay.js';
 import { connect, disconnect, runProcess, stopOnSignal } from '../src/runtime.js';
 import { contextFrom, recordStage, startTelemetry } from '../src/telemetry.js';
 import { TokenPool } from '../src/upstream/pool.js';
+import { sweepExpiredResponses } from '../src/wire/responses/store.js';
 import { processChat } from './chat.js';
 import type { WorkerContext } from './context.js';
 import { abandon, interrupted, isRerun, rerunRefusal, STALLED_TOO_OFTEN } from './crash-recovery.js';
@@ -30,6 +31,8 @@ const LISTENER_GONE_MS = 3_000;
 const CATALOG_POLL_MS = 5_000;
 /** Jobs in flight get this long to finish on SIGTERM. */
 const DRAIN_MS = 25_000;
+/** How often a worker deletes expired stored responses. */
+const RESPONSE_SWEEP_MS = 10 * 60_000;
 
 type Processor = (ctx: WorkerContext, job: Job<JobData>, signal: AbortSignal) => Promise<JobSummary>;
 
@@ -138,6 +141,12 @@ runProcess('worker', async () => {
     maxAgeMs: Math.max(cfg.chatDeadlineMs, cfg.imageDeadlineMs) + 10 * 60_000,
   });
   sweeper.start();
+  // stored responses past their 30 days (SPEC §1b): deleted in bounded batches; any worker may, the DELETE is idempotent
+  const responseSweep = setInterval(
+    () => void sweepExpiredResponses(ctx.db).catch((err) => log.error({ err: { message: err.message } }, 'response sweep failed')),
+    RESPONSE_SWEEP_MS,
+  );
+  responseSweep.unref();
 
   // channel health: one repeatable probe job every CHANNEL_PROBE_MS, run by one worker at a time (global concurrency 1)
   const probeQueue = new Queue(PROBE_QUEUE, { connection: queueConnection, prefix: cfg.redisPrefix });
@@ -160,6 +169,7 @@ runProcess('worker', async () => {
 
   stopOnSignal('worker', async () => {
     clearInterval(poll);
+    clearInterval(responseSweep);
     listeners.stop();
     sweeper.stop();
     await Promise.race([

@@ -29,6 +29,8 @@ export interface FrontDoor<B extends { model: string }> {
   schema: z.ZodType<B>;
   /** 400s about the body alone, beyond its schema. */
   checkBody?(body: B): void;
+  /** What the body refers to that must be read before the model step (Responses: previous_response_id), and its 4xx. */
+  load?(ctx: AppContext, body: B): Promise<void>;
   /** What the model's channels must be able to serve, and 400s about this body on this model. */
   demand(body: B, model: Model): Demand;
   worstCase(body: B, model: Model): WorstCase;
@@ -55,11 +57,16 @@ function unheld(ctx: AppContext): Omit<Admitted<unknown>, 'reservation'> & { res
   return { body, model, channel };
 }
 
-export function bodyStep<B>(schema: z.ZodType<B>, checkBody?: (body: B) => void): AppMiddleware {
+export function bodyStep<B>(
+  schema: z.ZodType<B>,
+  checkBody?: (body: B) => void,
+  load?: (ctx: AppContext, body: B) => Promise<void>,
+): AppMiddleware {
   return async (ctx, next) => {
     ctx.state.admissionStartedAt = Date.now();
     const body = await parseBody(ctx, schema, ctx.services.config.bodyLimitBytes);
     checkBody?.(body);
+    await load?.(ctx, body);
     ctx.state.body = body;
     await next();
   };
@@ -187,7 +194,7 @@ function holdStep<B extends { model: string }>(door: FrontDoor<B>): AppMiddlewar
 
 /** The admission chain of a front door, in SPEC §2 order (the route's guard has already run). */
 export function admission<B extends { model: string }>(door: FrontDoor<B>): AppMiddleware[] {
-  return [bodyStep(door.schema, door.checkBody), modelStep(door), rateLimit, concurrencyStep, holdStep(door)];
+  return [bodyStep(door.schema, door.checkBody, door.load), modelStep(door), rateLimit, concurrencyStep, holdStep(door)];
 }
 
 /**
@@ -195,7 +202,7 @@ export function admission<B extends { model: string }>(door: FrontDoor<B>): AppM
  * RPM; no concurrency slot, no hold.
  */
 export function admissionWithoutHold<B extends { model: string }>(door: FrontDoor<B>): AppMiddleware[] {
-  return [bodyStep(door.schema, door.checkBody), modelStep(door), rateLimit];
+  return [bodyStep(door.schema, door.checkBody, door.load), modelStep(door), rateLimit];
 }
 
 /**

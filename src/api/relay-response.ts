@@ -35,8 +35,8 @@ export interface StreamStyle {
   doneMarker: boolean;
   /** what is written while the upstream is silent (chat: an SSE comment) */
   keepAlive(sse: SseWriter): void;
-  /** the one event a failure after the 200 is written as */
-  errorEvent(error: ApiError): SseEvent;
+  /** the one event a failure after the 200 is written as (`eventsWritten`: how many events came before it) */
+  errorEvent(error: ApiError, eventsWritten: number): SseEvent;
 }
 
 /** Chat completions (SPEC §1): comments as keep-alives, `data: {"error":{…}}`, `data: [DONE]`. */
@@ -168,7 +168,7 @@ export async function respondWithStream(ctx: AppContext, relay: RelayStream, job
   const giveUpAt = job.deadlineAt + ANSWER_GRACE_MS;
   const fail = async (error: ApiError) => {
     if (!sequence.started) await unbillableUnlessAnswered(ctx.services, job.requestId); // no answer to wait for
-    sse.fail(error, style.errorEvent(error));
+    sse.fail(error, style.errorEvent(error, sse.events));
   };
   try {
     for (;;) {
@@ -184,7 +184,7 @@ export async function respondWithStream(ctx: AppContext, relay: RelayStream, job
       // left the request unbillable, or billed what it streamed: output this process missed needs a look
       if (frame.t === 'error') {
         const error = ApiError.fromWire(frame.error);
-        return sequence.accept(frame) === 'ok' ? sse.fail(error, style.errorEvent(error)) : await fail(error);
+        return sequence.accept(frame) === 'ok' ? sse.fail(error, style.errorEvent(error, sse.events)) : await fail(error);
       }
       if (sequence.accept(frame) === 'gap') {
         void ctx.services.relay.cancel(job.requestId).catch(() => undefined);

@@ -3,6 +3,7 @@ import * as init from '../../migrations/001_init.js';
 import * as usageDaily from '../../migrations/002_usage_daily.js';
 import * as cachePrices from '../../migrations/003_cache_prices.js';
 import * as modelRoutes from '../../migrations/004_model_routes.js';
+import * as responses from '../../migrations/005_responses.js';
 import { createDb, ensureDatabase } from './index.js';
 
 /** Every migration, in order. Listed statically so the compiled app needs no directory scan. */
@@ -11,6 +12,7 @@ const migrations: Record<string, Migration> = {
   '002_usage_daily': usageDaily,
   '003_cache_prices': cachePrices,
   '004_model_routes': modelRoutes,
+  '005_responses': responses,
 };
 
 export async function migrateToLatest(databaseUrl: string): Promise<string[]> {

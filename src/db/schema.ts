@@ -150,6 +150,20 @@ export interface UsageDailyTable {
   spent_nano: Nano;
 }
 
+/** A stored `/v1/responses` answer (SPEC §1b): JSON texts, kept until `expires_at`. */
+export interface ResponsesTable {
+  id: string;
+  user_id: number;
+  key_id: number;
+  model: string;
+  /** the chat messages the next turn continues from (JSON array) */
+  conversation: string;
+  /** the response object (JSON) */
+  response: string;
+  created_at: ColumnType<Date, Date | undefined, never>;
+  expires_at: Date;
+}
+
 export interface Database {
   users: UsersTable;
   api_keys: ApiKeysTable;
@@ -161,4 +175,5 @@ export interface Database {
   holds: HoldsTable;
   redemption_codes: RedemptionCodesTable;
   usage_daily: UsageDailyTable;
+  responses: ResponsesTable;
 }

@@ -13,6 +13,8 @@ export interface SseEvent {
  */
 export class SseWriter {
   started = false;
+  /** Events written so far (comments not counted): a Responses error event's sequence_number. */
+  events = 0;
 
   constructor(private readonly ctx: Context) {}
 
@@ -36,6 +38,7 @@ export class SseWriter {
   /** An event; named (`event: <name>`) when `name` is given. */
   event(name: string | undefined, payload: unknown): void {
     this.start();
+    this.events++;
     this.ctx.res.write(frameOf({ event: name, data: payload }));
   }
 

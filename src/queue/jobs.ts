@@ -2,6 +2,7 @@ import type { Prices } from '../billing/money.js';
 import type { ModelRoute } from '../catalog/catalog.js';
 import type { Config } from '../config.js';
 import type { TraceCarrier } from '../telemetry.js';
+import type { ResponsesEcho } from '../wire/responses/response.js';
 
 /**
  * Web → worker: the job. Its id is the request id (= the ledger's idempotency key). Its data says who pays,
@@ -71,13 +72,25 @@ export interface ChatJobData extends JobBase {
   stream: boolean;
   /**
    * The request in the client's wire format: OpenAI's chat request for `chat` (model already the upstream
-   * name), Anthropic's Messages body for `messages`, the Responses body for `responses`.
+   * name), Anthropic's Messages body for `messages`, the translated chat request for `responses` (see ResponsesJob).
    */
   body: Record<string, unknown>;
   /** `messages` only: the client's Anthropic headers, forwarded to an Anthropic upstream. */
   anthropic?: AnthropicHeaders;
   /** `messages` only: count the prompt's tokens (`/v1/messages/count_tokens`); nothing is held or billed. */
   countTokens?: boolean;
+  /** `responses` only: what the response object echoes, and what to store. */
+  responses?: ResponsesJob;
+}
+
+/**
+ * A Responses request is translated to chat at the web (its hold is the chat body's worst case, previous
+ * conversation included), so a `responses` job's `body` is that chat request; this says how to answer it.
+ */
+export interface ResponsesJob {
+  echo: ResponsesEcho;
+  /** `body.messages` from this index on is the conversation to store (before it: this turn's instructions) */
+  conversationFrom: number;
 }
 
 export interface EmbeddingsJobData extends JobBase {

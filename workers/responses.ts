@@ -1,0 +1,99 @@
+import { log } from '../src/log.js';
+import type { ChatJobData, ResponsesJob } from '../src/queue/jobs.js';
+import type { RelayPublisher } from '../src/queue/worker-relay.js';
+import type { Provider, TokenUsage, UpstreamCall } from '../src/upstream/providers/types.js';
+import { type ChatMessage, withReasoningParam } from '../src/wire/responses/request.js';
+import { assistantMessage, responseFromCompletion } from '../src/wire/responses/response.js';
+import { storeResponse } from '../src/wire/responses/store.js';
+import { ResponsesStreamEncoder } from '../src/wire/responses/stream.js';
+import { clientUsage, estimatedUsage, fromTokenUsage, producedTextOf } from './chat-usage.js';
+import type { WorkerContext } from './context.js';
+import { billedSummary, charge, type JobSummary, runJob } from './job-kit.js';
+import { withUpstream } from './upstream-call.js';
+
+/**
+ * A chat job whose client speaks OpenAI's Responses API (SPEC §1b). The web translated the request to chat;
+ * this answers the chat completion as a response object, or its stream as Responses events, and keeps the
+ * response (store: true) once the request is billed.
+ */
+
+/**
+ * Keeps the billed response for previous_response_id and GET (SPEC §1b). After settlement, once per request
+ * (only a charge that applied gets here; the row's id is the response id, inserted with IGNORE). A store
+ * that fails does not take the answer away: it is logged and the response is simply not retrievable.
+ */
+async function keep(ctx: WorkerContext, job: ChatJobData, meta: ResponsesJob, response: Record<string, unknown>): Promise<void> {
+  if (!meta.echo.store) return;
+  const messages = job.body.messages as ChatMessage[];
+  const answer = assistantMessage(response.output as Array<Record<string, unknown>>);
+  const conversation = [...messages.slice(meta.conversationFrom), ...(answer ? [answer] : [])];
+  await storeResponse(ctx.db, { id: meta.echo.id, userId: job.userId, keyId: job.keyId, model: job.model, conversation, response }).catch(
+    (err: unknown) => log.error({ requestId: job.requestId, err: { message: (err as Error).message } }, 'could not store a response'),
+  );
+}
+
+/** The translated chat body for one attempt: the route's upstream model name and its reasoning setting. */
+const attemptBody = (job: ChatJobData, call: UpstreamCall, provider: Provider) =>
+  withReasoningParam({ ...job.body, model: call.upstreamModel }, provider.capabilities.reasoning, job.stream);
+
+async function completeResponse(
+  ctx: WorkerContext,
+  job: ChatJobData,
+  meta: ResponsesJob,
+  relay: RelayPublisher,
+  signal: AbortSignal,
+): Promise<JobSummary> {
+  const completion = await withUpstream(ctx, job, signal, (adapter, call, provider) =>
+    adapter.chat(attemptBody(job, call, provider), call),
+  );
+  const estimated = !completion.usage;
+  const usage = completion.usage ? fromTokenUsage(completion.usage) : estimatedUsage(job.body, JSON.stringify(completion.choices ?? ''));
+  const cost = await charge(ctx, job, usage, estimated);
+  const response = responseFromCompletion(meta.echo, { ...completion, usage: clientUsage(completion.usage, usage, cost) });
+  await keep(ctx, job, meta, response);
+  await relay.send({ t: 'done', costNano: cost.toString(), result: response });
+  return billedSummary(usage, cost, estimated);
+}
+
+async function streamResponse(
+  ctx: WorkerContext,
+  job: ChatJobData,
+  meta: ResponsesJob,
+  relay: RelayPublisher,
+  signal: AbortSignal,
+): Promise<JobSummary> {
+  const encoder = new ResponsesStreamEncoder(meta.echo);
+  let produced = '';
+  let upstreamUsage: TokenUsage | undefined;
+  try {
+    await withUpstream(
+      ctx,
+      job,
+      signal,
+      async (adapter, call, provider) => {
+        for await (const chunk of adapter.chatStream(attemptBody(job, call, provider), call)) {
+          if (chunk.usage) upstreamUsage = chunk.usage;
+          produced += producedTextOf(chunk);
+          for (const { event, data } of encoder.push(chunk)) await relay.send({ t: 'chunk', event, chunk: data });
+        }
+      },
+      () => encoder.emitted === 0,
+    );
+  } catch (err) {
+    if (encoder.emitted > 0) await charge(ctx, job, estimatedUsage(job.body, produced), true);
+    throw err;
+  }
+  const estimated = !upstreamUsage;
+  const usage = upstreamUsage ? fromTokenUsage(upstreamUsage) : estimatedUsage(job.body, produced);
+  const cost = await charge(ctx, job, usage, estimated);
+  const { events, response } = encoder.finish(clientUsage(upstreamUsage, usage, cost));
+  await keep(ctx, job, meta, response);
+  await relay.send({ t: 'done', costNano: cost.toString(), events });
+  return billedSummary(usage, cost, estimated);
+}
+
+export function processResponses(ctx: WorkerContext, job: ChatJobData, meta: ResponsesJob, signal: AbortSignal): Promise<JobSummary> {
+  return runJob(ctx, job, signal, (relay) =>
+    job.stream ? streamResponse(ctx, job, meta, relay, signal) : completeResponse(ctx, job, meta, relay, signal),
+  );
+}
