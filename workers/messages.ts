@@ -17,7 +17,7 @@ import { anthropicUsageOf, toAnthropicMessage } from '../src/wire/messages/respo
 import { eventOf, MessagesStreamTranslator } from '../src/wire/messages/stream.js';
 import { estimatedUsage, fromTokenUsage, producedTextOf } from './chat-usage.js';
 import type { WorkerContext } from './context.js';
-import { charge, type JobSummary, runJob } from './job-kit.js';
+import { billedSummary, charge, type JobSummary, runJob } from './job-kit.js';
 import { withUpstream } from './upstream-call.js';
 
 const native = (provider: Provider, adapter: ProviderAdapter) => provider.capabilities.messages && adapter.messages !== undefined;
@@ -31,14 +31,6 @@ const chatBodyFor = (job: ChatJobData, provider: Provider, call: UpstreamCall) =
 const billedUsage = (job: ChatJobData, usage: TokenUsage | undefined, produced: string) =>
   usage ? fromTokenUsage(usage) : estimatedUsage(promptAsChat(job.body), produced);
 
-const summary = (usage: { promptTokens: number; completionTokens: number }, cost: bigint, estimated: boolean): JobSummary => ({
-  status: 'ok',
-  promptTokens: usage.promptTokens,
-  completionTokens: usage.completionTokens,
-  costNano: cost.toString(),
-  estimated,
-});
-
 async function completeMessages(ctx: WorkerContext, job: ChatJobData, relay: RelayPublisher, signal: AbortSignal): Promise<JobSummary> {
   const answer = await withUpstream(ctx, job, signal, async (adapter, call, provider) => {
     if (native(provider, adapter)) return { message: await adapter.messages!(job.body, call, job.anthropic ?? {}) };
@@ -50,14 +42,14 @@ async function completeMessages(ctx: WorkerContext, job: ChatJobData, relay: Rel
     const cost = await charge(ctx, job, usage, !upstream);
     const result = { ...answer.message, model: job.model, usage: { ...(upstream ?? anthropicUsageOf(usage)), cost: usdNumber(cost) } };
     await relay.send({ t: 'done', costNano: cost.toString(), result });
-    return summary(usage, cost, !upstream);
+    return billedSummary(usage, cost, !upstream);
   }
   const { completion } = answer;
   const usage = billedUsage(job, completion.usage, JSON.stringify(completion.choices ?? ''));
   const cost = await charge(ctx, job, usage, !completion.usage);
   const result = toAnthropicMessage(completion, job.model, anthropicUsageOf(usage, usdNumber(cost)));
   await relay.send({ t: 'done', costNano: cost.toString(), result });
-  return summary(usage, cost, !completion.usage);
+  return billedSummary(usage, cost, !completion.usage);
 }
 
 /** Text of an Anthropic stream event's delta, for counting what was produced. */
@@ -165,7 +157,7 @@ async function streamMessages(ctx: WorkerContext, job: ChatJobData, relay: Relay
   const cost = await charge(ctx, job, usage, !end.usage);
   const events = end.closing(anthropicUsageOf(usage, usdNumber(cost)));
   await relay.send({ t: 'done', costNano: cost.toString(), events });
-  return summary(usage, cost, !end.usage);
+  return billedSummary(usage, cost, !end.usage);
 }
 
 /**
