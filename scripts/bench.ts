@@ -29,9 +29,7 @@ const HELD = Number(process.env.BENCH_HELD ?? 10_000);
 const RATE = 200;
 
 const profileArgs = (role: string) =>
-  process.env.BENCH_PROFILE
-    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${role}.cpuprofile`]
-    : [];
+  process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${role}.cpuprofile`] : [];
 
 async function freePort(): Promise<number> {
   const server = createServer().listen(0, '127.0.0.1');
