@@ -11,7 +11,7 @@ import { newCustomer } from './helpers/customer.js';
 import { freshEnvironment } from './helpers/env.js';
 import { type Gateway, startGateway } from './helpers/gateway.js';
 
-// Seeded random hostile requests against the /v1 and admin routes: every answer is a contract answer,
+// Seeded random hostile requests against the /v1 (Messages and Responses included) and admin routes: every answer is a contract answer,
 // nothing refused reaches the upstream or the ledger, and the process is healthy afterwards.
 let mock: MockUpstream;
 let gateway: Gateway;
@@ -20,6 +20,7 @@ let url: string;
 let adminToken: string;
 let apiKey: string;
 const MODEL = 'prop/chat';
+const CLAUDE = 'prop/claude';
 const SEED = 20_261_130;
 
 test.before(async () => {
@@ -34,6 +35,14 @@ test.before(async () => {
   await admin.token(channel.id, 'tok-prop', 8);
   await admin.model(MODEL, { channel_id: channel.id, upstream_model: 'mock-gpt', input_price_per_1m: 1, output_price_per_1m: 2 });
   await admin.model('prop/embed', { channel_id: channel.id, upstream_model: 'mock-embed', modality: 'embedding', input_price_per_1m: 1 });
+  const anthropic = await admin.channel('prop-anthropic', 'anthropic', mock.url);
+  await admin.token(anthropic.id, 'tok-prop-anthropic', 8);
+  await admin.model(CLAUDE, {
+    channel_id: anthropic.id,
+    upstream_model: 'claude-sonnet-4-6',
+    input_price_per_1m: 3,
+    output_price_per_1m: 15,
+  });
   ({ apiKey } = await newCustomer(admin, 'prop@example.com', '3', { rpm_limit: 100_000 }));
 });
 
@@ -56,6 +65,10 @@ const PATHS = [
   '/v1/chat/completions',
   '/v1/embeddings',
   '/v1/images/generations',
+  '/v1/messages',
+  '/v1/messages/count_tokens',
+  '/v1/responses',
+  '/v1/responses/resp_0123456789abcdef',
   '/admin/api/users',
   '/admin/api/users/1',
   '/admin/api/users/1/credit',
@@ -104,6 +117,9 @@ const authArb = fc.constantFrom(
   () => ({ authorization: 'Bearer ' }),
   () => ({ authorization: `Basic ${Buffer.from(`x:${adminToken}`).toString('base64')}` }),
   () => ({ authorization: 'Bearer sk-eastx-' + 'A'.repeat(43) }),
+  () => ({ 'x-api-key': apiKey }),
+  () => ({ 'x-api-key': `${apiKey}\u00a0` }),
+  () => ({ 'x-api-key': adminToken }),
 );
 
 const nested = (depth: number) => `${'['.repeat(depth)}1${']'.repeat(depth)}`;
@@ -116,12 +132,22 @@ const messageArb = fc.record(
 );
 const chatArb = fc.record(
   {
-    model: fc.constantFrom(MODEL, 'prop/embed', 'nope', '', 42),
+    model: fc.constantFrom(MODEL, CLAUDE, 'prop/embed', 'nope', '', 42),
     messages: fc.oneof(fc.array(messageArb, { maxLength: 5 }), fc.jsonValue({ maxDepth: 2 })),
     stream: fc.oneof(fc.boolean(), fc.constant('yes')),
     max_tokens: fc.oneof(fc.integer({ min: -5, max: 100 }), fc.double(), fc.constant(1e300)),
     n: fc.integer({ min: -1, max: 10 }),
-    input: fc.oneof(fc.string({ maxLength: 40 }), fc.array(fc.integer(), { maxLength: 5 })),
+    input: fc.oneof(
+      fc.string({ maxLength: 40 }),
+      fc.array(fc.integer(), { maxLength: 5 }),
+      fc.array(fc.jsonValue({ maxDepth: 3 }), { maxLength: 4 }),
+    ),
+    // Messages and Responses fields
+    system: fc.oneof(fc.string({ maxLength: 40 }), fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 3 })),
+    tools: fc.array(fc.jsonValue({ maxDepth: 3 }), { maxLength: 3 }),
+    thinking: fc.jsonValue({ maxDepth: 2 }),
+    instructions: fc.jsonValue({ maxDepth: 1 }),
+    previous_response_id: fc.oneof(fc.string({ maxLength: 30 }), fc.constant('resp_0123456789abcdef')),
     prompt: fc.string({ maxLength: 40 }),
     extra: fc.jsonValue({ maxDepth: 4 }),
   },
@@ -183,6 +209,7 @@ async function ledgerState(): Promise<string> {
   return JSON.stringify(rows[0]);
 }
 
+const ANTHROPIC_PATHS = new Set(['/v1/messages', '/v1/messages/count_tokens']);
 const CONTRACT_STATUSES = new Set([200, 201, 400, 401, 402, 403, 404, 405, 413, 429, 502, 503, 504]);
 
 test('random hostile requests get contract answers; refused ones reach neither the upstream nor the ledger', async (t) => {
@@ -196,11 +223,18 @@ test('random hostile requests get contract answers; refused ones reach neither t
       const what = `${attempt.method} ${attempt.target} → ${status} ${text.slice(0, 160)}`;
       if (!CONTRACT_STATUSES.has(status)) throw new Error(`not a contract status: ${what}`);
       if (status >= 400 && attempt.method !== 'HEAD') {
-        const error = (JSON.parse(text) as { error?: { code?: keyof typeof ERRORS; message?: string; type?: string; param?: unknown } })
-          .error;
-        if (!error?.code || ERRORS[error.code]?.status !== status || typeof error.message !== 'string' || !('param' in error)) {
-          throw new Error(`not a SPEC §2 error body: ${what}`);
+        const body = JSON.parse(text) as {
+          type?: string;
+          error?: { code?: keyof typeof ERRORS; message?: string; type?: string; param?: unknown };
+        };
+        const error = body.error;
+        if (!error?.code || ERRORS[error.code]?.status !== status || typeof error.message !== 'string') {
+          throw new Error(`not a contract error body: ${what}`);
         }
+        // SPEC §1b: Anthropic's shape on the Messages routes (as routed: any other spelling is an ordinary 404)
+        if (ANTHROPIC_PATHS.has(attempt.target.split('?')[0])) {
+          if (body.type !== 'error' || typeof error.type !== 'string') throw new Error(`not Anthropic's error shape: ${what}`);
+        } else if (!('param' in error)) throw new Error(`not a SPEC §2 error body: ${what}`);
       }
       if (status >= 400 && status < 500) {
         if (mock.requests.length !== upstreamBefore) throw new Error(`a refused request reached the upstream: ${what}`);
