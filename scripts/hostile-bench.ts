@@ -37,6 +37,8 @@ interface BodySpec {
   name: string;
   /** Builds the JSON text (in the client thread, before anything is measured). */
   build: () => string;
+  /** where it is posted (default /v1/chat/completions) */
+  path?: string;
 }
 
 function seededRandom(seed: number): () => number {
@@ -46,6 +48,12 @@ function seededRandom(seed: number): () => number {
 
 const chat = (messages: unknown[], extra: Record<string, unknown> = {}) => ({ model: MODEL, messages, max_tokens: 16, ...extra });
 
+const shortMessages = (count: number) =>
+  Array.from({ length: count }, (_, i) => ({
+    role: 'user',
+    content: `message ${i}: ${'the quick brown fox jumps over the lazy dog '.repeat(3)}`,
+  }));
+
 const BODIES: BodySpec[] = [
   { name: 'one 19 MB word', build: () => JSON.stringify(chat([{ role: 'user', content: 'a'.repeat(19_000_000) }])) },
   {
@@ -54,15 +62,7 @@ const BODIES: BodySpec[] = [
   },
   {
     name: '100,000 short messages',
-    build: () =>
-      JSON.stringify(
-        chat(
-          Array.from({ length: 100_000 }, (_, i) => ({
-            role: 'user',
-            content: `message ${i}: ${'the quick brown fox jumps over the lazy dog '.repeat(3)}`,
-          })),
-        ),
-      ),
+    build: () => JSON.stringify(chat(shortMessages(100_000))),
   },
   {
     name: 'JSON nested 100,000 deep',
@@ -101,6 +101,32 @@ const BODIES: BodySpec[] = [
     },
   },
   { name: '10,000,000 nested arrays', build: () => `${'['.repeat(10_000_000)}${']'.repeat(10_000_000)}` },
+  // The other wire formats: each body is translated to a chat request on its way (SPEC §1b).
+  {
+    name: 'Messages: 100,000 short messages',
+    path: '/v1/messages',
+    build: () => JSON.stringify({ model: MODEL, max_tokens: 16, messages: shortMessages(100_000) }),
+  },
+  {
+    name: 'Messages: 10,000 tools',
+    path: '/v1/messages',
+    build: () =>
+      JSON.stringify({
+        model: MODEL,
+        max_tokens: 16,
+        messages: [{ role: 'user', content: 'pick one' }],
+        tools: Array.from({ length: 10_000 }, (_, i) => ({
+          name: `tool_${i}`,
+          description: 'the quick brown fox jumps over the lazy dog '.repeat(4),
+          input_schema: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' } } },
+        })),
+      }),
+  },
+  {
+    name: 'Responses: 100,000 input items',
+    path: '/v1/responses',
+    build: () => JSON.stringify({ model: MODEL, max_output_tokens: 16, input: shortMessages(100_000) }),
+  },
 ];
 
 interface Sample {
@@ -205,7 +231,7 @@ async function clientThread(): Promise<void> {
     let status = 0;
     let code = '';
     try {
-      const res = await request(`${url}/v1/chat/completions`, {
+      const res = await request(`${url}${spec.path ?? '/v1/chat/completions'}`, {
         method: 'POST',
         headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
         body,
