@@ -310,6 +310,7 @@ eastx demo is running (mock upstream at ${mockServer.url}). Ctrl-C stops it.
     operator     ${OPERATOR_EMAIL} / ${DEMO_PASSWORD}  (/admin, Bull Board at /admin/queues)
   admin token    ${env.ADMIN_TOKEN}  (admin API; also opens /admin/login)
   metrics        curl -H "Authorization: Bearer ${env.ADMIN_TOKEN}" http://localhost:${config.port}/metrics
+  claude code    ANTHROPIC_BASE_URL=http://localhost:${config.port} ANTHROPIC_AUTH_TOKEN=${key} ANTHROPIC_MODEL=claude-sonnet-4-6 claude
 
 Quickstart (${proof}):
 
