@@ -7,7 +7,8 @@
  *
  * Everything runs on private servers it starts itself (MariaDB, Redis, the upstream: see scripts/bench/),
  * so counters and CPU belong to the benchmark alone. BENCH_SECONDS (default 10) sets each timed phase;
- * BENCH_HELD (default 10000) the held streams; BENCH_PROFILE=<dir> writes V8 CPU profiles. Results also go
+ * BENCH_HELD (default 10000) the held streams; BENCH_PROFILE=<dir> writes V8 CPU profiles, BENCH_HEAP_SNAPSHOT=<dir>
+ * a heap snapshot of the web process while the streams are held. Results also go
  * to bench-results.json.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -28,8 +29,11 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const HELD = Number(process.env.BENCH_HELD ?? 10_000);
 const RATE = 200;
 
-const profileArgs = (role: string) =>
-  process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${role}.cpuprofile`] : [];
+const HEAP_SNAPSHOT_DIR = process.env.BENCH_HEAP_SNAPSHOT;
+const profileArgs = (role: string) => [
+  ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${role}.cpuprofile`] : []),
+  ...(HEAP_SNAPSHOT_DIR && role === 'web' ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${HEAP_SNAPSHOT_DIR}`] : []),
+];
 
 async function freePort(): Promise<number> {
   const server = createServer().listen(0, '127.0.0.1');
@@ -226,6 +230,10 @@ async function main(): Promise<void> {
   const held = await holdStreams(stream(eastx, { bench_hold: true }), HELD);
   await sleep(2000);
   const rssHeld = rssMb(web.pid);
+  if (HEAP_SNAPSHOT_DIR) {
+    process.kill(web.pid!, 'SIGUSR2'); // the web writes a heap snapshot of the held streams (it stalls meanwhile)
+    await sleep(30_000);
+  }
   const workerRssHeld = rssMb(worker.pid);
   eastxSuccesses += held.open; // held streams are billed for what they produced
   await held.close();
