@@ -2,22 +2,20 @@ import type { Job } from 'bullmq';
 import type { ChatJobData } from '../src/queue/jobs.js';
 import type { RelayPublisher } from '../src/queue/worker-relay.js';
 import type { ChatChunk, TokenUsage } from '../src/upstream/providers/types.js';
-import { clientUsage, estimatedUsage, fromTokenUsage, producedTextOf } from './chat-usage.js';
+import { clientUsage, producedTextOf } from './chat-usage.js';
 import type { WorkerContext } from './context.js';
-import { billedSummary, charge, type JobSummary, runJob } from './job-kit.js';
+import { chargeChat, type JobSummary, runJob } from './job-kit.js';
 import { processMessages } from './messages.js';
 import { processResponses } from './responses.js';
 import { withUpstream } from './upstream-call.js';
 
 async function completeChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPublisher, signal: AbortSignal): Promise<JobSummary> {
   const response = await withUpstream(ctx, job, signal, (adapter, call) => adapter.chat({ ...job.body, model: call.upstreamModel }, call));
-  const estimated = !response.usage;
-  const usage = response.usage ? fromTokenUsage(response.usage) : estimatedUsage(job.body, JSON.stringify(response.choices ?? ''));
-  const cost = await charge(ctx, job, usage, estimated);
+  const { usage, cost, summary } = await chargeChat(ctx, job, job.body, response.usage, () => JSON.stringify(response.choices ?? ''));
   response.model = job.model;
   response.usage = clientUsage(response.usage, usage, cost);
   await relay.send({ t: 'done', costNano: cost.toString(), result: response });
-  return billedSummary(usage, cost, estimated);
+  return summary;
 }
 
 async function streamChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPublisher, signal: AbortSignal): Promise<JobSummary> {
@@ -49,13 +47,11 @@ async function streamChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPubl
       () => sent === 0,
     );
   } catch (err) {
-    if (sent > 0) await charge(ctx, job, estimatedUsage(job.body, produced), true);
+    if (sent > 0) await chargeChat(ctx, job, job.body, undefined, () => produced);
     throw err;
   }
 
-  const estimated = !upstreamUsage;
-  const usage = upstreamUsage ? fromTokenUsage(upstreamUsage) : estimatedUsage(job.body, produced);
-  const cost = await charge(ctx, job, usage, estimated);
+  const { usage, cost, summary } = await chargeChat(ctx, job, job.body, upstreamUsage, () => produced);
   const usageChunk = {
     id: lastChunk?.id,
     object: 'chat.completion.chunk',
@@ -65,7 +61,7 @@ async function streamChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPubl
     usage: clientUsage(upstreamUsage, usage, cost),
   };
   await relay.send({ t: 'done', costNano: cost.toString(), usageChunk });
-  return billedSummary(usage, cost, estimated);
+  return summary;
 }
 
 /** One chat job: lease → adapter → relay → settle; a job of another wire format goes to its own processor. */

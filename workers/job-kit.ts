@@ -8,6 +8,8 @@ import { abortError, abortReasonOf } from '../src/queue/abort.js';
 import { decodePrices, type JobBase } from '../src/queue/jobs.js';
 import { RelayPublisher } from '../src/queue/worker-relay.js';
 import { contextFrom, startStage } from '../src/telemetry.js';
+import type { TokenUsage } from '../src/upstream/providers/types.js';
+import { estimatedUsage, fromTokenUsage } from './chat-usage.js';
 import type { WorkerContext } from './context.js';
 
 /** The SPEC §2 error a failed job answers with. */
@@ -26,13 +28,31 @@ export interface JobSummary {
 }
 
 /** The summary of a chat-like job that was billed `cost` for `usage`. */
-export const billedSummary = (usage: { promptTokens: number; completionTokens: number }, cost: bigint, estimated: boolean): JobSummary => ({
+const billedSummary = (usage: { promptTokens: number; completionTokens: number }, cost: bigint, estimated: boolean): JobSummary => ({
   status: 'ok',
   promptTokens: usage.promptTokens,
   completionTokens: usage.completionTokens,
   costNano: cost.toString(),
   estimated,
 });
+
+/**
+ * Bills a chat-like answer (every wire format): from the upstream's usage, or, when it reported none, from the
+ * gateway's own count of `chatBody`'s prompt and of what was produced (counted only then; the row is marked
+ * estimated). Also for a stream that failed after output went out (upstream usage unknown).
+ */
+export async function chargeChat(
+  ctx: WorkerContext,
+  job: JobBase,
+  chatBody: Record<string, unknown>,
+  upstream: TokenUsage | undefined,
+  produced: () => string,
+): Promise<{ usage: Usage; cost: bigint; summary: JobSummary }> {
+  const estimated = !upstream;
+  const usage = upstream ? fromTokenUsage(upstream) : estimatedUsage(chatBody, produced());
+  const cost = await charge(ctx, job, usage, estimated);
+  return { usage, cost, summary: billedSummary(usage, cost, estimated) };
+}
 
 /** A settlement that failed (MariaDB unreachable): it may or may not have committed. */
 class SettlementFailed extends ApiError {

@@ -15,9 +15,9 @@ import { countMessagesTokens } from '../src/wire/messages/count.js';
 import { promptAsChat, toChatRequest } from '../src/wire/messages/request.js';
 import { anthropicUsageOf, toAnthropicMessage } from '../src/wire/messages/response.js';
 import { eventOf, MessagesStreamTranslator } from '../src/wire/messages/stream.js';
-import { estimatedUsage, fromTokenUsage, producedTextOf } from './chat-usage.js';
+import { producedTextOf } from './chat-usage.js';
 import type { WorkerContext } from './context.js';
-import { billedSummary, charge, type JobSummary, runJob } from './job-kit.js';
+import { chargeChat, type JobSummary, runJob } from './job-kit.js';
 import { withUpstream } from './upstream-call.js';
 
 const native = (provider: Provider, adapter: ProviderAdapter) => provider.capabilities.messages && adapter.messages !== undefined;
@@ -28,8 +28,9 @@ const chatBodyFor = (job: ChatJobData, provider: Provider, call: UpstreamCall) =
   model: call.upstreamModel,
 });
 
-const billedUsage = (job: ChatJobData, usage: TokenUsage | undefined, produced: string) =>
-  usage ? fromTokenUsage(usage) : estimatedUsage(promptAsChat(job.body), produced);
+/** Messages answers bill like chat: their prompt counted as its chat translation when the upstream reports no usage. */
+const chargeMessages = (ctx: WorkerContext, job: ChatJobData, upstream: TokenUsage | undefined, produced: () => string) =>
+  chargeChat(ctx, job, promptAsChat(job.body), upstream, produced);
 
 async function completeMessages(ctx: WorkerContext, job: ChatJobData, relay: RelayPublisher, signal: AbortSignal): Promise<JobSummary> {
   const answer = await withUpstream(ctx, job, signal, async (adapter, call, provider) => {
@@ -37,19 +38,20 @@ async function completeMessages(ctx: WorkerContext, job: ChatJobData, relay: Rel
     return { completion: await adapter.chat(chatBodyFor(job, provider, call), call) };
   });
   if (answer.message) {
-    const upstream = answer.message.usage as AnthropicUsage | undefined;
-    const usage = billedUsage(job, upstream && usageOf(upstream), JSON.stringify(answer.message.content ?? ''));
-    const cost = await charge(ctx, job, usage, !upstream);
-    const result = { ...answer.message, model: job.model, usage: { ...(upstream ?? anthropicUsageOf(usage)), cost: usdNumber(cost) } };
+    const { message } = answer;
+    const upstream = message.usage as AnthropicUsage | undefined;
+    const { usage, cost, summary } = await chargeMessages(ctx, job, upstream && usageOf(upstream), () =>
+      JSON.stringify(message.content ?? ''),
+    );
+    const result = { ...message, model: job.model, usage: { ...(upstream ?? anthropicUsageOf(usage)), cost: usdNumber(cost) } };
     await relay.send({ t: 'done', costNano: cost.toString(), result });
-    return billedSummary(usage, cost, !upstream);
+    return summary;
   }
   const { completion } = answer;
-  const usage = billedUsage(job, completion.usage, JSON.stringify(completion.choices ?? ''));
-  const cost = await charge(ctx, job, usage, !completion.usage);
+  const { usage, cost, summary } = await chargeMessages(ctx, job, completion.usage, () => JSON.stringify(completion.choices ?? ''));
   const result = toAnthropicMessage(completion, job.model, anthropicUsageOf(usage, usdNumber(cost)));
   await relay.send({ t: 'done', costNano: cost.toString(), result });
-  return billedSummary(usage, cost, !completion.usage);
+  return summary;
 }
 
 /** Text of an Anthropic stream event's delta, for counting what was produced. */
@@ -150,14 +152,13 @@ async function streamMessages(ctx: WorkerContext, job: ChatJobData, relay: Relay
       () => out.sent === 0,
     );
   } catch (err) {
-    if (out.sent > 0) await charge(ctx, job, billedUsage(job, undefined, out.produced), true);
+    if (out.sent > 0) await chargeMessages(ctx, job, undefined, () => out.produced);
     throw err;
   }
-  const usage = billedUsage(job, end.usage, out.produced);
-  const cost = await charge(ctx, job, usage, !end.usage);
+  const { usage, cost, summary } = await chargeMessages(ctx, job, end.usage, () => out.produced);
   const events = end.closing(anthropicUsageOf(usage, usdNumber(cost)));
   await relay.send({ t: 'done', costNano: cost.toString(), events });
-  return billedSummary(usage, cost, !end.usage);
+  return summary;
 }
 
 /**

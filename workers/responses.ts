@@ -6,9 +6,9 @@ import { type ChatMessage, withReasoningParam } from '../src/wire/responses/requ
 import { assistantMessage, responseFromCompletion } from '../src/wire/responses/response.js';
 import { storeResponse } from '../src/wire/responses/store.js';
 import { ResponsesStreamEncoder } from '../src/wire/responses/stream.js';
-import { clientUsage, estimatedUsage, fromTokenUsage, producedTextOf } from './chat-usage.js';
+import { clientUsage, producedTextOf } from './chat-usage.js';
 import type { WorkerContext } from './context.js';
-import { billedSummary, charge, type JobSummary, runJob } from './job-kit.js';
+import { chargeChat, type JobSummary, runJob } from './job-kit.js';
 import { withUpstream } from './upstream-call.js';
 
 /**
@@ -46,13 +46,11 @@ async function completeResponse(
   const completion = await withUpstream(ctx, job, signal, (adapter, call, provider) =>
     adapter.chat(attemptBody(job, call, provider), call),
   );
-  const estimated = !completion.usage;
-  const usage = completion.usage ? fromTokenUsage(completion.usage) : estimatedUsage(job.body, JSON.stringify(completion.choices ?? ''));
-  const cost = await charge(ctx, job, usage, estimated);
+  const { usage, cost, summary } = await chargeChat(ctx, job, job.body, completion.usage, () => JSON.stringify(completion.choices ?? ''));
   const response = responseFromCompletion(meta.echo, { ...completion, usage: clientUsage(completion.usage, usage, cost) });
   await keep(ctx, job, meta, response);
   await relay.send({ t: 'done', costNano: cost.toString(), result: response });
-  return billedSummary(usage, cost, estimated);
+  return summary;
 }
 
 async function streamResponse(
@@ -80,16 +78,14 @@ async function streamResponse(
       () => encoder.emitted === 0,
     );
   } catch (err) {
-    if (encoder.emitted > 0) await charge(ctx, job, estimatedUsage(job.body, produced), true);
+    if (encoder.emitted > 0) await chargeChat(ctx, job, job.body, undefined, () => produced);
     throw err;
   }
-  const estimated = !upstreamUsage;
-  const usage = upstreamUsage ? fromTokenUsage(upstreamUsage) : estimatedUsage(job.body, produced);
-  const cost = await charge(ctx, job, usage, estimated);
+  const { usage, cost, summary } = await chargeChat(ctx, job, job.body, upstreamUsage, () => produced);
   const { events, response } = encoder.finish(clientUsage(upstreamUsage, usage, cost));
   await keep(ctx, job, meta, response);
   await relay.send({ t: 'done', costNano: cost.toString(), events });
-  return billedSummary(usage, cost, estimated);
+  return summary;
 }
 
 export function processResponses(ctx: WorkerContext, job: ChatJobData, meta: ResponsesJob, signal: AbortSignal): Promise<JobSummary> {
