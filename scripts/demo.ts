@@ -25,6 +25,18 @@ const OPERATOR_EMAIL = 'admin@eastx.local';
 type ChannelSeed = { name: string; type: 'openai' | 'anthropic' | 'dashscope'; baseUrl: string; secrets: string[] };
 type ModelSeed = Record<string, unknown> & { id: string; channel: string };
 
+/** OpenAI's list prices, for the mock model and the real one alike. */
+const GPT_4O_MINI = {
+  owned_by: 'openai',
+  modality: 'chat',
+  upstream_model: 'gpt-4o-mini',
+  input_price_per_1m: 0.15,
+  output_price_per_1m: 0.6,
+  max_output_tokens: 16384,
+  vision: true,
+  tools: true,
+};
+
 /** Anthropic's list prices, for the mock model and the real one alike. */
 const CLAUDE_SONNET = {
   owned_by: 'anthropic',
@@ -56,14 +68,7 @@ function catalogSeed(mock: MockUpstream): { channels: ChannelSeed[]; models: Mod
       id: 'gpt-4o-mini',
       channel: 'mock-openai',
       display_name: 'GPT-4o mini (mock)',
-      owned_by: 'openai',
-      modality: 'chat',
-      upstream_model: 'gpt-4o-mini',
-      input_price_per_1m: 0.15,
-      output_price_per_1m: 0.6,
-      max_output_tokens: 16384,
-      vision: true,
-      tools: true,
+      ...GPT_4O_MINI,
     },
     {
       id: 'qwen/qwen-plus',
@@ -116,14 +121,7 @@ function catalogSeed(mock: MockUpstream): { channels: ChannelSeed[]; models: Mod
       id: 'openai/gpt-4o-mini',
       channel: 'openai',
       display_name: 'GPT-4o mini',
-      owned_by: 'openai',
-      modality: 'chat',
-      upstream_model: 'gpt-4o-mini',
-      input_price_per_1m: 0.15,
-      output_price_per_1m: 0.6,
-      max_output_tokens: 16384,
-      vision: true,
-      tools: true,
+      ...GPT_4O_MINI,
     });
   }
   if (process.env.ANTHROPIC_API_KEY) {
