@@ -376,6 +376,28 @@ test.serial('a web process cut off from Redis for a moment: answers published me
   await checkMoney(t, who, outcomes);
 });
 
+/**
+ * SPEC §2 during an outage of eastx's own stores: requests answered while it lasted (`during`) are 500
+ * internal_error, no error is a 4xx, every error comes within ERROR_BOUND_MS, and the last request succeeds.
+ */
+function expectOutageAnswers(t: ExecutionContext, outcomes: Outcome[], during: Outcome[], recovered: string): void {
+  t.deepEqual(
+    during.filter((o) => o.status !== 500 || o.errorCode !== 'internal_error').map((o) => `${o.status} ${o.errorCode}`),
+    [],
+  );
+  const errors = outcomes.filter((o) => o.status !== 200);
+  t.deepEqual(
+    errors.filter((o) => o.status < 500).map((o) => `${o.status} ${o.errorCode}`),
+    [],
+  );
+  t.deepEqual(
+    errors.filter((o) => o.ms > ERROR_BOUND_MS).map((o) => o.ms),
+    [],
+    'every error answer within the bound',
+  );
+  t.is(outcomes.at(-1)!.status, 200, `requests succeed again once ${recovered}`);
+}
+
 test.serial(
   'MariaDB unreachable (refused, then silent) under load: 500 internal_error within seconds, nobody refused is charged, service recovers',
   async (t) => {
@@ -397,21 +419,7 @@ test.serial(
 
     const during = outcomes.filter((o) => o.startedAt > cutAt + 200 && o.startedAt + o.ms < reopenedAt);
     t.true(during.length > 0, 'requests were answered during the outage');
-    t.deepEqual(
-      during.filter((o) => o.status !== 500 || o.errorCode !== 'internal_error').map((o) => `${o.status} ${o.errorCode}`),
-      [],
-    );
-    const errors = outcomes.filter((o) => o.status !== 200);
-    t.deepEqual(
-      errors.filter((o) => o.status < 500).map((o) => `${o.status} ${o.errorCode}`),
-      [],
-    );
-    t.deepEqual(
-      errors.filter((o) => o.ms > ERROR_BOUND_MS).map((o) => o.ms),
-      [],
-      'every error answer within the bound',
-    );
-    t.is(outcomes.at(-1)!.status, 200, 'requests succeed again once MariaDB is reachable');
+    expectOutageAnswers(t, outcomes, during, 'MariaDB is reachable');
     await checkMoney(t, who, outcomes);
   },
 );
@@ -438,21 +446,7 @@ test.serial('Redis down for a while: 500 internal_error within seconds, back by 
     Array(6).fill('500 internal_error'),
   );
   const during = outcomes.filter((o) => o.startedAt > killedAt + 200 && o.startedAt + o.ms < restartedAt);
-  t.deepEqual(
-    during.filter((o) => o.status !== 500 || o.errorCode !== 'internal_error').map((o) => `${o.status} ${o.errorCode}`),
-    [],
-  );
-  const errors = outcomes.filter((o) => o.status !== 200);
-  t.deepEqual(
-    errors.filter((o) => o.status < 500).map((o) => `${o.status} ${o.errorCode}`),
-    [],
-  );
-  t.deepEqual(
-    errors.filter((o) => o.ms > ERROR_BOUND_MS).map((o) => o.ms),
-    [],
-    'every error answer within the bound',
-  );
-  t.is(outcomes.at(-1)!.status, 200, 'requests succeed again once Redis is back');
+  expectOutageAnswers(t, outcomes, during, 'Redis is back');
   await checkMoney(t, who, outcomes);
 });
 
