@@ -68,7 +68,6 @@ test("public pages: the live catalog, the deployment's own base URL, and securit
 
   for (const [path, accept] of [
     ['/', 'text/html'],
-    ['/v1/models', 'application/json'],
     ['/no-such-page', 'application/json'],
     ['/static/eastx.css', 'text/css'],
   ]) {
@@ -79,6 +78,14 @@ test("public pages: the live catalog, the deployment's own base URL, and securit
     t.is(res.headers.get('x-content-type-options'), 'nosniff', path);
     t.is(res.headers.get('x-frame-options'), 'DENY', path);
     t.is(res.headers.get('referrer-policy'), 'same-origin', path);
+  }
+  // the API answers clients, not browsers: OWASP's short REST set, answered or refused alike
+  for (const path of ['/v1/models', '/v1/no-such-route']) {
+    const res = await fetch(`${base}${path}`, { headers: { authorization: 'Bearer sk-eastx-wrong' } });
+    t.is(res.headers.get('content-security-policy'), "default-src 'none'; frame-ancestors 'none'", path);
+    t.is(res.headers.get('x-content-type-options'), 'nosniff', path);
+    t.is(res.headers.get('x-frame-options'), 'DENY', path);
+    t.regex(res.headers.get('strict-transport-security') ?? '', /max-age=\d+/, path);
   }
 });
 

@@ -462,6 +462,16 @@ test.serial('max_concurrent_requests: exact across both web processes; refusals 
     8_000,
   );
   t.is(freed, 200, 'the slots of the clients that left were freed');
+
+  // a stream that runs to its end frees its slot when its response ends (it is relayed detached from the
+  // middleware chain): more streams one after another than the key has slots all answer
+  for (let i = 0; i < 5; i++) {
+    const res = await chat('rt/slow', {
+      ...as,
+      init: { body: JSON.stringify({ model: 'rt/slow', stream: true, messages: [{ role: 'user', content: 'go' }] }) },
+    });
+    t.is(res.res.status, 200, `stream ${i} after ${i} finished ones`);
+  }
 });
 
 test.serial('audit and concurrency: every answer charged exactly once, nothing held, no token above its max_concurrency', async (t) => {

@@ -174,8 +174,12 @@ const concurrencyStep: AppMiddleware = async (ctx, next) => {
   try {
     await next();
   } finally {
-    ctx.res.off('close', release);
-    release();
+    // freed before the answer is written (the client's next request finds it free, whichever process takes
+    // it), or, for a response still being written after the chain returned, when that response ends
+    if (!ctx.state.detached) {
+      ctx.res.off('close', release);
+      release();
+    }
   }
 };
 

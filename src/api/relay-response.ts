@@ -2,8 +2,9 @@ import { formatUsd } from '../billing/money.js';
 import { unbillableUnlessAnswered } from '../billing/unbillable.js';
 import { ApiError } from '../http/errors.js';
 import { type SseEvent, SseWriter } from '../http/sse.js';
-import type { AppContext } from '../http/state.js';
-import { type DoneFrame, FrameSequence, type RelayFrame } from '../queue/frames.js';
+import { type AppContext, detach } from '../http/state.js';
+import { log } from '../log.js';
+import { type DoneFrame, FrameSequence, type SequencedFrame } from '../queue/frames.js';
 import { ANSWER_GRACE_MS, type JobBase } from '../queue/jobs.js';
 import type { RelayStream } from '../queue/web-relay.js';
 import { contextWith, recordStage } from '../telemetry.js';
@@ -11,8 +12,6 @@ import { contextWith, recordStage } from '../telemetry.js';
 /** SPEC §1: a stream's 200 goes out with its first chunk or after this long; then comments keep it alive. */
 const FIRST_BYTE_MS = 10_000;
 const KEEPALIVE_MS = 15_000;
-/** Silence after which the web side looks for the job's kept final frame and asks BullMQ about the job. */
-const SILENCE_CHECK_MS = 3_000;
 /**
  * A job BullMQ no longer has as queued or running is lost once no heartbeat came for this long either: a
  * worker still running a job BullMQ lost track of (Redis restarted) sends one at least every ~3 s.
@@ -47,7 +46,7 @@ export const chatStreamStyle = (includeUsage: boolean): StreamStyle => ({
   errorEvent: (error) => ({ data: error.toJSON() }),
 });
 
-type Wait = Exclude<RelayFrame, { t: 'hb' | 'kept' }> | 'silent' | 'lost' | 'unreachable';
+type Wait = SequencedFrame | 'silent' | 'lost' | 'unreachable';
 
 /**
  * A client that goes away cancels the job (the worker aborts its upstream call and settles for what was
@@ -75,23 +74,19 @@ function errorOf(ctx: AppContext, wait: 'silent' | 'lost' | 'unreachable'): ApiE
 }
 
 /**
- * The job's next frame within `waitMs` (heartbeats only prove the job alive): `silent` when none came (or
- * the client left); `lost` when BullMQ no longer has the job, no heartbeat says a worker still runs it, and
- * no final frame was kept for it; `unreachable` when Redis is. After every SILENCE_CHECK_MS of silence, and
- * whenever the relay subscription came back, it looks for the job's kept final frame.
+ * The job's next frame within `waitMs`: `silent` when none came (or the client left); `lost` when BullMQ no
+ * longer has the job, no heartbeat says a worker still runs it, and no final frame was kept for it;
+ * `unreachable` when Redis is. Whenever the hub pokes the request (its job silent for SILENCE_CHECK_MS, or
+ * the relay subscription back), it looks for the job's kept final frame and asks BullMQ about the job.
  */
-async function nextFrame(ctx: AppContext, relay: RelayStream, job: JobBase, waitMs: number): Promise<Wait> {
+async function nextFrame(ctx: AppContext, relay: RelayStream, job: RelayTicket, waitMs: number): Promise<Wait> {
   const svc = ctx.services;
   const until = Date.now() + waitMs;
   let overSince: number | undefined;
   for (;;) {
     const downMs = svc.relay.downForMs();
-    const pause = downMs !== undefined ? REDIS_DOWN_MS - downMs : overSince !== undefined ? 1_000 : SILENCE_CHECK_MS;
+    const pause = downMs !== undefined ? REDIS_DOWN_MS - downMs : overSince !== undefined ? 1_000 : waitMs;
     const frame = await relay.next(Math.max(0, Math.min(pause, until - Date.now())));
-    if (frame?.t === 'hb') {
-      overSince = undefined;
-      continue;
-    }
     if (frame) return frame;
     if (relay.isEnded || Date.now() >= until) return 'silent';
     const down = svc.relay.downForMs();
@@ -110,7 +105,7 @@ async function nextFrame(ctx: AppContext, relay: RelayStream, job: JobBase, wait
       return 'unreachable';
     }
     overSince ??= Date.now();
-    if (Date.now() - overSince >= LOST_AFTER_MS) return 'lost';
+    if (Date.now() - Math.max(overSince, relay.heardAt) >= LOST_AFTER_MS) return 'lost';
   }
 }
 
@@ -160,10 +155,44 @@ export async function respondWithResult(ctx: AppContext, relay: RelayStream, job
  * before that every failure is an ordinary HTTP error, after it an SSE error event. A failure before any
  * chunk reached the client leaves it uncharged; one after bills what was produced (SPEC §3). Chunks are
  * written as they come (with their event names); the done frame's closing events follow, then the style's end.
+ *
+ * Once the 200 is out, the rest of the stream is relayed detached from the middleware chain: the chain
+ * returns, so a stream held open for minutes keeps only its response, relay and job alive, not every
+ * middleware's suspended frame (the access log, metrics and the key's concurrency slot finish on the
+ * response's `close`).
  */
 export async function respondWithStream(ctx: AppContext, relay: RelayStream, job: JobBase, style: StreamStyle): Promise<void> {
-  const stopWatching = cancelOnDisconnect(ctx, relay);
   const sse = new SseWriter(ctx);
+  const ticket = ticketOf(job); // the detached part below keeps this, not the job and its body
+  const relayed = relayStream(ctx, relay, ticket, style, sse);
+  const first = await Promise.race([
+    relayed.then(
+      () => ({ ended: true as const }),
+      (err: unknown) => ({ ended: true as const, err }),
+    ),
+    sse.whenStarted.then(() => ({ ended: false as const })),
+  ]);
+  if (first.ended) {
+    if ('err' in first) throw first.err; // before the 200: the error boundary answers it
+    return;
+  }
+  detach(ctx);
+  relayed.catch((err: unknown) => {
+    log.error(
+      { err: { message: (err as Error).message, stack: (err as Error).stack }, requestId: ticket.requestId },
+      'stream relay failed',
+    );
+    ctx.res.destroy(); // the client sees the stream cut, as for any failure after the 200 without an error event
+  });
+}
+
+/** What relaying needs of a job (a held stream keeps this, not the job and its body). */
+type RelayTicket = Pick<JobBase, 'requestId' | 'channelId' | 'deadlineAt'>;
+
+const ticketOf = ({ requestId, channelId, deadlineAt }: JobBase): RelayTicket => ({ requestId, channelId, deadlineAt });
+
+async function relayStream(ctx: AppContext, relay: RelayStream, job: RelayTicket, style: StreamStyle, sse: SseWriter): Promise<void> {
+  const stopWatching = cancelOnDisconnect(ctx, relay);
   const sequence = new FrameSequence();
   const giveUpAt = job.deadlineAt + ANSWER_GRACE_MS;
   const fail = async (error: ApiError) => {

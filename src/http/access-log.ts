@@ -5,7 +5,7 @@ import type { AppState } from './state.js';
 /** One JSON line per request, when its response ends: request id, route, status, time. Never bodies or secrets. */
 export const accessLog = (): Middleware<AppState> => async (ctx, next) => {
   const started = performance.now();
-  ctx.res.once('close', () => {
+  ctx.res.on('close', () => {
     const status = ctx.res.statusCode;
     const entry = {
       requestId: ctx.state.requestId,

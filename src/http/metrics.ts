@@ -120,13 +120,13 @@ export function createMetrics(svc: WebServices): { observe: Middleware; registry
   });
 
   const observe: Middleware = async (ctx, next) => {
-    const stop = duration.startTimer();
-    const done = () => {
-      const route = (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
-      requests.inc({ route: String(route), status: String(ctx.status) });
-      stop({ route: String(route) });
-    };
-    ctx.res.once('close', done);
+    const started = performance.now();
+    // 'close' comes once per response (`on` spares a held stream the once-wrapper)
+    ctx.res.on('close', () => {
+      const route = String((ctx as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched');
+      requests.inc({ route, status: String(ctx.status) });
+      duration.observe({ route }, (performance.now() - started) / 1000);
+    });
     await next();
   };
 

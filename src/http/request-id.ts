@@ -10,10 +10,8 @@ export const newRequestId = () => `req_${randomUUID().replaceAll('-', '')}`;
 export const requestId = (): Middleware<AppState> => async (ctx, next) => {
   ctx.state.requestId = newRequestId();
   ctx.set('x-request-id', ctx.state.requestId);
-  ctx.state.span = startStage('eastx.request');
-  try {
-    await next();
-  } finally {
-    ctx.state.span.end();
-  }
+  const span = startStage('eastx.request');
+  ctx.state.span = span;
+  ctx.res.on('close', () => span.end()); // a detached stream's response outlives the chain
+  await next();
 };

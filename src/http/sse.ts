@@ -15,12 +15,18 @@ export class SseWriter {
   started = false;
   /** Events written so far (comments not counted): a Responses error event's sequence_number. */
   events = 0;
+  private markStarted!: () => void;
+  /** Resolves once the 200 and the first event (or comment) went out. */
+  readonly whenStarted = new Promise<void>((resolve) => {
+    this.markStarted = resolve;
+  });
 
   constructor(private readonly ctx: Context) {}
 
   private start(): void {
     if (this.started) return;
     this.started = true;
+    this.markStarted();
     this.ctx.respond = false;
     this.ctx.res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',

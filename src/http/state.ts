@@ -44,6 +44,8 @@ export interface AppState {
   /** Console pages: the visitor's session, if any, and the submitted form (already CSRF-checked). */
   session?: ConsoleSession;
   form?: Record<string, string>;
+  /** The handler goes on writing the response after the middleware chain returned (see `detach`). */
+  detached?: boolean;
 }
 
 /** What the app adds to every context: the process's shared services and its metrics registry. */
@@ -68,3 +70,15 @@ export function principal<K extends Principal['kind']>(ctx: AppContext, kind: K)
 }
 
 export const customerKey = (ctx: AppContext): AuthKey => principal(ctx, 'customer').key;
+
+/**
+ * The handler goes on writing the response after its middleware chain returns (a stream relayed detached,
+ * src/api/relay-response.ts): whatever must last as long as the response waits for the response's `close`,
+ * and what only the handler needed is let go.
+ */
+export function detach(ctx: AppContext): void {
+  ctx.state.detached = true;
+  // the request body (parsed, then validated) is in the job already: a long stream need not keep it
+  ctx.state.jsonBody = undefined;
+  ctx.state.body = undefined;
+}

@@ -1,9 +1,15 @@
 import type { Redis, RedisKeys } from '../redis/index.js';
 import { requestCancel } from './cancel.js';
-import { decodeFrame, type FinalFrame, type KeptFrame, type RelayFrame } from './frames.js';
+import { decodeFrame, type FinalFrame, type SequencedFrame } from './frames.js';
 
-/** What reaches a request's stream: a kept frame only pokes it. */
-type StreamFrame = Exclude<RelayFrame, KeptFrame>;
+/** What reaches a request's stream: chunks and its final frame (heartbeats and kept frames only signal). */
+type StreamFrame = SequencedFrame;
+
+/**
+ * A job silent this long (no frame, no heartbeat) gets its request poked by the hub's watchdog, to look for
+ * its kept final frame and ask BullMQ about the job (a queued job has no heartbeat; a lost one never speaks).
+ */
+export const SILENCE_CHECK_MS = 3_000;
 
 /** The web side of one job's relay: frames in arrival order, awaited with a timeout. */
 export class RelayStream {
@@ -11,15 +17,27 @@ export class RelayStream {
   private waiter: ((frame: StreamFrame | undefined) => void) | undefined;
   private ended = false;
   private poked = false;
+  /** When the job last showed it runs (a frame or a heartbeat), epoch ms. */
+  heardAt = Date.now();
+  private pokedAt = 0;
 
   push(frame: StreamFrame): void {
+    this.heardAt = Date.now();
     if (this.waiter) {
       const wake = this.waiter;
       this.waiter = undefined;
       wake(frame);
-    } else if (frame.t !== 'hb') {
+    } else {
       this.buffered.push(frame);
     }
+  }
+
+  /**
+   * The job's worker still runs it. Nobody is woken: a stream held open for minutes costs no wake-up (and no
+   * short-lived promise and timer) per heartbeat.
+   */
+  heartbeat(): void {
+    this.heardAt = Date.now();
   }
 
   /** Wakes a pending `next` (or the next call) with undefined at once, so its caller looks for itself. */
@@ -28,6 +46,13 @@ export class RelayStream {
     this.waiter = undefined;
     if (wake) wake(undefined);
     else this.poked = true;
+  }
+
+  /** The watchdog's poke: once per SILENCE_CHECK_MS while the job is silent. */
+  pokeIfSilent(now: number): void {
+    if (now - this.heardAt < SILENCE_CHECK_MS || now - this.pokedAt < SILENCE_CHECK_MS) return;
+    this.pokedAt = now;
+    this.poke();
   }
 
   /** Stops waiting (the client went away): pending and later `next` calls answer undefined at once. */
@@ -42,7 +67,7 @@ export class RelayStream {
     return this.ended;
   }
 
-  /** The next frame, or undefined after `timeoutMs` of silence (or once ended, or poked). */
+  /** The next frame, or undefined after `timeoutMs` (or once ended, or poked). */
   next(timeoutMs: number): Promise<StreamFrame | undefined> {
     const ready = this.buffered.shift();
     if (ready) return Promise.resolve(ready);
@@ -88,11 +113,17 @@ export class RelayHub {
       const frame = decodeFrame(text);
       if (!frame) return;
       // one heartbeat frame names every silent job of a worker for this process
-      if ('ids' in frame) for (const id of frame.ids) this.streams.get(id)?.push({ id, t: 'hb' });
+      if ('ids' in frame) for (const id of frame.ids) this.streams.get(id)?.heartbeat();
+      else if (frame.t === 'hb') this.streams.get(frame.id)?.heartbeat();
       // a large final frame is only kept: the poked request reads it (keptFinal)
       else if (frame.t === 'kept') this.streams.get(frame.id)?.poke();
       else this.streams.get(frame.id)?.push(frame);
     });
+    // one timer for every open request, instead of one per request per silence window
+    setInterval(() => {
+      const now = Date.now();
+      for (const stream of this.streams.values()) stream.pokeIfSilent(now);
+    }, 1_000).unref();
     this.subscriber.on('close', () => {
       this.downSince ??= Date.now();
       this.pokeAll();
