@@ -33,6 +33,7 @@ export async function createWebServices(config: Config): Promise<WebServices> {
     jobs,
     async close() {
       concurrency.stop();
+      relay.stop();
       await jobs.close();
       await disconnect(connections);
     },

@@ -157,7 +157,7 @@ export async function respondWithResult(ctx: AppContext, relay: RelayStream, job
  * written as they come (with their event names); the done frame's closing events follow, then the style's end.
  *
  * Once the 200 is out, the rest of the stream is relayed detached from the middleware chain: the chain
- * returns, so a stream held open for minutes keeps only its response, relay and job alive, not every
+ * returns, so a stream held open for minutes keeps only its response, relay and a ticket of its job, not every
  * middleware's suspended frame (the access log, metrics and the key's concurrency slot finish on the
  * response's `close`).
  */

@@ -26,9 +26,7 @@ export type DoneFrame = {
 };
 /** The SPEC §2 error the request ends with; sent only for a request left unbillable (or billed for what it streamed). */
 export type ErrorFrame = { id: string; seq: number; t: 'error'; error: WireError };
-/** "Still running", per request as a RelayStream sees it. */
-export type HeartbeatFrame = { id: string; t: 'hb' };
-/** On the wire, one heartbeat names every silent job a worker runs for the channel's web process. */
+/** "Still running": one heartbeat names every silent job a worker runs for the channel's web process. */
 export type HeartbeatsFrame = { t: 'hb'; ids: string[] };
 /**
  * Published instead of a large final frame (base64 images…): that frame is only in the kept result
@@ -39,14 +37,14 @@ export type KeptFrame = { id: string; t: 'kept' };
 
 export type FinalFrame = DoneFrame | ErrorFrame;
 export type SequencedFrame = ChunkFrame | FinalFrame;
-export type RelayFrame = SequencedFrame | HeartbeatFrame | KeptFrame;
+export type RelayFrame = SequencedFrame | KeptFrame;
 
 export const encodeFrame = (frame: RelayFrame | HeartbeatsFrame): string => JSON.stringify(frame);
 
 /** Final frames longer than this are published as a KeptFrame. */
 export const LARGE_FRAME_CHARS = 256 * 1024;
 
-const KINDS = new Set(['chunk', 'done', 'error', 'hb', 'kept']);
+const KINDS = new Set(['chunk', 'done', 'error', 'kept']);
 
 /** A frame from the wire, or undefined for anything else (a relay channel carries only frames). */
 export function decodeFrame(text: string): RelayFrame | HeartbeatsFrame | undefined {

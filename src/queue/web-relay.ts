@@ -99,6 +99,7 @@ export class RelayStream {
 export class RelayHub {
   private readonly streams = new Map<string, RelayStream>();
   private downSince: number | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly subscriber: Redis,
@@ -114,16 +115,16 @@ export class RelayHub {
       if (!frame) return;
       // one heartbeat frame names every silent job of a worker for this process
       if ('ids' in frame) for (const id of frame.ids) this.streams.get(id)?.heartbeat();
-      else if (frame.t === 'hb') this.streams.get(frame.id)?.heartbeat();
       // a large final frame is only kept: the poked request reads it (keptFinal)
       else if (frame.t === 'kept') this.streams.get(frame.id)?.poke();
       else this.streams.get(frame.id)?.push(frame);
     });
     // one timer for every open request, instead of one per request per silence window
-    setInterval(() => {
+    this.watchdog = setInterval(() => {
       const now = Date.now();
       for (const stream of this.streams.values()) stream.pokeIfSilent(now);
-    }, 1_000).unref();
+    }, 1_000);
+    this.watchdog.unref();
     this.subscriber.on('close', () => {
       this.downSince ??= Date.now();
       this.pokeAll();
@@ -140,6 +141,10 @@ export class RelayHub {
       );
     });
     await this.subscriber.subscribe(channel);
+  }
+
+  stop(): void {
+    clearInterval(this.watchdog);
   }
 
   /** How long this process's relay subscription has been down; undefined while it is up. */
