@@ -3,7 +3,8 @@
  * directly, in one run: latency one request at a time and open-loop at 200 req/s (from the scheduled send
  * time), CPU per request of the whole stack (web + worker + Redis + MariaDB, from /proc), closed-loop
  * throughput, stream first-token overhead, memory of 10,000 held streams, Redis commands and SQL statements
- * per request (the servers' own counters), and where one request's time goes (OpenTelemetry spans).
+ * per request (the servers' own counters) and Redis's time per request script by script (its slow log), and
+ * where one request's time goes (OpenTelemetry spans).
  *
  * Everything runs on private servers it starts itself (MariaDB, Redis, the upstream: see scripts/bench/),
  * so counters and CPU belong to the benchmark alone. BENCH_SECONDS (default 10) sets each timed phase;
@@ -12,10 +13,11 @@
  * to bench-results.json.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus } from 'node:os';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { createConnection } from 'mysql2/promise';
@@ -143,6 +145,13 @@ async function main(): Promise<void> {
   await admin('POST', `/admin/api/users/${user.id}/credit`, { amount_usd: '100000' });
   const { key } = (await admin('POST', `/admin/api/users/${user.id}/keys`, { name: 'bench', rpm_limit: 1_000_000 })) as { key: string };
 
+  /** The web process's JavaScript heap in use (live objects and garbage not yet collected), from its /metrics. */
+  const webHeapUsedMb = async () => {
+    const res = await fetch(`${webUrl}/metrics`, { headers: { authorization: `Bearer ${adminToken}` } });
+    const used = /^eastx_nodejs_heap_size_used_bytes (\d+)/m.exec(await res.text());
+    return used ? Math.round(Number(used[1]) / 2 ** 20) : Number.NaN;
+  };
+
   const chatBody = (extra: Record<string, unknown> = {}) =>
     JSON.stringify({
       model: 'bench/chat',
@@ -197,6 +206,19 @@ async function main(): Promise<void> {
   };
   const workNonStream = await perRequest(eastx, 1000);
   const workStream = await perRequest(stream(eastx), 300);
+  // Redis time per request, script by script (the slow log at a 0 µs threshold, one request at a time)
+  let scriptRun: LatencyRun | undefined;
+  const redisTime = await servers.redisTimeByScript(async () => {
+    scriptRun = counted(await sequential(eastx, 200));
+  }, eastxScripts());
+  const redisUsecPerRequest = Object.fromEntries(
+    Object.entries(redisTime)
+      .sort((a, b) => b[1].usec - a[1].usec)
+      .map(([name, time]) => [
+        name,
+        { calls: +(time.calls / (scriptRun?.ok || 1)).toFixed(2), usec: +(time.usec / (scriptRun?.ok || 1)).toFixed(1) },
+      ]),
+  );
 
   // 2. one request at a time
   const seqDirect = await sequential(direct, 1000);
@@ -227,9 +249,11 @@ async function main(): Promise<void> {
   const starts = counted(await streamStarts(stream(eastx), 200));
   await sleep(1000);
   const rssBefore = rssMb(web.pid);
+  const heapBefore = await webHeapUsedMb();
   const held = await holdStreams(stream(eastx, { bench_hold: true }), HELD);
   await sleep(2000);
   const rssHeld = rssMb(web.pid);
+  const heapHeld = await webHeapUsedMb();
   if (HEAP_SNAPSHOT_DIR) {
     process.kill(web.pid!, 'SIGUSR2'); // the web writes a heap snapshot of the held streams (it stalls meanwhile)
     await sleep(30_000);
@@ -293,9 +317,11 @@ async function main(): Promise<void> {
       web_rss_mb_before: rssBefore,
       web_rss_mb_held: rssHeld,
       web_rss_growth_mb: rssHeld - rssBefore,
+      web_heap_used_mb_before: heapBefore,
+      web_heap_used_mb_held: heapHeld,
       worker_rss_mb_held: workerRssHeld,
     },
-    per_request: { non_stream: workNonStream, stream: workStream },
+    per_request: { non_stream: workNonStream, stream: workStream, redis_usec_by_script: redisUsecPerRequest },
     stages_ms: stages,
     billing: {
       successes: eastxSuccesses,
@@ -344,7 +370,12 @@ async function main(): Promise<void> {
     `${results.stream_first_token_200.eastx.p50} / ${results.stream_first_token_200.eastx.p99} ms (+${results.stream_first_token_200.added_p99_ms} p99)`,
     'added p99 ≤ 30 ms',
   );
-  row(`${HELD} streams held: web RSS growth`, '', `${held.open} open, +${results.held_streams.web_rss_growth_mb} MB`, '≤ 200 MB');
+  row(
+    `${HELD} streams held: web RSS growth`,
+    '',
+    `${held.open} open, +${results.held_streams.web_rss_growth_mb} MB (JS heap in use +${heapHeld - heapBefore} MB)`,
+    '≤ 200 MB',
+  );
   row(
     'per non-stream request: Redis commands (scripts) / SQL statements (transactions)',
     '',
@@ -355,6 +386,14 @@ async function main(): Promise<void> {
     'per stream request: the same, and PUBLISH',
     '',
     `${workStream.redisCommands} (${workStream.redisScripts}) / ${workStream.sqlStatements} (${workStream.sqlTransactions}), ${workStream.publish} PUBLISH`,
+    '',
+  );
+  row(
+    'per non-stream request, Redis time by script (slow log): µs (calls)',
+    '',
+    Object.entries(redisUsecPerRequest)
+      .map(([name, t]) => `${name} ${t.usec} (${t.calls})`)
+      .join(', '),
     '',
   );
   for (const [name, s] of Object.entries(stages)) row(`stage ${name}: p50 / p99`, '', `${s.p50} / ${s.p99} ms (${s.count} spans)`, '');
@@ -369,6 +408,19 @@ async function main(): Promise<void> {
   await stopAll();
   process.exit(
     results.billing.successes === results.billing.charges && results.billing.charges === results.billing.distinct_request_ids ? 0 : 1,
+  );
+}
+
+/** eastx's Redis scripts by SHA-1 (how EVALSHA names them), to tell them from BullMQ's in the slow log. */
+function eastxScripts(): Map<string, string> {
+  const files = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.lua'));
+  return new Map(
+    files.map((f) => [
+      createHash('sha1')
+        .update(readFileSync(join(ROOT, 'src', f)))
+        .digest('hex'),
+      basename(f, '.lua'),
+    ]),
   );
 }
 

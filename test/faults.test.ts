@@ -12,7 +12,7 @@ import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { createRedis, RedisKeys } from '../src/redis/index.js';
 import { AdminClient } from './helpers/admin.js';
 import { freshEnvironment } from './helpers/env.js';
-import { type Gateway, startGateway } from './helpers/gateway.js';
+import { type Gateway, logsOf, startGateway } from './helpers/gateway.js';
 import { PrivateRedis } from './helpers/redis-server.js';
 import { TcpProxy } from './helpers/tcp-proxy.js';
 
@@ -183,21 +183,19 @@ const summary = (outcomes: Outcome[]) => {
   return `${outcomes.length} requests: ${[...counts].map(([k, v]) => `${k} ×${v}`).join(', ')}${timing}`;
 };
 
-const gatewayLog = () => [...gateway.webs, ...gateway.workers].flatMap((p) => p.output().split('\n'));
+const gatewayLog = () => logsOf([...gateway.webs, ...gateway.workers]);
 
 /** The requests among `outcomes` whose charge the web side took back (it logs each one). */
-function takenBack(outcomes: Outcome[]): Outcome[] {
+async function takenBack(outcomes: Outcome[]): Promise<Outcome[]> {
   const ids = new Set(
-    gatewayLog()
-      .filter((line) => line.includes('took back the charge'))
-      .map((line) => /"requestId":"([^"]+)"/.exec(line)?.[1]),
+    (await gatewayLog()).filter((line) => line.includes('took back the charge')).map((line) => /"requestId":"([^"]+)"/.exec(line)?.[1]),
   );
   return outcomes.filter((o) => o.requestId !== null && ids.has(o.requestId));
 }
 
 /** How often the gateway has had to make an errored request unbillable so far (it logs each time). */
-function logMoneyEvents(t: ExecutionContext) {
-  const lines = gatewayLog();
+async function logMoneyEvents(t: ExecutionContext) {
+  const lines = await gatewayLog();
   const count = (pattern: RegExp) => lines.filter((line) => pattern.test(line)).length;
   t.log(
     `settlements failed: ${count(/"settlement failed"/)}, voided by a sweeper: ${count(/made unbillable a request/)},`,
@@ -210,7 +208,7 @@ function logMoneyEvents(t: ExecutionContext) {
  * never charged, nothing charged that no client asked for, nothing left held, and the ledger audit passes.
  */
 async function checkMoney(t: ExecutionContext, who: { userId: number; keyId: number }, outcomes: Outcome[]) {
-  logMoneyEvents(t);
+  await logMoneyEvents(t);
   const settled = await until(async () => {
     const row = await db.selectFrom('users').select('held_nano').where('id', '=', who.userId).executeTakeFirstOrThrow();
     return BigInt(row.held_nano) === 0n;
@@ -318,9 +316,7 @@ test.serial('Redis killed and restarted empty under load: answered requests are 
   );
   // a charged answer is delivered, unless it was a stream whose chunks went out while the web was not listening
   t.deepEqual(
-    takenBack(outcomes)
-      .filter((o) => !o.stream)
-      .map((o) => o.requestId),
+    (await takenBack(outcomes)).filter((o) => !o.stream).map((o) => o.requestId),
     [],
     'every charged answer reached its client',
   );
@@ -369,7 +365,7 @@ test.serial('a web process cut off from Redis for a moment: answers published me
     [],
   );
   t.deepEqual(
-    takenBack(outcomes).map((o) => o.requestId),
+    (await takenBack(outcomes)).map((o) => o.requestId),
     [],
     'every charged answer reached its client',
   );

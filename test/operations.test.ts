@@ -4,7 +4,7 @@ import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { createRedis, type Redis } from '../src/redis/index.js';
 import { AdminClient } from './helpers/admin.js';
 import { freshEnvironment } from './helpers/env.js';
-import { type Gateway, startGateway } from './helpers/gateway.js';
+import { type Gateway, logsOf, startGateway } from './helpers/gateway.js';
 
 // The operator's surface (SPEC §5): health, readiness, metrics, Bull Board, JSON logs without secrets.
 let mock: MockUpstream;
@@ -103,16 +103,13 @@ test('job data names the model and holds no secret: not the API key, not the ups
 test('JSON access logs carry the request id and never the key, the upstream token or the prompt', async (t) => {
   const res = await fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${apiKey}` } });
   const requestId = res.headers.get('x-request-id');
-  await new Promise((r) => setTimeout(r, 200));
-  const lines = gateway.webs[0]
-    .output()
-    .split('\n')
-    .filter((l) => l.startsWith('{'));
+  const logged = await logsOf([gateway.webs[0]], (all) => all.some((l) => requestId !== null && l.includes(requestId)));
+  const lines = logged.filter((l) => l.startsWith('{'));
   const entry = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.requestId === requestId);
   t.truthy(entry, 'one JSON line for the request');
   t.is(entry!.status, 200);
   t.is(entry!.path, '/v1/models');
-  const everything = gateway.webs.map((w) => w.output()).join('') + gateway.workers.map((w) => w.output()).join('');
+  const everything = (await logsOf([...gateway.webs, ...gateway.workers])).join('\n');
   t.false(everything.includes(apiKey.slice('sk-eastx-'.length)));
   t.false(everything.includes(UPSTREAM_SECRET));
   t.false(everything.includes(PROMPT));

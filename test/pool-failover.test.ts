@@ -5,7 +5,7 @@ import { encode } from 'gpt-tokenizer';
 import { type Behavior, type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { AdminClient } from './helpers/admin.js';
 import { freshEnvironment } from './helpers/env.js';
-import { freePort, type Gateway, startGateway } from './helpers/gateway.js';
+import { freePort, type Gateway, logsOf, startGateway } from './helpers/gateway.js';
 import { StreamReader } from './helpers/stream.js';
 
 // Failover, cooldowns, the §2 upstream errors and cancellation, through web + 2 worker processes.
@@ -172,7 +172,7 @@ test.serial('401 from upstream disables the token (admin API shows it) and the r
   t.is(channelTokens.find((tk) => tk.id === tokens.good.id)!.status, 'active');
   for (let i = 0; i < 5; i++) t.is((await chatJson(model)).res.status, 200);
   t.is(mock.stats(tokens.revoked.secret).calls, 1, 'a disabled token gets no more calls');
-  const output = gateway.workers.map((w) => w.output()).join('\n');
+  const output = (await logsOf(gateway.workers, (lines) => lines.some((l) => l.includes('token disabled')))).join('\n');
   t.regex(output, /token disabled/);
   t.false(output.includes(tokens.revoked.secret), 'the secret is not logged');
 

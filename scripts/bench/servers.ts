@@ -16,7 +16,14 @@ export interface PrivateServers {
   pids: { mariadbd: number; redis: number };
   /** Server-side counters now: Redis commands (and script calls), SQL statements (and transactions). */
   counters(): Promise<Counters>;
+  /** Time Redis spends in each script while `run` runs (see redisTimeByScript). */
+  redisTimeByScript(run: () => Promise<unknown>, scriptNames: Map<string, string>): Promise<Record<string, ScriptTime>>;
   stop(): Promise<void>;
+}
+
+export interface ScriptTime {
+  calls: number;
+  usec: number;
 }
 
 export interface Counters {
@@ -114,6 +121,7 @@ export async function startPrivateServers(ports: { mysql: number; redis: number 
     redisUrl,
     pids: { mariadbd: mariadb.pid ?? 0, redis: redis.pid ?? 0 },
     counters,
+    redisTimeByScript: (run, scriptNames) => redisTimeByScript(probe, run, scriptNames),
     async stop() {
       probe.disconnect();
       redis.kill('SIGTERM');
@@ -122,6 +130,41 @@ export async function startPrivateServers(ports: { mysql: number; redis: number 
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+type SlowlogEntry = [id: number, at: number, usec: number, args: string[]];
+
+/**
+ * Where Redis's time goes, script by script: the slow log with a 0 µs threshold records every command with
+ * its duration while `run` runs (then the defaults are back). Commands a script calls are logged on their
+ * own too, in capitals (scripts call `redis.call('ZADD', …)`, clients send lower case): only the outer ones
+ * count. A script is named by `scriptNames` (SHA-1 → name), else it is BullMQ's.
+ */
+async function redisTimeByScript(
+  redis: Redis,
+  run: () => Promise<unknown>,
+  scriptNames: Map<string, string>,
+): Promise<Record<string, ScriptTime>> {
+  await redis.config('SET', 'slowlog-max-len', '1000000');
+  await redis.slowlog('RESET');
+  await redis.config('SET', 'slowlog-log-slower-than', '0');
+  try {
+    await run();
+  } finally {
+    await redis.config('SET', 'slowlog-log-slower-than', '10000');
+  }
+  const entries = (await redis.slowlog('GET', 1_000_000)) as SlowlogEntry[];
+  await redis.config('SET', 'slowlog-max-len', '128');
+  await redis.slowlog('RESET');
+  const times: Record<string, ScriptTime> = {};
+  for (const [, , usec, [command, sha]] of entries) {
+    if (/[A-Z]/.test(command) || command === 'config' || command === 'slowlog') continue;
+    const name = command === 'evalsha' ? (scriptNames.get(sha) ?? 'bullmq') : 'other commands';
+    times[name] ??= { calls: 0, usec: 0 };
+    times[name].calls++;
+    times[name].usec += usec;
+  }
+  return times;
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc. */

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { LOG_FLUSH_MS } from '../../src/log.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -59,6 +60,20 @@ async function waitHealthy(url: string, web: RunningProcess): Promise<void> {
     await sleep(50);
   }
   throw new Error(`web did not become healthy: ${web.output()}`);
+}
+
+/**
+ * The log lines of `processes` so far, read once what they logged has reached stdout (they write it in
+ * blocks, at most LOG_FLUSH_MS late: src/log.ts) and, with `until`, once it holds (or 10 s went by).
+ */
+export async function logsOf(processes: RunningProcess[], until: (lines: string[]) => boolean = () => true): Promise<string[]> {
+  await sleep(3 * LOG_FLUSH_MS);
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const lines = processes.flatMap((p) => p.output().split('\n'));
+    if (until(lines) || Date.now() > deadline) return lines;
+    await sleep(50);
+  }
 }
 
 export interface Gateway {
