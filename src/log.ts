@@ -5,7 +5,7 @@ export const LOG_FLUSH_MS = 100;
 
 /**
  * stdout, written in blocks of 4 KB (or what came in the last LOG_FLUSH_MS, and on exit) instead of one
- * write per line: at 200 req/s the per-line write of the access log was 6–9 % of a web process's CPU
+ * write per line: the per-line write of the access log was 4–9 % of a web process's CPU in the benchmark
  * (BENCHMARKS.md). A process killed with SIGKILL may lose its last LOG_FLUSH_MS of log lines.
  */
 const destination = pino.destination({ dest: 1, sync: true, minLength: 4096, periodicFlush: LOG_FLUSH_MS });
