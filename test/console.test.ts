@@ -358,6 +358,8 @@ test('operators: admin API users (search, password, is_admin), the ADMIN_TOKEN l
     found.data.map((u) => [u.id, u.email, u.is_admin, u.balance_usd, u.held_usd]),
     [[created.id, 'ops@example.com', true, '0', '0']],
   );
+  // the file's tests run concurrently: make sure a second user exists whichever ran first
+  await admin.call('POST', '/admin/api/users', { email: 'ops-second@example.com' });
   const newest = await admin.call<{ data: Array<{ id: number }> }>('GET', '/admin/api/users?limit=2');
   t.is(newest.data.length, 2);
   t.true(newest.data[0].id > newest.data[1].id, 'newest first');
