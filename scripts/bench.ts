@@ -211,13 +211,11 @@ async function main(): Promise<void> {
   const redisTime = await servers.redisTimeByScript(async () => {
     scriptRun = counted(await sequential(eastx, 200));
   }, eastxScripts());
+  const scriptRequests = scriptRun?.ok || 1;
   const redisUsecPerRequest = Object.fromEntries(
     Object.entries(redisTime)
       .sort((a, b) => b[1].usec - a[1].usec)
-      .map(([name, time]) => [
-        name,
-        { calls: +(time.calls / (scriptRun?.ok || 1)).toFixed(2), usec: +(time.usec / (scriptRun?.ok || 1)).toFixed(1) },
-      ]),
+      .map(([name, time]) => [name, { calls: +(time.calls / scriptRequests).toFixed(2), usec: +(time.usec / scriptRequests).toFixed(1) }]),
   );
 
   // 2. one request at a time

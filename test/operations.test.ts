@@ -103,13 +103,15 @@ test('job data names the model and holds no secret: not the API key, not the ups
 test('JSON access logs carry the request id and never the key, the upstream token or the prompt', async (t) => {
   const res = await fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${apiKey}` } });
   const requestId = res.headers.get('x-request-id');
-  const logged = await logsOf([gateway.webs[0]], (all) => all.some((l) => requestId !== null && l.includes(requestId)));
-  const lines = logged.filter((l) => l.startsWith('{'));
-  const entry = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.requestId === requestId);
+  const logged = await logsOf([...gateway.webs, ...gateway.workers], (all) => all.some((l) => requestId !== null && l.includes(requestId)));
+  const entry = logged
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .find((e) => e.requestId === requestId);
   t.truthy(entry, 'one JSON line for the request');
   t.is(entry!.status, 200);
   t.is(entry!.path, '/v1/models');
-  const everything = (await logsOf([...gateway.webs, ...gateway.workers])).join('\n');
+  const everything = logged.join('\n');
   t.false(everything.includes(apiKey.slice('sk-eastx-'.length)));
   t.false(everything.includes(UPSTREAM_SECRET));
   t.false(everything.includes(PROMPT));

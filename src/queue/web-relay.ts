@@ -2,9 +2,6 @@ import type { Redis, RedisKeys } from '../redis/index.js';
 import { requestCancel } from './cancel.js';
 import { decodeFrame, type FinalFrame, type SequencedFrame } from './frames.js';
 
-/** What reaches a request's stream: chunks and its final frame (heartbeats and kept frames only signal). */
-type StreamFrame = SequencedFrame;
-
 /**
  * A job silent this long (no frame, no heartbeat) gets its request poked by the hub's watchdog, to look for
  * its kept final frame and ask BullMQ about the job (a queued job has no heartbeat; a lost one never speaks).
@@ -13,15 +10,15 @@ export const SILENCE_CHECK_MS = 3_000;
 
 /** The web side of one job's relay: frames in arrival order, awaited with a timeout. */
 export class RelayStream {
-  private readonly buffered: StreamFrame[] = [];
-  private waiter: ((frame: StreamFrame | undefined) => void) | undefined;
+  private readonly buffered: SequencedFrame[] = [];
+  private waiter: ((frame: SequencedFrame | undefined) => void) | undefined;
   private ended = false;
   private poked = false;
   /** When the job last showed it runs (a frame or a heartbeat), epoch ms. */
   heardAt = Date.now();
   private pokedAt = 0;
 
-  push(frame: StreamFrame): void {
+  push(frame: SequencedFrame): void {
     this.heardAt = Date.now();
     if (this.waiter) {
       const wake = this.waiter;
@@ -68,7 +65,7 @@ export class RelayStream {
   }
 
   /** The next frame, or undefined after `timeoutMs` (or once ended, or poked). */
-  next(timeoutMs: number): Promise<StreamFrame | undefined> {
+  next(timeoutMs: number): Promise<SequencedFrame | undefined> {
     const ready = this.buffered.shift();
     if (ready) return Promise.resolve(ready);
     if (this.ended) return Promise.resolve(undefined);
