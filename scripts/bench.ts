@@ -8,7 +8,8 @@
  *
  * Everything runs on private servers it starts itself (MariaDB, Redis, the upstream: see scripts/bench/),
  * so counters and CPU belong to the benchmark alone. BENCH_SECONDS (default 10) sets each timed phase;
- * BENCH_HELD (default 10000) the held streams; BENCH_PROFILE=<dir> writes V8 CPU profiles, BENCH_HEAP_SNAPSHOT=<dir>
+ * BENCH_HELD (default 10000) the held streams; BENCH_HOLD_SECONDS (default 0) how much longer to keep them open,
+ * sampling the web's memory every 5 s (the lowest and highest growth are reported); BENCH_PROFILE=<dir> writes V8 CPU profiles, BENCH_HEAP_SNAPSHOT=<dir>
  * a heap snapshot of the web process while the streams are held. Results also go
  * to bench-results.json.
  */
@@ -24,11 +25,12 @@ import { createConnection } from 'mysql2/promise';
 import { migrateToLatest } from '../src/db/migrate.js';
 import { closedLoop, holdStreams, type LatencyRun, openLoop, percentile, sequential, streamStarts, type Target } from './bench/load.js';
 import { startTraceReceiver } from './bench/otlp.js';
-import { type Counters, cpuSeconds, rssMb, startPrivateServers } from './bench/servers.js';
+import { type Counters, cpuSeconds, rssMb, startPrivateServers, syscalls } from './bench/servers.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const HELD = Number(process.env.BENCH_HELD ?? 10_000);
+const HOLD_SECONDS = Number(process.env.BENCH_HOLD_SECONDS ?? 0);
 const RATE = 200;
 
 const HEAP_SNAPSHOT_DIR = process.env.BENCH_HEAP_SNAPSHOT;
@@ -178,6 +180,9 @@ async function main(): Promise<void> {
   const cpuOf = (pids: Record<string, number | undefined>) =>
     Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, cpuSeconds(pid)]));
 
+  const callsOf = (pids: Record<string, number | undefined>) =>
+    Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, syscalls(pid)]));
+
   // warm up both paths (JIT, connection pools, catalog and key caches)
   counted(await sequential(eastx, 300));
   await sequential(direct, 300);
@@ -185,7 +190,9 @@ async function main(): Promise<void> {
   // 1. per-request server work, one request at a time (no batching): non-stream, then stream
   const perRequest = async (target: Target, count: number) => {
     const before: Counters = await servers.counters();
+    const callsBefore = callsOf(stack());
     const run = counted(await sequential(target, count));
+    const callsAfter = callsOf(stack());
     const after: Counters = await servers.counters();
     const per = (k: Exclude<keyof Counters, 'redisByCommand'>) => +((after[k] - before[k]) / run.ok).toFixed(2);
     const byCommand = Object.fromEntries(
@@ -194,7 +201,11 @@ async function main(): Promise<void> {
         .filter(([, calls]) => calls > 0)
         .sort((a, b) => b[1] - a[1]),
     );
+    const perProcess = (pick: 'writes' | 'reads') =>
+      Object.fromEntries(Object.keys(callsBefore).map((n) => [n, +((callsAfter[n][pick] - callsBefore[n][pick]) / run.ok).toFixed(1)]));
     return {
+      writeSyscalls: perProcess('writes'),
+      readSyscalls: perProcess('reads'),
       redisByCommand: byCommand,
       requests: run.ok,
       redisCommands: per('redisCommands'),
@@ -252,6 +263,18 @@ async function main(): Promise<void> {
   await sleep(2000);
   const rssHeld = rssMb(web.pid);
   const heapHeld = await webHeapUsedMb();
+  // held longer: the growth between and after the old generation's full collections (the burst's garbage goes then)
+  const longHold = { rssMin: rssHeld, rssMax: rssHeld, heapMin: heapHeld, heapMax: heapHeld };
+  for (let waited = 0; waited < HOLD_SECONDS; waited += 5) {
+    await sleep(5000);
+    const [rss, heap] = [rssMb(web.pid), await webHeapUsedMb()];
+    Object.assign(longHold, {
+      rssMin: Math.min(longHold.rssMin, rss),
+      rssMax: Math.max(longHold.rssMax, rss),
+      heapMin: Math.min(longHold.heapMin, heap),
+      heapMax: Math.max(longHold.heapMax, heap),
+    });
+  }
   if (HEAP_SNAPSHOT_DIR) {
     process.kill(web.pid!, 'SIGUSR2'); // the web writes a heap snapshot of the held streams (it stalls meanwhile)
     await sleep(30_000);
@@ -317,6 +340,13 @@ async function main(): Promise<void> {
       web_rss_growth_mb: rssHeld - rssBefore,
       web_heap_used_mb_before: heapBefore,
       web_heap_used_mb_held: heapHeld,
+      ...(HOLD_SECONDS > 0
+        ? {
+            held_seconds: HOLD_SECONDS,
+            web_rss_growth_mb_range: [longHold.rssMin - rssBefore, longHold.rssMax - rssBefore],
+            web_heap_growth_mb_range: [longHold.heapMin - heapBefore, longHold.heapMax - heapBefore],
+          }
+        : {}),
       worker_rss_mb_held: workerRssHeld,
     },
     per_request: { non_stream: workNonStream, stream: workStream, redis_usec_by_script: redisUsecPerRequest },
@@ -374,10 +404,28 @@ async function main(): Promise<void> {
     `${held.open} open, +${results.held_streams.web_rss_growth_mb} MB (JS heap in use +${heapHeld - heapBefore} MB)`,
     '≤ 200 MB',
   );
+  if (HOLD_SECONDS > 0) {
+    row(
+      `the same streams held ${HOLD_SECONDS} s longer: lowest – highest growth`,
+      '',
+      `RSS +${longHold.rssMin - rssBefore} – +${longHold.rssMax - rssBefore} MB (JS heap +${longHold.heapMin - heapBefore} – +${longHold.heapMax - heapBefore} MB)`,
+      '',
+    );
+  }
   row(
     'per non-stream request: Redis commands (scripts) / SQL statements (transactions)',
     '',
     `${workNonStream.redisCommands} (${workNonStream.redisScripts}) / ${workNonStream.sqlStatements} (${workNonStream.sqlTransactions})`,
+    '',
+  );
+  const perProcess = (counts: Record<string, number>) =>
+    Object.entries(counts)
+      .map(([name, n]) => `${name} ${n}`)
+      .join(', ');
+  row(
+    'per non-stream request: write / read system calls by process (/proc/<pid>/io)',
+    '',
+    `writes: ${perProcess(workNonStream.writeSyscalls)}; reads: ${perProcess(workNonStream.readSyscalls)}`,
     '',
   );
   row(

@@ -177,6 +177,16 @@ export function cpuSeconds(pid: number | undefined): number {
   }
 }
 
+/** Write and read system calls (sockets, pipes, files) a process has made so far, from /proc/<pid>/io. */
+export function syscalls(pid: number | undefined): { writes: number; reads: number } {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    return { writes: Number(/syscw:\s+(\d+)/.exec(io)?.[1] ?? 0), reads: Number(/syscr:\s+(\d+)/.exec(io)?.[1] ?? 0) };
+  } catch {
+    return { writes: 0, reads: 0 };
+  }
+}
+
 export function rssMb(pid: number | undefined): number {
   try {
     return Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
