@@ -374,6 +374,34 @@ test.serial('upstream failures become the SPEC §2 upstream errors and cost noth
   t.is(after.held_usd, '0');
 });
 
+test.serial('a started stream silent for over 15 s gets a keep-alive comment between its chunks', async (t) => {
+  mock.setBehavior(UPSTREAM_SECRET, { chunkDelayMs: 20_000 });
+  const abort = new AbortController();
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, messages: ask('slow chunks'), stream: true, max_tokens: 20 }),
+    signal: abort.signal,
+  });
+  mock.setBehavior(UPSTREAM_SECRET, {});
+  t.is(res.status, 200);
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  let firstDataAt = 0;
+  while (!text.includes(': keep-alive')) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+    if (!firstDataAt && text.includes('data: ')) firstDataAt = Date.now();
+  }
+  const silentFor = Date.now() - firstDataAt;
+  abort.abort();
+  t.true(text.startsWith('data: '), text.slice(0, 40));
+  t.regex(text, /^data: [^\n]*\n\n(data: [^\n]*\n\n)*: keep-alive\n\n$/);
+  t.true(silentFor >= 14_500 && silentFor < 19_000, `the keep-alive came ${silentFor} ms after the chunks`);
+});
+
 test.serial('a stream whose first chunk takes over 10 s starts with 200 and a keep-alive comment, then the chunks', async (t) => {
   mock.setBehavior(UPSTREAM_SECRET, { latencyMs: 11_000 });
   const started = Date.now();

@@ -12,6 +12,8 @@ import { contextWith, recordStage } from '../telemetry.js';
 /** SPEC §1: a stream's 200 goes out with its first chunk or after this long; then comments keep it alive. */
 const FIRST_BYTE_MS = 10_000;
 const KEEPALIVE_MS = 15_000;
+/** How often the process's keep-alive timer looks for silent streams. */
+const KEEPALIVE_CHECK_MS = 1_000;
 /**
  * A job BullMQ no longer has as queued or running is lost once no heartbeat came for this long either: a
  * worker still running a job BullMQ lost track of (Redis restarted) sends one at least every ~3 s.
@@ -45,6 +47,36 @@ export const chatStreamStyle = (includeUsage: boolean): StreamStyle => ({
   keepAlive: (sse) => sse.comment('keep-alive'),
   errorEvent: (error) => ({ data: error.toJSON() }),
 });
+
+/**
+ * The keep-alives of every started stream of this process, written by one timer: a stream silent for
+ * KEEPALIVE_MS gets its format's keep-alive. A held stream then waits for its next frame with no timer and
+ * promise of its own per keep-alive (those lived 15 s, long enough to be promoted, and grew the old
+ * generation by 1–2 MB/s with 10,000 streams held: BENCHMARKS.md, fourth round).
+ */
+class KeepAlives {
+  private readonly streams = new Map<SseWriter, () => void>();
+  private timer: NodeJS.Timeout | undefined;
+
+  add(sse: SseWriter, keepAlive: () => void): () => void {
+    this.streams.set(sse, keepAlive);
+    this.timer ??= setInterval(() => this.beat(), KEEPALIVE_CHECK_MS).unref();
+    return () => {
+      this.streams.delete(sse);
+      if (this.streams.size === 0) {
+        clearInterval(this.timer);
+        this.timer = undefined;
+      }
+    };
+  }
+
+  private beat(): void {
+    const silentSince = Date.now() - KEEPALIVE_MS;
+    for (const [sse, keepAlive] of this.streams) if (sse.lastWriteAt <= silentSince) keepAlive();
+  }
+}
+
+const keepAlives = new KeepAlives();
 
 type Wait = SequencedFrame | 'silent' | 'lost' | 'unreachable';
 
@@ -199,11 +231,15 @@ async function relayStream(ctx: AppContext, relay: RelayStream, job: RelayTicket
     if (!sequence.started) await unbillableUnlessAnswered(ctx.services, job.requestId); // no answer to wait for
     sse.fail(error, style.errorEvent(error, sse.events));
   };
+  let stopKeepAlives: (() => void) | undefined;
   try {
     for (;;) {
-      const wait = Math.min(sse.started ? KEEPALIVE_MS : FIRST_BYTE_MS, Math.max(0, giveUpAt - Date.now()));
+      // once started, the stream waits up to its deadline: the keep-alive timer speaks while it is silent
+      if (sse.started) stopKeepAlives ??= keepAlives.add(sse, () => ctx.res.writable && style.keepAlive(sse));
+      const wait = sse.started ? Math.max(0, giveUpAt - Date.now()) : Math.min(FIRST_BYTE_MS, Math.max(0, giveUpAt - Date.now()));
       const frame = await nextFrame(ctx, relay, job, wait);
       if (relay.isEnded || !ctx.res.writable) return;
+      // silent before the start (the 200 goes out now with a keep-alive), or, once started, until the deadline
       if (frame === 'silent' && Date.now() < giveUpAt) {
         style.keepAlive(sse);
         continue;
@@ -228,6 +264,7 @@ async function relayStream(ctx: AppContext, relay: RelayStream, job: RelayTicket
       return style.doneMarker ? sse.done() : sse.end();
     }
   } finally {
+    stopKeepAlives?.();
     stopWatching();
     ctx.services.relay.close(job.requestId);
   }

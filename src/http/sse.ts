@@ -15,6 +15,8 @@ export class SseWriter {
   started = false;
   /** Events written so far (comments not counted): a Responses error event's sequence_number. */
   events = 0;
+  /** When the last event or comment was written, epoch ms (0: nothing yet). */
+  lastWriteAt = 0;
   private markStarted!: () => void;
   /** Resolves once the 200 and the first event (or comment) went out. */
   readonly whenStarted = new Promise<void>((resolve) => {
@@ -38,6 +40,7 @@ export class SseWriter {
 
   comment(text: string): void {
     this.start();
+    this.lastWriteAt = Date.now();
     this.ctx.res.write(`: ${text}\n\n`);
   }
 
@@ -45,6 +48,7 @@ export class SseWriter {
   event(name: string | undefined, payload: unknown): void {
     this.start();
     this.events++;
+    this.lastWriteAt = Date.now();
     this.ctx.res.write(frameOf({ event: name, data: payload }));
   }
 
