@@ -4,6 +4,7 @@ import { ApiError } from '../http/errors.js';
 import { type SseEvent, SseWriter } from '../http/sse.js';
 import { type AppContext, detach } from '../http/state.js';
 import { log } from '../log.js';
+import { PeriodicSet } from '../periodic-set.js';
 import { type DoneFrame, FrameSequence, type SequencedFrame } from '../queue/frames.js';
 import { ANSWER_GRACE_MS, type JobBase } from '../queue/jobs.js';
 import type { RelayStream } from '../queue/web-relay.js';
@@ -54,29 +55,10 @@ export const chatStreamStyle = (includeUsage: boolean): StreamStyle => ({
  * promise of its own per keep-alive (those lived 15 s, long enough to be promoted, and grew the old
  * generation by 1–2 MB/s with 10,000 streams held: BENCHMARKS.md, fourth round).
  */
-class KeepAlives {
-  private readonly streams = new Map<SseWriter, () => void>();
-  private timer: NodeJS.Timeout | undefined;
-
-  add(sse: SseWriter, keepAlive: () => void): () => void {
-    this.streams.set(sse, keepAlive);
-    this.timer ??= setInterval(() => this.beat(), KEEPALIVE_CHECK_MS).unref();
-    return () => {
-      this.streams.delete(sse);
-      if (this.streams.size === 0) {
-        clearInterval(this.timer);
-        this.timer = undefined;
-      }
-    };
-  }
-
-  private beat(): void {
-    const silentSince = Date.now() - KEEPALIVE_MS;
-    for (const [sse, keepAlive] of this.streams) if (sse.lastWriteAt <= silentSince) keepAlive();
-  }
-}
-
-const keepAlives = new KeepAlives();
+const keepAlives = new PeriodicSet<SseWriter, () => void>(KEEPALIVE_CHECK_MS, (streams) => {
+  const silentSince = Date.now() - KEEPALIVE_MS;
+  for (const [sse, keepAlive] of streams) if (sse.lastWriteAt <= silentSince) keepAlive();
+});
 
 type Wait = SequencedFrame | 'silent' | 'lost' | 'unreachable';
 

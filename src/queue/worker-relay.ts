@@ -1,3 +1,4 @@
+import { PeriodicSet } from '../periodic-set.js';
 import { loadLua, type Redis, type RedisKeys } from '../redis/index.js';
 import { type ChunkFrame, type DoneFrame, type ErrorFrame, encodeFrame, LARGE_FRAME_CHARS } from './frames.js';
 import type { JobBase } from './jobs.js';
@@ -82,30 +83,23 @@ export class RelayPublisher {
  * frame per web process's channel per HEARTBEAT_CHECK_MS, naming those jobs, so thousands of silent streams
  * cost a few PUBLISH a second, not thousands.
  */
+type SilentJob = { channel: string; lastSentAt: () => number };
+
 class Heartbeats {
-  private readonly jobs = new Map<string, { channel: string; lastSentAt: () => number }>();
-  private timer: NodeJS.Timeout | undefined;
+  private readonly jobs = new PeriodicSet<string, SilentJob>(HEARTBEAT_CHECK_MS, (jobs) => this.beat(jobs));
 
   constructor(private readonly redis: Redis) {}
 
   add(channel: string, requestId: string, lastSentAt: () => number): () => void {
-    this.jobs.set(requestId, { channel, lastSentAt });
-    this.timer ??= setInterval(() => this.beat(), HEARTBEAT_CHECK_MS).unref();
-    return () => {
-      this.jobs.delete(requestId);
-      if (this.jobs.size === 0) {
-        clearInterval(this.timer);
-        this.timer = undefined;
-      }
-    };
+    return this.jobs.add(requestId, { channel, lastSentAt });
   }
 
-  private beat(): void {
+  private beat(jobs: ReadonlyMap<string, SilentJob>): void {
     // while Redis is away a heartbeat would only queue up behind the jobs' real frames
     if (this.redis.status !== 'ready') return;
     const silentSince = Date.now() - HEARTBEAT_AFTER_MS;
     const byChannel = new Map<string, string[]>();
-    for (const [id, job] of this.jobs) {
+    for (const [id, job] of jobs) {
       if (job.lastSentAt() > silentSince) continue;
       const ids = byChannel.get(job.channel);
       if (ids) ids.push(id);
