@@ -264,17 +264,19 @@ async function main(): Promise<void> {
   const rssHeld = rssMb(web.pid);
   const heapHeld = await webHeapUsedMb();
   // held longer: the growth between and after the old generation's full collections (the burst's garbage goes then)
-  const longHold = { rssMin: rssHeld, rssMax: rssHeld, heapMin: heapHeld, heapMax: heapHeld };
+  const rssSamples = [rssHeld];
+  const heapSamples = [heapHeld];
   for (let waited = 0; waited < HOLD_SECONDS; waited += 5) {
     await sleep(5000);
-    const [rss, heap] = [rssMb(web.pid), await webHeapUsedMb()];
-    Object.assign(longHold, {
-      rssMin: Math.min(longHold.rssMin, rss),
-      rssMax: Math.max(longHold.rssMax, rss),
-      heapMin: Math.min(longHold.heapMin, heap),
-      heapMax: Math.max(longHold.heapMax, heap),
-    });
+    rssSamples.push(rssMb(web.pid));
+    heapSamples.push(await webHeapUsedMb());
   }
+  const longHold = {
+    rssMin: Math.min(...rssSamples),
+    rssMax: Math.max(...rssSamples),
+    heapMin: Math.min(...heapSamples),
+    heapMax: Math.max(...heapSamples),
+  };
   if (HEAP_SNAPSHOT_DIR) {
     process.kill(web.pid!, 'SIGUSR2'); // the web writes a heap snapshot of the held streams (it stalls meanwhile)
     await sleep(30_000);
@@ -418,14 +420,14 @@ async function main(): Promise<void> {
     `${workNonStream.redisCommands} (${workNonStream.redisScripts}) / ${workNonStream.sqlStatements} (${workNonStream.sqlTransactions})`,
     '',
   );
-  const perProcess = (counts: Record<string, number>) =>
+  const listed = (counts: Record<string, number>) =>
     Object.entries(counts)
       .map(([name, n]) => `${name} ${n}`)
       .join(', ');
   row(
     'per non-stream request: write / read system calls by process (/proc/<pid>/io)',
     '',
-    `writes: ${perProcess(workNonStream.writeSyscalls)}; reads: ${perProcess(workNonStream.readSyscalls)}`,
+    `writes: ${listed(workNonStream.writeSyscalls)}; reads: ${listed(workNonStream.readSyscalls)}`,
     '',
   );
   row(

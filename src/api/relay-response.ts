@@ -218,7 +218,8 @@ async function relayStream(ctx: AppContext, relay: RelayStream, job: RelayTicket
     for (;;) {
       // once started, the stream waits up to its deadline: the keep-alive timer speaks while it is silent
       if (sse.started) stopKeepAlives ??= keepAlives.add(sse, () => ctx.res.writable && style.keepAlive(sse));
-      const wait = sse.started ? Math.max(0, giveUpAt - Date.now()) : Math.min(FIRST_BYTE_MS, Math.max(0, giveUpAt - Date.now()));
+      const untilDeadline = Math.max(0, giveUpAt - Date.now());
+      const wait = sse.started ? untilDeadline : Math.min(FIRST_BYTE_MS, untilDeadline);
       const frame = await nextFrame(ctx, relay, job, wait);
       if (relay.isEnded || !ctx.res.writable) return;
       // silent before the start (the 200 goes out now with a keep-alive), or, once started, until the deadline

@@ -78,13 +78,13 @@ export class RelayPublisher {
   }
 }
 
+type SilentJob = { channel: string; lastSentAt: () => number };
+
 /**
  * "Still running" for every job of a worker process that published nothing for HEARTBEAT_AFTER_MS: one
  * frame per web process's channel per HEARTBEAT_CHECK_MS, naming those jobs, so thousands of silent streams
  * cost a few PUBLISH a second, not thousands.
  */
-type SilentJob = { channel: string; lastSentAt: () => number };
-
 class Heartbeats {
   private readonly jobs = new PeriodicSet<string, SilentJob>(HEARTBEAT_CHECK_MS, (jobs) => this.beat(jobs));
 
