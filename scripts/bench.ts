@@ -10,12 +10,12 @@
  * so counters and CPU belong to the benchmark alone. BENCH_SECONDS (default 10) sets each timed phase;
  * BENCH_HELD (default 10000) the held streams; BENCH_HOLD_SECONDS (default 0) how much longer to keep them open,
  * sampling the web's memory every 5 s (the lowest and highest growth are reported); BENCH_PROFILE=<dir> writes V8 CPU profiles, BENCH_HEAP_SNAPSHOT=<dir>
- * a heap snapshot of the web process while the streams are held. Results also go
+ * a heap snapshot of the web process while the streams are held, BENCH_LOGS=<dir> keeps the stack's logs. Results also go
  * to bench-results.json.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { basename, join } from 'node:path';
@@ -34,6 +34,7 @@ const HOLD_SECONDS = Number(process.env.BENCH_HOLD_SECONDS ?? 0);
 const RATE = 200;
 
 const HEAP_SNAPSHOT_DIR = process.env.BENCH_HEAP_SNAPSHOT;
+const LOGS_DIR = process.env.BENCH_LOGS;
 const profileArgs = (role: string) => [
   ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${role}.cpuprofile`] : []),
   ...(HEAP_SNAPSHOT_DIR && role === 'web' ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${HEAP_SNAPSHOT_DIR}`] : []),
@@ -47,12 +48,16 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts a process of the stack; its JSON logs (stdout) are dropped, like a log drain that keeps up. */
+/**
+ * Starts a process of the stack; its JSON logs (stdout) are dropped, like a log drain that keeps up, or with
+ * BENCH_LOGS=<dir> written to <dir>/<role>.log.
+ */
 function startNode(script: string, env: Record<string, string>, role: string, stdout: 'pipe' | 'ignore' = 'ignore'): ChildProcess {
+  const logTo = LOGS_DIR && stdout === 'ignore' ? openSync(join(LOGS_DIR, `${role}.log`), 'a') : stdout;
   return spawn(process.execPath, [...profileArgs(role), script], {
     cwd: ROOT,
     env: { ...process.env, ...env },
-    stdio: ['ignore', stdout, 'inherit'],
+    stdio: ['ignore', logTo, 'inherit'],
   });
 }
 
@@ -88,7 +93,7 @@ const summary = (run: LatencyRun) => ({
 const cleanups: Array<() => unknown> = [];
 
 async function main(): Promise<void> {
-  const servers = await startPrivateServers({ mysql: await freePort(), redis: await freePort() });
+  const servers = await startPrivateServers({ mysql: await freePort(), redis: await freePort() }, LOGS_DIR);
   cleanups.push(() => servers.stop());
   const upstream = await startUpstream();
   cleanups.push(() => upstream.stop());
@@ -363,17 +368,19 @@ async function main(): Promise<void> {
   writeFileSync('bench-results.json', `${JSON.stringify(results, null, 2)}\n`);
 
   const row = (label: string, d: string, e: string, target: string) => console.log(`| ${label} | ${d} | ${e} | ${target} |`);
+  /** Failed requests of a phase, shown beside its figures (they are not in its latencies). */
+  const failed = (run: { errors: number }) => (run.errors > 0 ? `, ${run.errors} failed` : '');
   console.log('\n| | direct | eastx | target |\n|---|---|---|---|');
   row(
     'one at a time: p50 (added)',
-    `${ms(results.sequential.direct.p50)} ms`,
-    `${ms(results.sequential.eastx.p50)} ms (+${results.sequential.added_p50_ms})`,
+    `${ms(results.sequential.direct.p50)} ms${failed(seqDirect)}`,
+    `${ms(results.sequential.eastx.p50)} ms (+${results.sequential.added_p50_ms})${failed(seqEastx)}`,
     'added ≤ 3 ms',
   );
   row(
     'open loop 200 req/s: p50 / p99',
-    `${results.open_loop_200.direct.p50} / ${results.open_loop_200.direct.p99} ms`,
-    `${results.open_loop_200.eastx.p50} / ${results.open_loop_200.eastx.p99} ms (+${results.open_loop_200.added_p50_ms} / +${results.open_loop_200.added_p99_ms})`,
+    `${results.open_loop_200.direct.p50} / ${results.open_loop_200.direct.p99} ms${failed(openDirect)}`,
+    `${results.open_loop_200.eastx.p50} / ${results.open_loop_200.eastx.p99} ms (+${results.open_loop_200.added_p50_ms} / +${results.open_loop_200.added_p99_ms})${failed(openEastx)}`,
     'added ≤ 3 / 15 ms',
   );
   row(
@@ -384,20 +391,20 @@ async function main(): Promise<void> {
   );
   row(
     'closed loop, 200 connections',
-    `${results.closed_loop.c200.direct.rps} req/s`,
-    `${results.closed_loop.c200.eastx.rps} req/s`,
+    `${results.closed_loop.c200.direct.rps} req/s${failed(closed200Direct)}`,
+    `${results.closed_loop.c200.eastx.rps} req/s${failed(closed200)}`,
     '≥ 1,500',
   );
   row(
     'closed loop, 50 connections',
-    `${results.closed_loop.c50.direct.rps} req/s`,
-    `${results.closed_loop.c50.eastx.rps} req/s`,
+    `${results.closed_loop.c50.direct.rps} req/s${failed(closed50Direct)}`,
+    `${results.closed_loop.c50.eastx.rps} req/s${failed(closed50)}`,
     '≥ 1,000',
   );
   row(
     'stream first token, 200 starts: p50 / p99',
-    `${results.stream_first_token_200.direct.p50} / ${results.stream_first_token_200.direct.p99} ms`,
-    `${results.stream_first_token_200.eastx.p50} / ${results.stream_first_token_200.eastx.p99} ms (+${results.stream_first_token_200.added_p99_ms} p99)`,
+    `${results.stream_first_token_200.direct.p50} / ${results.stream_first_token_200.direct.p99} ms${failed(startsDirect)}`,
+    `${results.stream_first_token_200.eastx.p50} / ${results.stream_first_token_200.eastx.p99} ms (+${results.stream_first_token_200.added_p99_ms} p99)${failed(starts)}`,
     'added p99 ≤ 30 ms',
   );
   row(
@@ -475,6 +482,10 @@ function eastxScripts(): Map<string, string> {
 async function stopAll(): Promise<void> {
   for (const cleanup of cleanups.reverse()) await cleanup();
 }
+
+process.once('SIGINT', () => {
+  void stopAll().finally(() => process.exit(130));
+});
 
 main().catch(async (err) => {
   console.error(err);

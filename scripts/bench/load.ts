@@ -1,4 +1,4 @@
-import { once } from 'node:events';
+import type { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 
 /** What one HTTP request of the load looks like. */
@@ -132,6 +132,23 @@ export async function streamStarts(target: Target, count: number): Promise<Laten
   return { ok: latencies.length, errors, latencies, seconds };
 }
 
+/** Resolves true at a stream's first SSE data event, false if it ends (or fails) before one; leaves it open. */
+function firstEvent(body: Readable): Promise<boolean> {
+  return new Promise((resolve) => {
+    let seen = '';
+    const done = (opened: boolean) => {
+      body.off('data', onData).off('end', onEnd).off('error', onEnd);
+      resolve(opened);
+    };
+    const onData = (piece: Buffer) => {
+      seen += String(piece);
+      if (seen.includes('data: ')) done(true);
+    };
+    const onEnd = () => done(false);
+    body.on('data', onData).once('end', onEnd).once('error', onEnd);
+  });
+}
+
 /** Opens `count` streams that the upstream holds open after their first chunk; `close()` ends them all. */
 export async function holdStreams(target: Target, count: number): Promise<{ open: number; close(): Promise<void> }> {
   const dispatcher = agent(count);
@@ -149,9 +166,12 @@ export async function holdStreams(target: Target, count: number): Promise<{ open
           dispatcher,
           signal: controller.signal,
         });
+        if (res.statusCode !== 200) {
+          await res.body.dump();
+          return;
+        }
         // wait for the first data event, then leave the body open (paused) until close()
-        let seen = '';
-        while (!seen.includes('data: ')) seen += String((await once(res.body, 'data'))[0]);
+        if (!(await firstEvent(res.body))) return; // ended before its first event
         res.body.pause();
         open++;
       } catch {

@@ -49,7 +49,8 @@ async function waitFor(check: () => Promise<unknown>, what: string): Promise<voi
   }
 }
 
-export async function startPrivateServers(ports: { mysql: number; redis: number }): Promise<PrivateServers> {
+/** `logsDir`: where the servers' own logs go (mariadb.log, redis.log); none by default. */
+export async function startPrivateServers(ports: { mysql: number; redis: number }, logsDir?: string): Promise<PrivateServers> {
   const dir = mkdtempSync(join(tmpdir(), 'eastx-bench-'));
   execFileSync(
     'mariadb-install-db',
@@ -69,12 +70,16 @@ export async function startPrivateServers(ports: { mysql: number; redis: number 
       '--skip-log-bin',
       '--user=root',
       '--max-connections=500',
+      ...(logsDir ? [`--log-error=${join(logsDir, 'mariadb.log')}`] : []),
     ],
     { stdio: 'ignore' },
   );
   const redis: ChildProcess = spawn(
     'redis-server',
-    ['--port', String(ports.redis), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    [
+      ...['--port', String(ports.redis), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      ...(logsDir ? ['--logfile', join(logsDir, 'redis.log')] : []),
+    ],
     {
       stdio: 'ignore',
     },
