@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Redis, type RedisOptions } from 'ioredis';
+import { type Command, Redis, type RedisOptions } from 'ioredis';
 import { log } from '../log.js';
 
 export type { Redis };
@@ -7,9 +7,54 @@ export type { Redis };
 /** Reconnect attempts back off to at most a second apart, so service resumes within a second of Redis's return. */
 const reconnectDelay = (attempt: number) => Math.min(attempt * 50, 1_000);
 
-/** One Redis connection. `rediss://` URLs get TLS from ioredis itself. */
+/** One Redis connection. `rediss://` URLs get TLS from ioredis itself. A `commandTimeout` is patient (below). */
 export function createRedis(url: string, options: RedisOptions = {}): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null, enableAutoPipelining: true, retryStrategy: reconnectDelay, ...options });
+  const { commandTimeout, ...rest } = options;
+  const redis = new Redis(url, { maxRetriesPerRequest: null, enableAutoPipelining: true, retryStrategy: reconnectDelay, ...rest });
+  return commandTimeout === undefined ? redis : withPatientTimeout(redis, commandTimeout);
+}
+
+/** A timer this late fired after the process was busy, not after Redis was silent that long. */
+const BUSY_LATE_MS = 500;
+
+/**
+ * Commands fail after `timeoutMs` without a reply (Redis unreachable or stopped answering), not counting
+ * time this process was too busy to read a reply. ioredis's own `commandTimeout` is a plain timer, and
+ * timers run before the socket reads of the same event-loop turn: when a burst keeps the loop busy past the
+ * timeout, commands Redis has long answered fail with "Command timed out" (redis/ioredis#1613) and their
+ * requests with 500 (BENCHMARKS.md, fifth round). Here the verdict waits for the turn's reads
+ * (setImmediate), and a timer that fired late gives Redis its full time again.
+ */
+function withPatientTimeout(redis: Redis, timeoutMs: number): Redis {
+  const timed = new WeakSet<Command>();
+  const send = redis.sendCommand.bind(redis);
+  redis.sendCommand = (command, stream) => {
+    // a command sent again after a reconnect keeps the timer it got first
+    if (!timed.has(command)) {
+      timed.add(command);
+      failIfUnanswered(command, timeoutMs);
+    }
+    return send(command, stream);
+  };
+  return redis;
+}
+
+function failIfUnanswered(command: Command, timeoutMs: number): void {
+  let timer: NodeJS.Timeout;
+  const arm = () => {
+    const due = performance.now() + timeoutMs;
+    timer = setTimeout(() => {
+      const lateMs = performance.now() - due;
+      setImmediate(() => {
+        if (command.isSettled) return;
+        if (lateMs > BUSY_LATE_MS) arm();
+        else command.reject(new Error('Command timed out'));
+      });
+    }, timeoutMs);
+  };
+  arm();
+  const stop = () => clearTimeout(timer);
+  command.promise.then(stop, stop);
 }
 
 /**
