@@ -6,7 +6,7 @@ import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
 import { TokenPool } from '../src/upstream/pool.js';
 import { AdminClient } from './helpers/admin.js';
 import { freshEnvironment } from './helpers/env.js';
-import { type Gateway, type RunningProcess, startGateway } from './helpers/gateway.js';
+import { type Gateway, logsOf, type RunningProcess, startGateway } from './helpers/gateway.js';
 import { StreamReader } from './helpers/stream.js';
 
 // Workers killed with SIGKILL mid-job. One worker runs at a time, so the test knows which one holds the job;
@@ -109,6 +109,37 @@ test.serial(
     t.true((await rowsFor(requestId)).length <= 1);
     t.true(await heldIsZero());
     t.is(await pool.liveLeases(tokenId), 0, 'the dead worker’s lease is gone');
+  },
+);
+
+test.serial(
+  'a job whose lock lapses while its worker still runs it (a busy worker) is not taken over: the stream ends normally, billed once',
+  async (t) => {
+    const { model, secret, tokenId } = await channelWith({ chunkDelayMs: 1_000, reply: Array(20).fill('slow').join(' ') });
+    const res = await chat(model, { stream: true });
+    t.is(res.status, 200);
+    const requestId = res.headers.get('x-request-id')!;
+    const stream = new StreamReader(res);
+    await stream.readUntil(() => stream.chunks >= 2);
+    // what a worker too busy to renew its locks leaves behind: the running job's lock gone; BullMQ's stalled
+    // check re-queues the job and the same worker, still running it, is handed it again
+    const [lockKey] = await redis.keys(`*:${requestId}:lock`);
+    t.truthy(lockKey, 'the running job has a BullMQ lock');
+    await redis.del(lockKey);
+
+    await stream.readToEnd();
+    t.is(stream.error, undefined, 'no SSE error: the running call was not taken over');
+    t.true(stream.text.includes('[DONE]'));
+    t.is(mock.stats(secret).calls, 1, 'the upstream was called once');
+    const lines = await logsOf([current], (l) => l.some((line) => line.includes(requestId) && line.includes('lock lapsed')));
+    t.true(
+      lines.some((line) => line.includes(requestId) && line.includes('lock lapsed')),
+      'BullMQ did hand the job over again',
+    );
+    const rows = await rowsFor(requestId);
+    t.is(rows.length, 1, 'billed exactly once');
+    t.true(await heldIsZero());
+    t.is(await pool.liveLeases(tokenId), 0);
   },
 );
 

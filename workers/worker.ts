@@ -52,8 +52,25 @@ runProcess('worker', async () => {
   const ctx: WorkerContext = { ...connections, pool: new TokenPool(redis, keys, { unhealthyAfter: cfg.channelUnhealthyAfter }) };
 
   const running = new Map<string, AbortController>();
+  const runs = new Map<string, Promise<JobSummary>>();
   const listeners = new ListenerWatch(redis, keys, LISTENER_GONE_MS);
-  const runJob = async (job: Job<JobData>): Promise<JobSummary> => {
+  /**
+   * A job BullMQ hands this process while this process still runs it: its lock lapsed because the process
+   * was too busy to renew it in time (a burst), not because a worker died, and the stalled check re-queued
+   * it. Taking it over would void a request that is being answered; the new delivery ends with the run.
+   */
+  const runJob = (job: Job<JobData>): Promise<JobSummary> => {
+    const { requestId } = job.data;
+    const current = runs.get(requestId);
+    if (current) {
+      log.warn({ requestId, jobId: job.id }, 'job re-queued while this process still runs it: its lock lapsed');
+      return current;
+    }
+    const run = runOnce(job).finally(() => runs.delete(requestId));
+    runs.set(requestId, run);
+    return run;
+  };
+  const runOnce = async (job: Job<JobData>): Promise<JobSummary> => {
     const { requestId } = job.data;
     recordStage('queue.pickup', contextFrom(job.data.trace), job.timestamp);
     await withRoutes(job.data);
