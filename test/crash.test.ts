@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { type Behavior, type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
 import { TokenPool } from '../src/upstream/pool.js';
@@ -89,15 +89,20 @@ const heldIsZero = async () =>
     (h) => h === '0',
   )) === '0';
 
+/** A stream on a new channel that behaves as `behavior`, read until `chunks` of its chunks came. */
+async function streamRead(t: ExecutionContext, behavior: Partial<Behavior>, chunks: number) {
+  const { model, secret, tokenId } = await channelWith(behavior);
+  const res = await chat(model, { stream: true });
+  t.is(res.status, 200);
+  const stream = new StreamReader(res);
+  await stream.readUntil(() => stream.chunks >= chunks);
+  return { secret, tokenId, stream, requestId: res.headers.get('x-request-id')! };
+}
+
 test.serial(
   'SIGKILL mid-stream: the client gets the SSE error event in bounded time, no double bill, hold and lease released',
   async (t) => {
-    const { model, secret, tokenId } = await channelWith({ chunkDelayMs: 200, reply: Array(120).fill('chunk').join(' ') });
-    const res = await chat(model, { stream: true });
-    t.is(res.status, 200);
-    const requestId = res.headers.get('x-request-id')!;
-    const stream = new StreamReader(res);
-    await stream.readUntil(() => stream.chunks >= 5);
+    const { secret, tokenId, stream, requestId } = await streamRead(t, { chunkDelayMs: 200, reply: Array(120).fill('chunk').join(' ') }, 5);
     const killedAt = await killCurrentWorker();
 
     await stream.readToEnd();
@@ -115,12 +120,7 @@ test.serial(
 test.serial(
   'a job whose lock lapses while its worker still runs it (a busy worker) is not taken over: the stream ends normally, billed once',
   async (t) => {
-    const { model, secret, tokenId } = await channelWith({ chunkDelayMs: 1_000, reply: Array(20).fill('slow').join(' ') });
-    const res = await chat(model, { stream: true });
-    t.is(res.status, 200);
-    const requestId = res.headers.get('x-request-id')!;
-    const stream = new StreamReader(res);
-    await stream.readUntil(() => stream.chunks >= 2);
+    const { secret, tokenId, stream, requestId } = await streamRead(t, { chunkDelayMs: 1_000, reply: Array(20).fill('slow').join(' ') }, 2);
     // what a worker too busy to renew its locks leaves behind: the running job's lock gone; BullMQ's stalled
     // check re-queues the job and the same worker, still running it, is handed it again
     const [lockKey] = await redis.keys(`*:${requestId}:lock`);
@@ -131,11 +131,8 @@ test.serial(
     t.is(stream.error, undefined, 'no SSE error: the running call was not taken over');
     t.true(stream.text.includes('[DONE]'));
     t.is(mock.stats(secret).calls, 1, 'the upstream was called once');
-    const lines = await logsOf([current], (l) => l.some((line) => line.includes(requestId) && line.includes('lock lapsed')));
-    t.true(
-      lines.some((line) => line.includes(requestId) && line.includes('lock lapsed')),
-      'BullMQ did hand the job over again',
-    );
+    const handedBack = (lines: string[]) => lines.some((line) => line.includes(requestId) && line.includes('lock lapsed'));
+    t.true(handedBack(await logsOf([current], handedBack)), 'BullMQ did hand the job over again');
     const rows = await rowsFor(requestId);
     t.is(rows.length, 1, 'billed exactly once');
     t.true(await heldIsZero());

@@ -51,8 +51,8 @@ runProcess('worker', async () => {
   const { redis, subscriber, queueConnection, keys } = connections;
   const ctx: WorkerContext = { ...connections, pool: new TokenPool(redis, keys, { unhealthyAfter: cfg.channelUnhealthyAfter }) };
 
-  const running = new Map<string, AbortController>();
-  const runs = new Map<string, Promise<JobSummary>>();
+  /** This process's runs by request id: a cancel message aborts one, a second delivery of one waits for it. */
+  const running = new Map<string, { controller: AbortController; done: Promise<JobSummary> }>();
   const listeners = new ListenerWatch(redis, keys, LISTENER_GONE_MS);
   /**
    * A job BullMQ hands this process while this process still runs it: its lock lapsed because the process
@@ -61,21 +61,20 @@ runProcess('worker', async () => {
    */
   const runJob = (job: Job<JobData>): Promise<JobSummary> => {
     const { requestId } = job.data;
-    const current = runs.get(requestId);
+    const current = running.get(requestId);
     if (current) {
       log.warn({ requestId, jobId: job.id }, 'job re-queued while this process still runs it: its lock lapsed');
-      return current;
+      return current.done;
     }
-    const run = runOnce(job).finally(() => runs.delete(requestId));
-    runs.set(requestId, run);
-    return run;
+    const controller = new AbortController();
+    const done = runOnce(job, controller).finally(() => running.delete(requestId));
+    running.set(requestId, { controller, done });
+    return done;
   };
-  const runOnce = async (job: Job<JobData>): Promise<JobSummary> => {
+  const runOnce = async (job: Job<JobData>, controller: AbortController): Promise<JobSummary> => {
     const { requestId } = job.data;
     recordStage('queue.pickup', contextFrom(job.data.trace), job.timestamp);
     await withRoutes(job.data);
-    const controller = new AbortController();
-    running.set(requestId, controller);
     const unwatch = listeners.watch(job.data, () => abortJob(controller, 'listener-gone'));
     const deadline = setTimeout(() => abortJob(controller, 'timeout'), msUntilDeadline(job.data));
     try {
@@ -98,7 +97,6 @@ runProcess('worker', async () => {
     } finally {
       clearTimeout(deadline);
       unwatch();
-      running.delete(requestId);
     }
   };
 
@@ -142,8 +140,8 @@ runProcess('worker', async () => {
 
   subscriber.on('message', (channel: string, message: string) => {
     if (channel === keys.cancel()) {
-      const controller = running.get(message);
-      if (controller) abortJob(controller, 'cancelled');
+      const run = running.get(message);
+      if (run) abortJob(run.controller, 'cancelled');
     } else if (channel === keys.catalogChannel()) {
       ctx.catalog.announce(message);
       void syncWorkers().catch((err) => log.error({ err: { message: err.message } }, 'catalog sync failed'));

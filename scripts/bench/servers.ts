@@ -77,7 +77,14 @@ export async function startPrivateServers(ports: { mysql: number; redis: number 
   const redis: ChildProcess = spawn(
     'redis-server',
     [
-      ...['--port', String(ports.redis), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      '--port',
+      String(ports.redis),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
       ...(logsDir ? ['--logfile', join(logsDir, 'redis.log')] : []),
     ],
     {

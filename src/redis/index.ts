@@ -76,9 +76,10 @@ export function reportOutages(redis: Redis, name: string): Redis {
 }
 
 /**
- * Options of a web process's request-path connections: no command waits more than 3 s, also while it sits
- * in the offline queue during a reconnect or on a connection that stopped answering, so a client gets
- * 500 internal_error in seconds instead of hanging; a short blip (a restart) is still ridden out.
+ * Options of a web process's request-path connections: no command waits more than 3 s for Redis, also while
+ * it sits in the offline queue during a reconnect or on a connection that stopped answering, so a client gets
+ * 500 internal_error in seconds instead of hanging; a short blip (a restart) is still ridden out. Time the
+ * process itself was too busy to read a reply does not count (withPatientTimeout).
  */
 export const REQUEST_PATH_OPTIONS: RedisOptions = { maxRetriesPerRequest: 2, connectTimeout: 3_000, commandTimeout: 3_000 };
 
