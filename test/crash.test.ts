@@ -140,6 +140,47 @@ test.serial(
   },
 );
 
+test.serial(
+  'a job handed to another worker while its first worker, too busy to renew the lock, still runs it is left to that run: the stream ends normally, billed once',
+  async (t) => {
+    const { secret, tokenId, stream, requestId } = await streamRead(t, { chunkDelayMs: 250, reply: Array(40).fill('busy').join(' ') }, 2);
+    const busy = current;
+    current = gateway.addWorker();
+    t.teardown(() => busy.kill('SIGTERM'));
+    // a stopped process is the busiest one there is: its connections stay open, it renews nothing
+    busy.child.kill('SIGSTOP');
+    try {
+      const [lockKey] = await redis.keys(`*:${requestId}:lock`);
+      t.truthy(lockKey, 'the running job has a BullMQ lock');
+      await redis.del(lockKey);
+      // BullMQ's stalled check (the other worker's: the stopped one does nothing) counts the job stalled and re-queues it
+      const stalled = await until(
+        async () => Number(await redis.hget(lockKey.slice(0, -':lock'.length), 'stc')),
+        (n) => n >= 1,
+        TAKEOVER_BOUND_MS,
+      );
+      t.is(stalled, 1, 'BullMQ handed the job over again');
+      await sleep(2_000);
+    } finally {
+      busy.child.kill('SIGCONT');
+    }
+
+    await stream.readToEnd();
+    t.is(stream.error, undefined, 'no SSE error: the running call was not voided by the other worker');
+    t.true(stream.text.includes('[DONE]'));
+    t.is(stream.text.match(/busy/g)?.length, 40, 'the whole answer, once');
+    t.is(mock.stats(secret).calls, 1, 'the upstream was called once');
+    const waited = (lines: string[]) => lines.some((line) => line.includes(requestId) && line.includes('waiting for that run'));
+    t.true(waited(await logsOf([current], waited)), 'the other worker waited for the run');
+    const leftAlone = (lines: string[]) => lines.some((line) => line.includes(requestId) && line.includes('left to that worker'));
+    t.true(leftAlone(await logsOf([current], leftAlone)), 'the other worker ended its delivery without touching the request');
+    const rows = await rowsFor(requestId);
+    t.is(rows.length, 1, 'billed exactly once');
+    t.true(await heldIsZero());
+    t.is(await pool.liveLeases(tokenId), 0);
+  },
+);
+
 test.serial('SIGKILL mid-call of a non-stream request: the re-run on another worker answers it, billed once', async (t) => {
   const { model, secret, tokenId } = await channelWith({ latencyMs: 3_000 });
   const pending = chat(model);

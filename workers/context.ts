@@ -5,6 +5,8 @@ import type { TokenPool } from '../src/upstream/pool.js';
 /** What job processors share inside one worker process. */
 export interface WorkerContext extends Connections {
   pool: TokenPool;
+  /** This process's name in run claims (./run-claim.ts). */
+  workerId: string;
 }
 
 const opened = new Map<string, string>();

@@ -51,5 +51,5 @@ export async function abandon(ctx: WorkerContext, job: JobBase, error: ApiError)
   if (await resendKeptFinal(ctx.redis, ctx.keys, job)) return;
   await voidRequest(ctx.db, job.requestId);
   // the final frame also drops the stream-started mark
-  await new RelayPublisher(ctx.redis, ctx.keys, job).send({ t: 'error', error: error.toWire() });
+  await new RelayPublisher(ctx.redis, ctx.keys, job, ctx.workerId).send({ t: 'error', error: error.toWire() });
 }

@@ -119,11 +119,13 @@ export async function runJob(
   signal: AbortSignal,
   work: (relay: RelayPublisher) => Promise<JobSummary>,
 ): Promise<JobSummary> {
-  const relay = new RelayPublisher(ctx.redis, ctx.keys, job);
+  const relay = new RelayPublisher(ctx.redis, ctx.keys, job, ctx.workerId);
   const stopHeartbeat = relay.keepAlive();
   try {
     return await work(relay);
   } catch (err) {
+    // aborted before its upstream call: the request, its hold and its answer are the other run's
+    if (abortReasonOf(signal) === 'superseded') throw err;
     await endUncharged(ctx, job, err);
     const error = asApiError(err, signal);
     await relay.send({ t: 'error', error: error.toWire() });

@@ -2,7 +2,7 @@ import { type Job, Queue, Worker } from 'bullmq';
 import { HoldSweeper } from '../src/billing/sweeper.js';
 import { config } from '../src/config.js';
 import { log } from '../src/log.js';
-import { abortJob } from '../src/queue/abort.js';
+import { abortJob, abortReasonOf } from '../src/queue/abort.js';
 import { wasCancelled } from '../src/queue/cancel.js';
 import { channelQueueName, type JobData, type JobKind, msUntilDeadline, PROBE_QUEUE } from '../src/queue/jobs.js';
 import { ChannelQueues } from '../src/queue/queues.js';
@@ -18,6 +18,7 @@ import { processEmbeddings } from './embeddings.js';
 import { processImages } from './images.js';
 import type { JobSummary } from './job-kit.js';
 import { probeUnhealthyChannels } from './probe.js';
+import { claimRun, newWorkerId, takeOverRun } from './run-claim.js';
 
 /**
  * BullMQ lock: a killed worker's lock expires within LOCK_DURATION_MS (renewed every half of it), and the
@@ -34,6 +35,9 @@ const DRAIN_MS = 25_000;
 /** How often a worker deletes expired stored responses. */
 const RESPONSE_SWEEP_MS = 10 * 60_000;
 
+/** What a delivery of a job that another live worker process runs ends with: that run answers the request. */
+const LEFT_TO_ANOTHER_RUN: JobSummary = { status: 'ok' };
+
 type Processor = (ctx: WorkerContext, job: Job<JobData>, signal: AbortSignal) => Promise<JobSummary>;
 
 /** One processor per job kind (the job's name in Bull Board says which). */
@@ -49,7 +53,8 @@ runProcess('worker', async () => {
   const flushTraces = await startTelemetry('eastx-worker');
   const connections = connect(cfg, 'worker');
   const { redis, subscriber, queueConnection, keys } = connections;
-  const ctx: WorkerContext = { ...connections, pool: new TokenPool(redis, keys, { unhealthyAfter: cfg.channelUnhealthyAfter }) };
+  const workerId = newWorkerId();
+  const ctx: WorkerContext = { ...connections, workerId, pool: new TokenPool(redis, keys, { unhealthyAfter: cfg.channelUnhealthyAfter }) };
 
   /** This process's runs by request id: a cancel message aborts one, a second delivery of one waits for it. */
   const running = new Map<string, { controller: AbortController; done: Promise<JobSummary> }>();
@@ -85,7 +90,18 @@ runProcess('worker', async () => {
         (cancelled) => cancelled && abortJob(controller, 'cancelled'),
         () => undefined,
       );
-      if (isRerun(job)) {
+      if (!isRerun(job)) {
+        // the run's claim goes out with the cancel check, answered before the first lease the same way: only
+        // a delivery that started so late that BullMQ had handed the job to another worker already loses it
+        void claimRun(redis, keys, job.data, workerId).then(
+          (claimed) => claimed || abortJob(controller, 'superseded'),
+          () => undefined,
+        );
+      } else {
+        if (!(await takeOverRun(redis, keys, job.data, workerId, controller.signal))) {
+          log.warn({ requestId, jobId: job.id }, 'job re-queued while another worker still runs it: left to that worker');
+          return LEFT_TO_ANOTHER_RUN;
+        }
         const refusal = await rerunRefusal(ctx, job.data);
         log.warn({ requestId, jobId: job.id, rerun: !refusal }, 'job taken over from a worker that died');
         if (refusal) {
@@ -94,6 +110,10 @@ runProcess('worker', async () => {
         }
       }
       return await PROCESSORS[job.data.kind](ctx, job, controller.signal);
+    } catch (err) {
+      if (abortReasonOf(controller.signal) !== 'superseded') throw err;
+      log.warn({ requestId, jobId: job.id }, 'job started after another worker took it over: left to that worker');
+      return LEFT_TO_ANOTHER_RUN;
     } finally {
       clearTimeout(deadline);
       unwatch();
@@ -147,7 +167,8 @@ runProcess('worker', async () => {
       void syncWorkers().catch((err) => log.error({ err: { message: err.message } }, 'catalog sync failed'));
     }
   });
-  await subscriber.subscribe(keys.cancel(), keys.catalogChannel());
+  // the presence channel: while this subscription lasts, other workers know this process is alive (./run-claim.ts)
+  await subscriber.subscribe(keys.cancel(), keys.catalogChannel(), keys.workerPresence(workerId));
   await syncWorkers();
   const queues = new ChannelQueues(queueConnection, cfg.redisPrefix);
   const sweeper = new HoldSweeper(ctx.db, redis, keys, (channelId, requestId) => queues.isLive(channelId, requestId), {

@@ -2,9 +2,11 @@ import { ApiError } from '../http/errors.js';
 
 /**
  * Why a worker aborts a job's upstream call: its deadline passed, its client disconnected (the web side
- * published a cancel), or the web process that owned it is gone (nobody listens on its relay channel).
+ * published a cancel), the web process that owned it is gone (nobody listens on its relay channel), or
+ * another worker process runs the job (this delivery started so late that BullMQ had handed it over):
+ * a superseded run leaves the request, its money and its relay to that one.
  */
-export type AbortReason = 'timeout' | 'cancelled' | 'listener-gone';
+export type AbortReason = 'timeout' | 'cancelled' | 'listener-gone' | 'superseded';
 
 export function abortJob(controller: AbortController, reason: AbortReason): void {
   controller.abort({ abortReason: reason });

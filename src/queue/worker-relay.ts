@@ -17,10 +17,12 @@ type RelayRedis = Redis & {
   eastxRelayFinal(
     resultKey: string,
     startedKey: string,
+    claimKey: string,
     channel: string,
     payload: string,
     ttlMs: number,
     published: string,
+    runner: string,
   ): Promise<number>;
 };
 
@@ -43,17 +45,21 @@ export class RelayPublisher {
   private readonly channel: string;
   private readonly resultKey: string;
   private readonly startedKey: string;
+  private readonly claimKey: string;
 
+  /** `runner`: the worker id of the run sending (its claim on the run ends with the final frame). */
   constructor(
     redis: Redis,
     keys: RedisKeys,
     private readonly job: JobBase,
+    private readonly runner: string,
   ) {
-    if (!('eastxRelayFinal' in redis)) redis.defineCommand('eastxRelayFinal', { numberOfKeys: 2, lua: FINAL });
+    if (!('eastxRelayFinal' in redis)) redis.defineCommand('eastxRelayFinal', { numberOfKeys: 3, lua: FINAL });
     this.redis = redis as RelayRedis;
     this.channel = keys.relay(job.webId);
     this.resultKey = keys.result(job.requestId);
     this.startedKey = keys.streamStarted(job.requestId);
+    this.claimKey = keys.runClaim(job.requestId);
   }
 
   send(frame: Payload<ChunkFrame | DoneFrame | ErrorFrame>): Promise<number> {
@@ -62,7 +68,16 @@ export class RelayPublisher {
     this.lastSentAt = Date.now();
     if (frame.t !== 'chunk') {
       const published = payload.length > LARGE_FRAME_CHARS ? keptFrame(this.job.requestId) : payload;
-      return this.redis.eastxRelayFinal(this.resultKey, this.startedKey, this.channel, payload, RESULT_TTL_MS, published);
+      return this.redis.eastxRelayFinal(
+        this.resultKey,
+        this.startedKey,
+        this.claimKey,
+        this.channel,
+        payload,
+        RESULT_TTL_MS,
+        published,
+        this.runner,
+      );
     }
     if (!this.startedMarked) {
       this.startedMarked = true;

@@ -113,6 +113,10 @@ export class RedisKeys {
   cancelled = (requestId: string) => `${this.prefix}:cancelled:${requestId}`;
   /** exists from a stream's first chunk to its end: a re-run must not start that stream over */
   streamStarted = (requestId: string) => `${this.prefix}:streamed:${requestId}`;
+  /** which worker process runs a job (its worker id), from the run's start to its final frame */
+  runClaim = (requestId: string) => `${this.prefix}:run:${requestId}`;
+  /** a worker process subscribes to this channel while it lives: PUBSUB NUMSUB tells a busy process from a dead one */
+  workerPresence = (workerId: string) => `${this.prefix}:worker:${workerId}`;
   /** a console session, by the SHA-256 of its id (src/console/sessions.ts) */
   session = (idHash: string) => `${this.prefix}:session:${idHash}`;
   /** a session's one-time message for its next page, sealed */
