@@ -20,7 +20,8 @@ function asApiError(err: unknown, signal: AbortSignal): ApiError {
 }
 
 export interface JobSummary {
-  status: 'ok' | 'failed';
+  /** `left`: another worker process runs the job (workers/run-claim.ts); this delivery did nothing */
+  status: 'ok' | 'failed' | 'left';
   promptTokens?: number;
   completionTokens?: number;
   costNano?: string;

@@ -36,7 +36,7 @@ const DRAIN_MS = 25_000;
 const RESPONSE_SWEEP_MS = 10 * 60_000;
 
 /** What a delivery of a job that another live worker process runs ends with: that run answers the request. */
-const LEFT_TO_ANOTHER_RUN: JobSummary = { status: 'ok' };
+const LEFT_TO_ANOTHER_RUN: JobSummary = { status: 'left' };
 
 type Processor = (ctx: WorkerContext, job: Job<JobData>, signal: AbortSignal) => Promise<JobSummary>;
 
