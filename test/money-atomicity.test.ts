@@ -4,10 +4,10 @@ import { sql } from 'kysely';
 import { createConnection } from 'mysql2/promise';
 import { auditLedger } from '../src/billing/audit.js';
 import { placeHold } from '../src/billing/holds.js';
-import { addToBalance } from '../src/billing/ledger.js';
 import { settle } from '../src/billing/settlement.js';
 import { billingState, voidRequest } from '../src/billing/unbillable.js';
 import { createDb, type Db } from '../src/db/index.js';
+import { fundedKey } from './helpers/db-customer.js';
 import { freshEnvironment } from './helpers/env.js';
 import { TcpProxy } from './helpers/tcp-proxy.js';
 
@@ -84,24 +84,7 @@ async function cutMidway(userId: number, work: (through: Db) => Promise<unknown>
 
 /** A customer with a balance and a key, and what the ledger audit says about them. */
 async function customer(email: string) {
-  const user = await db.insertInto('users').values({ email, password_hash: null, balance_nano: 0, held_nano: 0 }).executeTakeFirstOrThrow();
-  const userId = Number(user.insertId);
-  await addToBalance(db, userId, 'credit', BALANCE, null);
-  const key = await db
-    .insertInto('api_keys')
-    .values({
-      user_id: userId,
-      name: 'k',
-      prefix: 'sk-test',
-      key_hash: email,
-      rpm_limit: 60,
-      cap_nano: null,
-      spent_nano: 0,
-      held_nano: 0,
-      status: 'active',
-    })
-    .executeTakeFirstOrThrow();
-  const keyId = Number(key.insertId);
+  const { userId, keyId } = await fundedKey(db, email, BALANCE);
   return {
     userId,
     keyId,

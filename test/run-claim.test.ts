@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import { holdExists, placeHold } from '../src/billing/holds.js';
-import { addToBalance } from '../src/billing/ledger.js';
 import { createDb, type Db } from '../src/db/index.js';
 import { ApiError } from '../src/http/errors.js';
 import { abortJob } from '../src/queue/abort.js';
@@ -12,6 +11,7 @@ import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
 import type { WorkerContext } from '../workers/context.js';
 import { runJob } from '../workers/job-kit.js';
 import { claimRun, takeOverRun } from '../workers/run-claim.js';
+import { fundedKey } from './helpers/db-customer.js';
 import { freshEnvironment, REDIS_URL } from './helpers/env.js';
 
 // Which worker process runs a job (workers/run-claim.ts), against a real Redis: a re-delivered job waits for
@@ -128,27 +128,8 @@ test('a re-run stops waiting for a live run once its own signal aborts, and leav
 
 /** A customer with a hold of 1,000 nano-USD for a new request. */
 async function heldJob(): Promise<JobBase> {
-  const user = await db
-    .insertInto('users')
-    .values({ email: `${randomBytes(4).toString('hex')}@example.com`, password_hash: null, balance_nano: 0, held_nano: 0 })
-    .executeTakeFirstOrThrow();
-  const userId = Number(user.insertId);
-  await addToBalance(db, userId, 'credit', 1_000_000n, null);
-  const key = await db
-    .insertInto('api_keys')
-    .values({
-      user_id: userId,
-      name: 'k',
-      prefix: 'sk-test',
-      key_hash: randomBytes(8).toString('hex'),
-      rpm_limit: 60,
-      cap_nano: null,
-      spent_nano: 0,
-      held_nano: 0,
-      status: 'active',
-    })
-    .executeTakeFirstOrThrow();
-  const job = jobOf({ userId, keyId: Number(key.insertId) });
+  const { userId, keyId } = await fundedKey(db, `${randomBytes(4).toString('hex')}@example.com`, 1_000_000n);
+  const job = jobOf({ userId, keyId });
   if (!(await placeHold(db, { requestId: job.requestId, userId, keyId: job.keyId, channelId: 1, amountNano: 1000n }))) {
     throw new Error('hold refused');
   }
