@@ -41,25 +41,26 @@ async function isPresent(redis: Redis, keys: RedisKeys, workerId: string): Promi
  */
 export async function takeOverRun(redis: Redis, keys: RedisKeys, job: JobBase, workerId: string, signal: AbortSignal): Promise<boolean> {
   const claim = keys.runClaim(job.requestId);
-  let seenRunning = false;
-  let absentBefore = false;
+  let waited = false;
+  let absentOnce = false;
   for (;;) {
-    if (!seenRunning && (await claimRun(redis, keys, job, workerId))) return true;
+    if (!waited && (await claimRun(redis, keys, job, workerId))) return true;
     const owner = await redis.get(claim);
     if (owner === null) {
-      if (seenRunning) return false;
+      if (waited) return false;
       continue;
     }
     if (owner === workerId) return true;
-    const present = await isPresent(redis, keys, owner);
-    if (!present && absentBefore) {
+    if (await isPresent(redis, keys, owner)) {
+      if (!waited) log.warn({ requestId: job.requestId, owner }, 'job re-queued while another worker runs it: waiting for that run');
+      waited = true;
+      absentOnce = false;
+    } else if (absentOnce) {
       await redis.set(claim, workerId, 'PX', msUntilDeadline(job) + CLAIM_PAST_DEADLINE_MS);
       return true;
+    } else {
+      absentOnce = true;
     }
-    absentBefore = !present;
-    if (present && !seenRunning)
-      log.warn({ requestId: job.requestId, owner }, 'job re-queued while another worker runs it: waiting for that run');
-    seenRunning ||= present;
     if (signal.aborted) return false;
     await sleep(LOOK_AGAIN_MS, undefined, { signal }).catch(() => undefined);
   }
