@@ -5,7 +5,7 @@ import { type Behavior, type MockUpstream, startMockUpstream } from '../src/mock
 import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
 import { TokenPool } from '../src/upstream/pool.js';
 import { AdminClient } from './helpers/admin.js';
-import { freshEnvironment } from './helpers/env.js';
+import { freshEnvironment, REDIS_URL } from './helpers/env.js';
 import { type Gateway, logsOf, type RunningProcess, startGateway } from './helpers/gateway.js';
 import { StreamReader } from './helpers/stream.js';
 
@@ -18,6 +18,7 @@ let gateway: Gateway;
 let admin: AdminClient;
 let redis: Redis;
 let pool: TokenPool;
+let keys: RedisKeys;
 let url: string;
 let userId: number;
 let keyId: number;
@@ -32,7 +33,8 @@ test.before(async () => {
   url = gateway.urls[0];
   admin = new AdminClient(url, env.ADMIN_TOKEN);
   redis = createRedis(env.REDIS_URL);
-  pool = new TokenPool(redis, new RedisKeys(config.redisPrefix));
+  keys = new RedisKeys(config.redisPrefix);
+  pool = new TokenPool(redis, keys);
   userId = (await admin.user('crash@example.com', '20')).id;
   const key = await admin.key(userId, { rpm_limit: 1000 });
   keyId = key.id;
@@ -178,6 +180,58 @@ test.serial(
     t.is(rows.length, 1, 'billed exactly once');
     t.true(await heldIsZero());
     t.is(await pool.liveLeases(tokenId), 0);
+  },
+);
+
+test.serial(
+  'a delivery that starts after another worker claimed the run leaves the request alone: no upstream call, no answer, no charge',
+  async (t) => {
+    const { model, secret } = await channelWith({});
+    // a customer of its own: the hold stays, as the other run's to settle
+    const customer = (await admin.user('superseded@example.com', '20')).id;
+    const key = await admin.key(customer, { rpm_limit: 1000 });
+    // the worker cannot pick the job up until the other run has claimed it
+    current.child.kill('SIGSTOP');
+    const client = new AbortController();
+    const pending = fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 16 }),
+      signal: client.signal,
+    }).catch((err: Error) => err);
+    let requestId = '';
+    let jobKey = '';
+    const otherWorker = createRedis(REDIS_URL);
+    t.teardown(() => otherWorker.disconnect());
+    try {
+      const waiting = await until(
+        async () => {
+          const lists = await redis.keys(`${keys.prefix}:*:wait`);
+          return (await Promise.all(lists.map(async (list) => (await redis.lrange(list, 0, -1)).map((id) => ({ list, id }))))).flat();
+        },
+        (jobs) => jobs.length === 1,
+      );
+      t.is(waiting.length, 1, 'the job waits in its queue');
+      requestId = waiting[0].id;
+      jobKey = waiting[0].list.replace(/:wait$/, `:${requestId}`);
+      // the other run: a present worker process that claimed the job
+      await otherWorker.subscribe(keys.workerPresence('other-worker'));
+      await redis.set(keys.runClaim(requestId), 'other-worker', 'PX', 60_000);
+    } finally {
+      current.child.kill('SIGCONT');
+    }
+    const leftAlone = (lines: string[]) => lines.some((line) => line.includes(requestId) && line.includes('left to that worker'));
+    t.true(leftAlone(await logsOf([current], leftAlone)), 'the delivery found the run claimed');
+    t.is(JSON.parse((await redis.hget(jobKey, 'returnvalue')) ?? '{}').status, 'left', 'Bull Board shows the delivery left it');
+    await sleep(300);
+    t.is(mock.stats(secret).calls, 0, 'no upstream call');
+    t.is(await redis.get(keys.runClaim(requestId)), 'other-worker', 'the claim stays the other run’s');
+    t.is(await redis.exists(keys.result(requestId)), 0, 'no answer sent');
+    t.not((await admin.getUser(customer)).held_usd, '0', 'the hold is the other run’s to settle');
+    const rows = (await admin.usage(`key_id=${key.id}`)).data;
+    t.is(rows.length, 0, 'nothing charged');
+    client.abort();
+    await pending;
   },
 );
 
