@@ -10,7 +10,8 @@
  * so counters and CPU belong to the benchmark alone. BENCH_SECONDS (default 10) sets each timed phase;
  * BENCH_HELD (default 10000) the held streams; BENCH_HOLD_SECONDS (default 0) how much longer to keep them open,
  * sampling the web's memory every 5 s (the lowest and highest growth are reported); BENCH_PROFILE=<dir> writes V8 CPU profiles, BENCH_HEAP_SNAPSHOT=<dir>
- * a heap snapshot of the web process while the streams are held, BENCH_LOGS=<dir> keeps the stack's logs. Results also go
+ * a heap snapshot of the web process while the streams are held, BENCH_LOGS=<dir> keeps the stack's logs,
+ * BENCH_HELD_WORKERS (default 1) runs the held streams on that many worker processes. Results also go
  * to bench-results.json.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -35,6 +36,7 @@ const RATE = 200;
 
 const HEAP_SNAPSHOT_DIR = process.env.BENCH_HEAP_SNAPSHOT;
 const LOGS_DIR = process.env.BENCH_LOGS;
+const HELD_WORKERS = Math.max(1, Number(process.env.BENCH_HELD_WORKERS ?? 1));
 const profileArgs = (role: string) => [
   ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${role}.cpuprofile`] : []),
   ...(HEAP_SNAPSHOT_DIR && role === 'web' ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${HEAP_SNAPSHOT_DIR}`] : []),
@@ -262,6 +264,10 @@ async function main(): Promise<void> {
   const startsDirect = await streamStarts(stream(direct), 200);
   const starts = counted(await streamStarts(stream(eastx), 200));
   await sleep(1000);
+  // more workers share the burst (their run claims tell a busy worker's job from a dead one's)
+  const heldWorkers = Array.from({ length: HELD_WORKERS - 1 }, (_, i) => startNode('dist/workers/worker.js', env, `worker-${i + 2}`));
+  cleanups.push(...heldWorkers.map((w) => () => w.kill('SIGTERM')));
+  if (heldWorkers.length > 0) await sleep(3000);
   const rssBefore = rssMb(web.pid);
   const heapBefore = await webHeapUsedMb();
   const held = await holdStreams(stream(eastx, { bench_hold: true }), HELD);
@@ -290,6 +296,7 @@ async function main(): Promise<void> {
   eastxSuccesses += held.open; // held streams are billed for what they produced
   await held.close();
   await sleep(3000);
+  for (const extra of heldWorkers) extra.kill('SIGTERM');
 
   // 6. where the time goes: the same stack restarted with OpenTelemetry exporting to our receiver
   web.kill('SIGTERM');
