@@ -90,14 +90,7 @@ runProcess('worker', async () => {
         (cancelled) => cancelled && abortJob(controller, 'cancelled'),
         () => undefined,
       );
-      if (!isRerun(job)) {
-        // the run's claim goes out with the cancel check, answered before the first lease the same way: only
-        // a delivery that started so late that BullMQ had handed the job to another worker already loses it
-        void claimRun(redis, keys, job.data, workerId).then(
-          (claimed) => claimed || abortJob(controller, 'superseded'),
-          () => undefined,
-        );
-      } else {
+      if (isRerun(job)) {
         if (!(await takeOverRun(redis, keys, job.data, workerId, controller.signal))) {
           log.warn({ requestId, jobId: job.id }, 'job re-queued while another worker still runs it: left to that worker');
           return LEFT_TO_ANOTHER_RUN;
@@ -108,6 +101,13 @@ runProcess('worker', async () => {
           await abandon(ctx, job.data, refusal);
           throw refusal;
         }
+      } else {
+        // the run's claim goes out with the cancel check, answered before the first lease the same way: only
+        // a delivery that started so late that BullMQ had handed the job to another worker already loses it
+        void claimRun(redis, keys, job.data, workerId).then(
+          (claimed) => claimed || abortJob(controller, 'superseded'),
+          () => undefined,
+        );
       }
       return await PROCESSORS[job.data.kind](ctx, job, controller.signal);
     } catch (err) {
