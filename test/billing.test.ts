@@ -254,6 +254,26 @@ test.serial('a running worker process sweeps a hold whose request died before it
   t.is((await admin.getUser(user.id)).balance_usd, '1', 'and nothing charged');
 });
 
+test.serial('the workers keep the hold of a request a worker that is there still runs, though BullMQ no longer has its job', async (t) => {
+  const user = await admin.user('removed-job@example.com', '1');
+  const key = await admin.key(user.id);
+  const keys = new RedisKeys(`{${env.QUEUE_PREFIX}}`);
+  const requestId = 'req_job_removed_while_running';
+  // what an operator leaves behind who removes a running job in Bull Board: the run goes on, its claim with it
+  const runner = createRedis(env.REDIS_URL);
+  t.teardown(() => runner.disconnect());
+  await runner.subscribe(keys.workerPresence('stand-in'));
+  await redis.set(keys.runClaim(requestId), 'stand-in', 'PX', 60_000);
+  t.true(await placeHold(db, { requestId, userId: user.id, keyId: key.id, channelId, amountNano: 5_000n }));
+  await new Promise((r) => setTimeout(r, 8_000));
+  t.is((await admin.getUser(user.id)).held_usd, '0.000005', 'kept past HOLD_MIN_AGE_MS (5 s) while its runner is there');
+  runner.disconnect();
+  const gone = Date.now();
+  while ((await admin.getUser(user.id)).held_usd !== '0' && Date.now() - gone < 10_000) await new Promise((r) => setTimeout(r, 200));
+  t.is((await admin.getUser(user.id)).held_usd, '0', 'released once its runner is gone');
+  t.is((await admin.getUser(user.id)).balance_usd, '1');
+});
+
 test.serial('npm run admin -- audit: passes on a consistent ledger and reports a tampered balance', async (t) => {
   const cli = (args: string[]) => run(process.execPath, ['dist/src/cli.js', ...args], { env: { ...process.env, ...env } });
   await waitForHolds((await admin.user('audit@example.com', '1')).id);

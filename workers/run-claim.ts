@@ -32,6 +32,12 @@ async function isPresent(redis: Redis, keys: RedisKeys, workerId: string): Promi
   return Number(subscribers) > 0;
 }
 
+/** Whether a present worker process claims the request's run (it may run a job BullMQ no longer lists). */
+export async function runClaimedByPresentWorker(redis: Redis, keys: RedisKeys, requestId: string): Promise<boolean> {
+  const owner = await redis.get(keys.runClaim(requestId));
+  return owner !== null && (await isPresent(redis, keys, owner));
+}
+
 /**
  * For a job BullMQ handed over again: true once the job is this process's to run, i.e. nobody claimed it,
  * or its claimant is gone (absent on two looks a second apart, so a reconnecting subscriber is not taken

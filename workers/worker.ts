@@ -18,7 +18,7 @@ import { processEmbeddings } from './embeddings.js';
 import { processImages } from './images.js';
 import type { JobSummary } from './job-kit.js';
 import { probeUnhealthyChannels } from './probe.js';
-import { claimRun, newWorkerId, takeOverRun } from './run-claim.js';
+import { claimRun, newWorkerId, runClaimedByPresentWorker, takeOverRun } from './run-claim.js';
 
 /**
  * BullMQ lock: a killed worker's lock expires within LOCK_DURATION_MS (renewed every half of it), and the
@@ -171,7 +171,10 @@ runProcess('worker', async () => {
   await subscriber.subscribe(keys.cancel(), keys.catalogChannel(), keys.workerPresence(workerId));
   await syncWorkers();
   const queues = new ChannelQueues(queueConnection, cfg.redisPrefix);
-  const sweeper = new HoldSweeper(ctx.db, redis, keys, (channelId, requestId) => queues.isLive(channelId, requestId), {
+  // a hold stays while BullMQ still has its job, or while a worker that is there runs it (its job removed meanwhile)
+  const jobAlive = async (channelId: number, requestId: string) =>
+    (await queues.isLive(channelId, requestId)) || (await runClaimedByPresentWorker(redis, keys, requestId));
+  const sweeper = new HoldSweeper(ctx.db, redis, keys, jobAlive, {
     intervalMs: cfg.holdSweepMs,
     minAgeMs: cfg.holdMinAgeMs,
     maxAgeMs: Math.max(cfg.chatDeadlineMs, cfg.imageDeadlineMs) + 10 * 60_000,
