@@ -101,6 +101,23 @@ async function streamRead(t: ExecutionContext, behavior: Partial<Behavior>, chun
   return { secret, tokenId, stream, requestId: res.headers.get('x-request-id')! };
 }
 
+/** Whether `process` logged `text` about `requestId` (waiting up to 10 s for it). */
+async function logged(process: RunningProcess, requestId: string, text: string): Promise<boolean> {
+  const says = (lines: string[]) => lines.some((line) => line.includes(requestId) && line.includes(text));
+  return says(await logsOf([process], says));
+}
+
+/** A stream that was not taken over: it ended normally after one upstream call, billed once, nothing left held. */
+async function answeredOnce(t: ExecutionContext, run: Awaited<ReturnType<typeof streamRead>>) {
+  await run.stream.readToEnd();
+  t.is(run.stream.error, undefined, 'no SSE error: the running call was not taken over');
+  t.true(run.stream.text.includes('[DONE]'));
+  t.is(mock.stats(run.secret).calls, 1, 'the upstream was called once');
+  t.is((await rowsFor(run.requestId)).length, 1, 'billed exactly once');
+  t.true(await heldIsZero());
+  t.is(await pool.liveLeases(run.tokenId), 0);
+}
+
 test.serial(
   'SIGKILL mid-stream: the client gets the SSE error event in bounded time, no double bill, hold and lease released',
   async (t) => {
@@ -122,37 +139,29 @@ test.serial(
 test.serial(
   'a job whose lock lapses while its worker still runs it (a busy worker) is not taken over: the stream ends normally, billed once',
   async (t) => {
-    const { secret, tokenId, stream, requestId } = await streamRead(t, { chunkDelayMs: 1_000, reply: Array(20).fill('slow').join(' ') }, 2);
+    const run = await streamRead(t, { chunkDelayMs: 1_000, reply: Array(20).fill('slow').join(' ') }, 2);
     // what a worker too busy to renew its locks leaves behind: the running job's lock gone; BullMQ's stalled
     // check re-queues the job and the same worker, still running it, is handed it again
-    const [lockKey] = await redis.keys(`*:${requestId}:lock`);
+    const [lockKey] = await redis.keys(`*:${run.requestId}:lock`);
     t.truthy(lockKey, 'the running job has a BullMQ lock');
     await redis.del(lockKey);
 
-    await stream.readToEnd();
-    t.is(stream.error, undefined, 'no SSE error: the running call was not taken over');
-    t.true(stream.text.includes('[DONE]'));
-    t.is(mock.stats(secret).calls, 1, 'the upstream was called once');
-    const handedBack = (lines: string[]) => lines.some((line) => line.includes(requestId) && line.includes('lock lapsed'));
-    t.true(handedBack(await logsOf([current], handedBack)), 'BullMQ did hand the job over again');
-    const rows = await rowsFor(requestId);
-    t.is(rows.length, 1, 'billed exactly once');
-    t.true(await heldIsZero());
-    t.is(await pool.liveLeases(tokenId), 0);
+    await answeredOnce(t, run);
+    t.true(await logged(current, run.requestId, 'lock lapsed'), 'BullMQ did hand the job over again');
   },
 );
 
 test.serial(
   'a job handed to another worker while its first worker, too busy to renew the lock, still runs it is left to that run: the stream ends normally, billed once',
   async (t) => {
-    const { secret, tokenId, stream, requestId } = await streamRead(t, { chunkDelayMs: 250, reply: Array(40).fill('busy').join(' ') }, 2);
+    const run = await streamRead(t, { chunkDelayMs: 250, reply: Array(40).fill('busy').join(' ') }, 2);
     const busy = current;
     current = gateway.addWorker();
     t.teardown(() => busy.kill('SIGTERM'));
     // a stopped process is the busiest one there is: its connections stay open, it renews nothing
     busy.child.kill('SIGSTOP');
     try {
-      const [lockKey] = await redis.keys(`*:${requestId}:lock`);
+      const [lockKey] = await redis.keys(`*:${run.requestId}:lock`);
       t.truthy(lockKey, 'the running job has a BullMQ lock');
       await redis.del(lockKey);
       // BullMQ's stalled check (the other worker's: the stopped one does nothing) counts the job stalled and re-queues it
@@ -167,19 +176,10 @@ test.serial(
       busy.child.kill('SIGCONT');
     }
 
-    await stream.readToEnd();
-    t.is(stream.error, undefined, 'no SSE error: the running call was not voided by the other worker');
-    t.true(stream.text.includes('[DONE]'));
-    t.is(stream.text.match(/busy/g)?.length, 40, 'the whole answer, once');
-    t.is(mock.stats(secret).calls, 1, 'the upstream was called once');
-    const waited = (lines: string[]) => lines.some((line) => line.includes(requestId) && line.includes('waiting for that run'));
-    t.true(waited(await logsOf([current], waited)), 'the other worker waited for the run');
-    const leftAlone = (lines: string[]) => lines.some((line) => line.includes(requestId) && line.includes('left to that worker'));
-    t.true(leftAlone(await logsOf([current], leftAlone)), 'the other worker ended its delivery without touching the request');
-    const rows = await rowsFor(requestId);
-    t.is(rows.length, 1, 'billed exactly once');
-    t.true(await heldIsZero());
-    t.is(await pool.liveLeases(tokenId), 0);
+    await answeredOnce(t, run);
+    t.is(run.stream.text.match(/busy/g)?.length, 40, 'the whole answer, once');
+    t.true(await logged(current, run.requestId, 'waiting for that run'), 'the other worker waited for the run');
+    t.true(await logged(current, run.requestId, 'left to that worker'), 'the other worker ended its delivery without touching the request');
   },
 );
 
@@ -220,8 +220,7 @@ test.serial(
     } finally {
       current.child.kill('SIGCONT');
     }
-    const leftAlone = (lines: string[]) => lines.some((line) => line.includes(requestId) && line.includes('left to that worker'));
-    t.true(leftAlone(await logsOf([current], leftAlone)), 'the delivery found the run claimed');
+    t.true(await logged(current, requestId, 'left to that worker'), 'the delivery found the run claimed');
     t.is(JSON.parse((await redis.hget(jobKey, 'returnvalue')) ?? '{}').status, 'left', 'Bull Board shows the delivery left it');
     await sleep(300);
     t.is(mock.stats(secret).calls, 0, 'no upstream call');
