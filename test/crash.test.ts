@@ -180,6 +180,8 @@ test.serial(
     t.is(run.stream.text.match(/busy/g)?.length, 40, 'the whole answer, once');
     t.true(await logged(current, run.requestId, 'waiting for that run'), 'the other worker waited for the run');
     t.true(await logged(current, run.requestId, 'left to that worker'), 'the other worker ended its delivery without touching the request');
+    t.true(await logged(busy, run.requestId, 'lost the BullMQ lock'), 'the busy worker learns it lost the lock');
+    t.false(busy.output().includes('"level":50'), 'and logs no error for it');
   },
 );
 

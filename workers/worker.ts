@@ -35,6 +35,12 @@ const DRAIN_MS = 25_000;
 /** How often a worker deletes expired stored responses. */
 const RESPONSE_SWEEP_MS = 10 * 60_000;
 
+/**
+ * BullMQ's errors for a job whose lock this process could not renew in time and that was re-queued meanwhile:
+ * expected after a busy spell (the run-claim rules decide who answers), so a warning, not an error.
+ */
+const LOST_LOCK = /^(could not renew lock for job|Lock mismatch for job|Missing lock for job) /;
+
 /** What a delivery of a job that another live worker process runs ends with: that run answers the request. */
 const LEFT_TO_ANOTHER_RUN: JobSummary = { status: 'left' };
 
@@ -144,7 +150,11 @@ runProcess('worker', async () => {
         stalledInterval: STALLED_INTERVAL_MS,
         maxStalledCount: 1,
       });
-      worker.on('error', (err) => log.error({ err: { message: err.message } }, 'bullmq worker error'));
+      worker.on('error', (err) => {
+        if (LOST_LOCK.test(err.message))
+          log.warn({ err: { message: err.message } }, 'lost the BullMQ lock of a job it ran: too busy to renew it');
+        else log.error({ err: { message: err.message } }, 'bullmq worker error');
+      });
       // BullMQ fails a job whose workers died twice without running it: its client still needs an answer
       worker.on('failed', (job, err) => {
         if (!job || !STALLED_TOO_OFTEN.test(err.message)) return;
