@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { log } from '../src/log.js';
-import { type JobBase, msUntilDeadline } from '../src/queue/jobs.js';
+import { type JobBase, markTtlMs } from '../src/queue/jobs.js';
 import type { Redis, RedisKeys } from '../src/redis/index.js';
 
 /**
@@ -13,8 +13,6 @@ import type { Redis, RedisKeys } from '../src/redis/index.js';
  * the kernel closes a dead process's connection at once, a busy process keeps it.
  */
 
-/** A claim outlives its job's deadline by this much, so a re-run never mistakes a slow end for no run. */
-const CLAIM_PAST_DEADLINE_MS = 60_000;
 /** How often a re-run looks again at a run going on in another process. */
 const LOOK_AGAIN_MS = 1_000;
 
@@ -23,7 +21,7 @@ export const newWorkerId = (): string => `${hostname()}:${process.pid}:${randomB
 
 /** Claims the job's run for `workerId`; false when another process claimed it first. */
 export async function claimRun(redis: Redis, keys: RedisKeys, job: JobBase, workerId: string): Promise<boolean> {
-  const claimed = await redis.set(keys.runClaim(job.requestId), workerId, 'PX', msUntilDeadline(job) + CLAIM_PAST_DEADLINE_MS, 'NX');
+  const claimed = await redis.set(keys.runClaim(job.requestId), workerId, 'PX', markTtlMs(job), 'NX');
   return claimed === 'OK';
 }
 
@@ -62,7 +60,7 @@ export async function takeOverRun(redis: Redis, keys: RedisKeys, job: JobBase, w
       waited = true;
       absentOnce = false;
     } else if (absentOnce) {
-      await redis.set(claim, workerId, 'PX', msUntilDeadline(job) + CLAIM_PAST_DEADLINE_MS);
+      await redis.set(claim, workerId, 'PX', markTtlMs(job));
       return true;
     } else {
       absentOnce = true;

@@ -136,6 +136,11 @@ export const deadlineFor = (kind: JobKind, config: Pick<Config, 'chatDeadlineMs'
   now + (kind === 'images' ? config.imageDeadlineMs : config.chatDeadlineMs);
 export const ANSWER_GRACE_MS = 30_000;
 export const msUntilDeadline = (job: Pick<JobBase, 'deadlineAt'>) => Math.max(0, job.deadlineAt - Date.now());
+/**
+ * How long a job's marks for its re-runs (stream started, run claimed) live: past the deadline by a minute,
+ * so a re-run never mistakes a run that ends late for no run at all.
+ */
+export const markTtlMs = (job: Pick<JobBase, 'deadlineAt'>) => msUntilDeadline(job) + 60_000;
 
 /** Bodies above this size are not kept in Redis once their job is done (a 20 MB vision request × 2000…). */
 const LARGE_BODY_BYTES = 256 * 1024;

@@ -1,7 +1,7 @@
 import { PeriodicSet } from '../periodic-set.js';
 import { loadLua, type Redis, type RedisKeys } from '../redis/index.js';
 import { type ChunkFrame, type DoneFrame, type ErrorFrame, encodeFrame, LARGE_FRAME_CHARS } from './frames.js';
-import type { JobBase } from './jobs.js';
+import { type JobBase, markTtlMs } from './jobs.js';
 
 const FINAL = loadLua(import.meta.url, './relay-final.lua');
 /**
@@ -81,8 +81,7 @@ export class RelayPublisher {
     }
     if (!this.startedMarked) {
       this.startedMarked = true;
-      const ttlMs = Math.max(0, this.job.deadlineAt - Date.now()) + 60_000;
-      void this.redis.set(this.startedKey, '1', 'PX', ttlMs).catch(() => undefined);
+      void this.redis.set(this.startedKey, '1', 'PX', markTtlMs(this.job)).catch(() => undefined);
     }
     return this.redis.publish(this.channel, payload);
   }
