@@ -1,0 +1,104 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import test from 'ava';
+import { type Job, Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { REDIS_URL } from './helpers/env.js';
+
+// BullMQ as eastx installs it (patches/bullmq+*.patch), on a real Redis: moving a job to active adds the
+// wake-up marker only when another job is left to take. Unpatched, every move to active adds it, so an idle
+// worker pops it at once and asks Redis for a job that is not there (two commands per job for nothing).
+
+const prefix = `eastx-test-marker-${randomBytes(4).toString('hex')}`;
+const connections: Redis[] = [];
+const connection = () => {
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  connections.push(redis);
+  return redis;
+};
+
+test.after.always(async () => {
+  const redis = connection();
+  const stale = await redis.keys(`${prefix}:*`);
+  if (stale.length > 0) await redis.del(...stale);
+  for (const redis of connections) redis.disconnect();
+});
+
+/** A queue and a worker that fetches by hand (no main loop), so each move to active is the test's own. */
+async function handFetched(t: { teardown(fn: () => Promise<void>): void }) {
+  const name = `q${randomBytes(3).toString('hex')}`;
+  const queue = new Queue(name, { connection: connection(), prefix });
+  const worker = new Worker(name, null, { connection: connection(), prefix, autorun: false });
+  t.teardown(async () => {
+    await worker.close();
+    await queue.close();
+  });
+  const redis = connection();
+  const markerKey = `${prefix}:${name}:marker`;
+  return {
+    queue,
+    worker,
+    /** what a worker's blocking pop does with the marker: take it */
+    popMarker: () => redis.del(markerKey),
+    markers: () => redis.zcard(markerKey),
+  };
+}
+
+test('a job moved to active adds no wake-up marker when no other job waits', async (t) => {
+  const { queue, worker, popMarker, markers } = await handFetched(t);
+  await queue.add('only', {});
+  await popMarker();
+  const job = await worker.getNextJob('token-1', { block: false });
+  t.is(job?.name, 'only');
+  t.is(await markers(), 0);
+});
+
+test('a job moved to active adds the marker when another job is left, for an idle worker to take it', async (t) => {
+  const { queue, worker, popMarker, markers } = await handFetched(t);
+  await queue.addBulk([
+    { name: 'first', data: {} },
+    { name: 'second', data: {} },
+  ]);
+  await popMarker();
+  const first = (await worker.getNextJob('token-1', { block: false })) as Job;
+  t.is(first.name, 'first');
+  t.is(await markers(), 1);
+
+  // finishing a job fetches the next in the same call; that was the last, so no marker follows it
+  await popMarker();
+  const [next] = (await first.moveToCompleted('done', 'token-1', true)) as [{ name: string }];
+  t.is(next.name, 'second');
+  t.is(await markers(), 0);
+});
+
+test('two jobs added at once start at once on two workers of one job each', async (t) => {
+  const name = `q${randomBytes(3).toString('hex')}`;
+  const queue = new Queue(name, { connection: connection(), prefix });
+  const started: { worker: string; at: number }[] = [];
+  const workerNamed = (id: string) =>
+    new Worker(
+      name,
+      async () => {
+        started.push({ worker: id, at: Date.now() });
+        await sleep(1_000);
+      },
+      { connection: connection(), prefix, concurrency: 1, drainDelay: 10 },
+    );
+  const workers = [workerNamed('a'), workerNamed('b')];
+  t.teardown(async () => {
+    await Promise.all(workers.map((w) => w.close()));
+    await queue.close();
+  });
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+  await sleep(200); // both are blocked on the marker now
+
+  await queue.addBulk([
+    { name: 'one', data: {} },
+    { name: 'two', data: {} },
+  ]);
+  while (started.length < 2) await sleep(20);
+  t.deepEqual(started.map((s) => s.worker).sort(), ['a', 'b']);
+  // one marker woke the first worker; without the marker its move to active leaves, the second would sleep
+  // through its 10 s block and the first would take both jobs one after the other
+  t.true(started[1]!.at - started[0]!.at < 500, `second job started ${started[1]!.at - started[0]!.at} ms after the first`);
+});
