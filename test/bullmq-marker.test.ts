@@ -102,3 +102,72 @@ test('two jobs added at once start at once on two workers of one job each', asyn
   // through its 10 s block and the first would take both jobs one after the other
   t.true(started[1]!.at - started[0]!.at < 500, `second job started ${started[1]!.at - started[0]!.at} ms after the first`);
 });
+
+/** Every move-to-active script call Redis runs on `queueName`'s keys (11 keys, the wait list first). */
+async function movesToActive(queueName: string) {
+  const monitor = await connection().monitor();
+  const waitKey = `${prefix}:${queueName}:wait`;
+  let moves = 0;
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (args[0]?.toLowerCase() === 'evalsha' && args[2] === '11' && args[3] === waitKey) moves++;
+  });
+  return { count: () => moves, stop: () => monitor.disconnect() };
+}
+
+test('a worker that took the last waiting job blocks for the next at once; a later job still starts at once', async (t) => {
+  const name = `q${randomBytes(3).toString('hex')}`;
+  const queue = new Queue(name, { connection: connection(), prefix });
+  const started: number[] = [];
+  const worker = new Worker(
+    name,
+    async () => {
+      started.push(Date.now());
+    },
+    { connection: connection(), prefix, concurrency: 8, drainDelay: 10 },
+  );
+  t.teardown(async () => {
+    await worker.close();
+    await queue.close();
+  });
+  await worker.waitUntilReady();
+  await sleep(200);
+  const moves = await movesToActive(name);
+  t.teardown(moves.stop);
+
+  for (let job = 1; job <= 3; job++) {
+    const addedAt = Date.now();
+    await queue.add(`job-${job}`, {});
+    while (started.length < job) await sleep(10);
+    // well under the 10 s block: the job's own marker woke the blocked worker
+    t.true(started[job - 1]! - addedAt < 1_000, `job ${job} started ${started[job - 1]! - addedAt} ms after it was added`);
+    await sleep(300); // the worker settles back into its blocking pop
+  }
+  // one move to active per job; unpatched, the worker asks again after each job it takes and after the marker
+  // that job's move left behind (three per job)
+  t.is(moves.count(), 3);
+});
+
+test('a delayed job still starts when due, not when the worker next wakes on its own', async (t) => {
+  const name = `q${randomBytes(3).toString('hex')}`;
+  const queue = new Queue(name, { connection: connection(), prefix });
+  const started: Record<string, number> = {};
+  const worker = new Worker(
+    name,
+    async (job) => {
+      started[job.name] = Date.now();
+    },
+    { connection: connection(), prefix, concurrency: 8, drainDelay: 10 },
+  );
+  t.teardown(async () => {
+    await worker.close();
+    await queue.close();
+  });
+  await worker.waitUntilReady();
+  const addedAt = Date.now();
+  await queue.add('later', {}, { delay: 1_500 });
+  await queue.add('now', {});
+  while (!started.later) await sleep(20);
+  t.true(started.now! - addedAt < 1_000);
+  const lateBy = started.later - addedAt;
+  t.true(lateBy >= 1_400 && lateBy < 4_000, `the delayed job started ${lateBy} ms after it was added`);
+});
