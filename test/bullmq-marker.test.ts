@@ -71,25 +71,30 @@ test('a job moved to active adds the marker when another job is left, for an idl
   t.is(await markers(), 0);
 });
 
-test('two jobs added at once start at once on two workers of one job each', async (t) => {
+type Processor = (job: Job) => Promise<void>;
+
+/** A queue with a running worker per processor, each blocking up to 10 s for a marker; closed after the test. */
+async function queueWithWorkers(t: { teardown(fn: () => Promise<void>): void }, concurrency: number, ...processors: Processor[]) {
   const name = `q${randomBytes(3).toString('hex')}`;
   const queue = new Queue(name, { connection: connection(), prefix });
-  const started: { worker: string; at: number }[] = [];
-  const workerNamed = (id: string) =>
-    new Worker(
-      name,
-      async () => {
-        started.push({ worker: id, at: Date.now() });
-        await sleep(1_000);
-      },
-      { connection: connection(), prefix, concurrency: 1, drainDelay: 10 },
-    );
-  const workers = [workerNamed('a'), workerNamed('b')];
+  const workers = processors.map(
+    (processor) => new Worker(name, processor, { connection: connection(), prefix, concurrency, drainDelay: 10 }),
+  );
   t.teardown(async () => {
     await Promise.all(workers.map((w) => w.close()));
     await queue.close();
   });
   await Promise.all(workers.map((w) => w.waitUntilReady()));
+  return { name, queue };
+}
+
+test('two jobs added at once start at once on two workers of one job each', async (t) => {
+  const started: { worker: string; at: number }[] = [];
+  const workerNamed = (id: string) => async () => {
+    started.push({ worker: id, at: Date.now() });
+    await sleep(1_000);
+  };
+  const { queue } = await queueWithWorkers(t, 1, workerNamed('a'), workerNamed('b'));
   await sleep(200); // both are blocked on the marker now
 
   await queue.addBulk([
@@ -98,8 +103,8 @@ test('two jobs added at once start at once on two workers of one job each', asyn
   ]);
   while (started.length < 2) await sleep(20);
   t.deepEqual(started.map((s) => s.worker).sort(), ['a', 'b']);
-  // one marker woke the first worker; without the marker its move to active leaves, the second would sleep
-  // through its 10 s block and the first would take both jobs one after the other
+  // one marker woke the first worker; had its move to active left none, the second would sleep through its
+  // 10 s block and the first would take both jobs one after the other
   t.true(started[1]!.at - started[0]!.at < 500, `second job started ${started[1]!.at - started[0]!.at} ms after the first`);
 });
 
@@ -115,21 +120,10 @@ async function movesToActive(queueName: string) {
 }
 
 test('a worker that took the last waiting job blocks for the next at once; a later job still starts at once', async (t) => {
-  const name = `q${randomBytes(3).toString('hex')}`;
-  const queue = new Queue(name, { connection: connection(), prefix });
   const started: number[] = [];
-  const worker = new Worker(
-    name,
-    async () => {
-      started.push(Date.now());
-    },
-    { connection: connection(), prefix, concurrency: 8, drainDelay: 10 },
-  );
-  t.teardown(async () => {
-    await worker.close();
-    await queue.close();
+  const { name, queue } = await queueWithWorkers(t, 8, async () => {
+    started.push(Date.now());
   });
-  await worker.waitUntilReady();
   await sleep(200);
   const moves = await movesToActive(name);
   t.teardown(moves.stop);
@@ -148,21 +142,10 @@ test('a worker that took the last waiting job blocks for the next at once; a lat
 });
 
 test('a delayed job still starts when due, not when the worker next wakes on its own', async (t) => {
-  const name = `q${randomBytes(3).toString('hex')}`;
-  const queue = new Queue(name, { connection: connection(), prefix });
   const started: Record<string, number> = {};
-  const worker = new Worker(
-    name,
-    async (job) => {
-      started[job.name] = Date.now();
-    },
-    { connection: connection(), prefix, concurrency: 8, drainDelay: 10 },
-  );
-  t.teardown(async () => {
-    await worker.close();
-    await queue.close();
+  const { queue } = await queueWithWorkers(t, 8, async (job) => {
+    started[job.name] = Date.now();
   });
-  await worker.waitUntilReady();
   const addedAt = Date.now();
   await queue.add('later', {}, { delay: 1_500 });
   await queue.add('now', {});
