@@ -4,7 +4,7 @@
  * time), CPU per request of the whole stack (web + worker + Redis + MariaDB, from /proc), closed-loop
  * throughput, stream first-token overhead, memory of 10,000 held streams, Redis commands and SQL statements
  * per request (the servers' own counters) and Redis's time per request script by script (its slow log), and
- * where one request's time goes (OpenTelemetry spans).
+ * where one request's time goes, and where the time of 200 stream starts at once goes (OpenTelemetry spans).
  *
  * Everything runs on private servers it starts itself (MariaDB, Redis, the upstream: see scripts/bench/),
  * so counters and CPU belong to the benchmark alone. BENCH_SECONDS (default 10) sets each timed phase;
@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { createConnection } from 'mysql2/promise';
 import { migrateToLatest } from '../src/db/migrate.js';
 import { closedLoop, holdStreams, type LatencyRun, openLoop, percentile, sequential, streamStarts, type Target } from './bench/load.js';
-import { startTraceReceiver } from './bench/otlp.js';
+import { type ReceivedSpan, startTraceReceiver } from './bench/otlp.js';
 import { type Counters, cpuSeconds, rssMb, startPrivateServers, syscalls } from './bench/servers.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -83,13 +83,11 @@ async function waitHealthy(url: string): Promise<void> {
 }
 
 const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '–');
-const summary = (run: LatencyRun) => ({
-  ok: run.ok,
-  errors: run.errors,
-  rps: Math.round(run.ok / run.seconds),
-  p50: +ms(percentile(run.latencies, 0.5)),
-  p99: +ms(percentile(run.latencies, 0.99)),
-});
+const p50p99 = (values: number[]) => ({ p50: +ms(percentile(values, 0.5)), p99: +ms(percentile(values, 0.99)) });
+const summary = (run: LatencyRun) => ({ ok: run.ok, errors: run.errors, rps: Math.round(run.ok / run.seconds), ...p50p99(run.latencies) });
+/** One row per span name, from what the trace receiver collected. */
+const stageTable = <R>(spans: Map<string, ReceivedSpan[]>, rowOf: (spans: ReceivedSpan[]) => R): Record<string, R> =>
+  Object.fromEntries([...spans.entries()].map(([name, named]) => [name, rowOf(named)]));
 
 /** What to stop when the run ends, however it ends. */
 const cleanups: Array<() => unknown> = [];
@@ -307,15 +305,26 @@ async function main(): Promise<void> {
   worker = startNode('dist/workers/worker.js', { ...env, ...otel }, 'worker-otel');
   await waitHealthy(webUrl);
   counted(await sequential(eastx, 100));
-  traces.durations.clear();
+  traces.spans.clear();
   counted(await sequential(eastx, 500));
   await sleep(1500);
-  const stages = Object.fromEntries(
-    [...traces.durations.entries()].map(([name, values]) => [
-      name,
-      { count: values.length, p50: +ms(percentile(values, 0.5)), p99: +ms(percentile(values, 0.99)) },
-    ]),
-  );
+  const stages = stageTable(traces.spans, (spans) => ({ count: spans.length, ...p50p99(spans.map((s) => s.ms)) }));
+  // the same stages for 200 stream starts at once: how long each took, and by when (from the burst's start) each was done
+  counted(await streamStarts(stream(eastx), 200));
+  await sleep(1500);
+  traces.spans.clear();
+  const burstStartedAt = Date.now();
+  const burst = counted(await streamStarts(stream(eastx), 200));
+  await sleep(1500);
+  const burstStages = stageTable(traces.spans, (spans) => {
+    const doneBy = spans.map((s) => s.endedAt - burstStartedAt);
+    return {
+      count: spans.length,
+      ...p50p99(spans.map((s) => s.ms)),
+      done_by_p50: +ms(percentile(doneBy, 0.5)),
+      done_by_last: +ms(Math.max(...doneBy)),
+    };
+  });
 
   // 7. every success billed exactly once
   await sleep(1000);
@@ -365,6 +374,7 @@ async function main(): Promise<void> {
     },
     per_request: { non_stream: workNonStream, stream: workStream, redis_usec_by_script: redisUsecPerRequest },
     stages_ms: stages,
+    stream_starts_200_traced: { first_token: summary(burst), stages_ms: burstStages },
     billing: {
       successes: eastxSuccesses,
       charges: Number(ledger.charges),
@@ -459,6 +469,14 @@ async function main(): Promise<void> {
     '',
   );
   for (const [name, s] of Object.entries(stages)) row(`stage ${name}: p50 / p99`, '', `${s.p50} / ${s.p99} ms (${s.count} spans)`, '');
+  row('200 stream starts, traced: first token p50 / p99', '', `${summary(burst).p50} / ${summary(burst).p99} ms${failed(burst)}`, '');
+  for (const [name, s] of Object.entries(burstStages))
+    row(
+      `200 stream starts, stage ${name}: p50 / p99; done by (from the burst's start) p50 / last`,
+      '',
+      `${s.p50} / ${s.p99} ms; ${s.done_by_p50} / ${s.done_by_last} ms (${s.count} spans)`,
+      '',
+    );
   row(
     'billing: successes = charges = distinct ids, no hold left',
     '',

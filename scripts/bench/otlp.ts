@@ -9,12 +9,18 @@ interface OtlpTraces {
   resourceSpans?: Array<{ scopeSpans?: Array<{ spans?: OtlpSpan[] }> }>;
 }
 
+/** A span as the receiver keeps it: how long it took and when it ended (ms since the epoch). */
+export interface ReceivedSpan {
+  ms: number;
+  endedAt: number;
+}
+
 /**
  * A minimal OTLP/HTTP (JSON) trace receiver: what an operator's collector would get when
- * OTEL_EXPORTER_OTLP_ENDPOINT points at it. Collects span durations by name.
+ * OTEL_EXPORTER_OTLP_ENDPOINT points at it. Collects spans by name.
  */
-export async function startTraceReceiver(): Promise<{ endpoint: string; durations: Map<string, number[]>; close(): Promise<void> }> {
-  const durations = new Map<string, number[]>();
+export async function startTraceReceiver(): Promise<{ endpoint: string; spans: Map<string, ReceivedSpan[]>; close(): Promise<void> }> {
+  const spans = new Map<string, ReceivedSpan[]>();
   const server = createServer((req, res) => {
     const parts: Buffer[] = [];
     req.on('data', (d: Buffer) => parts.push(d));
@@ -24,8 +30,11 @@ export async function startTraceReceiver(): Promise<{ endpoint: string; duration
         for (const resource of traces.resourceSpans ?? []) {
           for (const scope of resource.scopeSpans ?? []) {
             for (const span of scope.spans ?? []) {
-              const ms = Number(BigInt(span.endTimeUnixNano) - BigInt(span.startTimeUnixNano)) / 1e6;
-              durations.set(span.name, [...(durations.get(span.name) ?? []), ms]);
+              const end = BigInt(span.endTimeUnixNano);
+              const received = { ms: Number(end - BigInt(span.startTimeUnixNano)) / 1e6, endedAt: Number(end / 1000n) / 1000 };
+              const named = spans.get(span.name);
+              if (named) named.push(received);
+              else spans.set(span.name, [received]);
             }
           }
         }
@@ -38,5 +47,5 @@ export async function startTraceReceiver(): Promise<{ endpoint: string; duration
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as { port: number };
-  return { endpoint: `http://127.0.0.1:${port}`, durations, close: () => new Promise((r) => server.close(() => r())) };
+  return { endpoint: `http://127.0.0.1:${port}`, spans, close: () => new Promise((r) => server.close(() => r())) };
 }
