@@ -152,16 +152,19 @@ async function main(): Promise<void> {
   await admin('POST', `/admin/api/users/${user.id}/credit`, { amount_usd: '100000' });
   const { key } = (await admin('POST', `/admin/api/users/${user.id}/keys`, { name: 'bench', rpm_limit: 1_000_000 })) as { key: string };
 
-  /** A gauge of the web process's /metrics, in MB. */
-  const webGaugeMb = async (name: string) => {
+  /**
+   * The web process's JavaScript heap in MB, from one read of its /metrics: `used`, live objects and garbage
+   * not yet collected; `total`, what V8 holds from the system (in use or free), part of its RSS.
+   */
+  const webHeapMb = async () => {
     const res = await fetch(`${webUrl}/metrics`, { headers: { authorization: `Bearer ${adminToken}` } });
-    const value = new RegExp(`^eastx_${name} (\\d+)`, 'm').exec(await res.text());
-    return value ? Math.round(Number(value[1]) / 2 ** 20) : Number.NaN;
+    const text = await res.text();
+    const gaugeMb = (name: string) => {
+      const value = new RegExp(`^eastx_${name} (\\d+)`, 'm').exec(text);
+      return value ? Math.round(Number(value[1]) / 2 ** 20) : Number.NaN;
+    };
+    return { used: gaugeMb('nodejs_heap_size_used_bytes'), total: gaugeMb('nodejs_heap_size_total_bytes') };
   };
-  /** The web's JavaScript heap in use: live objects and garbage not yet collected. */
-  const webHeapUsedMb = () => webGaugeMb('nodejs_heap_size_used_bytes');
-  /** The web's JavaScript heap as V8 holds it from the system (in use or free), part of its RSS. */
-  const webHeapTotalMb = () => webGaugeMb('nodejs_heap_size_total_bytes');
 
   const chatBody = (extra: Record<string, unknown> = {}) =>
     JSON.stringify({
@@ -271,20 +274,18 @@ async function main(): Promise<void> {
   cleanups.push(...heldWorkers.map((w) => () => w.kill('SIGTERM')));
   if (heldWorkers.length > 0) await sleep(3000);
   const rssBefore = rssMb(web.pid);
-  const heapBefore = await webHeapUsedMb();
-  const heapTotalBefore = await webHeapTotalMb();
+  const { used: heapBefore, total: heapTotalBefore } = await webHeapMb();
   const held = await holdStreams(stream(eastx, { bench_hold: true }), HELD);
   await sleep(2000);
   const rssHeld = rssMb(web.pid);
-  const heapHeld = await webHeapUsedMb();
-  const heapTotalHeld = await webHeapTotalMb();
+  const { used: heapHeld, total: heapTotalHeld } = await webHeapMb();
   // held longer: the growth between and after the old generation's full collections (the burst's garbage goes then)
   const rssSamples = [rssHeld];
   const heapSamples = [heapHeld];
   for (let waited = 0; waited < HOLD_SECONDS; waited += 5) {
     await sleep(5000);
     rssSamples.push(rssMb(web.pid));
-    heapSamples.push(await webHeapUsedMb());
+    heapSamples.push((await webHeapMb()).used);
   }
   const longHold = {
     rssMin: Math.min(...rssSamples),
@@ -477,7 +478,8 @@ async function main(): Promise<void> {
     '',
   );
   for (const [name, s] of Object.entries(stages)) row(`stage ${name}: p50 / p99`, '', `${s.p50} / ${s.p99} ms (${s.count} spans)`, '');
-  row('200 stream starts, traced: first token p50 / p99', '', `${summary(burst).p50} / ${summary(burst).p99} ms${failed(burst)}`, '');
+  const burstFirstToken = results.stream_starts_200_traced.first_token;
+  row('200 stream starts, traced: first token p50 / p99', '', `${burstFirstToken.p50} / ${burstFirstToken.p99} ms${failed(burst)}`, '');
   for (const [name, s] of Object.entries(burstStages))
     row(
       `200 stream starts, stage ${name}: p50 / p99; done by (from the burst's start) p50 / last`,
