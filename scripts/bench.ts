@@ -84,6 +84,7 @@ async function waitHealthy(url: string): Promise<void> {
 
 const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '–');
 const p50p99 = (values: number[]) => ({ p50: +ms(percentile(values, 0.5)), p99: +ms(percentile(values, 0.99)) });
+const added = (a: LatencyRun, b: LatencyRun, p: number) => +ms(percentile(a.latencies, p) - percentile(b.latencies, p));
 const summary = (run: LatencyRun) => ({ ok: run.ok, errors: run.errors, rps: Math.round(run.ok / run.seconds), ...p50p99(run.latencies) });
 /** One row per span name, from what the trace receiver collected. */
 const stageTable = <R>(spans: Map<string, ReceivedSpan[]>, rowOf: (spans: ReceivedSpan[]) => R): Record<string, R> =>
@@ -192,6 +193,20 @@ async function main(): Promise<void> {
   const cpuOf = (pids: Record<string, number | undefined>) =>
     Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, cpuSeconds(pid)]));
 
+  /** What `run` costs each process of `pids` in CPU ms per successful request, and all of them together. */
+  const cpuDuring = async (pids: Record<string, number | undefined>, run: () => Promise<LatencyRun>) => {
+    const cpu0 = cpuOf(pids);
+    const result = await run();
+    const cpu1 = cpuOf(pids);
+    const perProcess = Object.fromEntries(
+      Object.keys(cpu0).map((n) => [n, +(((cpu1[n] - cpu0[n]) * 1000) / Math.max(1, result.ok)).toFixed(3)]),
+    );
+    const total = +Object.values(perProcess)
+      .reduce((a, b) => a + b, 0)
+      .toFixed(3);
+    return { run: result, perProcess, total };
+  };
+
   const callsOf = (pids: Record<string, number | undefined>) =>
     Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, syscalls(pid)]));
 
@@ -200,11 +215,12 @@ async function main(): Promise<void> {
   await sequential(direct, 300);
 
   // 1. per-request server work, one request at a time (no batching): non-stream, then stream
-  const perRequest = async (target: Target, count: number) => {
+  const perRequest = async (target: Target, count: number, pids: Record<string, number | undefined> = stack(), billed = true) => {
     const before: Counters = await servers.counters();
-    const callsBefore = callsOf(stack());
-    const run = counted(await sequential(target, count));
-    const callsAfter = callsOf(stack());
+    const callsBefore = callsOf(pids);
+    const run = await sequential(target, count);
+    if (billed) counted(run);
+    const callsAfter = callsOf(pids);
     const after: Counters = await servers.counters();
     const per = (k: Exclude<keyof Counters, 'redisByCommand'>) => +((after[k] - before[k]) / run.ok).toFixed(2);
     const byCommand = Object.fromEntries(
@@ -249,15 +265,11 @@ async function main(): Promise<void> {
   const openDirectCpu0 = cpuSeconds(upstream.pid);
   const openDirect = await openLoop(direct, RATE, SECONDS);
   const directCpuMs = ((cpuSeconds(upstream.pid) - openDirectCpu0) * 1000) / Math.max(1, openDirect.ok);
-  const cpu0 = cpuOf(stack());
-  const openEastx = counted(await openLoop(eastx, RATE, SECONDS));
-  const cpu1 = cpuOf(stack());
-  const cpuMsPerRequest = Object.fromEntries(
-    Object.keys(cpu0).map((n) => [n, +(((cpu1[n] - cpu0[n]) * 1000) / Math.max(1, openEastx.ok)).toFixed(3)]),
-  );
-  const cpuTotal = +Object.values(cpuMsPerRequest)
-    .reduce((a, b) => a + b, 0)
-    .toFixed(3);
+  const {
+    run: openEastx,
+    perProcess: cpuMsPerRequest,
+    total: cpuTotal,
+  } = await cpuDuring(stack(), async () => counted(await openLoop(eastx, RATE, SECONDS)));
 
   // 4. closed loop
   const closed200Direct = await closedLoop(direct, 200, SECONDS);
@@ -333,7 +345,47 @@ async function main(): Promise<void> {
     };
   });
 
-  // 7. every success billed exactly once
+  // 7. the floor: the fixed architecture's hop with nothing else on it (scripts/bench/floor.ts), on the same
+  // Redis and upstream, with eastx's processes stopped
+  web.kill('SIGTERM');
+  worker.kill('SIGTERM');
+  await sleep(2000);
+  const floorOf = async (queue: 'bullmq' | 'list') => {
+    const floorEnv = { REDIS_URL: servers.redisUrl, UPSTREAM_URL: upstream.url, FLOOR_QUEUE: queue };
+    const floorWorker = startNode('dist/scripts/bench/floor.js', { ...floorEnv, FLOOR_ROLE: 'worker' }, `floor-${queue}-worker`);
+    const floorWeb = startNode('dist/scripts/bench/floor.js', { ...floorEnv, FLOOR_ROLE: 'web' }, `floor-${queue}-web`, 'pipe');
+    cleanups.push(
+      () => floorWeb.kill('SIGTERM'),
+      () => floorWorker.kill('SIGTERM'),
+    );
+    const floorPort = await new Promise<number>((resolve) => floorWeb.stdout?.once('data', (d) => resolve(Number(String(d).trim()))));
+    const target: Target = { ...direct, url: `http://127.0.0.1:${floorPort}/v1/chat/completions` };
+    const pids = { web: floorWeb.pid, worker: floorWorker.pid, redis: servers.pids.redis };
+    await sequential(target, 300);
+    const work = await perRequest(target, 1000, pids, false);
+    const seq = await sequential(target, 1000);
+    const open = await cpuDuring(pids, () => openLoop(target, RATE, SECONDS));
+    const c200 = await closedLoop(target, 200, SECONDS);
+    const c50 = await closedLoop(target, 50, SECONDS);
+    floorWeb.kill('SIGTERM');
+    floorWorker.kill('SIGTERM');
+    return {
+      sequential: { ...summary(seq), added_p50_ms: added(seq, seqDirect, 0.5) },
+      open_loop_200: {
+        ...summary(open.run),
+        added_p50_ms: added(open.run, openDirect, 0.5),
+        added_p99_ms: added(open.run, openDirect, 0.99),
+      },
+      cpu_ms_per_request_200rps: open.perProcess,
+      cpu_ms_total: open.total,
+      closed_loop: { c200: summary(c200), c50: summary(c50) },
+      per_request: { redisCommands: work.redisCommands, redisScripts: work.redisScripts, writeSyscalls: work.writeSyscalls },
+      failed: seq.errors + open.run.errors + c200.errors + c50.errors,
+    };
+  };
+  const floor = { bullmq: await floorOf('bullmq'), list: await floorOf('list') };
+
+  // 8. every success billed exactly once
   await sleep(1000);
   const db = await createConnection(databaseUrl);
   const [[ledger]] = (await db.query(
@@ -341,7 +393,6 @@ async function main(): Promise<void> {
   )) as unknown as [[{ charges: number; ids: number; holds: number }]];
   await db.end();
 
-  const added = (a: LatencyRun, b: LatencyRun, p: number) => +ms(percentile(a.latencies, p) - percentile(b.latencies, p));
   const results = {
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
     sequential: { direct: summary(seqDirect), eastx: summary(seqEastx), added_p50_ms: added(seqEastx, seqDirect, 0.5) },
@@ -384,6 +435,7 @@ async function main(): Promise<void> {
     per_request: { non_stream: workNonStream, stream: workStream, redis_usec_by_script: redisUsecPerRequest },
     stages_ms: stages,
     stream_starts_200_traced: { first_token: summary(burst), stages_ms: burstStages },
+    floor,
     billing: {
       successes: eastxSuccesses,
       charges: Number(ledger.charges),
@@ -493,6 +545,34 @@ async function main(): Promise<void> {
     `${results.billing.successes} / ${results.billing.charges} / ${results.billing.distinct_request_ids}, ${results.billing.open_holds} holds`,
     'equal, 0',
   );
+
+  console.log(
+    "\n| the fixed architecture's floor: the same hop with no auth, limits, money or validation (scripts/bench/floor.ts) | BullMQ job | Redis list | eastx |\n|---|---|---|---|",
+  );
+  const floorRow = (label: string, cell: (f: (typeof floor)['list']) => string, eastxCell: string) =>
+    console.log(`| ${label} | ${cell(floor.bullmq)} | ${cell(floor.list)} | ${eastxCell} |`);
+  floorRow('one at a time: added p50', (f) => `+${f.sequential.added_p50_ms} ms`, `+${results.sequential.added_p50_ms} ms`);
+  floorRow(
+    'open loop 200 req/s: added p50 / p99',
+    (f) => `+${f.open_loop_200.added_p50_ms} / +${f.open_loop_200.added_p99_ms} ms`,
+    `+${results.open_loop_200.added_p50_ms} / +${results.open_loop_200.added_p99_ms} ms`,
+  );
+  floorRow(
+    'CPU per request at 200 req/s',
+    (f) => `${f.cpu_ms_total} ms ${JSON.stringify(f.cpu_ms_per_request_200rps)}`,
+    `${cpuTotal} ms (web, worker and Redis: ${+(cpuTotal - (cpuMsPerRequest.mariadb ?? 0)).toFixed(3)} ms)`,
+  );
+  floorRow(
+    'closed loop, 200 / 50 connections',
+    (f) => `${f.closed_loop.c200.rps} / ${f.closed_loop.c50.rps} req/s`,
+    `${results.closed_loop.c200.eastx.rps} / ${results.closed_loop.c50.eastx.rps} req/s`,
+  );
+  floorRow(
+    'per request: Redis commands (scripts); write system calls',
+    (f) => `${f.per_request.redisCommands} (${f.per_request.redisScripts}); ${listed(f.per_request.writeSyscalls)}`,
+    `${workNonStream.redisCommands} (${workNonStream.redisScripts}); ${listed(workNonStream.writeSyscalls)}`,
+  );
+  floorRow('failed requests', (f) => String(f.failed), '');
 
   await traces.close();
   await stopAll();

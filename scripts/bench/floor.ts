@@ -1,0 +1,99 @@
+/**
+ * The floor under eastx's numbers: the fixed architecture's hop with nothing else on it. A web process
+ * (plain node:http, no auth, no limits, no money, no validation) turns a request into a queue job and waits
+ * for its answer on Redis pub/sub; a worker process takes the job, calls the upstream with undici (as eastx's adapters do) and
+ * publishes the answer. What this costs on a machine is the least any gateway built this way can add there.
+ *
+ *   FLOOR_ROLE=web     with REDIS_URL, FLOOR_QUEUE; prints its port on stdout once listening
+ *   FLOOR_ROLE=worker  with REDIS_URL, UPSTREAM_URL, FLOOR_QUEUE
+ *
+ * FLOOR_QUEUE=bullmq: the job is a BullMQ job (patched as eastx's is), removed when done.
+ * FLOOR_QUEUE=list: the job is an LPUSH onto a Redis list that the worker BLPOPs (no queue library at all).
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { Agent, request } from 'undici';
+
+const role = process.env.FLOOR_ROLE;
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const mode = process.env.FLOOR_QUEUE === 'list' ? 'list' : 'bullmq';
+const QUEUE = 'floor';
+const LIST = 'floor:list';
+const PREFIX = 'floor-bench';
+
+interface FloorJob {
+  id: string;
+  reply: string;
+  body: string;
+}
+
+function web(): void {
+  const commands = new Redis(redisUrl, { enableAutoPipelining: true });
+  const subscriber = new Redis(redisUrl);
+  const queue =
+    mode === 'bullmq'
+      ? new Queue<FloorJob>(QUEUE, { connection: new Redis(redisUrl, { maxRetriesPerRequest: null }), prefix: PREFIX })
+      : undefined;
+  const reply = `floor:reply:${randomUUID()}`;
+  const waiting = new Map<string, (answer: string) => void>();
+  subscriber.on('message', (_channel: string, message: string) => {
+    const cut = message.indexOf('\n');
+    waiting.get(message.slice(0, cut))?.(message.slice(cut + 1));
+  });
+  const enqueue = (job: FloorJob) =>
+    queue
+      ? queue.add('chat', job, { jobId: job.id, removeOnComplete: true, removeOnFail: true })
+      : commands.lpush(LIST, JSON.stringify(job));
+
+  const server = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (d: Buffer) => parts.push(d));
+    req.on('end', () => {
+      const job: FloorJob = { id: randomUUID(), reply, body: Buffer.concat(parts).toString() };
+      waiting.set(job.id, (answer) => {
+        waiting.delete(job.id);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(answer);
+      });
+      enqueue(job).catch(() => {
+        waiting.delete(job.id);
+        res.writeHead(500).end();
+      });
+    });
+  });
+  server.keepAliveTimeout = 120_000;
+  void subscriber
+    .subscribe(reply)
+    .then(() => server.listen(0, '127.0.0.1', () => console.log((server.address() as { port: number }).port)));
+}
+
+function worker(): void {
+  const upstream = `${process.env.UPSTREAM_URL}/v1/chat/completions`;
+  const publisher = new Redis(redisUrl, { enableAutoPipelining: true });
+  const dispatcher = new Agent({ keepAliveTimeout: 60_000, connections: 1000 });
+  const answer = async (job: FloorJob) => {
+    const res = await request(upstream, { method: 'POST', headers: { 'content-type': 'application/json' }, body: job.body, dispatcher });
+    await publisher.publish(job.reply, `${job.id}\n${await res.body.text()}`);
+  };
+  if (mode === 'bullmq') {
+    new Worker<FloorJob>(QUEUE, (job) => answer(job.data), {
+      connection: new Redis(redisUrl, { maxRetriesPerRequest: null }),
+      prefix: PREFIX,
+      concurrency: 1000,
+    });
+    return;
+  }
+  const blocking = new Redis(redisUrl);
+  void (async () => {
+    for (;;) {
+      const popped = await blocking.blpop(LIST, 0);
+      if (popped) void answer(JSON.parse(popped[1]) as FloorJob).catch(() => undefined);
+    }
+  })();
+}
+
+if (role === 'web') web();
+else if (role === 'worker') worker();
+else throw new Error('FLOOR_ROLE must be web or worker');
