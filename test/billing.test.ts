@@ -179,6 +179,48 @@ test.serial(
   },
 );
 
+test.serial(
+  'RPM: requests refused before the RPM step are not counted, and a limit changed on web 1 governs the very next request to web 2',
+  async (t) => {
+    const user = await admin.user('rpm-early@example.com', '10');
+    const key = await admin.key(user.id, { rpm_limit: 3 });
+    const web2 = gateway.urls[1];
+    const remaining = (r: Response) => [r.headers.get('x-ratelimit-limit-requests'), r.headers.get('x-ratelimit-remaining-requests')];
+    const ok = async (r: Response) => {
+      t.is(r.status, 200);
+      await r.arrayBuffer();
+      return remaining(r);
+    };
+    t.deepEqual(await ok(await chat(web2, key.key)), ['3', '2'], 'web 2 now knows the key: its next takes go out with the key check');
+    // 400 (body) and 404 (model): refused before the RPM step, none counted
+    const refused = await Promise.all([
+      ...Array.from({ length: 4 }, () => chat(web2, key.key, { ...body, messages: 'not a list' })),
+      ...Array.from({ length: 4 }, () => chat(web2, key.key, { ...body, model: 'no/such-model' })),
+    ]);
+    t.deepEqual(
+      refused.map((r) => r.status),
+      [400, 400, 400, 400, 404, 404, 404, 404],
+    );
+    t.deepEqual(await ok(await chat(web2, key.key)), ['3', '1'], 'the eight refused requests left no count behind');
+
+    // raised on web 1: web 2's take made with its cached limit (3) is taken back, the new limit counts
+    await admin.call('PATCH', `/admin/api/keys/${key.id}`, { rpm_limit: 10 });
+    t.deepEqual(await ok(await chat(web2, key.key)), ['10', '7']);
+    // lowered to the count already in the window: the take made with the cached 10 is taken back, the request is a 429
+    await admin.call('PATCH', `/admin/api/keys/${key.id}`, { rpm_limit: 3 });
+    const limited = await chat(web2, key.key);
+    t.is(limited.status, 429);
+    t.deepEqual(remaining(limited), ['3', '0']);
+    await admin.call('PATCH', `/admin/api/keys/${key.id}`, { rpm_limit: 10 });
+    t.deepEqual(await ok(await chat(web2, key.key)), ['10', '6'], 'the 429 and the taken-back take were not counted');
+
+    // revoked on web 1: web 2's take made with the cached live key is taken back with the 401
+    await admin.call('DELETE', `/admin/api/keys/${key.id}`);
+    t.is((await chat(web2, key.key)).status, 401);
+    t.is(await redis.zcard(new RedisKeys(`{${env.QUEUE_PREFIX}}`).rpm(key.id)), 4, 'four requests counted in all');
+  },
+);
+
 test.serial('revoking through the admin API (web 1) takes effect on the very next request to web 2', async (t) => {
   const user = await admin.user('revoke@example.com', '1');
   const key = await admin.key(user.id);

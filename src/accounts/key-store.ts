@@ -38,6 +38,12 @@ export class KeyStore {
     private readonly keys: RedisKeys,
   ) {}
 
+  /** The key as this process last loaded it, unchecked: undefined when it has none. */
+  peek(keyHash: string): AuthKey | null | undefined {
+    return this.cache.get(keyHash)?.key;
+  }
+
+  /** The key, checked against its version in Redis: the cached object itself when that is still current. */
   async lookup(keyHash: string): Promise<{ key: AuthKey | null; catalogVersion: string | null }> {
     const [catalogVersion, keyVersion] = await this.redis.mget(this.keys.catalogVersion(), this.keys.keyVersion(keyHash));
     const version = keyVersion ?? '';

@@ -136,10 +136,13 @@ function modelStep<B extends { model: string }>(door: FrontDoor<B>): AppMiddlewa
   };
 }
 
-/** RPM step: counts the request, sets the x-ratelimit headers, 429 past the key's limit. */
+/**
+ * RPM step: counts the request (the take the guard sent with the key check, when it admitted the request),
+ * sets the x-ratelimit headers, 429 past the key's limit.
+ */
 export const rateLimit: AppMiddleware = async (ctx, next) => {
   const key = customerKey(ctx);
-  const decision = await ctx.services.rpm.take(key.id, key.rpmLimit, ctx.state.requestId);
+  const decision = (await ctx.state.earlyRpm?.use()) ?? (await ctx.services.rpm.take(key.id, key.rpmLimit, ctx.state.requestId));
   ctx.set('x-ratelimit-limit-requests', String(decision.limit));
   ctx.set('x-ratelimit-remaining-requests', String(decision.remaining));
   ctx.set('x-ratelimit-reset-requests', formatResetDuration(decision.resetMs));

@@ -1,3 +1,4 @@
+import type { AuthKey } from '../accounts/key-store.js';
 import { hashApiKey, KEY_PREFIX } from '../accounts/keys.js';
 import { consoleGuards, hasSessionCookie, isBrowser } from '../console/access.js';
 import { type Presented, presentedApiKey, presentedCredential, sameSecret } from './credentials.js';
@@ -42,13 +43,27 @@ const customer: AppMiddleware = async (ctx, next) => {
     throw new ApiError('missing_key', `missing API key: send ${how}`);
   }
   if (!presented.token.startsWith(KEY_PREFIX)) throw new ApiError('invalid_key', 'invalid API key');
-  const { key, catalogVersion } = await ctx.services.keyStore.lookup(hashApiKey(presented.token));
-  if (!key || key.status === 'revoked') throw new ApiError('invalid_key', 'invalid API key');
-  if (key.status === 'disabled') throw new ApiError('disabled', 'this API key has been disabled');
-  if (key.expiresAt !== null && key.expiresAt <= Date.now()) throw new ApiError('expired', 'this API key has expired');
-  ctx.state.principal = { kind: 'customer', key, catalogVersion };
-  await next();
+  const { keyStore, rpm } = ctx.services;
+  const keyHash = hashApiKey(presented.token);
+  // a key this process knows as live: its RPM take goes out in the same write as the key check
+  const cached = keyStore.peek(keyHash);
+  const early = cached && isLive(cached) ? rpm.takeEarly(cached.id, cached.rpmLimit, ctx.state.requestId) : undefined;
+  try {
+    const { key, catalogVersion } = await keyStore.lookup(keyHash);
+    // made with a key that changed since (its limit may have): taken back before anything else counts it afresh
+    if (early && key !== cached) await early.drop();
+    if (!key || key.status === 'revoked') throw new ApiError('invalid_key', 'invalid API key');
+    if (key.status === 'disabled') throw new ApiError('disabled', 'this API key has been disabled');
+    if (!isLive(key)) throw new ApiError('expired', 'this API key has expired');
+    ctx.state.principal = { kind: 'customer', key, catalogVersion };
+    ctx.state.earlyRpm = early;
+    await next();
+  } finally {
+    await early?.drop(); // not used by the RPM step: the request ended before it (a 400, 404, 403 or 401)
+  }
 };
+
+const isLive = (key: AuthKey) => key.status === 'active' && (key.expiresAt === null || key.expiresAt > Date.now());
 
 /** Checks a shared secret (admin or metrics token) as a Bearer token, or also as a Basic password. */
 function secretGuard(

@@ -5,6 +5,7 @@ import type { AuthKey } from '../accounts/key-store.js';
 import type { Reservation } from '../billing/reserve.js';
 import type { Channel, Model, ModelRoute } from '../catalog/catalog.js';
 import type { ConsoleSession, ConsoleUser } from '../console/sessions.js';
+import type { EarlyTake } from '../limits/rpm.js';
 import type { WebServices } from '../services.js';
 import type { ErrorShape } from './error-shape.js';
 import { ApiError } from './errors.js';
@@ -27,6 +28,8 @@ export interface AppState {
   /** The request's root tracing span (a no-op unless OTEL_EXPORTER_OTLP_ENDPOINT is set). */
   span: Span;
   principal?: Principal;
+  /** The RPM take the customer guard sent with the key check, for the RPM step (src/limits/rpm.ts). */
+  earlyRpm?: EarlyTake;
   /** The parsed JSON body, read once, and the length of its text. */
   jsonBody?: unknown;
   bodyLength?: number;

@@ -34,6 +34,56 @@ export class RpmLimiter {
   async untake(keyId: number, requestId: string): Promise<void> {
     await this.redis.zrem(this.keys.rpm(keyId), requestId);
   }
+
+  /**
+   * Sends the request's RPM take now, with a key's cached limit, to ride in the same Redis write as the key
+   * check (see EarlyTake). Call it in the same event-loop turn as the key check.
+   */
+  takeEarly(keyId: number, limit: number, requestId: string): EarlyTake {
+    return new EarlyTake(this, keyId, requestId, this.take(keyId, limit, requestId));
+  }
+}
+
+/**
+ * An RPM take sent by the guard together with the key check, so that the RPM step (which SPEC §2 puts after
+ * the body and model checks) costs no round trip of its own. The guard takes it back at once when the key
+ * check finds the cached key it was made with changed; the RPM step uses it when it admitted the request, and
+ * asks afresh when it did not; a request that ends before its RPM step (a 400, 404, 403 or 401 is not
+ * counted) takes it back. The take and the RPM step's own use the same member (the request id), so a take
+ * is always taken back before the step would count the request again.
+ */
+export class EarlyTake {
+  private settled: 'pending' | 'used' | 'dropped' = 'pending';
+
+  constructor(
+    private readonly limiter: RpmLimiter,
+    readonly keyId: number,
+    private readonly requestId: string,
+    private readonly decision: Promise<RpmDecision>,
+  ) {
+    decision.catch(() => undefined); // its failure is the RPM step's to report, or nothing to take back
+  }
+
+  /** The decision for the RPM step: undefined when the take refused the request (the step asks again). */
+  async use(): Promise<RpmDecision | undefined> {
+    if (this.settled !== 'pending') return undefined;
+    const decision = await this.decision;
+    if (!decision.admitted) {
+      this.settled = 'dropped';
+      return undefined;
+    }
+    this.settled = 'used';
+    return decision;
+  }
+
+  /** Takes the request back out of the window, unless the RPM step used the take. */
+  async drop(): Promise<void> {
+    if (this.settled !== 'pending') return;
+    this.settled = 'dropped';
+    const decision = await this.decision.catch(() => undefined);
+    // one that cannot be taken back (Redis gone) leaves the window when the minute is over
+    if (decision?.admitted) await this.limiter.untake(this.keyId, this.requestId).catch(() => undefined);
+  }
 }
 
 /** OpenAI's duration style for `x-ratelimit-reset-requests`: "120ms", "7s", "1m0s". */
