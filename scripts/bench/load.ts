@@ -1,6 +1,9 @@
 import type { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 
+/** How a chat stream that fails after its 200 says so (SPEC §2: one SSE error event, then the end). */
+const SSE_ERROR = 'data: {"error"';
+
 /** What one HTTP request of the load looks like. */
 export interface Target {
   url: string;
@@ -115,10 +118,17 @@ export async function streamStarts(target: Target, count: number): Promise<Laten
         try {
           const res = await request(target.url, { method: 'POST', headers: target.headers, body: target.body, dispatcher });
           let first: number | undefined;
+          let failed = false;
           for await (const piece of res.body) {
-            if (first === undefined && String(piece).includes('data: ')) first = performance.now() - started;
+            const text = String(piece);
+            if (first === undefined && text.includes('data: ')) first = performance.now() - started;
+            if (text.includes(SSE_ERROR)) failed = true;
           }
-          if (res.statusCode !== 200 || first === undefined) errors++;
+          // a stream that ended with an SSE error event is no success, whatever came before it
+          if (res.statusCode !== 200 || first === undefined || failed) {
+            errors++;
+            return undefined;
+          }
           return first;
         } catch {
           errors++;
@@ -142,17 +152,21 @@ function firstEvent(body: Readable): Promise<boolean> {
     };
     const onData = (piece: Buffer) => {
       seen += String(piece);
-      if (seen.includes('data: ')) done(true);
+      if (seen.includes('data: ')) done(!seen.includes(SSE_ERROR));
     };
     const onEnd = () => done(false);
     body.on('data', onData).once('end', onEnd).once('error', onEnd);
   });
 }
 
-/** Opens `count` streams that the upstream holds open after their first chunk; `close()` ends them all. */
-export async function holdStreams(target: Target, count: number): Promise<{ open: number; close(): Promise<void> }> {
+/**
+ * Opens `count` streams that the upstream holds open after their first chunk; `close()` ends them all and says
+ * how many of the open ones had an SSE error event waiting unread by then (they failed while held).
+ */
+export async function holdStreams(target: Target, count: number): Promise<{ open: number; close(): Promise<{ failedWhileHeld: number }> }> {
   const dispatcher = agent(count);
   const controllers: AbortController[] = [];
+  const held: Readable[] = [];
   let open = 0;
   await Promise.all(
     Array.from({ length: count }, async () => {
@@ -173,6 +187,7 @@ export async function holdStreams(target: Target, count: number): Promise<{ open
         // wait for the first data event, then leave the body open (paused) until close()
         if (!(await firstEvent(res.body))) return; // ended before its first event
         res.body.pause();
+        held.push(res.body);
         open++;
       } catch {
         // counted as not open
@@ -182,8 +197,15 @@ export async function holdStreams(target: Target, count: number): Promise<{ open
   return {
     open,
     async close() {
+      let failedWhileHeld = 0;
+      for (const body of held) {
+        let unread = '';
+        for (let piece = body.read(); piece !== null; piece = body.read()) unread += String(piece);
+        if (unread.includes(SSE_ERROR)) failedWhileHeld++;
+      }
       for (const c of controllers) c.abort();
       await dispatcher.destroy().catch(() => undefined);
+      return { failedWhileHeld };
     },
   };
 }
