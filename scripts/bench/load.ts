@@ -161,12 +161,16 @@ function firstEvent(body: Readable): Promise<boolean> {
 
 /**
  * Opens `count` streams that the upstream holds open after their first chunk; `close()` ends them all and says
- * how many of the open ones had an SSE error event waiting unread by then (they failed while held).
+ * how many of the open ones had an SSE error event waiting unread by then (they failed while held), and the
+ * request ids of the others (each must be billed).
  */
-export async function holdStreams(target: Target, count: number): Promise<{ open: number; close(): Promise<{ failedWhileHeld: number }> }> {
+export async function holdStreams(
+  target: Target,
+  count: number,
+): Promise<{ open: number; close(): Promise<{ failedWhileHeld: number; succeededIds: string[] }> }> {
   const dispatcher = agent(count);
   const controllers: AbortController[] = [];
-  const held: Readable[] = [];
+  const held: Array<{ body: Readable; requestId: string }> = [];
   let open = 0;
   await Promise.all(
     Array.from({ length: count }, async () => {
@@ -187,7 +191,7 @@ export async function holdStreams(target: Target, count: number): Promise<{ open
         // wait for the first data event, then leave the body open (paused) until close()
         if (!(await firstEvent(res.body))) return; // ended before its first event
         res.body.pause();
-        held.push(res.body);
+        held.push({ body: res.body, requestId: String(res.headers['x-request-id']) });
         open++;
       } catch {
         // counted as not open
@@ -197,15 +201,15 @@ export async function holdStreams(target: Target, count: number): Promise<{ open
   return {
     open,
     async close() {
-      let failedWhileHeld = 0;
-      for (const body of held) {
+      const succeededIds: string[] = [];
+      for (const { body, requestId } of held) {
         let unread = '';
         for (let piece = body.read(); piece !== null; piece = body.read()) unread += String(piece);
-        if (unread.includes(SSE_ERROR)) failedWhileHeld++;
+        if (!unread.includes(SSE_ERROR)) succeededIds.push(requestId);
       }
       for (const c of controllers) c.abort();
       await dispatcher.destroy().catch(() => undefined);
-      return { failedWhileHeld };
+      return { failedWhileHeld: held.length - succeededIds.length, succeededIds };
     },
   };
 }
