@@ -1,6 +1,7 @@
 import { Kysely, MysqlDialect } from 'kysely';
 import { createPool, type Pool, type PoolConnection } from 'mysql2';
 import { createConnection } from 'mysql2/promise';
+import { patientTimeout } from '../patient-timeout.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -34,7 +35,9 @@ type Query = (...args: unknown[]) => unknown;
  * A query left unanswered for `timeoutMs` means the server, or the network to it, is gone (a partition
  * leaves connections open but silent): that connection is dropped and its query fails, and so go the
  * pool's idle connections, which share its fate; the next query opens a new connection (connectTimeout).
- * So callers answer instead of hanging. mysql2 has no such limit of its own.
+ * So callers answer instead of hanging. mysql2 has no such limit of its own. Time this process was too busy
+ * to read the answer does not count (src/patient-timeout.ts): a settlement MariaDB answered during a burst
+ * must not fail, since a failed settlement leaves its request unbilled.
  */
 function guardAgainstSilence(pool: Pool, timeoutMs: number): void {
   const idle = new Set<PoolConnection>();
@@ -47,14 +50,20 @@ function guardAgainstSilence(pool: Pool, timeoutMs: number): void {
     raw.query = (...args: unknown[]) => {
       const callback = args.at(-1);
       if (typeof callback !== 'function') return query(...args);
-      const timer = setTimeout(() => {
-        for (const other of idle) other.destroy();
-        idle.clear();
-        connection.destroy(); // out of the pool
-        raw.stream.destroy(new Error(`the database did not answer within ${timeoutMs} ms`)); // fails the query
-      }, timeoutMs);
+      let answered = false;
+      const stop = patientTimeout(
+        timeoutMs,
+        () => answered,
+        () => {
+          for (const other of idle) other.destroy();
+          idle.clear();
+          connection.destroy(); // out of the pool
+          raw.stream.destroy(new Error(`the database did not answer within ${timeoutMs} ms`)); // fails the query
+        },
+      );
       return query(...args.slice(0, -1), (...results: unknown[]) => {
-        clearTimeout(timer);
+        answered = true;
+        stop();
         (callback as Query)(...results);
       });
     };

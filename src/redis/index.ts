@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { type Command, Redis, type RedisOptions } from 'ioredis';
 import { log } from '../log.js';
+import { patientTimeout } from '../patient-timeout.js';
 
 export type { Redis };
 
@@ -14,16 +15,10 @@ export function createRedis(url: string, options: RedisOptions = {}): Redis {
   return commandTimeout === undefined ? redis : withPatientTimeout(redis, commandTimeout);
 }
 
-/** A timer this late fired after the process was busy, not after Redis was silent that long. */
-const BUSY_LATE_MS = 500;
-
 /**
  * Commands fail after `timeoutMs` without a reply (Redis unreachable or stopped answering), not counting
- * time this process was too busy to read a reply. ioredis's own `commandTimeout` is a plain timer, and
- * timers run before the socket reads of the same event-loop turn: when a burst keeps the loop busy past the
- * timeout, commands Redis has long answered fail with "Command timed out" (redis/ioredis#1613) and their
- * requests with 500 (BENCHMARKS.md, fifth round). Here the verdict waits for the turn's reads
- * (setImmediate), and a timer that fired late gives Redis its full time again.
+ * time this process was too busy to read a reply (src/patient-timeout.ts): ioredis's own `commandTimeout` is a
+ * plain timer, and after a burst it fails commands Redis has long answered, and their requests with 500.
  */
 function withPatientTimeout(redis: Redis, timeoutMs: number): Redis {
   const timed = new WeakSet<Command>();
@@ -32,29 +27,16 @@ function withPatientTimeout(redis: Redis, timeoutMs: number): Redis {
     // a command sent again after a reconnect keeps the timer it got first
     if (!timed.has(command)) {
       timed.add(command);
-      failIfUnanswered(command, timeoutMs);
+      const stop = patientTimeout(
+        timeoutMs,
+        () => command.isSettled,
+        () => command.reject(new Error('Command timed out')),
+      );
+      command.promise.then(stop, stop);
     }
     return send(command, stream);
   };
   return redis;
-}
-
-function failIfUnanswered(command: Command, timeoutMs: number): void {
-  let timer: NodeJS.Timeout;
-  const arm = () => {
-    const due = performance.now() + timeoutMs;
-    timer = setTimeout(() => {
-      const lateMs = performance.now() - due;
-      setImmediate(() => {
-        if (command.isSettled) return;
-        if (lateMs > BUSY_LATE_MS) arm();
-        else command.reject(new Error('Command timed out'));
-      });
-    }, timeoutMs);
-  };
-  arm();
-  const stop = () => clearTimeout(timer);
-  command.promise.then(stop, stop);
 }
 
 /**

@@ -1,12 +1,15 @@
 import { createServer, type Socket } from 'node:net';
 import test from 'ava';
 import { Redis } from 'ioredis';
+import type { PoolConnection } from 'mysql2';
+import { createDb, poolOf } from '../src/db/index.js';
 import { createRedis } from '../src/redis/index.js';
-import { REDIS_URL } from './helpers/env.js';
+import { MYSQL_SERVER, REDIS_URL } from './helpers/env.js';
 
-// The web's request-path connections give up on a command after `commandTimeout` without a reply, but not
-// while the process itself was too busy to read the reply (a burst): src/redis/index.ts. Serial: the first
-// test's busy loops would delay the second's timer.
+// The web's request-path Redis connections give up on a command after `commandTimeout` without a reply, and
+// the processes' MariaDB pools on a query after `queryTimeoutMs`, but not while the process itself was too
+// busy to read the reply (a burst): src/patient-timeout.ts. Serial: one test's busy loops would delay
+// another's timers.
 
 const TIMEOUT_MS = 300;
 
@@ -64,5 +67,45 @@ test.serial('a Redis that accepts the connection and never answers still fails t
     redis.disconnect();
     for (const socket of sockets) socket.destroy();
     silent.close();
+  }
+});
+
+test.serial('a MariaDB answer that came while the process was busy is not a timeout (a settlement in a burst)', async (t) => {
+  const db = createDb(`${MYSQL_SERVER}/mysql`, 1, { queryTimeoutMs: TIMEOUT_MS });
+  const connection = await new Promise<PoolConnection>((resolve, reject) =>
+    poolOf(db).getConnection((err, got) => (err ? reject(err) : resolve(got))),
+  );
+  try {
+    // the pool's session settings go out first on a new connection, and mysql2 sends one command at a time
+    await new Promise((resolve) => connection.query('SELECT 1', resolve));
+    const outcomes: string[] = [];
+    let plainTimerSawNoAnswer = 0;
+    for (let i = 0; i < 4; i++) {
+      let answered = false;
+      const reply = new Promise<string>((resolve) =>
+        connection.query('SELECT 1 AS one', (err) => {
+          answered = true;
+          resolve(err ? err.message : 'answered');
+        }),
+      );
+      // a plain timer armed beside it fires before the turn's reads, with the answer still unread
+      setTimeout(() => {
+        if (!answered) plainTimerSawNoAnswer++;
+      }, TIMEOUT_MS);
+      // busy in the next task (mysql2 writes the query on the next tick), while MariaDB answers
+      await new Promise<void>((resolve) =>
+        setImmediate(() => {
+          busyFor(TIMEOUT_MS * 2);
+          resolve();
+        }),
+      );
+      outcomes.push(await reply);
+    }
+    t.deepEqual(outcomes, Array(4).fill('answered'));
+    t.is(plainTimerSawNoAnswer, 4, 'the scenario is the one a plain timer gets wrong');
+  } finally {
+    connection.release();
+    // kysely ends the pool only if it ever ran a query itself
+    await new Promise((resolve) => poolOf(db).end(resolve));
   }
 });
