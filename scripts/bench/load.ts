@@ -4,6 +4,16 @@ import { Agent, request } from 'undici';
 /** How a chat stream that fails after its 200 says so (SPEC §2: one SSE error event, then the end). */
 const SSE_ERROR = 'data: {"error"';
 
+/**
+ * Whether a stream's first data event (in `text`, read so far) is a chunk rather than an error event: one that
+ * relayed a chunk is billed for what it produced, whatever came after it; one whose first event is an error
+ * produced nothing and costs nothing. Undefined while no data event has come.
+ */
+function startedWithChunk(text: string): boolean | undefined {
+  const first = text.indexOf('data: ');
+  return first < 0 ? undefined : !text.startsWith(SSE_ERROR, first);
+}
+
 /** What one HTTP request of the load looks like. */
 export interface Target {
   url: string;
@@ -118,14 +128,12 @@ export async function streamStarts(target: Target, count: number): Promise<Laten
         try {
           const res = await request(target.url, { method: 'POST', headers: target.headers, body: target.body, dispatcher });
           let first: number | undefined;
-          let failed = false;
+          let text = '';
           for await (const piece of res.body) {
-            const text = String(piece);
+            text += String(piece);
             if (first === undefined && text.includes('data: ')) first = performance.now() - started;
-            if (text.includes(SSE_ERROR)) failed = true;
           }
-          // a stream that ended with an SSE error event is no success, whatever came before it
-          if (res.statusCode !== 200 || first === undefined || failed) {
+          if (res.statusCode !== 200 || first === undefined || !startedWithChunk(text)) {
             errors++;
             return undefined;
           }
@@ -142,7 +150,7 @@ export async function streamStarts(target: Target, count: number): Promise<Laten
   return { ok: latencies.length, errors, latencies, seconds };
 }
 
-/** Resolves true at a stream's first SSE data event, false if it ends (or fails) before one; leaves it open. */
+/** Resolves true at a stream's first chunk, false if it ends, fails or sends an error event first; leaves it open. */
 function firstEvent(body: Readable): Promise<boolean> {
   return new Promise((resolve) => {
     let seen = '';
@@ -152,7 +160,8 @@ function firstEvent(body: Readable): Promise<boolean> {
     };
     const onData = (piece: Buffer) => {
       seen += String(piece);
-      if (seen.includes('data: ')) done(!seen.includes(SSE_ERROR));
+      const chunk = startedWithChunk(seen);
+      if (chunk !== undefined) done(chunk);
     };
     const onEnd = () => done(false);
     body.on('data', onData).once('end', onEnd).once('error', onEnd);
@@ -160,18 +169,13 @@ function firstEvent(body: Readable): Promise<boolean> {
 }
 
 /**
- * Opens `count` streams that the upstream holds open after their first chunk; `close()` ends them all and says
- * how many of the open ones had an SSE error event waiting unread by then (they failed while held), and the
- * request ids of the others (each must be billed).
+ * Opens `count` streams that the upstream holds open after their first chunk; `close()` ends them all. `ids`:
+ * the request ids of the open ones, each billed for what it produced once closed.
  */
-export async function holdStreams(
-  target: Target,
-  count: number,
-): Promise<{ open: number; close(): Promise<{ failedWhileHeld: number; succeededIds: string[] }> }> {
+export async function holdStreams(target: Target, count: number): Promise<{ open: number; ids: string[]; close(): Promise<void> }> {
   const dispatcher = agent(count);
   const controllers: AbortController[] = [];
-  const held: Array<{ body: Readable; requestId: string }> = [];
-  let open = 0;
+  const ids: string[] = [];
   await Promise.all(
     Array.from({ length: count }, async () => {
       const controller = new AbortController();
@@ -189,27 +193,20 @@ export async function holdStreams(
           return;
         }
         // wait for the first data event, then leave the body open (paused) until close()
-        if (!(await firstEvent(res.body))) return; // ended before its first event
+        if (!(await firstEvent(res.body))) return; // ended, or failed, before its first chunk
         res.body.pause();
-        held.push({ body: res.body, requestId: String(res.headers['x-request-id']) });
-        open++;
+        ids.push(String(res.headers['x-request-id']));
       } catch {
         // counted as not open
       }
     }),
   );
   return {
-    open,
+    open: ids.length,
+    ids,
     async close() {
-      const succeededIds: string[] = [];
-      for (const { body, requestId } of held) {
-        let unread = '';
-        for (let piece = body.read(); piece !== null; piece = body.read()) unread += String(piece);
-        if (!unread.includes(SSE_ERROR)) succeededIds.push(requestId);
-      }
       for (const c of controllers) c.abort();
       await dispatcher.destroy().catch(() => undefined);
-      return { failedWhileHeld: held.length - succeededIds.length, succeededIds };
     },
   };
 }

@@ -57,7 +57,7 @@ export class EarlyTake {
 
   constructor(
     private readonly limiter: RpmLimiter,
-    readonly keyId: number,
+    private readonly keyId: number,
     private readonly requestId: string,
     private readonly decision: Promise<RpmDecision>,
   ) {
