@@ -185,8 +185,11 @@ async function main(): Promise<void> {
     body: chatBody({ ...(t === direct ? { model: 'bench' } : {}), stream: true, ...extra }),
   });
   let eastxSuccesses = 0;
+  /** The request ids of eastx's successful streams, checked one by one against the ledger at the end. */
+  const streamIds: string[] = [];
   const counted = (run: LatencyRun) => {
     eastxSuccesses += run.ok;
+    streamIds.push(...(run.ids ?? []));
     return run;
   };
   const stack = () => ({ web: web.pid, worker: worker.pid, redis: servers.pids.redis, mariadb: servers.pids.mariadbd });
@@ -312,7 +315,7 @@ async function main(): Promise<void> {
   const workerRssHeld = rssMb(worker.pid);
   eastxSuccesses += held.open; // held streams are billed for what they produced
   await held.close();
-  const heldIds = held.ids;
+  streamIds.push(...held.ids);
   await sleep(3000);
   for (const extra of heldWorkers) extra.kill('SIGTERM');
 
@@ -392,15 +395,15 @@ async function main(): Promise<void> {
   const [[ledger]] = (await db.query(
     "SELECT COUNT(*) AS charges, COUNT(DISTINCT request_id) AS ids, (SELECT COUNT(*) FROM holds) AS holds FROM ledger WHERE kind = 'charge'",
   )) as unknown as [[{ charges: number; ids: number; holds: number }]];
-  // the held streams by request id: a success the ledger has no charge for is named (to look up in BENCH_LOGS)
+  // the streams by request id: a success the ledger has no charge for is named (to look up in BENCH_LOGS)
   const charged = new Set<string>();
-  for (let i = 0; i < heldIds.length; i += 1000) {
+  for (let i = 0; i < streamIds.length; i += 1000) {
     const [rows] = (await db.query("SELECT request_id FROM ledger WHERE kind = 'charge' AND request_id IN (?)", [
-      heldIds.slice(i, i + 1000),
+      streamIds.slice(i, i + 1000),
     ])) as unknown as [Array<{ request_id: string }>];
     for (const row of rows) charged.add(row.request_id);
   }
-  const heldUncharged = heldIds.filter((id) => !charged.has(id));
+  const streamsUncharged = streamIds.filter((id) => !charged.has(id));
   await db.end();
 
   const results = {
@@ -451,7 +454,8 @@ async function main(): Promise<void> {
       charges: Number(ledger.charges),
       distinct_request_ids: Number(ledger.ids),
       open_holds: Number(ledger.holds),
-      held_streams_uncharged: heldUncharged,
+      streams_checked_by_id: streamIds.length,
+      streams_uncharged: streamsUncharged,
     },
   };
   writeFileSync('bench-results.json', `${JSON.stringify(results, null, 2)}\n`);
@@ -553,7 +557,7 @@ async function main(): Promise<void> {
   row(
     'billing: successes = charges = distinct ids, no hold left',
     '',
-    `${results.billing.successes} / ${results.billing.charges} / ${results.billing.distinct_request_ids}, ${results.billing.open_holds} holds${heldUncharged.length > 0 ? `; held streams with no charge: ${heldUncharged.slice(0, 5).join(', ')}${heldUncharged.length > 5 ? ` and ${heldUncharged.length - 5} more` : ''}` : ''}`,
+    `${results.billing.successes} / ${results.billing.charges} / ${results.billing.distinct_request_ids}, ${results.billing.open_holds} holds; ${streamIds.length} streams checked by request id${streamsUncharged.length > 0 ? `, with no charge: ${streamsUncharged.slice(0, 5).join(', ')}${streamsUncharged.length > 5 ? ` and ${streamsUncharged.length - 5} more` : ''}` : ''}`,
     'equal, 0',
   );
 
@@ -590,7 +594,7 @@ async function main(): Promise<void> {
   const billedExactly =
     results.billing.successes === results.billing.charges &&
     results.billing.charges === results.billing.distinct_request_ids &&
-    heldUncharged.length === 0;
+    streamsUncharged.length === 0;
   process.exit(billedExactly ? 0 : 1);
 }
 

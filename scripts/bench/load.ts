@@ -41,6 +41,8 @@ export interface LatencyRun {
   errors: number;
   latencies: number[];
   seconds: number;
+  /** The request ids (`x-request-id`) of the successes, where the run keeps them (streams: each must be billed). */
+  ids?: string[];
 }
 
 /** One request at a time. */
@@ -120,6 +122,7 @@ export async function closedLoop(target: Target, connections: number, seconds: n
 export async function streamStarts(target: Target, count: number): Promise<LatencyRun> {
   const dispatcher = agent(count);
   let errors = 0;
+  const ids: string[] = [];
   const t0 = performance.now();
   const latencies = (
     await Promise.all(
@@ -137,6 +140,7 @@ export async function streamStarts(target: Target, count: number): Promise<Laten
             errors++;
             return undefined;
           }
+          ids.push(String(res.headers['x-request-id']));
           return first;
         } catch {
           errors++;
@@ -147,7 +151,7 @@ export async function streamStarts(target: Target, count: number): Promise<Laten
   ).filter((v): v is number => v !== undefined);
   const seconds = (performance.now() - t0) / 1000;
   await dispatcher.close();
-  return { ok: latencies.length, errors, latencies, seconds };
+  return { ok: latencies.length, errors, latencies, seconds, ids };
 }
 
 /** Resolves true at a stream's first chunk, false if it ends, fails or sends an error event first; leaves it open. */
