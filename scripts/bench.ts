@@ -63,9 +63,13 @@ function startNode(script: string, env: Record<string, string>, role: string, st
   });
 }
 
+/** The port a process started with stdout 'pipe' prints once it listens (the upstream, the floor's web). */
+const printedPort = (child: ChildProcess) =>
+  new Promise<number>((resolve) => child.stdout?.once('data', (d) => resolve(Number(String(d).trim()))));
+
 async function startUpstream(): Promise<{ url: string; pid: number; stop(): void }> {
   const child = startNode('dist/scripts/bench/upstream.js', {}, 'upstream', 'pipe');
-  const port = await new Promise<number>((resolve) => child.stdout?.once('data', (d) => resolve(Number(String(d).trim()))));
+  const port = await printedPort(child);
   return { url: `http://127.0.0.1:${port}`, pid: child.pid ?? 0, stop: () => child.kill('SIGTERM') };
 }
 
@@ -84,6 +88,8 @@ async function waitHealthy(url: string): Promise<void> {
 
 const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '–');
 const p50p99 = (values: number[]) => ({ p50: +ms(percentile(values, 0.5)), p99: +ms(percentile(values, 0.99)) });
+/** A difference as the tables print it: "+2.1", or "-0.4" where eastx or the floor came out faster than direct. */
+const signed = (n: number) => (n < 0 ? String(n) : `+${n}`);
 const added = (a: LatencyRun, b: LatencyRun, p: number) => +ms(percentile(a.latencies, p) - percentile(b.latencies, p));
 const summary = (run: LatencyRun) => ({ ok: run.ok, errors: run.errors, rps: Math.round(run.ok / run.seconds), ...p50p99(run.latencies) });
 /** One row per span name, from what the trace receiver collected. */
@@ -265,9 +271,7 @@ async function main(): Promise<void> {
   const seqEastx = counted(await sequential(eastx, 1000));
 
   // 3. open loop at 200 req/s, with CPU per request
-  const openDirectCpu0 = cpuSeconds(upstream.pid);
-  const openDirect = await openLoop(direct, RATE, SECONDS);
-  const directCpuMs = ((cpuSeconds(upstream.pid) - openDirectCpu0) * 1000) / Math.max(1, openDirect.ok);
+  const { run: openDirect, total: directCpuMs } = await cpuDuring({ upstream: upstream.pid }, () => openLoop(direct, RATE, SECONDS));
   const {
     run: openEastx,
     perProcess: cpuMsPerRequest,
@@ -362,7 +366,7 @@ async function main(): Promise<void> {
       () => floorWeb.kill('SIGTERM'),
       () => floorWorker.kill('SIGTERM'),
     );
-    const floorPort = await new Promise<number>((resolve) => floorWeb.stdout?.once('data', (d) => resolve(Number(String(d).trim()))));
+    const floorPort = await printedPort(floorWeb);
     const target: Target = { ...direct, url: `http://127.0.0.1:${floorPort}/v1/chat/completions` };
     const pids = { web: floorWeb.pid, worker: floorWorker.pid, redis: servers.pids.redis };
     await sequential(target, 300);
@@ -415,7 +419,7 @@ async function main(): Promise<void> {
       added_p50_ms: added(openEastx, openDirect, 0.5),
       added_p99_ms: added(openEastx, openDirect, 0.99),
     },
-    cpu_ms_per_request_200rps: { direct_upstream: +directCpuMs.toFixed(3), eastx: cpuMsPerRequest, eastx_total: cpuTotal },
+    cpu_ms_per_request_200rps: { direct_upstream: directCpuMs, eastx: cpuMsPerRequest, eastx_total: cpuTotal },
     closed_loop: {
       c200: { direct: summary(closed200Direct), eastx: summary(closed200) },
       c50: { direct: summary(closed50Direct), eastx: summary(closed50) },
@@ -467,13 +471,13 @@ async function main(): Promise<void> {
   row(
     'one at a time: p50 (added)',
     `${ms(results.sequential.direct.p50)} ms${failed(seqDirect)}`,
-    `${ms(results.sequential.eastx.p50)} ms (+${results.sequential.added_p50_ms})${failed(seqEastx)}`,
+    `${ms(results.sequential.eastx.p50)} ms (${signed(results.sequential.added_p50_ms)})${failed(seqEastx)}`,
     'added ≤ 3 ms',
   );
   row(
     'open loop 200 req/s: p50 / p99',
     `${results.open_loop_200.direct.p50} / ${results.open_loop_200.direct.p99} ms${failed(openDirect)}`,
-    `${results.open_loop_200.eastx.p50} / ${results.open_loop_200.eastx.p99} ms (+${results.open_loop_200.added_p50_ms} / +${results.open_loop_200.added_p99_ms})${failed(openEastx)}`,
+    `${results.open_loop_200.eastx.p50} / ${results.open_loop_200.eastx.p99} ms (${signed(results.open_loop_200.added_p50_ms)} / ${signed(results.open_loop_200.added_p99_ms)})${failed(openEastx)}`,
     'added ≤ 3 / 15 ms',
   );
   row(
@@ -497,7 +501,7 @@ async function main(): Promise<void> {
   row(
     'stream first token, 200 starts: p50 / p99',
     `${results.stream_first_token_200.direct.p50} / ${results.stream_first_token_200.direct.p99} ms${failed(startsDirect)}`,
-    `${results.stream_first_token_200.eastx.p50} / ${results.stream_first_token_200.eastx.p99} ms (+${results.stream_first_token_200.added_p99_ms} p99)${failed(starts)}`,
+    `${results.stream_first_token_200.eastx.p50} / ${results.stream_first_token_200.eastx.p99} ms (${signed(results.stream_first_token_200.added_p99_ms)} p99)${failed(starts)}`,
     'added p99 ≤ 30 ms',
   );
   row(
@@ -566,11 +570,11 @@ async function main(): Promise<void> {
   );
   const floorRow = (label: string, cell: (f: (typeof floor)['list']) => string, eastxCell: string) =>
     console.log(`| ${label} | ${cell(floor.bullmq)} | ${cell(floor.list)} | ${eastxCell} |`);
-  floorRow('one at a time: added p50', (f) => `+${f.sequential.added_p50_ms} ms`, `+${results.sequential.added_p50_ms} ms`);
+  floorRow('one at a time: added p50', (f) => `${signed(f.sequential.added_p50_ms)} ms`, `${signed(results.sequential.added_p50_ms)} ms`);
   floorRow(
     'open loop 200 req/s: added p50 / p99',
-    (f) => `+${f.open_loop_200.added_p50_ms} / +${f.open_loop_200.added_p99_ms} ms`,
-    `+${results.open_loop_200.added_p50_ms} / +${results.open_loop_200.added_p99_ms} ms`,
+    (f) => `${signed(f.open_loop_200.added_p50_ms)} / ${signed(f.open_loop_200.added_p99_ms)} ms`,
+    `${signed(results.open_loop_200.added_p50_ms)} / ${signed(results.open_loop_200.added_p99_ms)} ms`,
   );
   floorRow(
     'CPU per request at 200 req/s',

@@ -29,23 +29,25 @@ interface FloorJob {
   body: string;
 }
 
+/** How the web hands a job to the worker: a BullMQ job, or a Redis list entry (only that mode's connection opens). */
+function enqueuer(): (job: FloorJob) => Promise<unknown> {
+  if (mode === 'list') {
+    const commands = new Redis(redisUrl, { enableAutoPipelining: true });
+    return (job) => commands.lpush(LIST, JSON.stringify(job));
+  }
+  const queue = new Queue<FloorJob>(QUEUE, { connection: new Redis(redisUrl, { maxRetriesPerRequest: null }), prefix: PREFIX });
+  return (job) => queue.add('chat', job, { jobId: job.id, removeOnComplete: true, removeOnFail: true });
+}
+
 function web(): void {
-  const commands = new Redis(redisUrl, { enableAutoPipelining: true });
+  const enqueue = enqueuer();
   const subscriber = new Redis(redisUrl);
-  const queue =
-    mode === 'bullmq'
-      ? new Queue<FloorJob>(QUEUE, { connection: new Redis(redisUrl, { maxRetriesPerRequest: null }), prefix: PREFIX })
-      : undefined;
   const reply = `floor:reply:${randomUUID()}`;
   const waiting = new Map<string, (answer: string) => void>();
   subscriber.on('message', (_channel: string, message: string) => {
     const cut = message.indexOf('\n');
     waiting.get(message.slice(0, cut))?.(message.slice(cut + 1));
   });
-  const enqueue = (job: FloorJob) =>
-    queue
-      ? queue.add('chat', job, { jobId: job.id, removeOnComplete: true, removeOnFail: true })
-      : commands.lpush(LIST, JSON.stringify(job));
 
   const server = createServer((req, res) => {
     const parts: Buffer[] = [];
