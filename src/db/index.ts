@@ -87,6 +87,9 @@ export function createDb(databaseUrl: string, poolSize = 10, options: DbOptions 
     connectionLimit: poolSize,
     // an unreachable server costs a request at most this long per connection attempt (mysql2's default: 10 s)
     connectTimeout: 3_000,
+    // eastx sends every statement as text (kysely and our scripts use query(), never execute()); mysql2's
+    // default cache of 16,000 prepared statements would preallocate 512 KB of JS heap per connection
+    maxPreparedStatements: 1,
     supportBigNumbers: true,
     multipleStatements: true,
     timezone: 'Z',

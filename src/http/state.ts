@@ -81,7 +81,11 @@ export const customerKey = (ctx: AppContext): AuthKey => principal(ctx, 'custome
  */
 export function detach(ctx: AppContext): void {
   ctx.state.detached = true;
-  // the request body (parsed, then validated) is in the job already: a long stream need not keep it
+  // the request body (parsed, then validated) is in the job already: a long stream need not keep it, nor
+  // what only admission used (the RPM take and its settled promise, the routes, the hold)
   ctx.state.jsonBody = undefined;
   ctx.state.body = undefined;
+  ctx.state.earlyRpm = undefined;
+  ctx.state.routes = undefined;
+  ctx.state.reservation = undefined;
 }
