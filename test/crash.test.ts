@@ -281,3 +281,29 @@ test.serial('a job whose workers die twice is failed by BullMQ, and its client s
   t.is(mock.stats(secret).calls, 2);
   t.is(await pool.liveLeases(tokenId), 0, 'the dead worker’s lease is gone');
 });
+
+test.serial(
+  'SIGTERM while a stream outlasts the drain time: the worker cuts it, bills what was produced, and the client gets the SSE error event',
+  async (t) => {
+    // 120 chunks a second apart: far longer than the worker's 20 s drain
+    const run = await streamRead(t, { chunkDelayMs: 1_000, reply: Array(120).fill('long').join(' ') }, 2);
+    const stopping = current;
+    current = gateway.addWorker();
+    const stoppedAt = Date.now();
+    const exited = stopping.kill('SIGTERM');
+
+    await run.stream.readToEnd();
+    await exited;
+    const stoppedIn = Date.now() - stoppedAt;
+    t.true(stoppedIn < 28_000, `the worker exited ${stoppedIn} ms after SIGTERM`);
+    t.is(stopping.child.exitCode, 0, 'it stopped cleanly, not at the deadline');
+    t.is(run.stream.error?.code, 'upstream_error');
+    t.regex(run.stream.error?.message ?? '', /interrupted by a worker restart/);
+    t.false(run.stream.text.includes('[DONE]'));
+    const rows = await rowsFor(run.requestId);
+    t.is(rows.length, 1, 'what was streamed is billed, once');
+    t.true(await heldIsZero());
+    t.is(mock.stats(run.secret).calls, 1, 'nobody called the upstream again');
+    t.is(await pool.liveLeases(run.tokenId), 0);
+  },
+);

@@ -1,7 +1,8 @@
 import type { Job } from 'bullmq';
 import { holdExists } from '../src/billing/holds.js';
 import { voidRequest } from '../src/billing/unbillable.js';
-import { ApiError } from '../src/http/errors.js';
+import type { ApiError } from '../src/http/errors.js';
+import { abortError } from '../src/queue/abort.js';
 import type { JobBase } from '../src/queue/jobs.js';
 import { RelayPublisher, resendKeptFinal, shownOrAnswered } from '../src/queue/worker-relay.js';
 import type { WorkerContext } from './context.js';
@@ -9,10 +10,7 @@ import type { WorkerContext } from './context.js';
 /** BullMQ's reason for a job whose workers died more often than `maxStalledCount` allows. */
 export const STALLED_TOO_OFTEN = /stalled more than allowable limit/;
 
-export const interrupted = () =>
-  new ApiError('upstream_error', 'the request was interrupted by a worker restart; please retry', {
-    fields: { upstream_status: 0 },
-  });
+export const interrupted = () => abortError('shutdown');
 
 /** A run of a job that BullMQ took over from a worker that died (lock expired, stalled check re-queued it). */
 export const isRerun = (job: Job) => job.stalledCounter > 0 || job.attemptsStarted > 1;

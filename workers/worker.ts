@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Job, Queue, Worker } from 'bullmq';
 import { HoldSweeper } from '../src/billing/sweeper.js';
 import { config } from '../src/config.js';
@@ -30,8 +31,13 @@ const STALLED_INTERVAL_MS = 5_000;
 /** No subscriber on a job's relay channel for this long: the web process that owned the request is gone. */
 const LISTENER_GONE_MS = 3_000;
 const CATALOG_POLL_MS = 5_000;
-/** Jobs in flight get this long to finish on SIGTERM. */
-const DRAIN_MS = 25_000;
+/**
+ * Jobs in flight get this long to finish on SIGTERM; those still running are then cut (their upstream calls
+ * aborted) and get SETTLE_MS to bill what they produced and answer, inside Heroku's 30 s. A job left running
+ * when the process exits would be refused by its re-run and go unbilled, however much it had streamed.
+ */
+const DRAIN_MS = 20_000;
+const SETTLE_MS = 6_000;
 /** How often a worker deletes expired stored responses. */
 const RESPONSE_SWEEP_MS = 10 * 60_000;
 
@@ -219,14 +225,21 @@ runProcess('worker', async () => {
   stopOnSignal('worker', async () => {
     clearInterval(poll);
     clearInterval(responseSweep);
-    listeners.stop();
     sweeper.stop();
-    await Promise.race([
-      Promise.all([...workers.values(), probeWorker].map((w) => w.close())),
-      new Promise((done) => setTimeout(done, DRAIN_MS)),
-    ]);
+    // BullMQ takes no new job once close() is called and resolves once the running ones ended; meanwhile the
+    // listener watch still cuts calls whose web process is gone
+    const closed = Promise.all([...workers.values(), probeWorker].map((w) => w.close()));
+    if (!(await within(closed, DRAIN_MS))) {
+      log.warn({ running: running.size }, 'jobs still running after the drain time: cutting them');
+      for (const run of running.values()) abortJob(run.controller, 'shutdown');
+      await within(closed, SETTLE_MS);
+    }
+    listeners.stop();
     await Promise.all([queues.close(), probeQueue.close()]);
     await disconnect(connections);
     await flushTraces();
   });
 });
+
+/** Whether `work` ended within `ms`. */
+const within = (work: Promise<unknown>, ms: number): Promise<boolean> => Promise.race([work.then(() => true), sleep(ms).then(() => false)]);

@@ -2,11 +2,12 @@ import { ApiError } from '../http/errors.js';
 
 /**
  * Why a worker aborts a job's upstream call: its deadline passed, its client disconnected (the web side
- * published a cancel), the web process that owned it is gone (nobody listens on its relay channel), or
+ * published a cancel), the web process that owned it is gone (nobody listens on its relay channel),
  * another worker process runs the job (this delivery started so late that BullMQ had handed it over):
- * a superseded run leaves the request, its money and its relay to that one.
+ * a superseded run leaves the request, its money and its relay to that one; or the worker is stopping
+ * (SIGTERM) and the call outlasted its drain time.
  */
-export type AbortReason = 'timeout' | 'cancelled' | 'listener-gone' | 'superseded';
+export type AbortReason = 'timeout' | 'cancelled' | 'listener-gone' | 'superseded' | 'shutdown';
 
 export function abortJob(controller: AbortController, reason: AbortReason): void {
   controller.abort({ abortReason: reason });
@@ -17,9 +18,12 @@ export function abortReasonOf(signal: AbortSignal): AbortReason | undefined {
   return signal.aborted ? ((signal.reason as { abortReason?: AbortReason } | undefined)?.abortReason ?? 'cancelled') : undefined;
 }
 
-/** The SPEC §2 answer of an aborted call: past the deadline → 504; a cancelled one (nobody reads it) → 502. */
+/**
+ * The SPEC §2 answer of an aborted call: past the deadline → 504; cut by a worker restart → 502 (the client
+ * retries); a cancelled one (nobody reads it) → 502.
+ */
 export function abortError(reason: AbortReason): ApiError {
-  return reason === 'timeout'
-    ? new ApiError('upstream_timeout', 'the upstream did not answer before the deadline')
-    : new ApiError('upstream_error', 'the request was cancelled', { fields: { upstream_status: 0 } });
+  if (reason === 'timeout') return new ApiError('upstream_timeout', 'the upstream did not answer before the deadline');
+  const message = reason === 'shutdown' ? 'the request was interrupted by a worker restart; please retry' : 'the request was cancelled';
+  return new ApiError('upstream_error', message, { fields: { upstream_status: 0 } });
 }

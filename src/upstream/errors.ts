@@ -3,7 +3,16 @@ import { abortError } from '../queue/abort.js';
 
 /** How an upstream call failed; the pool turns it into a cooldown, the web side into the SPEC §2 code. */
 /** `first_byte_timeout`: nothing usable came back within UPSTREAM_FIRST_BYTE_MS (the job itself goes on elsewhere). */
-export type UpstreamFailure = 'http' | 'connect' | 'timeout' | 'first_byte_timeout' | 'cancelled' | 'protocol' | 'task_failed';
+export type UpstreamFailure =
+  | 'http'
+  | 'connect'
+  | 'timeout'
+  | 'first_byte_timeout'
+  | 'cancelled'
+  /** cut by the worker's shutdown (SIGTERM) */
+  | 'interrupted'
+  | 'protocol'
+  | 'task_failed';
 
 export class UpstreamError extends Error {
   constructor(
@@ -43,6 +52,8 @@ export class UpstreamError extends Error {
         return abortError('timeout');
       case 'cancelled':
         return abortError('cancelled');
+      case 'interrupted':
+        return abortError('shutdown');
       case 'task_failed':
         return new ApiError('upstream_error', this.message, { fields: { upstream_status: 200, upstream_code: this.details.providerCode } });
       default:

@@ -25,9 +25,10 @@ export const readCommonError: ErrorReader = (json) => {
 };
 
 function abortFailure(signal: AbortSignal): UpstreamError {
-  return abortReasonOf(signal) === 'timeout'
-    ? new UpstreamError('timeout', 'the upstream did not answer before the deadline')
-    : new UpstreamError('cancelled', 'the request was cancelled');
+  const reason = abortReasonOf(signal);
+  if (reason === 'timeout') return new UpstreamError('timeout', 'the upstream did not answer before the deadline');
+  if (reason === 'shutdown') return new UpstreamError('interrupted', 'the call was cut by a worker restart');
+  return new UpstreamError('cancelled', 'the request was cancelled');
 }
 
 /** A transport failure (thrown, not an HTTP status) as an UpstreamError. */
