@@ -307,3 +307,26 @@ test.serial(
     t.is(await pool.liveLeases(run.tokenId), 0);
   },
 );
+
+test.serial(
+  'SIGTERM while a non-stream call outlasts the drain time: it is left to the re-run on another worker, which answers it, billed once',
+  async (t) => {
+    const { model, secret } = await channelWith({ latencyMs: 60_000 });
+    const pending = chat(model);
+    await until(
+      () => mock.stats(secret).calls,
+      (n) => n === 1,
+    );
+    mock.setBehavior(secret, { latencyMs: 0 }); // the re-run's call answers at once
+    const stopping = current;
+    current = gateway.addWorker();
+    await stopping.kill('SIGTERM');
+    t.is(stopping.child.exitCode, 0);
+
+    const res = await pending;
+    t.is(res.status, 200, 'answered by the re-run, not cut');
+    t.is(mock.stats(secret).calls, 2);
+    t.is((await rowsFor(res.headers.get('x-request-id')!)).length, 1, 'billed exactly once');
+    t.true(await heldIsZero());
+  },
+);

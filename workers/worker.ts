@@ -32,9 +32,10 @@ const STALLED_INTERVAL_MS = 5_000;
 const LISTENER_GONE_MS = 3_000;
 const CATALOG_POLL_MS = 5_000;
 /**
- * Jobs in flight get this long to finish on SIGTERM; those still running are then cut (their upstream calls
- * aborted) and get SETTLE_MS to bill what they produced and answer, inside Heroku's 30 s. A job left running
- * when the process exits would be refused by its re-run and go unbilled, however much it had streamed.
+ * Jobs in flight get this long to finish on SIGTERM. Streams still running are then cut (their upstream calls
+ * aborted) and get SETTLE_MS to bill what they produced and answer, inside Heroku's 30 s: a stream left
+ * running when the process exits would be refused by its re-run (its output reached the client) and go
+ * unbilled. A non-stream job still running is left to its re-run on another worker, which answers it.
  */
 const DRAIN_MS = 20_000;
 const SETTLE_MS = 6_000;
@@ -69,7 +70,7 @@ runProcess('worker', async () => {
   const ctx: WorkerContext = { ...connections, workerId, pool: new TokenPool(redis, keys, { unhealthyAfter: cfg.channelUnhealthyAfter }) };
 
   /** This process's runs by request id: a cancel message aborts one, a second delivery of one waits for it. */
-  const running = new Map<string, { controller: AbortController; done: Promise<JobSummary> }>();
+  const running = new Map<string, { controller: AbortController; done: Promise<JobSummary>; stream: boolean }>();
   const listeners = new ListenerWatch(redis, keys, LISTENER_GONE_MS);
   /**
    * A job BullMQ hands this process while this process still runs it: its lock lapsed because the process
@@ -85,7 +86,7 @@ runProcess('worker', async () => {
     }
     const controller = new AbortController();
     const done = runOnce(job, controller).finally(() => running.delete(requestId));
-    running.set(requestId, { controller, done });
+    running.set(requestId, { controller, done, stream: job.data.kind === 'chat' && job.data.stream });
     return done;
   };
   const runOnce = async (job: Job<JobData>, controller: AbortController): Promise<JobSummary> => {
@@ -230,9 +231,13 @@ runProcess('worker', async () => {
     // listener watch still cuts calls whose web process is gone
     const closed = Promise.all([...workers.values(), probeWorker].map((w) => w.close()));
     if (!(await within(closed, DRAIN_MS))) {
-      log.warn({ running: running.size }, 'jobs still running after the drain time: cutting them');
-      for (const run of running.values()) abortJob(run.controller, 'shutdown');
-      await within(closed, SETTLE_MS);
+      const streams = [...running.values()].filter((run) => run.stream);
+      log.warn(
+        { running: running.size, cut: streams.length },
+        'jobs still running after the drain time: streams cut, the rest left to re-runs',
+      );
+      for (const run of streams) abortJob(run.controller, 'shutdown');
+      if (streams.length > 0) await within(Promise.all(streams.map((run) => run.done.catch(() => undefined))), SETTLE_MS);
     }
     listeners.stop();
     await Promise.all([queues.close(), probeQueue.close()]);
