@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Catalog } from './catalog/catalog.js';
 import type { Config } from './config.js';
 import { createDb, type Db, SERVICE_DB_OPTIONS } from './db/index.js';
@@ -42,11 +43,18 @@ export function connect(config: Config, role: 'web' | 'worker'): Connections {
   };
 }
 
+/** Whether `work` resolved within `ms` (its failure is the caller's); the wait does not keep the process alive. */
+export const within = (work: Promise<unknown>, ms: number): Promise<boolean> =>
+  Promise.race([work.then(() => true), sleep(ms, false, { ref: false })]);
+
 /** Closes what `connect` opened; a Redis that does not answer is not waited for. */
 export async function disconnect(c: Connections): Promise<void> {
   await Promise.all(
     [c.subscriber, c.redis, c.queueConnection].map((r) =>
-      Promise.race([r.quit().catch(() => undefined), new Promise((done) => setTimeout(done, 2_000).unref())]).then(() => r.disconnect()),
+      within(
+        r.quit().catch(() => undefined),
+        2_000,
+      ).then(() => r.disconnect()),
     ),
   );
   await c.db.destroy();

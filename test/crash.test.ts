@@ -76,11 +76,16 @@ async function until<T>(probe: () => Promise<T> | T, ok: (v: T) => boolean, time
   }
 }
 
+/** Starts a new worker to take the jobs from now on; returns the one that holds the job. */
+function replaceCurrentWorker(): RunningProcess {
+  const holder = current;
+  current = gateway.addWorker();
+  return holder;
+}
+
 /** Starts a new worker, then SIGKILLs the one that holds the job; returns when it died. */
 async function killCurrentWorker(): Promise<number> {
-  const dying = current;
-  current = gateway.addWorker();
-  await dying.kill('SIGKILL');
+  await replaceCurrentWorker().kill('SIGKILL');
   return Date.now();
 }
 
@@ -155,8 +160,7 @@ test.serial(
   'a job handed to another worker while its first worker, too busy to renew the lock, still runs it is left to that run: the stream ends normally, billed once',
   async (t) => {
     const run = await streamRead(t, { chunkDelayMs: 250, reply: Array(40).fill('busy').join(' ') }, 2);
-    const busy = current;
-    current = gateway.addWorker();
+    const busy = replaceCurrentWorker();
     t.teardown(() => busy.kill('SIGTERM'));
     // a stopped process is the busiest one there is: its connections stay open, it renews nothing
     busy.child.kill('SIGSTOP');
@@ -287,8 +291,7 @@ test.serial(
   async (t) => {
     // 120 chunks a second apart: far longer than the worker's 20 s drain
     const run = await streamRead(t, { chunkDelayMs: 1_000, reply: Array(120).fill('long').join(' ') }, 2);
-    const stopping = current;
-    current = gateway.addWorker();
+    const stopping = replaceCurrentWorker();
     const stoppedAt = Date.now();
     const exited = stopping.kill('SIGTERM');
 
@@ -318,8 +321,7 @@ test.serial(
       (n) => n === 1,
     );
     mock.setBehavior(secret, { latencyMs: 0 }); // the re-run's call answers at once
-    const stopping = current;
-    current = gateway.addWorker();
+    const stopping = replaceCurrentWorker();
     await stopping.kill('SIGTERM');
     t.is(stopping.child.exitCode, 0);
 

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { type Job, Queue, Worker } from 'bullmq';
 import { HoldSweeper } from '../src/billing/sweeper.js';
 import { config } from '../src/config.js';
@@ -8,7 +7,7 @@ import { wasCancelled } from '../src/queue/cancel.js';
 import { channelQueueName, type JobData, type JobKind, msUntilDeadline, PROBE_QUEUE } from '../src/queue/jobs.js';
 import { ChannelQueues } from '../src/queue/queues.js';
 import { ListenerWatch } from '../src/queue/worker-relay.js';
-import { connect, disconnect, runProcess, stopOnSignal } from '../src/runtime.js';
+import { connect, disconnect, runProcess, stopOnSignal, within } from '../src/runtime.js';
 import { contextFrom, recordStage, startTelemetry } from '../src/telemetry.js';
 import { TokenPool } from '../src/upstream/pool.js';
 import { sweepExpiredResponses } from '../src/wire/responses/store.js';
@@ -245,6 +244,3 @@ runProcess('worker', async () => {
     await flushTraces();
   });
 });
-
-/** Whether `work` ended within `ms`. */
-const within = (work: Promise<unknown>, ms: number): Promise<boolean> => Promise.race([work.then(() => true), sleep(ms).then(() => false)]);
