@@ -8,7 +8,21 @@ import { createWebServices } from './services.js';
 import { startTelemetry } from './telemetry.js';
 
 /** How long open requests may finish after SIGTERM. */
-const DRAIN_MS = 25_000;
+const DRAIN_MS = 22_000;
+/**
+ * How long the requests still open then have to answer their restart error (a non-stream one found already
+ * charged waits up to 3 s for its answer instead) and to flush it, inside Heroku's 30 s.
+ */
+const INTERRUPT_MS = 4_000;
+
+/** Polls `done` every 50 ms (running `meanwhile` each time) until it holds or `ms` passed. */
+async function waitUntil(done: () => boolean, ms: number, meanwhile = () => {}): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done() && Date.now() < deadline) {
+    meanwhile();
+    await sleep(50);
+  }
+}
 
 /** Web process entry (Procfile `web`): the Koa app on $PORT, drained on SIGTERM. */
 runProcess('web', async () => {
@@ -19,11 +33,24 @@ runProcess('web', async () => {
   server.keepAliveTimeout = 65_000;
   server.listen(cfg.port, () => log.info({ port: cfg.port }, 'web listening'));
 
+  let connections = 0;
+  server.on('connection', (socket) => {
+    connections++;
+    socket.once('close', () => connections--);
+  });
   stopOnSignal('web', async () => {
     server.close();
     server.closeIdleConnections();
-    const deadline = Date.now() + DRAIN_MS;
-    while (svc.relay.openCount > 0 && Date.now() < deadline) await sleep(100);
+    await waitUntil(() => svc.relay.openCount === 0, DRAIN_MS);
+    // requests still open get the restart's error (an SSE error event after the 200) instead of a cut
+    // connection (the openai SDK raises a bare "terminated"); their jobs are cancelled, streams billed for
+    // what they produced
+    svc.relay.interruptAll();
+    await waitUntil(
+      () => connections === 0,
+      INTERRUPT_MS,
+      () => server.closeIdleConnections(),
+    );
     server.closeAllConnections();
     await svc.close();
     await flushTraces();

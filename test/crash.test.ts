@@ -1,13 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test, { type ExecutionContext } from 'ava';
 import { type Behavior, type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
 import { TokenPool } from '../src/upstream/pool.js';
-import { AdminClient } from './helpers/admin.js';
+import { AdminClient, mockChannel } from './helpers/admin.js';
 import { freshEnvironment, REDIS_URL } from './helpers/env.js';
 import { type Gateway, logsOf, type RunningProcess, startGateway } from './helpers/gateway.js';
 import { StreamReader } from './helpers/stream.js';
+import { until } from './helpers/wait.js';
 
 // Workers killed with SIGKILL mid-job. One worker runs at a time, so the test knows which one holds the job;
 // a fresh one is started before the kill and takes the job over through BullMQ's stalled-job check.
@@ -48,16 +48,7 @@ test.after.always(async () => {
 });
 
 let channels = 0;
-async function channelWith(behavior: Partial<Behavior>) {
-  const n = ++channels;
-  const channel = await admin.channel(`crash-${n}`, 'openai', `${mock.url}/v1`);
-  const secret = `crash-${n}-${randomBytes(6).toString('hex')}`;
-  const tokenId = (await admin.token(channel.id, secret, 4, `crash-${n}`)).id;
-  mock.setBehavior(secret, behavior);
-  const model = `crash/m${n}`;
-  await admin.model(model, { channel_id: channel.id, upstream_model: 'mock-gpt', input_price_per_1m: 2, output_price_per_1m: 8 });
-  return { model, secret, tokenId };
-}
+const channelWith = (behavior: Partial<Behavior>) => mockChannel(admin, mock, `crash-${++channels}`, behavior);
 
 function chat(model: string, extra: Record<string, unknown> = {}) {
   return fetch(`${url}/v1/chat/completions`, {
@@ -65,15 +56,6 @@ function chat(model: string, extra: Record<string, unknown> = {}) {
     headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
     body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 250, ...extra }),
   });
-}
-
-async function until<T>(probe: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (ok(value) || Date.now() > deadline) return value;
-    await sleep(100);
-  }
 }
 
 /** Starts a new worker to take the jobs from now on; returns the one that holds the job. */
@@ -301,7 +283,7 @@ test.serial(
     t.true(stoppedIn < 28_000, `the worker exited ${stoppedIn} ms after SIGTERM`);
     t.is(stopping.child.exitCode, 0, 'it stopped cleanly, not at the deadline');
     t.is(run.stream.error?.code, 'upstream_error');
-    t.regex(run.stream.error?.message ?? '', /interrupted by a worker restart/);
+    t.regex(run.stream.error?.message ?? '', /interrupted by a gateway restart/);
     t.false(run.stream.text.includes('[DONE]'));
     const rows = await rowsFor(run.requestId);
     t.is(rows.length, 1, 'what was streamed is billed, once');

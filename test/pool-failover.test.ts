@@ -7,6 +7,7 @@ import { AdminClient } from './helpers/admin.js';
 import { freshEnvironment } from './helpers/env.js';
 import { freePort, type Gateway, logsOf, startGateway } from './helpers/gateway.js';
 import { StreamReader } from './helpers/stream.js';
+import { until } from './helpers/wait.js';
 
 // Failover, cooldowns, the §2 upstream errors and cancellation, through web + 2 worker processes.
 const CHAT_DEADLINE_MS = 8_000;
@@ -65,14 +66,6 @@ async function chatJson(model: string) {
 }
 
 const held = async () => (await admin.getUser(userId)).held_usd;
-async function until<T>(probe: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (ok(value) || Date.now() > deadline) return value;
-    await sleep(50);
-  }
-}
 const ledgerRow = (requestId: string) =>
   until(
     async () => (await admin.usage(`key_id=${keyId}`)).data.find((r) => r.request_id === requestId),

@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { type Behavior, type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
@@ -8,6 +7,7 @@ import { AdminClient } from './helpers/admin.js';
 import { freshEnvironment } from './helpers/env.js';
 import { type Gateway, startGateway } from './helpers/gateway.js';
 import { StreamReader } from './helpers/stream.js';
+import { until } from './helpers/wait.js';
 
 // Issue 16, end to end: models with several routes, cross-channel failover, channel health and its probe,
 // per-key model lists and concurrency limits, through 2 web and 2 worker processes against the mock
@@ -108,15 +108,6 @@ async function inParallel<T>(n: number, concurrency: number, work: (i: number) =
     }),
   );
   return results;
-}
-
-async function until<T>(probe: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (ok(value) || Date.now() > deadline) return value;
-    await sleep(100);
-  }
 }
 
 interface RouteView {

@@ -5,6 +5,7 @@ import { type SseEvent, SseWriter } from '../http/sse.js';
 import { type AppContext, detach } from '../http/state.js';
 import { log } from '../log.js';
 import { PeriodicSet } from '../periodic-set.js';
+import { abortError } from '../queue/abort.js';
 import { type DoneFrame, FrameSequence, type SequencedFrame } from '../queue/frames.js';
 import { ANSWER_GRACE_MS, type JobBase } from '../queue/jobs.js';
 import type { RelayStream } from '../queue/web-relay.js';
@@ -60,7 +61,7 @@ const keepAlives = new PeriodicSet<SseWriter, () => void>(KEEPALIVE_CHECK_MS, (s
   for (const [sse, keepAlive] of streams) if (sse.lastWriteAt <= silentSince) keepAlive();
 });
 
-type Wait = SequencedFrame | 'silent' | 'lost' | 'unreachable';
+type Wait = SequencedFrame | 'silent' | 'lost' | 'unreachable' | 'interrupted';
 
 /**
  * A client that goes away cancels the job (the worker aborts its upstream call and settles for what was
@@ -79,18 +80,19 @@ function cancelOnDisconnect(ctx: AppContext, relay: RelayStream): () => void {
 /** Relay frames went missing (Redis trouble): eastx's own failure, not the upstream's. */
 const interruptedError = () => new ApiError('internal_error', 'the stream was interrupted inside eastx; please retry');
 
-/** The error a wait ended with, decided by this process; a timeout also cancels the job. */
-function errorOf(ctx: AppContext, wait: 'silent' | 'lost' | 'unreachable'): ApiError {
+/** The error a wait ended with, decided by this process; a timeout or this process stopping also cancels the job. */
+function errorOf(ctx: AppContext, wait: Exclude<Wait, SequencedFrame>): ApiError {
   if (wait === 'lost') return new ApiError('internal_error', 'eastx lost track of this request (its queue was reset); please retry');
   if (wait === 'unreachable') return new ApiError('internal_error', 'eastx cannot reach its Redis; please retry');
   void ctx.services.relay.cancel(ctx.state.requestId).catch(() => undefined);
+  if (wait === 'interrupted') return abortError('shutdown');
   return new ApiError('upstream_timeout', 'the upstream did not answer before the deadline');
 }
 
 /**
  * The job's next frame within `waitMs`: `silent` when none came (or the client left); `lost` when BullMQ no
  * longer has the job, no heartbeat says a worker still runs it, and no final frame was kept for it;
- * `unreachable` when Redis is. Whenever the hub pokes the request (its job silent for SILENCE_CHECK_MS, or
+ * `unreachable` when Redis is; `interrupted` when this process is stopping. Whenever the hub pokes the request (its job silent for SILENCE_CHECK_MS, or
  * the relay subscription back), it looks for the job's kept final frame and asks BullMQ about the job.
  */
 async function nextFrame(ctx: AppContext, relay: RelayStream, job: RelayTicket, waitMs: number): Promise<Wait> {
@@ -102,7 +104,9 @@ async function nextFrame(ctx: AppContext, relay: RelayStream, job: RelayTicket, 
     const pause = downMs !== undefined ? REDIS_DOWN_MS - downMs : overSince !== undefined ? 1_000 : waitMs;
     const frame = await relay.next(Math.max(0, Math.min(pause, until - Date.now())));
     if (frame) return frame;
-    if (relay.isEnded || Date.now() >= until) return 'silent';
+    if (relay.isEnded) return 'silent';
+    if (relay.isInterrupted) return 'interrupted';
+    if (Date.now() >= until) return 'silent';
     const down = svc.relay.downForMs();
     if (down !== undefined) {
       if (down >= REDIS_DOWN_MS) return 'unreachable';

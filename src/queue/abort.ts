@@ -19,11 +19,11 @@ export function abortReasonOf(signal: AbortSignal): AbortReason | undefined {
 }
 
 /**
- * The SPEC §2 answer of an aborted call: past the deadline → 504; cut by a worker restart → 502 (the client
- * retries); a cancelled one (nobody reads it) → 502.
+ * The SPEC §2 answer of an aborted call: past the deadline → 504; cut by a restart of a worker or of the web
+ * process relaying it → 502 (the client retries); a cancelled one (nobody reads it) → 502.
  */
 export function abortError(reason: AbortReason): ApiError {
   if (reason === 'timeout') return new ApiError('upstream_timeout', 'the upstream did not answer before the deadline');
-  const message = reason === 'shutdown' ? 'the request was interrupted by a worker restart; please retry' : 'the request was cancelled';
+  const message = reason === 'shutdown' ? 'the request was interrupted by a gateway restart; please retry' : 'the request was cancelled';
   return new ApiError('upstream_error', message, { fields: { upstream_status: 0 } });
 }

@@ -14,6 +14,7 @@ export class RelayStream {
   private waiter: ((frame: SequencedFrame | undefined) => void) | undefined;
   private ended = false;
   private poked = false;
+  private interrupted = false;
   /** When the job last showed it runs (a frame or a heartbeat), epoch ms. */
   heardAt = Date.now();
   private pokedAt = 0;
@@ -64,6 +65,16 @@ export class RelayStream {
     return this.ended;
   }
 
+  /** The process is stopping: the request is woken to answer its client the restart's error (`isInterrupted`). */
+  interrupt(): void {
+    this.interrupted = true;
+    this.poke();
+  }
+
+  get isInterrupted(): boolean {
+    return this.interrupted;
+  }
+
   /** The next frame, or undefined after `timeoutMs` (or once ended, or poked). */
   next(timeoutMs: number): Promise<SequencedFrame | undefined> {
     const ready = this.buffered.shift();
@@ -96,6 +107,7 @@ export class RelayStream {
 export class RelayHub {
   private readonly streams = new Map<string, RelayStream>();
   private downSince: number | undefined;
+  private stopping = false;
   private watchdog: NodeJS.Timeout | undefined;
 
   constructor(
@@ -159,8 +171,15 @@ export class RelayHub {
     for (const stream of this.streams.values()) stream.poke();
   }
 
+  /** The process is stopping: every open request (and any opened from now on) answers its client the restart's error. */
+  interruptAll(): void {
+    this.stopping = true;
+    for (const stream of this.streams.values()) stream.interrupt();
+  }
+
   open(requestId: string): RelayStream {
     const stream = new RelayStream();
+    if (this.stopping) stream.interrupt();
     this.streams.set(requestId, stream);
     return stream;
   }

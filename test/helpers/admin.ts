@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import type { Behavior, MockUpstream } from '../../src/mock/upstream.js';
+
 /** A thin client of the admin API (SPEC §5), as an operator's script would use it. */
 export class AdminClient {
   constructor(
@@ -58,4 +61,18 @@ export class AdminClient {
   usage(query: string) {
     return this.call<{ data: Array<Record<string, unknown>> }>('GET', `/admin/api/usage?${query}`);
   }
+}
+
+/**
+ * A channel of its own on the mock upstream (one token behaving as `behavior`) and a model `<name>/model`
+ * priced 2 / 8 USD per 1M tokens on it.
+ */
+export async function mockChannel(admin: AdminClient, mock: MockUpstream, name: string, behavior: Partial<Behavior>) {
+  const channel = await admin.channel(name, 'openai', `${mock.url}/v1`);
+  const secret = `${name}-${randomBytes(6).toString('hex')}`;
+  const tokenId = (await admin.token(channel.id, secret, 4, name)).id;
+  mock.setBehavior(secret, behavior);
+  const model = `${name}/model`;
+  await admin.model(model, { channel_id: channel.id, upstream_model: 'mock-gpt', input_price_per_1m: 2, output_price_per_1m: 8 });
+  return { model, secret, tokenId };
 }
