@@ -33,13 +33,9 @@ runProcess('web', async () => {
   server.keepAliveTimeout = 65_000;
   server.listen(cfg.port, () => log.info({ port: cfg.port }, 'web listening'));
 
-  let connections = 0;
-  server.on('connection', (socket) => {
-    connections++;
-    socket.once('close', () => connections--);
-  });
   stopOnSignal('web', async () => {
-    server.close();
+    let closed = false;
+    server.close(() => (closed = true)); // called once every connection ended
     server.closeIdleConnections();
     await waitUntil(() => svc.relay.openCount === 0, DRAIN_MS);
     // requests still open get the restart's error (an SSE error event after the 200) instead of a cut
@@ -47,7 +43,7 @@ runProcess('web', async () => {
     // what they produced
     svc.relay.interruptAll();
     await waitUntil(
-      () => connections === 0,
+      () => closed,
       INTERRUPT_MS,
       () => server.closeIdleConnections(),
     );
