@@ -2,6 +2,7 @@ import Koa from 'koa';
 import { cookieKeys } from './console/sessions.js';
 import { accessLog } from './http/access-log.js';
 import { canonicalPath } from './http/canonical-path.js';
+import { closeWhenStopping } from './http/close-when-stopping.js';
 import { errorBoundary } from './http/error-boundary.js';
 import { createMetrics } from './http/metrics.js';
 import { requestId } from './http/request-id.js';
@@ -12,8 +13,9 @@ import { ROUTES } from './routes.js';
 import type { WebServices } from './services.js';
 
 /**
- * The web process's Koa app: request id, metrics, access log and error boundary first; then only
- * canonical paths reach the route table, where each route runs its own guard before its handler.
+ * The web process's Koa app: request id, metrics, access log, error boundary and, once the process stops,
+ * `Connection: close` first; then only canonical paths reach the route table, where each route runs its own
+ * guard before its handler.
  */
 export function createApp(svc: WebServices): Koa<AppState, AppExtensions> {
   const app = new Koa<AppState, AppExtensions>({ proxy: true });
@@ -28,6 +30,7 @@ export function createApp(svc: WebServices): Koa<AppState, AppExtensions> {
   app.use(metrics.observe);
   app.use(accessLog());
   app.use(errorBoundary());
+  app.use(closeWhenStopping());
   app.use(canonicalPath());
   app.use(unmatchedFor(ROUTES));
   app.use(router.routes());

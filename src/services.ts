@@ -14,6 +14,8 @@ export interface WebServices extends Connections {
   concurrency: ConcurrencyLimiter;
   relay: RelayHub;
   jobs: ChannelQueues;
+  /** Set on SIGTERM (src/web.ts): the process finishes what it has and exits. */
+  stopping: boolean;
   close(): Promise<void>;
 }
 
@@ -31,6 +33,7 @@ export async function createWebServices(config: Config): Promise<WebServices> {
     concurrency,
     relay,
     jobs,
+    stopping: false,
     async close() {
       concurrency.stop();
       relay.stop();

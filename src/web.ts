@@ -15,8 +15,8 @@ const DRAIN_MS = 22_000;
  */
 const INTERRUPT_MS = 4_000;
 
-/** Polls `done` every 50 ms (running `meanwhile` each time) until it holds or `ms` passed. */
-async function waitUntil(done: () => boolean, ms: number, meanwhile = () => {}): Promise<void> {
+/** Polls `done` every 50 ms (running `meanwhile` first each time) until it holds or `ms` passed. */
+async function waitUntil(done: () => boolean, ms: number, meanwhile: () => void): Promise<void> {
   const deadline = Date.now() + ms;
   while (!done() && Date.now() < deadline) {
     meanwhile();
@@ -36,17 +36,14 @@ runProcess('web', async () => {
   stopOnSignal('web', async () => {
     let closed = false;
     server.close(() => (closed = true)); // called once every connection ended
-    server.closeIdleConnections();
-    await waitUntil(() => svc.relay.openCount === 0, DRAIN_MS);
+    svc.stopping = true; // answers close their connections from now on (src/http/close-when-stopping.ts)
+    const closeIdle = () => server.closeIdleConnections();
+    await waitUntil(() => svc.relay.openCount === 0, DRAIN_MS, closeIdle);
     // requests still open get the restart's error (an SSE error event after the 200) instead of a cut
     // connection (the openai SDK raises a bare "terminated"); their jobs are cancelled, streams billed for
     // what they produced
     svc.relay.interruptAll();
-    await waitUntil(
-      () => closed,
-      INTERRUPT_MS,
-      () => server.closeIdleConnections(),
-    );
+    await waitUntil(() => closed, INTERRUPT_MS, closeIdle);
     server.closeAllConnections();
     await svc.close();
     await flushTraces();

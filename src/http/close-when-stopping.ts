@@ -1,0 +1,11 @@
+import type { AppMiddleware } from './state.js';
+
+/**
+ * Once the process is stopping (SIGTERM), every answer closes its connection (`Connection: close`), so no
+ * client sends another request on a kept-alive connection to a process about to exit. A stream's 200 went
+ * out before this runs: its connection is closed once it ends (src/web.ts).
+ */
+export const closeWhenStopping = (): AppMiddleware => async (ctx, next) => {
+  await next();
+  if (ctx.services.stopping) ctx.set('connection', 'close');
+};
