@@ -1,11 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import test, { type ExecutionContext } from 'ava';
-import { type Behavior, type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
-import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
-import { TokenPool } from '../src/upstream/pool.js';
-import { AdminClient, mockChannel } from './helpers/admin.js';
-import { freshEnvironment, REDIS_URL } from './helpers/env.js';
-import { type Gateway, logsOf, type RunningProcess, startGateway } from './helpers/gateway.js';
+import type { Behavior } from '../src/mock/upstream.js';
+import { createRedis } from '../src/redis/index.js';
+import { REDIS_URL } from './helpers/env.js';
+import { logsOf, type RunningProcess } from './helpers/gateway.js';
+import { type MockBed, startMockBed } from './helpers/mock-bed.js';
 import { StreamReader } from './helpers/stream.js';
 import { until } from './helpers/wait.js';
 
@@ -13,42 +12,22 @@ import { until } from './helpers/wait.js';
 // a fresh one is started before the kill and takes the job over through BullMQ's stalled-job check.
 /** The documented bound: lock expiry (10 s) + stalled check interval (5 s), plus margin for process start-up. */
 const TAKEOVER_BOUND_MS = 25_000;
-let mock: MockUpstream;
-let gateway: Gateway;
-let admin: AdminClient;
-let redis: Redis;
-let pool: TokenPool;
-let keys: RedisKeys;
+let bed: MockBed;
+let { mock, gateway, admin, redis, pool, keys, userId, apiKey } = {} as MockBed;
 let url: string;
-let userId: number;
-let keyId: number;
-let apiKey: string;
 let current: RunningProcess;
 
 test.before(async () => {
-  mock = await startMockUpstream();
-  const { env, config } = await freshEnvironment('crash');
-  gateway = await startGateway(env, { webs: 1, workers: 1 });
-  current = gateway.workers[0];
+  bed = await startMockBed('crash', { webs: 1, workers: 1 });
+  ({ mock, gateway, admin, redis, pool, keys, userId, apiKey } = bed);
   url = gateway.urls[0];
-  admin = new AdminClient(url, env.ADMIN_TOKEN);
-  redis = createRedis(env.REDIS_URL);
-  keys = new RedisKeys(config.redisPrefix);
-  pool = new TokenPool(redis, keys);
-  userId = (await admin.user('crash@example.com', '20')).id;
-  const key = await admin.key(userId, { rpm_limit: 1000 });
-  keyId = key.id;
-  apiKey = key.key;
+  current = gateway.workers[0];
 });
 
-test.after.always(async () => {
-  await gateway?.stop();
-  await mock?.close();
-  redis?.disconnect();
-});
+test.after.always(() => bed?.stop());
 
-let channels = 0;
-const channelWith = (behavior: Partial<Behavior>) => mockChannel(admin, mock, `crash-${++channels}`, behavior);
+const channelWith = (behavior: Partial<Behavior>) => bed.channelWith(behavior);
+const rowsFor = (requestId: string) => bed.rowsFor(requestId);
 
 function chat(model: string, extra: Record<string, unknown> = {}) {
   return fetch(`${url}/v1/chat/completions`, {
@@ -71,7 +50,6 @@ async function killCurrentWorker(): Promise<number> {
   return Date.now();
 }
 
-const rowsFor = async (requestId: string) => (await admin.usage(`key_id=${keyId}`)).data.filter((r) => r.request_id === requestId);
 const heldIsZero = async () =>
   (await until(
     async () => (await admin.getUser(userId)).held_usd,

@@ -1,56 +1,24 @@
 import { Agent, request } from 'node:http';
 import test from 'ava';
 import OpenAI, { APIError } from 'openai';
-import { type Behavior, type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
-import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
-import { TokenPool } from '../src/upstream/pool.js';
-import { AdminClient, mockChannel } from './helpers/admin.js';
-import { freshEnvironment } from './helpers/env.js';
-import { type Gateway, startGateway } from './helpers/gateway.js';
+import { type MockBed, startMockBed } from './helpers/mock-bed.js';
 import { until } from './helpers/wait.js';
 
 // Web processes stopped (SIGTERM) with requests in flight. Web 0 serves the admin API and the checks; webs 1
 // and 2 relay the requests and are the ones stopped.
-let mock: MockUpstream;
-let gateway: Gateway;
-let admin: AdminClient;
-let redis: Redis;
-let pool: TokenPool;
-let userId: number;
-let keyId: number;
-let apiKey: string;
-
+let bed: MockBed;
 test.before(async () => {
-  mock = await startMockUpstream();
-  const { env, config } = await freshEnvironment('webstop');
-  gateway = await startGateway(env, { webs: 3, workers: 1 });
-  admin = new AdminClient(gateway.urls[0], env.ADMIN_TOKEN);
-  redis = createRedis(env.REDIS_URL);
-  pool = new TokenPool(redis, new RedisKeys(config.redisPrefix));
-  userId = (await admin.user('webstop@example.com', '20')).id;
-  const key = await admin.key(userId, { rpm_limit: 1000 });
-  keyId = key.id;
-  apiKey = key.key;
+  bed = await startMockBed('webstop', { webs: 3, workers: 1 });
 });
-
-test.after.always(async () => {
-  await gateway?.stop();
-  await mock?.close();
-  redis?.disconnect();
-});
-
-let channels = 0;
-const channelWith = (behavior: Partial<Behavior>) => mockChannel(admin, mock, `webstop-${++channels}`, behavior);
-
-const rowsFor = async (requestId: string) => (await admin.usage(`key_id=${keyId}`)).data.filter((r) => r.request_id === requestId);
+test.after.always(() => bed?.stop());
 
 test.serial(
   'SIGTERM while a stream and a non-stream call outlast the drain time: both get the restart error, the stream billed for what it streamed, the call not at all',
   async (t) => {
-    const streamed = await channelWith({ chunkDelayMs: 1_000, reply: Array(120).fill('long').join(' ') });
-    const slow = await channelWith({ latencyMs: 60_000 });
-    const stopping = gateway.webs[1];
-    const client = new OpenAI({ baseURL: `${gateway.urls[1]}/v1`, apiKey, maxRetries: 0 });
+    const streamed = await bed.channelWith({ chunkDelayMs: 1_000, reply: Array(120).fill('long').join(' ') });
+    const slow = await bed.channelWith({ latencyMs: 60_000 });
+    const stopping = bed.gateway.webs[1];
+    const client = new OpenAI({ baseURL: `${bed.gateway.urls[1]}/v1`, apiKey: bed.apiKey, maxRetries: 0 });
     const messages = [{ role: 'user' as const, content: 'hi' }];
 
     const { data: stream, response } = await client.chat.completions
@@ -65,7 +33,7 @@ test.serial(
       (err: unknown) => err,
     );
     await until(
-      () => mock.stats(slow.secret).calls,
+      () => bed.mock.stats(slow.secret).calls,
       (n) => n === 1,
     );
 
@@ -97,26 +65,26 @@ test.serial(
 
     // the worker cancels both jobs: what was streamed is billed once, the call is not billed, nothing stays held
     const streamRows = await until(
-      () => rowsFor(streamId),
+      () => bed.rowsFor(streamId),
       (rows) => rows.length > 0,
     );
     t.is(streamRows.length, 1, 'what was streamed is billed, once');
     t.true(Number(streamRows[0].amount_usd) < 0, 'a charge');
-    t.is((await rowsFor(callId!)).length, 0, 'the interrupted call costs nothing');
+    t.is((await bed.rowsFor(callId!)).length, 0, 'the interrupted call costs nothing');
     const held = await until(
-      async () => (await admin.getUser(userId)).held_usd,
+      async () => (await bed.admin.getUser(bed.userId)).held_usd,
       (h) => h === '0',
     );
     t.is(held, '0');
     for (const { tokenId, secret } of [streamed, slow]) {
       t.is(
         await until(
-          () => pool.liveLeases(tokenId),
+          () => bed.pool.liveLeases(tokenId),
           (n) => n === 0,
         ),
         0,
       );
-      t.is(mock.stats(secret).calls, 1, 'nobody called the upstream again');
+      t.is(bed.mock.stats(secret).calls, 1, 'nobody called the upstream again');
     }
   },
 );
@@ -124,7 +92,11 @@ test.serial(
 /** A POST on `agent`'s kept-alive connections: its status and Connection header, or the error it failed with. */
 function post(agent: Agent, url: string, body: unknown) {
   return new Promise<{ status: number; connection: string | undefined } | Error>((resolve) => {
-    const req = request(url, { method: 'POST', agent, headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' } });
+    const req = request(url, {
+      method: 'POST',
+      agent,
+      headers: { authorization: `Bearer ${bed.apiKey}`, 'content-type': 'application/json' },
+    });
     req.on('response', (res) => {
       res.resume();
       res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
@@ -137,16 +109,16 @@ function post(agent: Agent, url: string, body: unknown) {
 test.serial(
   'SIGTERM with a call in flight: it gets its answer, its kept-alive connection closes after it, and the web exits at once',
   async (t) => {
-    const slow = await channelWith({ latencyMs: 2_000 });
-    const stopping = gateway.webs[2];
-    const url = `${gateway.urls[2]}/v1/chat/completions`;
+    const slow = await bed.channelWith({ latencyMs: 2_000 });
+    const stopping = bed.gateway.webs[2];
+    const url = `${bed.gateway.urls[2]}/v1/chat/completions`;
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     t.teardown(() => agent.destroy());
     const body = { model: slow.model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 16 };
 
     const inFlight = post(agent, url, body);
     await until(
-      () => mock.stats(slow.secret).calls,
+      () => bed.mock.stats(slow.secret).calls,
       (n) => n === 1,
     );
     const stoppedAt = Date.now();
@@ -158,6 +130,6 @@ test.serial(
     await exited;
     t.is(stopping.child.exitCode, 0);
     t.true(Date.now() - stoppedAt < 5_000, 'the web exits once nothing is open, not at its drain deadline');
-    t.is(mock.stats(slow.secret).calls, 1);
+    t.is(bed.mock.stats(slow.secret).calls, 1);
   },
 );

@@ -1,0 +1,58 @@
+import { type Behavior, type MockUpstream, startMockUpstream } from '../../src/mock/upstream.js';
+import { createRedis, type Redis, RedisKeys } from '../../src/redis/index.js';
+import { TokenPool } from '../../src/upstream/pool.js';
+import { AdminClient, mockChannel } from './admin.js';
+import { freshEnvironment } from './env.js';
+import { type Gateway, startGateway } from './gateway.js';
+
+/**
+ * A gateway (real web and worker processes, the admin API on the first web) on the mock upstream, a customer
+ * with 20 USD and a key, and a new channel and model per behaviour asked for: for tests that stop or kill
+ * the gateway's processes and then look at the ledger, the holds and the leases.
+ */
+export interface MockBed {
+  mock: MockUpstream;
+  gateway: Gateway;
+  admin: AdminClient;
+  redis: Redis;
+  keys: RedisKeys;
+  pool: TokenPool;
+  userId: number;
+  keyId: number;
+  apiKey: string;
+  /** A channel of its own whose one token behaves as `behavior`, and a model on it. */
+  channelWith(behavior: Partial<Behavior>): ReturnType<typeof mockChannel>;
+  /** The key's ledger rows of one request. */
+  rowsFor(requestId: string): Promise<Array<Record<string, unknown>>>;
+  stop(): Promise<void>;
+}
+
+export async function startMockBed(name: string, counts: { webs: number; workers: number }): Promise<MockBed> {
+  const mock = await startMockUpstream();
+  const { env, config } = await freshEnvironment(name);
+  const gateway = await startGateway(env, counts);
+  const admin = new AdminClient(gateway.urls[0], env.ADMIN_TOKEN);
+  const redis = createRedis(env.REDIS_URL);
+  const keys = new RedisKeys(config.redisPrefix);
+  const userId = (await admin.user(`${name}@example.com`, '20')).id;
+  const key = await admin.key(userId, { rpm_limit: 1000 });
+  let channels = 0;
+  return {
+    mock,
+    gateway,
+    admin,
+    redis,
+    keys,
+    pool: new TokenPool(redis, keys),
+    userId,
+    keyId: key.id,
+    apiKey: key.key,
+    channelWith: (behavior) => mockChannel(admin, mock, `${name}-${++channels}`, behavior),
+    rowsFor: async (requestId) => (await admin.usage(`key_id=${key.id}`)).data.filter((r) => r.request_id === requestId),
+    async stop() {
+      await gateway.stop();
+      await mock.close();
+      redis.disconnect();
+    },
+  };
+}
