@@ -375,6 +375,7 @@ async function main(): Promise<void> {
     const open = await cpuDuring(pids, () => openLoop(target, RATE, SECONDS));
     const c200 = await closedLoop(target, 200, SECONDS);
     const c50 = await closedLoop(target, 50, SECONDS);
+    const starts = await streamStarts({ ...stream(direct), url: target.url }, 200);
     floorWeb.kill('SIGTERM');
     floorWorker.kill('SIGTERM');
     return {
@@ -387,8 +388,9 @@ async function main(): Promise<void> {
       cpu_ms_per_request_200rps: open.perProcess,
       cpu_ms_total: open.total,
       closed_loop: { c200: summary(c200), c50: summary(c50) },
+      stream_first_token_200: { ...summary(starts), added_p99_ms: added(starts, startsDirect, 0.99) },
       per_request: { redisCommands: work.redisCommands, redisScripts: work.redisScripts, writeSyscalls: work.writeSyscalls },
-      failed: seq.errors + open.run.errors + c200.errors + c50.errors,
+      failed: seq.errors + open.run.errors + c200.errors + c50.errors + starts.errors,
     };
   };
   const floor = { bullmq: await floorOf('bullmq'), list: await floorOf('list') };
@@ -585,6 +587,11 @@ async function main(): Promise<void> {
     'closed loop, 200 / 50 connections',
     (f) => `${f.closed_loop.c200.rps} / ${f.closed_loop.c50.rps} req/s`,
     `${results.closed_loop.c200.eastx.rps} / ${results.closed_loop.c50.eastx.rps} req/s`,
+  );
+  floorRow(
+    'stream first token, 200 starts: p50 / p99 (added p99)',
+    (f) => `${f.stream_first_token_200.p50} / ${f.stream_first_token_200.p99} ms (${signed(f.stream_first_token_200.added_p99_ms)})`,
+    `${results.stream_first_token_200.eastx.p50} / ${results.stream_first_token_200.eastx.p99} ms (${signed(results.stream_first_token_200.added_p99_ms)})`,
   );
   floorRow(
     'per request: Redis commands (scripts); write system calls',

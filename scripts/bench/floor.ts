@@ -2,7 +2,8 @@
  * The floor under eastx's numbers: the fixed architecture's hop with nothing else on it. A web process
  * (plain node:http, no auth, no limits, no money, no validation) turns a request into a queue job and waits
  * for its answer on Redis pub/sub; a worker process takes the job, calls the upstream with undici (as eastx's adapters do) and
- * publishes the answer. What this costs on a machine is the least any gateway built this way can add there.
+ * publishes the answer, a stream piece by piece as the upstream sends it (the web writes each piece as it
+ * comes). What this costs on a machine is the least any gateway built this way can add there.
  *
  *   FLOOR_ROLE=web     with REDIS_URL, FLOOR_QUEUE; prints its port on stdout once listening
  *   FLOOR_ROLE=worker  with REDIS_URL, UPSTREAM_URL, FLOOR_QUEUE
@@ -43,10 +44,11 @@ function web(): void {
   const enqueue = enqueuer();
   const subscriber = new Redis(redisUrl);
   const reply = `floor:reply:${randomUUID()}`;
-  const waiting = new Map<string, (answer: string) => void>();
+  const waiting = new Map<string, (last: boolean, payload: string) => void>();
+  // a message is `<job id>\n<kind><payload>`: kind `p` a piece of a stream, `e` the end (with the last payload)
   subscriber.on('message', (_channel: string, message: string) => {
     const cut = message.indexOf('\n');
-    waiting.get(message.slice(0, cut))?.(message.slice(cut + 1));
+    waiting.get(message.slice(0, cut))?.(message[cut + 1] === 'e', message.slice(cut + 2));
   });
 
   const server = createServer((req, res) => {
@@ -54,10 +56,11 @@ function web(): void {
     req.on('data', (d: Buffer) => parts.push(d));
     req.on('end', () => {
       const job: FloorJob = { id: randomUUID(), reply, body: Buffer.concat(parts).toString() };
-      waiting.set(job.id, (answer) => {
+      waiting.set(job.id, (last, payload) => {
+        if (!res.headersSent) res.writeHead(200, { 'content-type': last ? 'application/json' : 'text/event-stream' });
+        if (!last) return void res.write(payload);
         waiting.delete(job.id);
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(answer);
+        res.end(payload);
       });
       enqueue(job).catch(() => {
         waiting.delete(job.id);
@@ -77,7 +80,12 @@ function worker(): void {
   const dispatcher = new Agent({ keepAliveTimeout: 60_000, connections: 1000 });
   const answer = async (job: FloorJob) => {
     const res = await request(upstream, { method: 'POST', headers: { 'content-type': 'application/json' }, body: job.body, dispatcher });
-    await publisher.publish(job.reply, `${job.id}\n${await res.body.text()}`);
+    if (!String(res.headers['content-type']).startsWith('text/event-stream')) {
+      await publisher.publish(job.reply, `${job.id}\ne${await res.body.text()}`);
+      return;
+    }
+    for await (const piece of res.body) await publisher.publish(job.reply, `${job.id}\np${piece}`);
+    await publisher.publish(job.reply, `${job.id}\ne`);
   };
   if (mode === 'bullmq') {
     new Worker<FloorJob>(QUEUE, (job) => answer(job.data), {
