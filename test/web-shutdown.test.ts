@@ -60,6 +60,7 @@ test.serial(
       t.regex((err as APIError).message, /interrupted by a gateway restart/);
     }
     t.is((callError as APIError).status, 502, 'the non-stream call got its JSON error, which an SDK retries');
+    t.is((callError as APIError).headers?.get('connection'), 'close', 'on a connection that closes after it');
     const callId = (callError as APIError).headers?.get('x-request-id');
     t.truthy(callId);
 

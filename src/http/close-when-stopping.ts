@@ -6,6 +6,10 @@ import type { AppMiddleware } from './state.js';
  * out before this runs: its connection is closed once it ends (src/web.ts).
  */
 export const closeWhenStopping = (): AppMiddleware => async (ctx, next) => {
-  await next();
-  if (ctx.services.stopping) ctx.set('connection', 'close');
+  try {
+    await next();
+  } finally {
+    // an error is answered by the error boundary around this: the header stays
+    if (ctx.services.stopping) ctx.set('connection', 'close');
+  }
 };
