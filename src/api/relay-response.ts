@@ -92,8 +92,9 @@ function errorOf(ctx: AppContext, wait: Exclude<Wait, SequencedFrame>): ApiError
 /**
  * The job's next frame within `waitMs`: `silent` when none came (or the client left); `lost` when BullMQ no
  * longer has the job, no heartbeat says a worker still runs it, and no final frame was kept for it;
- * `unreachable` when Redis is; `interrupted` when this process is stopping. Whenever the hub pokes the request (its job silent for SILENCE_CHECK_MS, or
- * the relay subscription back), it looks for the job's kept final frame and asks BullMQ about the job.
+ * `unreachable` when Redis is; `interrupted` when this process is stopping. Whenever the hub pokes the
+ * request (its job silent for SILENCE_CHECK_MS, or the relay subscription back), it looks for the job's kept
+ * final frame and asks BullMQ about the job.
  */
 async function nextFrame(ctx: AppContext, relay: RelayStream, job: RelayTicket, waitMs: number): Promise<Wait> {
   const svc = ctx.services;
