@@ -13,26 +13,21 @@ import { until } from './helpers/wait.js';
 /** The documented bound: lock expiry (10 s) + stalled check interval (5 s), plus margin for process start-up. */
 const TAKEOVER_BOUND_MS = 25_000;
 let bed: MockBed;
-let { mock, gateway, admin, redis, pool, keys, userId, apiKey } = {} as MockBed;
 let url: string;
 let current: RunningProcess;
 
 test.before(async () => {
   bed = await startMockBed('crash', { webs: 1, workers: 1 });
-  ({ mock, gateway, admin, redis, pool, keys, userId, apiKey } = bed);
-  url = gateway.urls[0];
-  current = gateway.workers[0];
+  url = bed.gateway.urls[0];
+  current = bed.gateway.workers[0];
 });
 
 test.after.always(() => bed?.stop());
 
-const channelWith = (behavior: Partial<Behavior>) => bed.channelWith(behavior);
-const rowsFor = (requestId: string) => bed.rowsFor(requestId);
-
 function chat(model: string, extra: Record<string, unknown> = {}) {
   return fetch(`${url}/v1/chat/completions`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${bed.apiKey}`, 'content-type': 'application/json' },
     body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 250, ...extra }),
   });
 }
@@ -40,7 +35,7 @@ function chat(model: string, extra: Record<string, unknown> = {}) {
 /** Starts a new worker to take the jobs from now on; returns the one that holds the job. */
 function replaceCurrentWorker(): RunningProcess {
   const holder = current;
-  current = gateway.addWorker();
+  current = bed.gateway.addWorker();
   return holder;
 }
 
@@ -52,13 +47,13 @@ async function killCurrentWorker(): Promise<number> {
 
 const heldIsZero = async () =>
   (await until(
-    async () => (await admin.getUser(userId)).held_usd,
+    async () => (await bed.admin.getUser(bed.userId)).held_usd,
     (h) => h === '0',
   )) === '0';
 
 /** A stream on a new channel that behaves as `behavior`, read until `chunks` of its chunks came. */
 async function streamRead(t: ExecutionContext, behavior: Partial<Behavior>, chunks: number) {
-  const { model, secret, tokenId } = await channelWith(behavior);
+  const { model, secret, tokenId } = await bed.channelWith(behavior);
   const res = await chat(model, { stream: true });
   t.is(res.status, 200);
   const stream = new StreamReader(res);
@@ -77,10 +72,10 @@ async function answeredOnce(t: ExecutionContext, run: Awaited<ReturnType<typeof 
   await run.stream.readToEnd();
   t.is(run.stream.error, undefined, 'no SSE error: the running call was not taken over');
   t.true(run.stream.text.includes('[DONE]'));
-  t.is(mock.stats(run.secret).calls, 1, 'the upstream was called once');
-  t.is((await rowsFor(run.requestId)).length, 1, 'billed exactly once');
+  t.is(bed.mock.stats(run.secret).calls, 1, 'the upstream was called once');
+  t.is((await bed.rowsFor(run.requestId)).length, 1, 'billed exactly once');
   t.true(await heldIsZero());
-  t.is(await pool.liveLeases(run.tokenId), 0);
+  t.is(await bed.pool.liveLeases(run.tokenId), 0);
 }
 
 test.serial(
@@ -94,10 +89,10 @@ test.serial(
     t.true(answeredIn < TAKEOVER_BOUND_MS, `answered ${answeredIn} ms after the kill`);
     t.is(stream.error?.code, 'upstream_error', 'the stream ends with the SSE error event rather than starting over');
     t.false(stream.text.includes('[DONE]'));
-    t.is(mock.stats(secret).calls, 1, 'the re-run did not call the upstream again (its answer would be spliced onto the first)');
-    t.true((await rowsFor(requestId)).length <= 1);
+    t.is(bed.mock.stats(secret).calls, 1, 'the re-run did not call the upstream again (its answer would be spliced onto the first)');
+    t.true((await bed.rowsFor(requestId)).length <= 1);
     t.true(await heldIsZero());
-    t.is(await pool.liveLeases(tokenId), 0, 'the dead worker’s lease is gone');
+    t.is(await bed.pool.liveLeases(tokenId), 0, 'the dead worker’s lease is gone');
   },
 );
 
@@ -107,9 +102,9 @@ test.serial(
     const run = await streamRead(t, { chunkDelayMs: 1_000, reply: Array(20).fill('slow').join(' ') }, 2);
     // what a worker too busy to renew its locks leaves behind: the running job's lock gone; BullMQ's stalled
     // check re-queues the job and the same worker, still running it, is handed it again
-    const [lockKey] = await redis.keys(`*:${run.requestId}:lock`);
+    const [lockKey] = await bed.redis.keys(`*:${run.requestId}:lock`);
     t.truthy(lockKey, 'the running job has a BullMQ lock');
-    await redis.del(lockKey);
+    await bed.redis.del(lockKey);
 
     await answeredOnce(t, run);
     t.true(await logged(current, run.requestId, 'lock lapsed'), 'BullMQ did hand the job over again');
@@ -125,12 +120,12 @@ test.serial(
     // a stopped process is the busiest one there is: its connections stay open, it renews nothing
     busy.child.kill('SIGSTOP');
     try {
-      const [lockKey] = await redis.keys(`*:${run.requestId}:lock`);
+      const [lockKey] = await bed.redis.keys(`*:${run.requestId}:lock`);
       t.truthy(lockKey, 'the running job has a BullMQ lock');
-      await redis.del(lockKey);
+      await bed.redis.del(lockKey);
       // BullMQ's stalled check (the other worker's: the stopped one does nothing) counts the job stalled and re-queues it
       const stalled = await until(
-        async () => Number(await redis.hget(lockKey.slice(0, -':lock'.length), 'stc')),
+        async () => Number(await bed.redis.hget(lockKey.slice(0, -':lock'.length), 'stc')),
         (n) => n >= 1,
         TAKEOVER_BOUND_MS,
       );
@@ -152,10 +147,10 @@ test.serial(
 test.serial(
   'a delivery that starts after another worker claimed the run leaves the request alone: no upstream call, no answer, no charge',
   async (t) => {
-    const { model, secret } = await channelWith({});
+    const { model, secret } = await bed.channelWith({});
     // a customer of its own: the hold stays, as the other run's to settle
-    const customer = (await admin.user('superseded@example.com', '20')).id;
-    const key = await admin.key(customer, { rpm_limit: 1000 });
+    const customer = (await bed.admin.user('superseded@example.com', '20')).id;
+    const key = await bed.admin.key(customer, { rpm_limit: 1000 });
     // the worker cannot pick the job up until the other run has claimed it
     current.child.kill('SIGSTOP');
     const client = new AbortController();
@@ -172,8 +167,8 @@ test.serial(
     try {
       const waiting = await until(
         async () => {
-          const lists = await redis.keys(`${keys.prefix}:*:wait`);
-          return (await Promise.all(lists.map(async (list) => (await redis.lrange(list, 0, -1)).map((id) => ({ list, id }))))).flat();
+          const lists = await bed.redis.keys(`${bed.keys.prefix}:*:wait`);
+          return (await Promise.all(lists.map(async (list) => (await bed.redis.lrange(list, 0, -1)).map((id) => ({ list, id }))))).flat();
         },
         (jobs) => jobs.length === 1,
       );
@@ -181,19 +176,19 @@ test.serial(
       requestId = waiting[0].id;
       jobKey = waiting[0].list.replace(/:wait$/, `:${requestId}`);
       // the other run: a present worker process that claimed the job
-      await otherWorker.subscribe(keys.workerPresence('other-worker'));
-      await redis.set(keys.runClaim(requestId), 'other-worker', 'PX', 60_000);
+      await otherWorker.subscribe(bed.keys.workerPresence('other-worker'));
+      await bed.redis.set(bed.keys.runClaim(requestId), 'other-worker', 'PX', 60_000);
     } finally {
       current.child.kill('SIGCONT');
     }
     t.true(await logged(current, requestId, 'left to that worker'), 'the delivery found the run claimed');
-    t.is(JSON.parse((await redis.hget(jobKey, 'returnvalue')) ?? '{}').status, 'left', 'Bull Board shows the delivery left it');
+    t.is(JSON.parse((await bed.redis.hget(jobKey, 'returnvalue')) ?? '{}').status, 'left', 'Bull Board shows the delivery left it');
     await sleep(300);
-    t.is(mock.stats(secret).calls, 0, 'no upstream call');
-    t.is(await redis.get(keys.runClaim(requestId)), 'other-worker', 'the claim stays the other run’s');
-    t.is(await redis.exists(keys.result(requestId)), 0, 'no answer sent');
-    t.not((await admin.getUser(customer)).held_usd, '0', 'the hold is the other run’s to settle');
-    const rows = (await admin.usage(`key_id=${key.id}`)).data;
+    t.is(bed.mock.stats(secret).calls, 0, 'no upstream call');
+    t.is(await bed.redis.get(bed.keys.runClaim(requestId)), 'other-worker', 'the claim stays the other run’s');
+    t.is(await bed.redis.exists(bed.keys.result(requestId)), 0, 'no answer sent');
+    t.not((await bed.admin.getUser(customer)).held_usd, '0', 'the hold is the other run’s to settle');
+    const rows = (await bed.admin.usage(`key_id=${key.id}`)).data;
     t.is(rows.length, 0, 'nothing charged');
     client.abort();
     await pending;
@@ -201,10 +196,10 @@ test.serial(
 );
 
 test.serial('SIGKILL mid-call of a non-stream request: the re-run on another worker answers it, billed once', async (t) => {
-  const { model, secret, tokenId } = await channelWith({ latencyMs: 3_000 });
+  const { model, secret, tokenId } = await bed.channelWith({ latencyMs: 3_000 });
   const pending = chat(model);
   await until(
-    () => mock.stats(secret).calls,
+    () => bed.mock.stats(secret).calls,
     (n) => n === 1,
   );
   const killedAt = await killCurrentWorker();
@@ -213,26 +208,26 @@ test.serial('SIGKILL mid-call of a non-stream request: the re-run on another wor
   t.is(res.status, 200);
   const body = (await res.json()) as { choices: Array<{ message: { content: string } }> };
   t.is(body.choices[0].message.content, 'Hello! You said: hi');
-  t.is(mock.stats(secret).calls, 2, 'the re-run called the upstream once more');
-  t.is((await rowsFor(res.headers.get('x-request-id')!)).length, 1, 'billed exactly once');
+  t.is(bed.mock.stats(secret).calls, 2, 'the re-run called the upstream once more');
+  t.is((await bed.rowsFor(res.headers.get('x-request-id')!)).length, 1, 'billed exactly once');
   t.true(await heldIsZero());
-  t.is(await pool.liveLeases(tokenId), 0);
+  t.is(await bed.pool.liveLeases(tokenId), 0);
 });
 
 test.serial('a job whose workers die twice is failed by BullMQ, and its client still gets an error at once', async (t) => {
-  const { model, secret, tokenId } = await channelWith({ latencyMs: 120_000 });
+  const { model, secret, tokenId } = await bed.channelWith({ latencyMs: 120_000 });
   const pending = chat(model);
   await until(
-    () => mock.stats(secret).calls,
+    () => bed.mock.stats(secret).calls,
     (n) => n === 1,
   );
   await killCurrentWorker();
   await until(
-    () => mock.stats(secret).calls,
+    () => bed.mock.stats(secret).calls,
     (n) => n === 2,
     TAKEOVER_BOUND_MS,
   );
-  t.is(mock.stats(secret).calls, 2, 'the first takeover re-ran the job');
+  t.is(bed.mock.stats(secret).calls, 2, 'the first takeover re-ran the job');
   const killedAgainAt = await killCurrentWorker();
   const res = await pending;
   t.true(Date.now() - killedAgainAt < TAKEOVER_BOUND_MS);
@@ -240,10 +235,10 @@ test.serial('a job whose workers die twice is failed by BullMQ, and its client s
   const json = (await res.json()) as { error: { code: string; message: string } };
   t.is(json.error.code, 'upstream_error');
   t.regex(json.error.message, /interrupted/);
-  t.is((await rowsFor(res.headers.get('x-request-id')!)).length, 0, 'no output, no charge');
+  t.is((await bed.rowsFor(res.headers.get('x-request-id')!)).length, 0, 'no output, no charge');
   t.true(await heldIsZero());
-  t.is(mock.stats(secret).calls, 2);
-  t.is(await pool.liveLeases(tokenId), 0, 'the dead worker’s lease is gone');
+  t.is(bed.mock.stats(secret).calls, 2);
+  t.is(await bed.pool.liveLeases(tokenId), 0, 'the dead worker’s lease is gone');
 });
 
 test.serial(
@@ -263,32 +258,32 @@ test.serial(
     t.is(run.stream.error?.code, 'upstream_error');
     t.regex(run.stream.error?.message ?? '', /interrupted by a gateway restart/);
     t.false(run.stream.text.includes('[DONE]'));
-    const rows = await rowsFor(run.requestId);
+    const rows = await bed.rowsFor(run.requestId);
     t.is(rows.length, 1, 'what was streamed is billed, once');
     t.true(await heldIsZero());
-    t.is(mock.stats(run.secret).calls, 1, 'nobody called the upstream again');
-    t.is(await pool.liveLeases(run.tokenId), 0);
+    t.is(bed.mock.stats(run.secret).calls, 1, 'nobody called the upstream again');
+    t.is(await bed.pool.liveLeases(run.tokenId), 0);
   },
 );
 
 test.serial(
   'SIGTERM while a non-stream call outlasts the drain time: it is left to the re-run on another worker, which answers it, billed once',
   async (t) => {
-    const { model, secret } = await channelWith({ latencyMs: 60_000 });
+    const { model, secret } = await bed.channelWith({ latencyMs: 60_000 });
     const pending = chat(model);
     await until(
-      () => mock.stats(secret).calls,
+      () => bed.mock.stats(secret).calls,
       (n) => n === 1,
     );
-    mock.setBehavior(secret, { latencyMs: 0 }); // the re-run's call answers at once
+    bed.mock.setBehavior(secret, { latencyMs: 0 }); // the re-run's call answers at once
     const stopping = replaceCurrentWorker();
     await stopping.kill('SIGTERM');
     t.is(stopping.child.exitCode, 0);
 
     const res = await pending;
     t.is(res.status, 200, 'answered by the re-run, not cut');
-    t.is(mock.stats(secret).calls, 2);
-    t.is((await rowsFor(res.headers.get('x-request-id')!)).length, 1, 'billed exactly once');
+    t.is(bed.mock.stats(secret).calls, 2);
+    t.is((await bed.rowsFor(res.headers.get('x-request-id')!)).length, 1, 'billed exactly once');
     t.true(await heldIsZero());
   },
 );
