@@ -108,29 +108,33 @@ function post(agent: Agent, url: string, body: unknown) {
 }
 
 test.serial(
-  'SIGTERM with a call in flight: it gets its answer, its kept-alive connection closes after it, and the web exits at once',
+  'SIGTERM with a call and a not yet started stream in flight: both get their answers, their kept-alive connections close after them, and the web exits at once',
   async (t) => {
     const slow = await bed.channelWith({ latencyMs: 2_000 });
     const stopping = bed.gateway.webs[2];
     const url = `${bed.gateway.urls[2]}/v1/chat/completions`;
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    t.teardown(() => agent.destroy());
+    const streamAgent = new Agent({ keepAlive: true, maxSockets: 1 });
+    t.teardown(() => [agent, streamAgent].forEach((a) => a.destroy()));
     const body = { model: slow.model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 16 };
 
     const inFlight = post(agent, url, body);
+    const streamInFlight = post(streamAgent, url, { ...body, stream: true });
     await until(
       () => bed.mock.stats(slow.secret).calls,
-      (n) => n === 1,
+      (n) => n === 2,
     );
     const stoppedAt = Date.now();
     const exited = stopping.kill('SIGTERM');
     const answered = await inFlight;
     t.deepEqual(answered, { status: 200, connection: 'close' }, 'the call in flight is answered, and its connection closed');
+    // its 200 goes out after SIGTERM, when the upstream's first chunk comes
+    t.deepEqual(await streamInFlight, { status: 200, connection: 'close' }, 'the stream is relayed whole, and its connection closed');
     const next = await post(agent, url, body);
     t.true(next instanceof Error, `no request is served by the stopping process: ${JSON.stringify(next)}`);
     await exited;
     t.is(stopping.child.exitCode, 0);
     t.true(Date.now() - stoppedAt < 5_000, 'the web exits once nothing is open, not at its drain deadline');
-    t.is(bed.mock.stats(slow.secret).calls, 1);
+    t.is(bed.mock.stats(slow.secret).calls, 2);
   },
 );

@@ -2,8 +2,8 @@ import type { AppMiddleware } from './state.js';
 
 /**
  * Once the process is stopping (SIGTERM), every answer closes its connection (`Connection: close`), so no
- * client sends another request on a kept-alive connection to a process about to exit. A stream's 200 went
- * out before this runs: its connection is closed once it ends (src/web.ts).
+ * client sends another request on a kept-alive connection to a process about to exit. A stream's 200 goes
+ * out before this runs: the SSE writer says `close` itself (src/http/sse.ts).
  */
 export const closeWhenStopping = (): AppMiddleware => async (ctx, next) => {
   try {

@@ -1,5 +1,5 @@
-import type { Context } from 'koa';
 import type { ApiError } from './errors.js';
+import type { AppContext } from './state.js';
 
 /** One server-sent event: `event` is its name (absent: an unnamed `data:` event, as chat streams use). */
 export interface SseEvent {
@@ -23,7 +23,7 @@ export class SseWriter {
     this.markStarted = resolve;
   });
 
-  constructor(private readonly ctx: Context) {}
+  constructor(private readonly ctx: AppContext) {}
 
   private start(): void {
     if (this.started) return;
@@ -33,7 +33,9 @@ export class SseWriter {
     this.ctx.res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
-      connection: 'keep-alive',
+      // a stream whose 200 goes out once its process is stopping closes its connection when it ends, as
+      // every other answer then does (src/http/close-when-stopping.ts runs after this header went out)
+      connection: this.ctx.services.stopping ? 'close' : 'keep-alive',
       'x-accel-buffering': 'no',
     });
   }
