@@ -360,14 +360,18 @@ async function main(): Promise<void> {
   await sleep(2000);
   const floorOf = async (queue: 'bullmq' | 'list') => {
     const floorEnv = { REDIS_URL: servers.redisUrl, UPSTREAM_URL: upstream.url, FLOOR_QUEUE: queue };
-    const floorWorker = startNode('dist/scripts/bench/floor.js', { ...floorEnv, FLOOR_ROLE: 'worker' }, `floor-${queue}-worker`);
-    const floorWeb = startNode('dist/scripts/bench/floor.js', { ...floorEnv, FLOOR_ROLE: 'web' }, `floor-${queue}-web`, 'pipe');
-    cleanups.push(
-      () => floorWeb.kill('SIGTERM'),
-      () => floorWorker.kill('SIGTERM'),
-    );
-    const floorPort = await printedPort(floorWeb);
-    const target: Target = { ...direct, url: `http://127.0.0.1:${floorPort}/v1/chat/completions` };
+    const startFloor = async (name: string, concurrency = 1000) => {
+      const workerEnv = { ...floorEnv, FLOOR_ROLE: 'worker', FLOOR_CONCURRENCY: String(concurrency) };
+      const worker = startNode('dist/scripts/bench/floor.js', workerEnv, `${name}-worker`);
+      const web = startNode('dist/scripts/bench/floor.js', { ...floorEnv, FLOOR_ROLE: 'web' }, `${name}-web`, 'pipe');
+      cleanups.push(
+        () => web.kill('SIGTERM'),
+        () => worker.kill('SIGTERM'),
+      );
+      const port = await printedPort(web);
+      return { web, worker, target: { ...direct, url: `http://127.0.0.1:${port}/v1/chat/completions` } as Target };
+    };
+    const { web: floorWeb, worker: floorWorker, target } = await startFloor(`floor-${queue}`);
     const pids = { web: floorWeb.pid, worker: floorWorker.pid, redis: servers.pids.redis };
     await sequential(target, 300);
     const work = await perRequest(target, 1000, pids, false);
@@ -378,6 +382,17 @@ async function main(): Promise<void> {
     const starts = await streamStarts({ ...stream(direct), url: target.url }, 200);
     floorWeb.kill('SIGTERM');
     floorWorker.kill('SIGTERM');
+    // the same held streams as eastx's, on a web process started for them: a heap the earlier phases grew
+    // would take them in without growing (the floor's state per stream is a closure and its response)
+    const forHolding = await startFloor(`floor-${queue}-held`, Math.max(HELD + 200, 1000));
+    await sleep(1000);
+    const floorRssBefore = rssMb(forHolding.web.pid);
+    const floorHeld = await holdStreams({ ...stream(direct, { bench_hold: true }), url: forHolding.target.url }, HELD);
+    await sleep(2000);
+    const floorRssHeld = rssMb(forHolding.web.pid);
+    await floorHeld.close();
+    forHolding.web.kill('SIGTERM');
+    forHolding.worker.kill('SIGTERM');
     return {
       sequential: { ...summary(seq), added_p50_ms: added(seq, seqDirect, 0.5) },
       open_loop_200: {
@@ -389,6 +404,7 @@ async function main(): Promise<void> {
       cpu_ms_total: open.total,
       closed_loop: { c200: summary(c200), c50: summary(c50) },
       stream_first_token_200: { ...summary(starts), added_p99_ms: added(starts, startsDirect, 0.99) },
+      held_streams: { open: floorHeld.open, web_rss_growth_mb: floorRssHeld - floorRssBefore },
       per_request: { redisCommands: work.redisCommands, redisScripts: work.redisScripts, writeSyscalls: work.writeSyscalls },
       failed: seq.errors + open.run.errors + c200.errors + c50.errors + starts.errors,
     };
@@ -592,6 +608,11 @@ async function main(): Promise<void> {
     'stream first token, 200 starts: p50 / p99 (added p99)',
     (f) => `${f.stream_first_token_200.p50} / ${f.stream_first_token_200.p99} ms (${signed(f.stream_first_token_200.added_p99_ms)})`,
     `${results.stream_first_token_200.eastx.p50} / ${results.stream_first_token_200.eastx.p99} ms (${signed(results.stream_first_token_200.added_p99_ms)})`,
+  );
+  floorRow(
+    `${HELD} streams held: web RSS growth`,
+    (f) => `${f.held_streams.open} open, +${f.held_streams.web_rss_growth_mb} MB`,
+    `${held.open} open, +${results.held_streams.web_rss_growth_mb} MB`,
   );
   floorRow(
     'per request: Redis commands (scripts); write system calls',

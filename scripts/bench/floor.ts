@@ -6,7 +6,7 @@
  * comes). What this costs on a machine is the least any gateway built this way can add there.
  *
  *   FLOOR_ROLE=web     with REDIS_URL, FLOOR_QUEUE; prints its port on stdout once listening
- *   FLOOR_ROLE=worker  with REDIS_URL, UPSTREAM_URL, FLOOR_QUEUE
+ *   FLOOR_ROLE=worker  with REDIS_URL, UPSTREAM_URL, FLOOR_QUEUE, FLOOR_CONCURRENCY (jobs at once, default 1000)
  *
  * FLOOR_QUEUE=bullmq: the job is a BullMQ job (patched as eastx's is), removed when done.
  * FLOOR_QUEUE=list: the job is an LPUSH onto a Redis list that the worker BLPOPs (no queue library at all).
@@ -77,7 +77,7 @@ function web(): void {
 function worker(): void {
   const upstream = `${process.env.UPSTREAM_URL}/v1/chat/completions`;
   const publisher = new Redis(redisUrl, { enableAutoPipelining: true });
-  const dispatcher = new Agent({ keepAliveTimeout: 60_000, connections: 1000 });
+  const dispatcher = new Agent({ keepAliveTimeout: 60_000 }); // no connection limit, as eastx's adapters
   const answer = async (job: FloorJob) => {
     const res = await request(upstream, { method: 'POST', headers: { 'content-type': 'application/json' }, body: job.body, dispatcher });
     if (!String(res.headers['content-type']).startsWith('text/event-stream')) {
@@ -91,7 +91,7 @@ function worker(): void {
     new Worker<FloorJob>(QUEUE, (job) => answer(job.data), {
       connection: new Redis(redisUrl, { maxRetriesPerRequest: null }),
       prefix: PREFIX,
-      concurrency: 1000,
+      concurrency: Number(process.env.FLOOR_CONCURRENCY ?? 1000),
     });
     return;
   }
