@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { ApiError } from './errors.js';
 import type { AppContext } from './state.js';
 
@@ -38,6 +39,7 @@ export class SseWriter {
       connection: this.ctx.services.stopping ? 'close' : 'keep-alive',
       'x-accel-buffering': 'no',
     });
+    flattenHeaderBlock(this.ctx.res);
   }
 
   comment(text: string): void {
@@ -78,6 +80,17 @@ export class SseWriter {
     if (!this.started) throw error;
     this.ctx.res.end(frameOf(event));
   }
+}
+
+/**
+ * Node keeps a response's header block (`_header`, which libraries such as morgan and on-headers read too)
+ * for as long as the response is open, as it concatenated it: ~55 pieces for a stream's ~18 headers. Reading
+ * one character makes V8 flatten it in place into one string, so a held stream keeps ~1.5 KB less
+ * (BENCHMARKS.md, twelfth round).
+ */
+function flattenHeaderBlock(res: ServerResponse): void {
+  const block: unknown = Reflect.get(res, '_header');
+  if (typeof block === 'string') block.charCodeAt(0);
 }
 
 const frameOf = ({ event, data }: SseEvent) =>
