@@ -129,7 +129,7 @@ test.serial(
     const answered = await inFlight;
     t.deepEqual(answered, { status: 200, connection: 'close' }, 'the call in flight is answered, and its connection closed');
     // its 200 goes out after SIGTERM, when the upstream's first chunk comes
-    t.deepEqual(await streamInFlight, { status: 200, connection: 'close' }, 'the stream is relayed whole, and its connection closed');
+    t.deepEqual(await streamInFlight, { status: 200, connection: 'close' }, 'the stream is answered to its end, and its connection closed');
     const next = await post(agent, url, body);
     t.true(next instanceof Error, `no request is served by the stopping process: ${JSON.stringify(next)}`);
     await exited;
