@@ -84,7 +84,7 @@ export class SseWriter {
 
 /**
  * Node keeps a response's header block (`_header`, which libraries such as morgan read too) for as long as
- * the response is open, as it concatenated it: ~55 pieces for a stream's ~18 headers. Reading one character
+ * the response is open, as it concatenated it: ~55 pieces for a stream's 14 headers. Reading one character
  * makes V8 flatten it in place into one string: a held stream keeps 0.9 KB less (BENCHMARKS.md, twelfth round).
  */
 function flattenHeaderBlock(res: ServerResponse): void {
