@@ -7,6 +7,7 @@ import { newCustomer } from './helpers/customer.js';
 import { freshEnvironment } from './helpers/env.js';
 import { type Gateway, startGateway } from './helpers/gateway.js';
 import { costOf, costWithCache, nano } from './helpers/money.js';
+import { until as pollUntil } from './helpers/wait.js';
 
 // Anthropic's Messages API (SPEC §1b) with the real @anthropic-ai/sdk, through real web + worker processes, over
 // an Anthropic channel (passed through), an OpenAI channel and a DashScope channel (translated).
@@ -64,14 +65,8 @@ const held = async () => (await admin.getKey(keyId)).held_usd;
 const ledgerRows = async () => (await admin.usage(`user_id=${userId}`)).data as Json[];
 const ledgerRow = async (requestId: string | null) => (await ledgerRows()).find((r) => r.request_id === requestId);
 const lastUpstream = (path: string) => mock.requests.filter((r) => r.path === path).at(-1)!;
-const until = async <T>(read: () => Promise<T> | T, ok: (v: T) => boolean, ms = 5_000): Promise<T> => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (ok(value) || Date.now() > end) return value;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+/** The shared poll with this file's bounds: 5 s, every 50 ms. */
+const until = <T>(read: () => Promise<T> | T, ok: (v: T) => boolean) => pollUntil(read, ok, 5_000, 50);
 
 const WEATHER_TOOL = {
   name: 'get_weather',
