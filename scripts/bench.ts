@@ -16,7 +16,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { basename, join } from 'node:path';
@@ -37,6 +37,8 @@ const RATE = 200;
 const HEAP_SNAPSHOT_DIR = process.env.BENCH_HEAP_SNAPSHOT;
 const LOGS_DIR = process.env.BENCH_LOGS;
 const HELD_WORKERS = Math.max(1, Number(process.env.BENCH_HELD_WORKERS ?? 1));
+// the folders the bench writes into are made if missing (a missing logs folder kept redis-server from starting)
+for (const dir of [HEAP_SNAPSHOT_DIR, LOGS_DIR, process.env.BENCH_PROFILE]) if (dir) mkdirSync(dir, { recursive: true });
 const profileArgs = (role: string) => [
   ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${role}.cpuprofile`] : []),
   ...(HEAP_SNAPSHOT_DIR && role === 'web' ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${HEAP_SNAPSHOT_DIR}`] : []),

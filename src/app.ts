@@ -1,21 +1,21 @@
 import Koa from 'koa';
 import { cookieKeys } from './console/sessions.js';
-import { accessLog } from './http/access-log.js';
+import { logRequest } from './http/access-log.js';
 import { canonicalPath } from './http/canonical-path.js';
 import { closeWhenStopping } from './http/close-when-stopping.js';
 import { errorBoundary } from './http/error-boundary.js';
 import { createMetrics } from './http/metrics.js';
-import { requestId } from './http/request-id.js';
 import { routerFor, unmatchedFor } from './http/router.js';
 import { securityHeaders } from './http/security-headers.js';
 import type { AppExtensions, AppState } from './http/state.js';
+import { trackRequest } from './http/track-request.js';
 import { ROUTES } from './routes.js';
 import type { WebServices } from './services.js';
 
 /**
- * The web process's Koa app: request id, metrics, access log, error boundary and, once the process stops,
- * `Connection: close` first; then only canonical paths reach the route table, where each route runs its own
- * guard before its handler.
+ * The web process's Koa app: request id and span (metrics and access log when the response closes), error
+ * boundary and, once the process stops, `Connection: close` first; then only canonical paths reach the route
+ * table, where each route runs its own guard before its handler.
  */
 export function createApp(svc: WebServices): Koa<AppState, AppExtensions> {
   const app = new Koa<AppState, AppExtensions>({ proxy: true });
@@ -25,10 +25,8 @@ export function createApp(svc: WebServices): Koa<AppState, AppExtensions> {
   app.context.services = svc;
   app.context.metrics = metrics.registry;
   const router = routerFor(ROUTES);
-  app.use(requestId());
+  app.use(trackRequest([metrics.record, logRequest]));
   app.use(securityHeaders());
-  app.use(metrics.observe);
-  app.use(accessLog());
   app.use(errorBoundary());
   app.use(closeWhenStopping());
   app.use(canonicalPath());

@@ -11,16 +11,14 @@ export class PeriodicSet<K, V> {
     private readonly visit: (members: ReadonlyMap<K, V>) => void,
   ) {}
 
-  /** Adds a member; returns the function that removes it. */
-  add(key: K, value: V): () => void {
+  add(key: K, value: V): void {
     this.members.set(key, value);
     this.timer ??= setInterval(() => this.visit(this.members), this.everyMs).unref();
-    return () => {
-      this.members.delete(key);
-      if (this.members.size === 0) {
-        clearInterval(this.timer);
-        this.timer = undefined;
-      }
-    };
+  }
+
+  delete(key: K): void {
+    if (!this.members.delete(key) || this.members.size > 0) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
   }
 }

@@ -173,7 +173,7 @@ const concurrencyStep: AppMiddleware = async (ctx, next) => {
     });
   }
   const release = () => slot.release();
-  ctx.res.once('close', release);
+  ctx.res.on('close', release); // a response closes once: `on` spares a held stream the once-wrapper
   try {
     await next();
   } finally {

@@ -42,13 +42,19 @@ export interface StreamStyle {
   errorEvent(error: ApiError, eventsWritten: number): SseEvent;
 }
 
-/** Chat completions (SPEC §1): comments as keep-alives, `data: {"error":{…}}`, `data: [DONE]`. */
-export const chatStreamStyle = (includeUsage: boolean): StreamStyle => ({
+const chatStyle = (includeUsage: boolean): StreamStyle => ({
   includeUsage,
   doneMarker: true,
   keepAlive: (sse) => sse.comment('keep-alive'),
   errorEvent: (error) => ({ data: error.toJSON() }),
 });
+const CHAT_STYLES = { withUsage: chatStyle(true), withoutUsage: chatStyle(false) };
+
+/**
+ * Chat completions (SPEC §1): comments as keep-alives, `data: {"error":{…}}`, `data: [DONE]`. Two shared
+ * styles, so that a held stream keeps no style object and closures of its own.
+ */
+export const chatStreamStyle = (includeUsage: boolean): StreamStyle => (includeUsage ? CHAT_STYLES.withUsage : CHAT_STYLES.withoutUsage);
 
 /**
  * The keep-alives of every started stream of this process, written by one timer: a stream silent for
@@ -56,16 +62,17 @@ export const chatStreamStyle = (includeUsage: boolean): StreamStyle => ({
  * promise of its own per keep-alive (those lived 15 s, long enough to be promoted, and grew the old
  * generation by 1–2 MB/s with 10,000 streams held: BENCHMARKS.md, fourth round).
  */
-const keepAlives = new PeriodicSet<SseWriter, () => void>(KEEPALIVE_CHECK_MS, (streams) => {
+const keepAlives = new PeriodicSet<SseWriter, StreamStyle>(KEEPALIVE_CHECK_MS, (streams) => {
   const silentSince = Date.now() - KEEPALIVE_MS;
-  for (const [sse, keepAlive] of streams) if (sse.lastWriteAt <= silentSince) keepAlive();
+  for (const [sse, style] of streams) if (sse.lastWriteAt <= silentSince && sse.writable) style.keepAlive(sse);
 });
 
 type Wait = SequencedFrame | 'silent' | 'lost' | 'unreachable' | 'interrupted';
 
 /**
  * A client that goes away cancels the job (the worker aborts its upstream call and settles for what was
- * produced) and stops this request's wait at once.
+ * produced) and stops this request's wait at once. Returns the listener, for the caller to remove (a
+ * response closes once: `on` spares a held stream the once-wrapper).
  */
 function cancelOnDisconnect(ctx: AppContext, relay: RelayStream): () => void {
   const onClose = () => {
@@ -73,8 +80,8 @@ function cancelOnDisconnect(ctx: AppContext, relay: RelayStream): () => void {
     relay.end();
     void ctx.services.relay.cancel(ctx.state.requestId).catch(() => undefined);
   };
-  ctx.res.once('close', onClose);
-  return () => ctx.res.off('close', onClose);
+  ctx.res.on('close', onClose);
+  return onClose;
 }
 
 /** Relay frames went missing (Redis trouble): eastx's own failure, not the upstream's. */
@@ -143,7 +150,7 @@ async function awaitAnswer(ctx: AppContext, relay: RelayStream): Promise<DoneFra
 
 /** Non-stream: await the job's single `done` (or `error`) frame and answer it as JSON. */
 export async function respondWithResult(ctx: AppContext, relay: RelayStream, job: JobBase): Promise<void> {
-  const stopWatching = cancelOnDisconnect(ctx, relay);
+  const cancelOnClose = cancelOnDisconnect(ctx, relay);
   const deliver = (done: DoneFrame) => {
     if (done.sentAt) recordStage('relay.back', contextWith(ctx.state.span), done.sentAt);
     ctx.set('x-eastx-cost-usd', formatUsd(BigInt(done.costNano)));
@@ -164,7 +171,7 @@ export async function respondWithResult(ctx: AppContext, relay: RelayStream, job
       return deliver(outcome);
     }
   } finally {
-    stopWatching();
+    ctx.res.off('close', cancelOnClose);
     ctx.services.relay.close(job.requestId);
   }
 }
@@ -211,18 +218,17 @@ type RelayTicket = Pick<JobBase, 'requestId' | 'channelId' | 'deadlineAt'>;
 const ticketOf = ({ requestId, channelId, deadlineAt }: JobBase): RelayTicket => ({ requestId, channelId, deadlineAt });
 
 async function relayStream(ctx: AppContext, relay: RelayStream, job: RelayTicket, style: StreamStyle, sse: SseWriter): Promise<void> {
-  const stopWatching = cancelOnDisconnect(ctx, relay);
+  const cancelOnClose = cancelOnDisconnect(ctx, relay);
   const sequence = new FrameSequence();
   const giveUpAt = job.deadlineAt + ANSWER_GRACE_MS;
   const fail = async (error: ApiError) => {
     if (!sequence.started) await unbillableUnlessAnswered(ctx.services, job.requestId); // no answer to wait for
     sse.fail(error, style.errorEvent(error, sse.events));
   };
-  let stopKeepAlives: (() => void) | undefined;
   try {
     for (;;) {
       // once started, the stream waits up to its deadline: the keep-alive timer speaks while it is silent
-      if (sse.started) stopKeepAlives ??= keepAlives.add(sse, () => ctx.res.writable && style.keepAlive(sse));
+      if (sse.started) keepAlives.add(sse, style);
       const untilDeadline = Math.max(0, giveUpAt - Date.now());
       const wait = sse.started ? untilDeadline : Math.min(FIRST_BYTE_MS, untilDeadline);
       const frame = await nextFrame(ctx, relay, job, wait);
@@ -252,8 +258,8 @@ async function relayStream(ctx: AppContext, relay: RelayStream, job: RelayTicket
       return style.doneMarker ? sse.done() : sse.end();
     }
   } finally {
-    stopKeepAlives?.();
-    stopWatching();
+    keepAlives.delete(sse);
+    ctx.res.off('close', cancelOnClose);
     ctx.services.relay.close(job.requestId);
   }
 }

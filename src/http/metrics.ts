@@ -1,14 +1,15 @@
-import type { Context, Middleware } from 'koa';
+import type { Context } from 'koa';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { WebServices } from '../services.js';
 import { ROUTE_STATES, readChannelHealth } from '../upstream/health.js';
 import { type AppContext, principal } from './state.js';
+import type { ResponseObserver } from './track-request.js';
 
 /**
  * Prometheus metrics of a web process (SPEC §5): HTTP traffic, plus queue depths and upstream token
  * leases/cooldowns read from Redis at scrape time (so any web process reports the whole fleet's state).
  */
-export function createMetrics(svc: WebServices): { observe: Middleware; registry: Registry } {
+export function createMetrics(svc: WebServices): { record: ResponseObserver; registry: Registry } {
   const registry = new Registry();
   const allTokens = async () => [...(await svc.catalog.current()).tokensByChannel.values()].flat();
   collectDefaultMetrics({ register: registry, prefix: 'eastx_' });
@@ -119,18 +120,13 @@ export function createMetrics(svc: WebServices): { observe: Middleware; registry
     },
   });
 
-  const observe: Middleware = async (ctx, next) => {
-    const started = performance.now();
-    // 'close' comes once per response (`on` spares a held stream the once-wrapper)
-    ctx.res.on('close', () => {
-      const route = String((ctx as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched');
-      requests.inc({ route, status: String(ctx.status) });
-      duration.observe({ route }, (performance.now() - started) / 1000);
-    });
-    await next();
+  const record: ResponseObserver = (ctx, elapsedMs) => {
+    const route = String((ctx as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched');
+    requests.inc({ route, status: String(ctx.status) });
+    duration.observe({ route }, elapsedMs / 1000);
   };
 
-  return { observe, registry };
+  return { record, registry };
 }
 
 /** GET /metrics (route guard: `metrics`). */

@@ -26,6 +26,11 @@ export class SseWriter {
 
   constructor(private readonly ctx: AppContext) {}
 
+  /** Whether the response still takes writes (its client is there and it has not ended). */
+  get writable(): boolean {
+    return this.ctx.res.writable;
+  }
+
   private start(): void {
     if (this.started) return;
     this.started = true;

@@ -105,7 +105,8 @@ class Heartbeats {
   constructor(private readonly redis: Redis) {}
 
   add(channel: string, requestId: string, lastSentAt: () => number): () => void {
-    return this.jobs.add(requestId, { channel, lastSentAt });
+    this.jobs.add(requestId, { channel, lastSentAt });
+    return () => this.jobs.delete(requestId);
   }
 
   private beat(jobs: ReadonlyMap<string, SilentJob>): void {
