@@ -1,18 +1,12 @@
 import test from 'ava';
 import OpenAI from 'openai';
 import { countTokens } from '../src/mock/text.js';
-import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
-import { AdminClient } from './helpers/admin.js';
+import { type Bed, startBed } from './helpers/bed.js';
 import { newCustomer } from './helpers/customer.js';
-import { freshEnvironment } from './helpers/env.js';
-import { type Gateway, startGateway } from './helpers/gateway.js';
 import { costOf, nano } from './helpers/money.js';
 
 // An `anthropic` channel on the mock upstream, called with the OpenAI SDK through real web + worker processes.
-let mock: MockUpstream;
-let gateway: Gateway;
-let admin: AdminClient;
-let url: string;
+let bed: Bed;
 let userId: number;
 let client: OpenAI;
 const MODEL = 'claude-sonnet-4-6';
@@ -26,12 +20,12 @@ type AnthropicBody = {
   max_tokens: number;
   [field: string]: unknown;
 };
-const lastUpstreamBody = () => mock.requests.at(-1)!.body as AnthropicBody;
+const lastUpstreamBody = () => bed.mock.requests.at(-1)!.body as AnthropicBody;
 
 async function anthropicModel(id: string, channelName: string, secrets: string[]) {
-  const channel = await admin.channel(channelName, 'anthropic', mock.url);
-  for (const secret of secrets) await admin.token(channel.id, secret, 4);
-  await admin.model(id, {
+  const channel = await bed.admin.channel(channelName, 'anthropic', bed.mock.url);
+  for (const secret of secrets) await bed.admin.token(channel.id, secret, 4);
+  await bed.admin.model(id, {
     channel_id: channel.id,
     upstream_model: 'claude-sonnet-4-6',
     input_price_per_1m: PRICES.input,
@@ -40,21 +34,14 @@ async function anthropicModel(id: string, channelName: string, secrets: string[]
 }
 
 test.before(async () => {
-  mock = await startMockUpstream();
-  const { env } = await freshEnvironment('anthropic');
-  gateway = await startGateway(env, { webs: 1, workers: 1 });
-  url = gateway.urls[0];
-  admin = new AdminClient(url, env.ADMIN_TOKEN);
+  bed = await startBed('anthropic');
   await anthropicModel(MODEL, 'anthropic-main', [SECRET]);
-  ({ userId, client } = await newCustomer(admin, 'anthropic@example.com', '5'));
+  ({ userId, client } = await newCustomer(bed.admin, 'anthropic@example.com', '5'));
 });
 
-test.after.always(async () => {
-  await gateway?.stop();
-  await mock?.close();
-});
+test.after.always(() => bed?.stop());
 
-const balance = async () => nano((await admin.getUser(userId)).balance_usd);
+const balance = async () => nano((await bed.admin.getUser(userId)).balance_usd);
 
 test.serial(
   'non-stream text: OpenAI shape, system prompt sent as `system`, Anthropic headers, exact billing from Anthropic usage',
@@ -77,7 +64,7 @@ test.serial(
     t.is(data.choices[0].message.content, 'Hello! You said: ping');
     t.is(data.choices[0].finish_reason, 'stop');
 
-    const sent = mock.requests.at(-1)!;
+    const sent = bed.mock.requests.at(-1)!;
     t.is(sent.path, '/v1/messages');
     t.is(sent.headers['x-api-key'], SECRET);
     t.is(sent.headers['anthropic-version'], '2023-06-01');
@@ -95,7 +82,7 @@ test.serial(
     const cost = costOf(PRICES, usage.prompt_tokens, usage.completion_tokens);
     t.is(nano(response.headers.get('x-eastx-cost-usd')!), cost);
     t.is(before - (await balance()), cost);
-    const row = (await admin.usage(`user_id=${userId}`)).data.find((r) => r.request_id === response.headers.get('x-request-id'));
+    const row = (await bed.admin.usage(`user_id=${userId}`)).data.find((r) => r.request_id === response.headers.get('x-request-id'));
     t.is(row?.estimated, false);
   },
 );
@@ -265,15 +252,15 @@ test.serial('an upstream 529 on one token fails over to the next token of the ch
     const overloaded = `sk-ant-${model}-1`;
     const healthy = `sk-ant-${model}-2`;
     await anthropicModel(model, model, [overloaded, healthy]);
-    mock.setBehavior(overloaded, { fail: { status: 529 } });
+    bed.mock.setBehavior(overloaded, { fail: { status: 529 } });
     // The pool starts at a random token: ask until the overloaded one has been tried (at most a few times).
     let asked = 0;
-    while (mock.stats(overloaded).calls === 0 && asked < 20) {
+    while (bed.mock.stats(overloaded).calls === 0 && asked < 20) {
       t.is(await ask(model, stream), 'Hello! You said: hi', `stream=${stream}: every request succeeds`);
       asked++;
     }
-    t.true(mock.stats(overloaded).calls >= 1, 'the overloaded token was tried');
-    t.is(mock.stats(healthy).calls, asked, 'and every request was answered by the healthy token');
+    t.true(bed.mock.stats(overloaded).calls >= 1, 'the overloaded token was tried');
+    t.is(bed.mock.stats(healthy).calls, asked, 'and every request was answered by the healthy token');
   }
 });
 
@@ -282,7 +269,7 @@ test.serial('a mid-stream Anthropic error event reaches the client as an SSE err
   const model = 'claude-midstream';
   const secret = 'sk-ant-midstream';
   await anthropicModel(model, model, [secret]);
-  mock.setBehavior(secret, { midStreamError: true });
+  bed.mock.setBehavior(secret, { midStreamError: true });
   try {
     const stream = await client.chat.completions.create({
       model,
@@ -300,21 +287,21 @@ test.serial('a mid-stream Anthropic error event reaches the client as an SSE err
     t.true(received.length > 0, 'content arrived before the error');
     t.is((err!.error as { code: string }).code, 'upstream_error');
     t.regex(err!.message, /Overloaded/);
-    t.is(mock.stats(secret).calls, 1, 'content had reached the client: no second attempt');
+    t.is(bed.mock.stats(secret).calls, 1, 'content had reached the client: no second attempt');
   } finally {
-    mock.setBehavior(secret, {});
+    bed.mock.setBehavior(secret, {});
   }
-  t.is((await admin.getUser(userId)).held_usd, '0');
+  t.is((await bed.admin.getUser(userId)).held_usd, '0');
 });
 
 test.serial("an upstream 400 becomes 502 upstream_error with upstream_status 400 and Anthropic's message, unbilled", async (t) => {
   const before = await balance();
-  mock.setBehavior(SECRET, { fail: { status: 400, message: 'messages.0.content: bad block', times: 1 } });
+  bed.mock.setBehavior(SECRET, { fail: { status: 400, message: 'messages.0.content: bad block', times: 1 } });
   const err = await t.throwsAsync(
     client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 5 }),
     { instanceOf: OpenAI.APIError },
   );
-  mock.setBehavior(SECRET, {});
+  bed.mock.setBehavior(SECRET, {});
   t.is(err!.status, 502);
   const body = err!.error as { code: string; type: string; upstream_status: number; message: string };
   t.is(body.code, 'upstream_error');
@@ -325,7 +312,7 @@ test.serial("an upstream 400 becomes 502 upstream_error with upstream_status 400
 });
 
 test.serial('fields an Anthropic model cannot honour get a 400 naming the field before anything reaches the upstream', async (t) => {
-  const upstreamCalls = mock.requests.length;
+  const upstreamCalls = bed.mock.requests.length;
   const base = { model: MODEL, messages: [{ role: 'user' as const, content: 'x' }], max_tokens: 5 };
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [{ n: 2 }, /^n:/],
@@ -359,6 +346,6 @@ test.serial('fields an Anthropic model cannot honour get a 400 naming the field 
   });
   t.is(fine.choices.length, 1);
   t.deepEqual(lastUpstreamBody().stop_sequences, ['zzz']);
-  t.is(mock.requests.length, upstreamCalls + 1, 'only the acceptable request reached the upstream');
-  t.is((await admin.getUser(userId)).held_usd, '0');
+  t.is(bed.mock.requests.length, upstreamCalls + 1, 'only the acceptable request reached the upstream');
+  t.is((await bed.admin.getUser(userId)).held_usd, '0');
 });

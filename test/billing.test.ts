@@ -8,20 +8,15 @@ import { costNano } from '../src/billing/money.js';
 import { settle } from '../src/billing/settlement.js';
 import { HoldSweeper } from '../src/billing/sweeper.js';
 import { createDb, type Db } from '../src/db/index.js';
-import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { channelQueueName } from '../src/queue/jobs.js';
 import { ChannelQueues } from '../src/queue/queues.js';
 import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
 import { AdminClient } from './helpers/admin.js';
-import { freshEnvironment } from './helpers/env.js';
-import { type Gateway, startGateway } from './helpers/gateway.js';
+import { type Bed, startBed } from './helpers/bed.js';
 import { costOf, nano } from './helpers/money.js';
 
 // SPEC §3 under real concurrency: 2 web and 2 worker processes share one MariaDB and one Redis.
-let mock: MockUpstream;
-let gateway: Gateway;
-let admin: AdminClient;
-let env: Record<string, string>;
+let bed: Bed;
 let db: Db;
 let redis: Redis;
 let channelId: number;
@@ -31,11 +26,9 @@ const MAX_TOKENS = 20;
 const run = promisify(execFile);
 
 test.before(async () => {
-  mock = await startMockUpstream();
+  bed = await startBed('billing', { env: { HOLD_SWEEP_MS: '500', HOLD_MIN_AGE_MS: '5000' }, webs: 2, workers: 2 });
+  const { admin, mock, env } = bed;
   mock.setDefaultBehavior({ latencyMs: 20 });
-  ({ env } = await freshEnvironment('billing'));
-  gateway = await startGateway({ ...env, HOLD_SWEEP_MS: '500', HOLD_MIN_AGE_MS: '5000' }, { webs: 2, workers: 2 });
-  admin = new AdminClient(gateway.urls[0], env.ADMIN_TOKEN);
   const channel = await admin.channel('bill', 'openai', `${mock.url}/v1`);
   channelId = channel.id;
   await admin.token(channel.id, 'bill-token-a', 200);
@@ -52,8 +45,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await gateway?.stop();
-  await mock?.close();
+  await bed?.stop();
   await db?.destroy();
   await redis?.quit();
 });
@@ -70,11 +62,11 @@ function chat(url: string, key: string, payload: unknown = body) {
 
 /** The hold one request places, read while the upstream hangs on it (the request is left hanging). */
 async function measureHold(userId: number, key: string): Promise<bigint> {
-  mock.setDefaultBehavior({ hang: true });
-  void chat(gateway.urls[0], key).catch(() => undefined);
-  await mock.waitForRequests(mock.requests.length + 1);
-  const held = nano((await admin.getUser(userId)).held_usd);
-  mock.setDefaultBehavior({ latencyMs: 20 });
+  bed.mock.setDefaultBehavior({ hang: true });
+  void chat(bed.gateway.urls[0], key).catch(() => undefined);
+  await bed.mock.waitForRequests(bed.mock.requests.length + 1);
+  const held = nano((await bed.admin.getUser(userId)).held_usd);
+  bed.mock.setDefaultBehavior({ latencyMs: 20 });
   return held;
 }
 
@@ -82,20 +74,20 @@ async function measureHold(userId: number, key: string): Promise<bigint> {
 async function waitForHolds(userId: number, withinMs = 10_000): Promise<{ balance: bigint; held: bigint }> {
   const deadline = Date.now() + withinMs;
   for (;;) {
-    const user = await admin.getUser(userId);
+    const user = await bed.admin.getUser(userId);
     if (user.held_usd === '0' || Date.now() > deadline) return { balance: nano(user.balance_usd), held: nano(user.held_usd) };
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
 async function ledgerSum(userId: number): Promise<bigint> {
-  const { data } = await admin.usage(`user_id=${userId}`);
+  const { data } = await bed.admin.usage(`user_id=${userId}`);
   return data.reduce((sum, row) => sum + nano(row.amount_usd as string), 0n);
 }
 
 test.serial('the hold is the SPEC §3 worst case: estimated prompt × input price + max_tokens × output price', async (t) => {
-  const user = await admin.user('worst@example.com', '1');
-  const key = await admin.key(user.id);
+  const user = await bed.admin.user('worst@example.com', '1');
+  const key = await bed.admin.key(user.id);
   const held = await measureHold(user.id, key.key);
   const outputPart = costOf(PRICES, 0, MAX_TOKENS);
   t.true(held > outputPart, 'the prompt is part of the worst case');
@@ -106,20 +98,23 @@ test.serial('the hold is the SPEC §3 worst case: estimated prompt × input pric
 
 test.serial('200 concurrent requests on 2 web processes against a balance that affords 50: never overdrawn, holds back to 0', async (t) => {
   // The hold of one request and the actual cost of one, then an account funded for exactly 50 holds.
-  const probe = await admin.user('probe@example.com', '1');
-  const probeKey = await admin.key(probe.id);
-  const res = await chat(gateway.urls[0], probeKey.key);
+  const probe = await bed.admin.user('probe@example.com', '1');
+  const probeKey = await bed.admin.key(probe.id);
+  const res = await chat(bed.gateway.urls[0], probeKey.key);
   t.is(res.status, 200);
   const usage = ((await res.json()) as { usage: { prompt_tokens: number; completion_tokens: number } }).usage;
   const actual = costOf(PRICES, usage.prompt_tokens, usage.completion_tokens);
   const hold = await measureHold(probe.id, probeKey.key);
-  const user = await admin.user('fifty@example.com');
-  const key = await admin.key(user.id, { rpm_limit: 100000 });
+  const user = await bed.admin.user('fifty@example.com');
+  const key = await bed.admin.key(user.id, { rpm_limit: 100000 });
   const funded = hold * 50n;
-  await admin.call('POST', `/admin/api/users/${user.id}/credit`, { amount_usd: (Number(funded) / 1e9).toFixed(9) });
+  await bed.admin.call('POST', `/admin/api/users/${user.id}/credit`, { amount_usd: (Number(funded) / 1e9).toFixed(9) });
   const results = await Promise.all(
     Array.from({ length: 200 }, (_, i) =>
-      chat(gateway.urls[i % 2], key.key).then(async (r) => ({ status: r.status, json: (await r.json()) as { error?: { code: string } } })),
+      chat(bed.gateway.urls[i % 2], key.key).then(async (r) => ({
+        status: r.status,
+        json: (await r.json()) as { error?: { code: string } },
+      })),
     ),
   );
   const ok = results.filter((r) => r.status === 200).length;
@@ -137,18 +132,21 @@ test.serial('200 concurrent requests on 2 web processes against a balance that a
 });
 
 test.serial("200 concurrent requests against a key's spend cap: spent never exceeds the cap, 402 cap_reached", async (t) => {
-  const user = await admin.user('capped@example.com', '100');
-  const key = await admin.key(user.id, { rpm_limit: 100000, balance_cap_usd: '0.0005' });
+  const user = await bed.admin.user('capped@example.com', '100');
+  const key = await bed.admin.key(user.id, { rpm_limit: 100000, balance_cap_usd: '0.0005' });
   const results = await Promise.all(
     Array.from({ length: 200 }, (_, i) =>
-      chat(gateway.urls[i % 2], key.key).then(async (r) => ({ status: r.status, json: (await r.json()) as { error?: { code: string } } })),
+      chat(bed.gateway.urls[i % 2], key.key).then(async (r) => ({
+        status: r.status,
+        json: (await r.json()) as { error?: { code: string } },
+      })),
     ),
   );
   const ok = results.filter((r) => r.status === 200).length;
   t.true(ok > 0);
   t.true(results.every((r) => r.status === 200 || (r.status === 402 && r.json.error?.code === 'cap_reached')));
   await waitForHolds(user.id);
-  const k = await admin.getKey(key.id);
+  const k = await bed.admin.getKey(key.id);
   t.true(nano(k.spent_usd) <= nano('0.0005'), `spent ${k.spent_usd} ≤ cap 0.0005`);
   t.is(k.held_usd, '0');
   const { balance } = await waitForHolds(user.id);
@@ -158,9 +156,9 @@ test.serial("200 concurrent requests against a key's spend cap: spent never exce
 test.serial(
   'RPM 30 on 2 web processes, 100 requests in a burst: exactly 30 pass, the rest 429 with Retry-After and cost nothing',
   async (t) => {
-    const user = await admin.user('rpm@example.com', '10');
-    const key = await admin.key(user.id, { rpm_limit: 30 });
-    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => chat(gateway.urls[i % 2], key.key)));
+    const user = await bed.admin.user('rpm@example.com', '10');
+    const key = await bed.admin.key(user.id, { rpm_limit: 30 });
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => chat(bed.gateway.urls[i % 2], key.key)));
     const ok = results.filter((r) => r.status === 200);
     const limited = results.filter((r) => r.status === 429);
     t.is(ok.length, 30);
@@ -172,9 +170,9 @@ test.serial(
       t.is(((await r.json()) as { error: { code: string; type: string } }).error.code, 'rate_limit_exceeded');
     }
     await Promise.all(ok.map((r) => r.arrayBuffer()));
-    const { data } = await admin.usage(`user_id=${user.id}`);
+    const { data } = await bed.admin.usage(`user_id=${user.id}`);
     t.is(data.filter((r) => r.kind === 'charge').length, 30, 'a 429 costs nothing');
-    const models = await fetch(`${gateway.urls[1]}/v1/models`, { headers: { authorization: `Bearer ${key.key}` } });
+    const models = await fetch(`${bed.gateway.urls[1]}/v1/models`, { headers: { authorization: `Bearer ${key.key}` } });
     t.is(models.status, 429, 'model listing counts toward the same window');
   },
 );
@@ -182,9 +180,9 @@ test.serial(
 test.serial(
   'RPM: requests refused before the RPM step are not counted, and a limit changed on web 1 governs the very next request to web 2',
   async (t) => {
-    const user = await admin.user('rpm-early@example.com', '10');
-    const key = await admin.key(user.id, { rpm_limit: 3 });
-    const web2 = gateway.urls[1];
+    const user = await bed.admin.user('rpm-early@example.com', '10');
+    const key = await bed.admin.key(user.id, { rpm_limit: 3 });
+    const web2 = bed.gateway.urls[1];
     const remaining = (r: Response) => [r.headers.get('x-ratelimit-limit-requests'), r.headers.get('x-ratelimit-remaining-requests')];
     const ok = async (r: Response) => {
       t.is(r.status, 200);
@@ -204,40 +202,40 @@ test.serial(
     t.deepEqual(await ok(await chat(web2, key.key)), ['3', '1'], 'the eight refused requests left no count behind');
 
     // raised on web 1: web 2's take made with its cached limit (3) is taken back, the new limit counts
-    await admin.call('PATCH', `/admin/api/keys/${key.id}`, { rpm_limit: 10 });
+    await bed.admin.call('PATCH', `/admin/api/keys/${key.id}`, { rpm_limit: 10 });
     t.deepEqual(await ok(await chat(web2, key.key)), ['10', '7']);
     // lowered to the count already in the window: the take made with the cached 10 is taken back, the request is a 429
-    await admin.call('PATCH', `/admin/api/keys/${key.id}`, { rpm_limit: 3 });
+    await bed.admin.call('PATCH', `/admin/api/keys/${key.id}`, { rpm_limit: 3 });
     const limited = await chat(web2, key.key);
     t.is(limited.status, 429);
     t.deepEqual(remaining(limited), ['3', '0']);
-    await admin.call('PATCH', `/admin/api/keys/${key.id}`, { rpm_limit: 10 });
+    await bed.admin.call('PATCH', `/admin/api/keys/${key.id}`, { rpm_limit: 10 });
     t.deepEqual(await ok(await chat(web2, key.key)), ['10', '6'], 'the 429 and the taken-back take were not counted');
 
     // revoked on web 1: web 2's take made with the cached live key is taken back with the 401
-    await admin.call('DELETE', `/admin/api/keys/${key.id}`);
+    await bed.admin.call('DELETE', `/admin/api/keys/${key.id}`);
     t.is((await chat(web2, key.key)).status, 401);
-    t.is(await redis.zcard(new RedisKeys(`{${env.QUEUE_PREFIX}}`).rpm(key.id)), 4, 'four requests counted in all');
+    t.is(await redis.zcard(new RedisKeys(`{${bed.env.QUEUE_PREFIX}}`).rpm(key.id)), 4, 'four requests counted in all');
   },
 );
 
 test.serial('revoking through the admin API (web 1) takes effect on the very next request to web 2', async (t) => {
-  const user = await admin.user('revoke@example.com', '1');
-  const key = await admin.key(user.id);
-  t.is((await chat(gateway.urls[1], key.key)).status, 200);
-  await new AdminClient(gateway.urls[0], env.ADMIN_TOKEN).call('DELETE', `/admin/api/keys/${key.id}`);
-  const res = await chat(gateway.urls[1], key.key);
+  const user = await bed.admin.user('revoke@example.com', '1');
+  const key = await bed.admin.key(user.id);
+  t.is((await chat(bed.gateway.urls[1], key.key)).status, 200);
+  await new AdminClient(bed.gateway.urls[0], bed.env.ADMIN_TOKEN).call('DELETE', `/admin/api/keys/${key.id}`);
+  const res = await chat(bed.gateway.urls[1], key.key);
   t.is(res.status, 401);
   t.is(((await res.json()) as { error: { code: string } }).error.code, 'invalid_key');
-  const other = await admin.key(user.id);
-  t.is((await chat(gateway.urls[1], other.key)).status, 200);
-  await admin.call('PATCH', `/admin/api/keys/${other.id}`, { disabled: true });
-  t.is((await chat(gateway.urls[1], other.key)).status, 403);
+  const other = await bed.admin.key(user.id);
+  t.is((await chat(bed.gateway.urls[1], other.key)).status, 200);
+  await bed.admin.call('PATCH', `/admin/api/keys/${other.id}`, { disabled: true });
+  t.is((await chat(bed.gateway.urls[1], other.key)).status, 403);
 });
 
 test.serial('a settlement applied twice (a re-delivered job) changes the balance once', async (t) => {
-  const user = await admin.user('twice@example.com', '1');
-  const key = await admin.key(user.id);
+  const user = await bed.admin.user('twice@example.com', '1');
+  const key = await bed.admin.key(user.id);
   const prices = { inputMicro: 2_000_000n, outputMicro: 8_000_000n, imageNano: 0n };
   const usage = { promptTokens: 100, completionTokens: 50, images: 0 };
   const holdNano = 1_000_000n;
@@ -248,17 +246,17 @@ test.serial('a settlement applied twice (a re-delivered job) changes the balance
   const third = await settle(db, s);
   t.false(third.applied);
   const expected = costNano(prices, usage);
-  const after = await admin.getUser(user.id);
+  const after = await bed.admin.getUser(user.id);
   t.is(nano('1') - nano(after.balance_usd), expected);
   t.is(after.held_usd, '0');
-  const rows = (await admin.usage(`user_id=${user.id}`)).data.filter((r) => r.request_id === 'req_twice');
+  const rows = (await bed.admin.usage(`user_id=${user.id}`)).data.filter((r) => r.request_id === 'req_twice');
   t.is(rows.length, 1);
 });
 
 test.serial('the sweeper releases holds whose job is gone or finished, and keeps those of live jobs', async (t) => {
-  const user = await admin.user('sweep@example.com', '1');
-  const key = await admin.key(user.id);
-  const queue = new Queue(channelQueueName(9999), { connection: redis, prefix: `{${env.QUEUE_PREFIX}}` });
+  const user = await bed.admin.user('sweep@example.com', '1');
+  const key = await bed.admin.key(user.id);
+  const queue = new Queue(channelQueueName(9999), { connection: redis, prefix: `{${bed.env.QUEUE_PREFIX}}` });
   const hold = (requestId: string) => placeHold(db, { requestId, userId: user.id, keyId: key.id, channelId: 9999, amountNano: 1000n });
   await hold('req_no_job');
   await hold('req_waiting');
@@ -268,46 +266,46 @@ test.serial('the sweeper releases holds whose job is gone or finished, and keeps
   await queue.getJob('req_failed').then((job) => job!.remove());
   await sql`UPDATE holds SET created_at = NOW(3) - INTERVAL 5 SECOND`.execute(db);
   await hold('req_young');
-  const queues = new ChannelQueues(redis, `{${env.QUEUE_PREFIX}}`);
-  const keys = new RedisKeys(`{${env.QUEUE_PREFIX}}`);
+  const queues = new ChannelQueues(redis, `{${bed.env.QUEUE_PREFIX}}`);
+  const keys = new RedisKeys(`{${bed.env.QUEUE_PREFIX}}`);
   const jobAlive = (channelId: number, requestId: string) => queues.isLive(channelId, requestId);
   const sweeper = new HoldSweeper(db, redis, keys, jobAlive, { intervalMs: 60_000, minAgeMs: 2_000, maxAgeMs: 60_000 });
   // (the gateway's own workers sweep too, every 500 ms: assert the outcome, not who got there first)
   await sweeper.sweep();
   const left = (await db.selectFrom('holds').select('request_id').where('user_id', '=', user.id).execute()).map((r) => r.request_id).sort();
   t.deepEqual(left, ['req_waiting', 'req_young']);
-  t.is(nano((await admin.getUser(user.id)).held_usd), 2000n);
+  t.is(nano((await bed.admin.getUser(user.id)).held_usd), 2000n);
   const old = new HoldSweeper(db, redis, keys, jobAlive, { intervalMs: 60_000, minAgeMs: 0, maxAgeMs: 1 });
   await old.sweep();
-  t.is((await admin.getUser(user.id)).held_usd, '0', 'past the maximum age every hold goes, live job or not');
+  t.is((await bed.admin.getUser(user.id)).held_usd, '0', 'past the maximum age every hold goes, live job or not');
   await queues.close();
   await queue.close();
 });
 
 test.serial('a running worker process sweeps a hold whose request died before its job was enqueued', async (t) => {
-  const user = await admin.user('orphan@example.com', '1');
-  const key = await admin.key(user.id);
+  const user = await bed.admin.user('orphan@example.com', '1');
+  const key = await bed.admin.key(user.id);
   // what a web process leaves behind when it is killed between placing the hold and enqueueing the job
   t.true(await placeHold(db, { requestId: 'req_orphaned_by_a_dead_web', userId: user.id, keyId: key.id, channelId, amountNano: 5_000n }));
-  t.is((await admin.getUser(user.id)).held_usd, '0.000005');
+  t.is((await bed.admin.getUser(user.id)).held_usd, '0.000005');
   const released = await waitForHolds(user.id, 20_000);
   t.is(released.held, 0n, 'released by the sweeper (HOLD_MIN_AGE_MS 5 s + HOLD_SWEEP_MS 0.5 s)');
   t.is(released.balance, nano('1'), 'and nothing charged');
 });
 
 test.serial('the workers keep the hold of a request a worker that is there still runs, though BullMQ no longer has its job', async (t) => {
-  const user = await admin.user('removed-job@example.com', '1');
-  const key = await admin.key(user.id);
-  const keys = new RedisKeys(`{${env.QUEUE_PREFIX}}`);
+  const user = await bed.admin.user('removed-job@example.com', '1');
+  const key = await bed.admin.key(user.id);
+  const keys = new RedisKeys(`{${bed.env.QUEUE_PREFIX}}`);
   const requestId = 'req_job_removed_while_running';
   // what an operator leaves behind who removes a running job in Bull Board: the run goes on, its claim with it
-  const runner = createRedis(env.REDIS_URL);
+  const runner = createRedis(bed.env.REDIS_URL);
   t.teardown(() => runner.disconnect());
   await runner.subscribe(keys.workerPresence('stand-in'));
   await redis.set(keys.runClaim(requestId), 'stand-in', 'PX', 60_000);
   t.true(await placeHold(db, { requestId, userId: user.id, keyId: key.id, channelId, amountNano: 5_000n }));
   await new Promise((r) => setTimeout(r, 8_000));
-  t.is((await admin.getUser(user.id)).held_usd, '0.000005', 'kept past HOLD_MIN_AGE_MS (5 s) while its runner is there');
+  t.is((await bed.admin.getUser(user.id)).held_usd, '0.000005', 'kept past HOLD_MIN_AGE_MS (5 s) while its runner is there');
   runner.disconnect();
   const released = await waitForHolds(user.id);
   t.is(released.held, 0n, 'released once its runner is gone');
@@ -315,8 +313,8 @@ test.serial('the workers keep the hold of a request a worker that is there still
 });
 
 test.serial('npm run admin -- audit: passes on a consistent ledger and reports a tampered balance', async (t) => {
-  const cli = (args: string[]) => run(process.execPath, ['dist/src/cli.js', ...args], { env: { ...process.env, ...env } });
-  await waitForHolds((await admin.user('audit@example.com', '1')).id);
+  const cli = (args: string[]) => run(process.execPath, ['dist/src/cli.js', ...args], { env: { ...process.env, ...bed.env } });
+  await waitForHolds((await bed.admin.user('audit@example.com', '1')).id);
   const clean = JSON.parse((await cli(['audit'])).stdout) as { findings: unknown[]; accounts: number };
   t.deepEqual(clean.findings, []);
   t.true(clean.accounts > 5);

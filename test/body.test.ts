@@ -3,11 +3,8 @@ import test from 'ava';
 import type { Context } from 'koa';
 import { MAX_JSON_DEPTH, pathDeeperThan, readJson } from '../src/http/body.js';
 import { ApiError } from '../src/http/errors.js';
-import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
-import { AdminClient } from './helpers/admin.js';
+import { type Bed, startBed } from './helpers/bed.js';
 import { newCustomer } from './helpers/customer.js';
-import { freshEnvironment } from './helpers/env.js';
-import { type Gateway, startGateway } from './helpers/gateway.js';
 
 const nestedObjects = (levels: number, key = 'a') => `${`{"${key}":`.repeat(levels)}1${'}'.repeat(levels)}`;
 const nestedArrays = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`;
@@ -63,25 +60,19 @@ test('readJson refuses a deep body with 400 bad_request naming the field, before
   t.deepEqual(await readJson(contextWith(`{"x":${nestedObjects(63)}}`), 1 << 24), { x: JSON.parse(nestedObjects(63)) });
 });
 
-let mock: MockUpstream;
-let gateway: Gateway;
+let bed: Bed;
 
-test.after.always(async () => {
-  await gateway?.stop();
-  await mock?.close();
-});
+test.after.always(() => bed?.stop());
 
 test.serial('through the gateway: a deep unknown field gets its 400 and costs nothing; 64 levels pass', async (t) => {
-  mock = await startMockUpstream();
-  const { env } = await freshEnvironment('body');
-  gateway = await startGateway(env, { webs: 1, workers: 1 });
-  const admin = new AdminClient(gateway.urls[0], env.ADMIN_TOKEN);
+  bed = await startBed('body');
+  const { admin, mock, url } = bed;
   const channel = await admin.channel('mock-openai', 'openai', `${mock.url}/v1`);
   await admin.token(channel.id, 'tok-body', 4);
   await admin.model('test/chat', { channel_id: channel.id, upstream_model: 'mock-gpt', input_price_per_1m: 1, output_price_per_1m: 1 });
   const { userId, apiKey } = await newCustomer(admin, 'body@example.com', '5');
   const post = (body: string) =>
-    fetch(`${gateway.urls[0]}/v1/chat/completions`, {
+    fetch(`${url}/v1/chat/completions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
       body,

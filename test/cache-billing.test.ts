@@ -1,22 +1,15 @@
 import test from 'ava';
 import type OpenAI from 'openai';
 import { countTokens } from '../src/mock/text.js';
-import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
-import { AdminClient } from './helpers/admin.js';
+import { type Bed, startBed } from './helpers/bed.js';
 import { newCustomer } from './helpers/customer.js';
-import { freshEnvironment } from './helpers/env.js';
-import { type Gateway, startGateway } from './helpers/gateway.js';
 import { costWithCache, nano, readSse } from './helpers/money.js';
 
 // Prompt caching billed by SPEC §3 (cache reads and writes at their own prices, one rounding), through real
 // web + worker processes, against the mock's Anthropic and OpenAI prompt caches.
-let mock: MockUpstream;
-let gateway: Gateway;
-let admin: AdminClient;
-let url: string;
+let bed: Bed;
 let userId: number;
 let apiKey: string;
-let adminToken: string;
 let client: OpenAI;
 
 const CLAUDE = 'cache/claude';
@@ -32,12 +25,8 @@ const EPHEMERAL = { type: 'ephemeral' };
 type Json = Record<string, any>;
 
 test.before(async () => {
-  mock = await startMockUpstream();
-  const { env } = await freshEnvironment('cache_billing');
-  gateway = await startGateway(env);
-  url = gateway.urls[0];
-  adminToken = env.ADMIN_TOKEN;
-  admin = new AdminClient(url, adminToken);
+  bed = await startBed('cache_billing');
+  const { admin, mock } = bed;
   const anthropic = await admin.channel('cache-anthropic', 'anthropic', mock.url);
   await admin.token(anthropic.id, 'sk-ant-cache', 4);
   await admin.model(CLAUDE, {
@@ -66,14 +55,11 @@ test.before(async () => {
   ({ userId, apiKey, client } = await newCustomer(admin, 'cache@example.com', '10'));
 });
 
-test.after.always(async () => {
-  await gateway?.stop();
-  await mock?.close();
-});
+test.after.always(() => bed?.stop());
 
-const balance = async () => nano((await admin.getUser(userId)).balance_usd);
+const balance = async () => nano((await bed.admin.getUser(userId)).balance_usd);
 const ledgerRow = async (requestId: string | null) =>
-  (await admin.usage(`user_id=${userId}`)).data.find((r) => r.request_id === requestId) as Json | undefined;
+  (await bed.admin.usage(`user_id=${userId}`)).data.find((r) => r.request_id === requestId) as Json | undefined;
 
 /** An Anthropic-style cached system prompt, as OpenAI clients send it (cache_control on the content part). */
 const cachedSystem = (question: string) =>
@@ -97,7 +83,7 @@ test.serial('Anthropic: a cold cache writes, a warm cache reads, each charged ex
       spent: before - (await balance()),
     });
   }
-  const sent = mock.requests.filter((r) => r.path === '/v1/messages').at(-1)!.body as Json;
+  const sent = bed.mock.requests.filter((r) => r.path === '/v1/messages').at(-1)!.body as Json;
   t.deepEqual(sent.system, [{ type: 'text', text: LONG, cache_control: EPHEMERAL }], 'cache_control reached Anthropic');
 
   const [cold, warm] = answers;
@@ -134,7 +120,7 @@ test.serial('Anthropic: a cold cache writes, a warm cache reads, each charged ex
 
 test.serial('Anthropic stream with include_usage: the usage chunk shows the cache read and its exact cost', async (t) => {
   const before = await balance();
-  const res = await fetch(`${url}/v1/chat/completions`, {
+  const res = await fetch(`${bed.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
     body: JSON.stringify({
@@ -186,7 +172,7 @@ test.serial('a model without cache prices bills cached tokens at its input price
   const plain = costWithCache(PLAIN_PRICES, { prompt: usage.prompt_tokens, completion: usage.completion_tokens });
   t.is(nano(response.headers.get('x-eastx-cost-usd')!), plain);
 
-  const models = (await admin.call<{ data: Json[] }>('GET', '/admin/api/models')).data;
+  const models = (await bed.admin.call<{ data: Json[] }>('GET', '/admin/api/models')).data;
   t.like(
     models.find((m) => m.id === PLAIN),
     { input_price_per_1m: '2', cache_read_price_per_1m: '2', cache_write_price_per_1m: '2' },
@@ -213,9 +199,9 @@ test.serial('cache prices are validated like every price: 400 naming the field',
     ['cache_write_price_per_1m', '0.1234567'],
     ['cache_read_price_per_1m', 'cheap'],
   ] as const) {
-    const res = await fetch(`${url}/admin/api/models/${encodeURIComponent('cache/bad')}`, {
+    const res = await fetch(`${bed.url}/admin/api/models/${encodeURIComponent('cache/bad')}`, {
       method: 'PUT',
-      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${bed.env.ADMIN_TOKEN}`, 'content-type': 'application/json' },
       body: JSON.stringify({
         display_name: 'bad',
         owned_by: 'test',

@@ -1,17 +1,11 @@
 import test from 'ava';
 import type OpenAI from 'openai';
-import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
-import { AdminClient } from './helpers/admin.js';
-import { newCustomer } from './helpers/customer.js';
-import { freshEnvironment } from './helpers/env.js';
-import { type Gateway, startGateway } from './helpers/gateway.js';
+import { type Bed, startBed } from './helpers/bed.js';
+import { newCustomer, postJson } from './helpers/customer.js';
 import { costOf, nano, readSse } from './helpers/money.js';
 
 // Web and worker run as separate OS processes: every chat call really crosses the BullMQ queue.
-let mock: MockUpstream;
-let gateway: Gateway;
-let admin: AdminClient;
-let url: string;
+let bed: Bed;
 let userId: number;
 let apiKey: string;
 let client: OpenAI;
@@ -20,11 +14,8 @@ const PRICES = { input: 1.5, output: 6 };
 const UPSTREAM_SECRET = 'tok-chat-secret-1';
 
 test.before(async () => {
-  mock = await startMockUpstream();
-  const { env } = await freshEnvironment('chat');
-  gateway = await startGateway({ ...env, BODY_LIMIT_BYTES: String(256 * 1024) }, { webs: 1, workers: 1 });
-  url = gateway.urls[0];
-  admin = new AdminClient(url, env.ADMIN_TOKEN);
+  bed = await startBed('chat', { env: { BODY_LIMIT_BYTES: String(256 * 1024) } });
+  const { admin, mock } = bed;
   const channel = await admin.channel('mock-openai', 'openai', `${mock.url}/v1`);
   await admin.token(channel.id, UPSTREAM_SECRET, 8);
   await admin.model(MODEL, {
@@ -52,26 +43,17 @@ test.before(async () => {
   ({ userId, apiKey, client } = await newCustomer(admin, 'chat@example.com', '5'));
 });
 
-test.after.always(async () => {
-  await gateway?.stop();
-  await mock?.close();
-});
+test.after.always(() => bed?.stop());
 
 const ask = (content: string) => [{ role: 'user' as const, content }];
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const lastSent = () => mock.requests.at(-1)!.body as Record<string, any>;
+const lastSent = () => bed.mock.requests.at(-1)!.body as Record<string, any>;
 
-async function post(path: string, body: unknown, key = apiKey, headers: Record<string, string> = {}) {
-  const res = await fetch(`${url}${path}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  return { res, json: (await res.json().catch(() => undefined)) as { error?: { code: string; message: string; type: string } } };
-}
+const post = (path: string, body: unknown, key = apiKey, headers: Record<string, string> = {}) =>
+  postJson<{ error?: { code: string; message: string; type: string } }>(`${bed.url}${path}`, key, body, headers);
 
 test.serial('non-stream chat: OpenAI shape, upstream usage, exact cost in header, usage.cost and the ledger', async (t) => {
-  const before = nano((await admin.getUser(userId)).balance_usd);
+  const before = nano((await bed.admin.getUser(userId)).balance_usd);
   const { data, response } = await client.chat.completions.create({ model: MODEL, messages: ask('ping') }).withResponse();
   t.is(data.object, 'chat.completion');
   t.is(data.model, MODEL);
@@ -82,24 +64,24 @@ test.serial('non-stream chat: OpenAI shape, upstream usage, exact cost in header
   t.is(nano(response.headers.get('x-eastx-cost-usd')!), cost);
   t.is(nano((usage as unknown as { cost: number }).cost), cost);
 
-  const after = nano((await admin.getUser(userId)).balance_usd);
+  const after = nano((await bed.admin.getUser(userId)).balance_usd);
   t.is(before - after, cost);
   const requestId = response.headers.get('x-request-id');
-  const rows = (await admin.usage(`user_id=${userId}`)).data.filter((r) => r.request_id === requestId);
+  const rows = (await bed.admin.usage(`user_id=${userId}`)).data.filter((r) => r.request_id === requestId);
   t.is(rows.length, 1);
   t.is(rows[0].kind, 'charge');
   t.is(rows[0].model, MODEL);
   t.is(nano(rows[0].amount_usd as string), -cost);
-  t.is((await admin.getUser(userId)).held_usd, '0');
+  t.is((await bed.admin.getUser(userId)).held_usd, '0');
 
-  const sent = { ...mock.requests.at(-1)!, body: lastSent() };
+  const sent = { ...bed.mock.requests.at(-1)!, body: lastSent() };
   t.is(sent.body.model, 'mock-gpt', 'the upstream gets its own model name');
   t.is(sent.headers.authorization, `Bearer ${UPSTREAM_SECRET}`);
   t.is(sent.body.max_tokens, 256, "without max_tokens the model's cap (affordable) is sent upstream");
 });
 
 test.serial('stream without include_usage: chunks reassemble, one finish_reason, no usage chunk, [DONE]', async (t) => {
-  const res = await fetch(`${url}/v1/chat/completions`, {
+  const res = await fetch(`${bed.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
     body: JSON.stringify({ model: MODEL, messages: ask('stream me'), stream: true, max_tokens: 50 }),
@@ -119,7 +101,7 @@ test.serial('stream without include_usage: chunks reassemble, one finish_reason,
 });
 
 test.serial('stream with include_usage through the SDK: final usage chunk with exact cost, debited once', async (t) => {
-  const before = nano((await admin.getUser(userId)).balance_usd);
+  const before = nano((await bed.admin.getUser(userId)).balance_usd);
   const stream = await client.chat.completions.create({
     model: MODEL,
     messages: ask('count me'),
@@ -140,7 +122,7 @@ test.serial('stream with include_usage through the SDK: final usage chunk with e
   t.truthy(usage);
   const cost = costOf(PRICES, usage!.prompt_tokens, usage!.completion_tokens);
   t.is(nano(usage!.cost!), cost);
-  t.is(before - nano((await admin.getUser(userId)).balance_usd), cost);
+  t.is(before - nano((await bed.admin.getUser(userId)).balance_usd), cost);
 });
 
 test.serial('a streamed tool call reassembles to valid JSON and the tool turn round-trips', async (t) => {
@@ -220,20 +202,20 @@ test.serial('GET /v1/models lists active models only; ids with / and . resolve r
   t.is(typeof entry.created, 'number');
   const one = await client.models.retrieve(MODEL);
   t.is(one.id, MODEL);
-  const raw = await fetch(`${url}/v1/models/${MODEL}`, { headers: { authorization: `Bearer ${apiKey}` } });
+  const raw = await fetch(`${bed.url}/v1/models/${MODEL}`, { headers: { authorization: `Bearer ${apiKey}` } });
   t.is(raw.status, 200);
   t.is(((await raw.json()) as { id: string }).id, MODEL);
   t.truthy(raw.headers.get('x-ratelimit-limit-requests'));
   for (const id of ['test/soon', 'test/off', 'nope']) {
-    const res = await fetch(`${url}/v1/models/${encodeURIComponent(id)}`, { headers: { authorization: `Bearer ${apiKey}` } });
+    const res = await fetch(`${bed.url}/v1/models/${encodeURIComponent(id)}`, { headers: { authorization: `Bearer ${apiKey}` } });
     t.is(res.status, 404);
     t.is(((await res.json()) as { error: { code: string } }).error.code, 'model_not_found');
   }
 });
 
 test.serial('every error this path can produce has the SPEC §2 shape, and none of them is billed', async (t) => {
-  const before = await admin.getUser(userId);
-  const ledgerBefore = (await admin.usage(`user_id=${userId}`)).data.length;
+  const before = await bed.admin.getUser(userId);
+  const ledgerBefore = (await bed.admin.usage(`user_id=${userId}`)).data.length;
   const body = { model: MODEL, messages: ask('hi') };
   const expectError = async (
     p: Promise<{ res: Response; json: { error?: { code: string; message: string; type: string } } }>,
@@ -250,13 +232,13 @@ test.serial('every error this path can produce has the SPEC §2 shape, and none 
     t.regex(res.headers.get('content-type') ?? '', /application\/json/);
     if (message) t.regex(json.error!.message, message);
   };
-  const noAuth = fetch(`${url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(body) }).then(async (res) => ({
+  const noAuth = fetch(`${bed.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(body) }).then(async (res) => ({
     res,
     json: (await res.json()) as never,
   }));
   await expectError(noAuth, 401, 'missing_key', 'authentication_error');
   await expectError(post('/v1/chat/completions', body, ''), 401, 'missing_key', 'authentication_error');
-  const basic = fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { authorization: 'Basic abc' }, body: '{}' }).then(
+  const basic = fetch(`${bed.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: 'Basic abc' }, body: '{}' }).then(
     async (res) => ({ res, json: (await res.json()) as never }),
   );
   await expectError(basic, 401, 'missing_key', 'authentication_error');
@@ -294,18 +276,18 @@ test.serial('every error this path can produce has the SPEC §2 shape, and none 
     'invalid_request_error',
   );
   await expectError(post('/v1/no/such/route', body), 404, 'not_found', 'invalid_request_error');
-  const wrongMethod = fetch(`${url}/v1/chat/completions`, { headers: { authorization: `Bearer ${apiKey}` } }).then(async (res) => ({
+  const wrongMethod = fetch(`${bed.url}/v1/chat/completions`, { headers: { authorization: `Bearer ${apiKey}` } }).then(async (res) => ({
     res,
     json: (await res.json()) as never,
   }));
   await expectError(wrongMethod, 405, 'method_not_allowed', 'invalid_request_error');
 
-  const after = await admin.getUser(userId);
+  const after = await bed.admin.getUser(userId);
   t.is(after.balance_usd, before.balance_usd);
   t.is(after.held_usd, '0');
-  t.is((await admin.usage(`user_id=${userId}`)).data.length, ledgerBefore);
+  t.is((await bed.admin.usage(`user_id=${userId}`)).data.length, ledgerBefore);
   t.is(
-    mock.requests.filter((r) => (r.body as { messages?: Array<{ content?: unknown }> } | undefined)?.messages?.[0]?.content === 'hi')
+    bed.mock.requests.filter((r) => (r.body as { messages?: Array<{ content?: unknown }> } | undefined)?.messages?.[0]?.content === 'hi')
       .length,
     0,
     'no failed request reached the upstream',
@@ -315,20 +297,20 @@ test.serial('every error this path can produce has the SPEC §2 shape, and none 
 test.serial(
   'key states: disabled → 403 disabled, expired → 403 expired, revoked → 401 invalid_key, each on the very next request',
   async (t) => {
-    const key = await admin.key(userId, { name: 'states' });
+    const key = await bed.admin.key(userId, { name: 'states' });
     const body = { model: MODEL, messages: ask('hi'), max_tokens: 5 };
     t.is((await post('/v1/chat/completions', body, key.key)).res.status, 200);
-    await admin.call('PATCH', `/admin/api/keys/${key.id}`, { disabled: true });
+    await bed.admin.call('PATCH', `/admin/api/keys/${key.id}`, { disabled: true });
     const disabled = await post('/v1/chat/completions', body, key.key);
     t.is(disabled.res.status, 403);
     t.is(disabled.json.error?.code, 'disabled');
-    await admin.call('PATCH', `/admin/api/keys/${key.id}`, { disabled: false, expires_at: new Date(Date.now() - 1000).toISOString() });
+    await bed.admin.call('PATCH', `/admin/api/keys/${key.id}`, { disabled: false, expires_at: new Date(Date.now() - 1000).toISOString() });
     const expired = await post('/v1/chat/completions', body, key.key);
     t.is(expired.res.status, 403);
     t.is(expired.json.error?.code, 'expired');
-    await admin.call('PATCH', `/admin/api/keys/${key.id}`, { expires_at: null });
+    await bed.admin.call('PATCH', `/admin/api/keys/${key.id}`, { expires_at: null });
     t.is((await post('/v1/chat/completions', body, key.key)).res.status, 200);
-    await admin.call('DELETE', `/admin/api/keys/${key.id}`);
+    await bed.admin.call('DELETE', `/admin/api/keys/${key.id}`);
     const revoked = await post('/v1/chat/completions', body, key.key);
     t.is(revoked.res.status, 401);
     t.is(revoked.json.error?.code, 'invalid_key');
@@ -336,21 +318,21 @@ test.serial(
 );
 
 test.serial('402 insufficient_balance for an account that cannot afford a minimal answer; nothing held or billed', async (t) => {
-  const poor = await admin.user('poor@example.com');
-  const key = await admin.key(poor.id);
+  const poor = await bed.admin.user('poor@example.com');
+  const key = await bed.admin.key(poor.id);
   const { res, json } = await post('/v1/chat/completions', { model: MODEL, messages: ask('hi') }, key.key);
   t.is(res.status, 402);
   t.is(json.error?.code, 'insufficient_balance');
   t.is(json.error?.type, 'billing_error');
   t.truthy(res.headers.get('x-ratelimit-limit-requests'), '402 passed the RPM step');
-  const user = await admin.getUser(poor.id);
+  const user = await bed.admin.getUser(poor.id);
   t.is(user.balance_usd, '0');
   t.is(user.held_usd, '0');
 });
 
 test.serial('without max_tokens, a small balance caps the output sent upstream at what it can afford', async (t) => {
-  const modest = await admin.user('modest@example.com', '0.0005');
-  const key = await admin.key(modest.id);
+  const modest = await bed.admin.user('modest@example.com', '0.0005');
+  const key = await bed.admin.key(modest.id);
   const { res } = await post('/v1/chat/completions', { model: MODEL, messages: ask('hi') }, key.key);
   t.is(res.status, 200);
   const sent = lastSent();
@@ -360,30 +342,30 @@ test.serial('without max_tokens, a small balance caps the output sent upstream a
 });
 
 test.serial('upstream failures become the SPEC §2 upstream errors and cost nothing', async (t) => {
-  const before = await admin.getUser(userId);
-  mock.setBehavior(UPSTREAM_SECRET, { fail: { status: 400, message: 'bad thing', times: 1 } });
+  const before = await bed.admin.getUser(userId);
+  bed.mock.setBehavior(UPSTREAM_SECRET, { fail: { status: 400, message: 'bad thing', times: 1 } });
   const bad = await post('/v1/chat/completions', { model: MODEL, messages: ask('x'), max_tokens: 5 });
   t.is(bad.res.status, 502);
   t.is(bad.json.error?.code, 'upstream_error');
   t.is((bad.json.error as unknown as { upstream_status: number }).upstream_status, 400);
   t.regex(bad.json.error!.message, /bad thing/);
   t.truthy(bad.res.headers.get('x-ratelimit-limit-requests'));
-  mock.setBehavior(UPSTREAM_SECRET, {});
-  const after = await admin.getUser(userId);
+  bed.mock.setBehavior(UPSTREAM_SECRET, {});
+  const after = await bed.admin.getUser(userId);
   t.is(after.balance_usd, before.balance_usd);
   t.is(after.held_usd, '0');
 });
 
 test.serial('a started stream silent for over 15 s gets a keep-alive comment between its chunks', async (t) => {
-  mock.setBehavior(UPSTREAM_SECRET, { chunkDelayMs: 20_000 });
+  bed.mock.setBehavior(UPSTREAM_SECRET, { chunkDelayMs: 20_000 });
   const abort = new AbortController();
-  const res = await fetch(`${url}/v1/chat/completions`, {
+  const res = await fetch(`${bed.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
     body: JSON.stringify({ model: MODEL, messages: ask('slow chunks'), stream: true, max_tokens: 20 }),
     signal: abort.signal,
   });
-  mock.setBehavior(UPSTREAM_SECRET, {});
+  bed.mock.setBehavior(UPSTREAM_SECRET, {});
   t.is(res.status, 200);
   const reader = res.body!.getReader();
   const decoder = new TextDecoder();
@@ -403,15 +385,15 @@ test.serial('a started stream silent for over 15 s gets a keep-alive comment bet
 });
 
 test.serial('a stream whose first chunk takes over 10 s starts with 200 and a keep-alive comment, then the chunks', async (t) => {
-  mock.setBehavior(UPSTREAM_SECRET, { latencyMs: 11_000 });
+  bed.mock.setBehavior(UPSTREAM_SECRET, { latencyMs: 11_000 });
   const started = Date.now();
-  const res = await fetch(`${url}/v1/chat/completions`, {
+  const res = await fetch(`${bed.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
     body: JSON.stringify({ model: MODEL, messages: ask('slow start'), stream: true, max_tokens: 20 }),
   });
   const headersAfter = Date.now() - started;
-  mock.setBehavior(UPSTREAM_SECRET, {});
+  bed.mock.setBehavior(UPSTREAM_SECRET, {});
   t.is(res.status, 200);
   t.true(headersAfter >= 9_500, `the response waited for the first chunk up to 10 s (started after ${headersAfter} ms)`);
   const text = await res.text();
@@ -428,16 +410,16 @@ test.serial('a stream whose first chunk takes over 10 s starts with 200 and a ke
 test.serial(
   'an upstream that drops mid-stream: the client gets what was produced, then the SSE error; billed for it, marked estimated',
   async (t) => {
-    mock.setBehavior(UPSTREAM_SECRET, { midStreamResetAfter: 2, chunkDelayMs: 20 });
-    const before = nano((await admin.getUser(userId)).balance_usd);
-    const res = await fetch(`${url}/v1/chat/completions`, {
+    bed.mock.setBehavior(UPSTREAM_SECRET, { midStreamResetAfter: 2, chunkDelayMs: 20 });
+    const before = nano((await bed.admin.getUser(userId)).balance_usd);
+    const res = await fetch(`${bed.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
       body: JSON.stringify({ model: MODEL, messages: ask('this answer will be cut short'), stream: true, max_tokens: 50 }),
     });
     const requestId = res.headers.get('x-request-id');
     const text = await res.text();
-    mock.setBehavior(UPSTREAM_SECRET, {});
+    bed.mock.setBehavior(UPSTREAM_SECRET, {});
     t.is(res.status, 200);
     const events = text
       .split('\n\n')
@@ -452,13 +434,13 @@ test.serial(
 
     let row: Record<string, unknown> | undefined;
     for (let i = 0; i < 50 && !row; i++) {
-      row = (await admin.usage(`user_id=${userId}`)).data.find((r) => r.request_id === requestId);
+      row = (await bed.admin.usage(`user_id=${userId}`)).data.find((r) => r.request_id === requestId);
       if (!row) await new Promise((r) => setTimeout(r, 100));
     }
     t.truthy(row, 'one charge row for what was produced');
     t.is(row!.estimated, true);
     t.true((row!.completion_tokens as number) > 0);
-    t.is(before - nano((await admin.getUser(userId)).balance_usd), -nano(row!.amount_usd as string));
-    t.is((await admin.getUser(userId)).held_usd, '0');
+    t.is(before - nano((await bed.admin.getUser(userId)).balance_usd), -nano(row!.amount_usd as string));
+    t.is((await bed.admin.getUser(userId)).held_usd, '0');
   },
 );

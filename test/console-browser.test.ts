@@ -1,28 +1,19 @@
 import test from 'ava';
 import OpenAI from 'openai';
 import type { Browser, BrowserContext } from 'playwright-core';
-import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
-import { AdminClient } from './helpers/admin.js';
+import { type Bed, startBed } from './helpers/bed.js';
 import { launchChromium } from './helpers/browser.js';
 import { createKey, logIn, signUp } from './helpers/console.js';
-import { freshEnvironment } from './helpers/env.js';
-import { type Gateway, startGateway } from './helpers/gateway.js';
 
 // The console in a real browser (Debian's chromium, headless), as a customer and an operator would use it.
-let mock: MockUpstream;
-let gateway: Gateway;
-let admin: AdminClient;
+let bed: Bed;
 let browser: Browser;
-let base: string;
 const MODEL = 'console/chat-1';
 const PASSWORD = 'correct horse battery staple';
 
 test.before(async () => {
-  mock = await startMockUpstream();
-  const { env } = await freshEnvironment('console_browser');
-  gateway = await startGateway(env);
-  base = gateway.urls[0];
-  admin = new AdminClient(base, env.ADMIN_TOKEN);
+  bed = await startBed('console_browser');
+  const { admin, mock } = bed;
   const channel = await admin.channel('console-openai', 'openai', `${mock.url}/v1`);
   await admin.token(channel.id, 'tok-console-browser', 8);
   await admin.model(MODEL, { channel_id: channel.id, upstream_model: 'mock-gpt', input_price_per_1m: 2, output_price_per_1m: 8 });
@@ -32,25 +23,24 @@ test.before(async () => {
 
 test.after.always(async () => {
   await browser?.close();
-  await gateway?.stop();
-  await mock?.close();
+  await bed?.stop();
 });
 
 /** A fresh browser profile's worth of state: its own cookies. */
 const person = (): Promise<BrowserContext> => browser.newContext();
 
 async function fund(email: string, usd: string): Promise<void> {
-  const { data } = await admin.call<{ data: Array<{ id: number }> }>('GET', `/admin/api/users?email=${encodeURIComponent(email)}`);
-  await admin.call('POST', `/admin/api/users/${data[0].id}/credit`, { amount_usd: usd });
+  const { data } = await bed.admin.call<{ data: Array<{ id: number }> }>('GET', `/admin/api/users?email=${encodeURIComponent(email)}`);
+  await bed.admin.call('POST', `/admin/api/users/${data[0].id}/credit`, { amount_usd: usd });
 }
 
 test.serial('sign up, create a key shown once, call the API with it, see the usage, revoke it and see the next call refused', async (t) => {
   const context = await person();
   const page = await context.newPage();
-  await signUp(page, base, 'ada@example.com', PASSWORD);
+  await signUp(page, bed.url, 'ada@example.com', PASSWORD);
   await fund('ada@example.com', '5');
 
-  const key = await createKey(page, base, 'laptop');
+  const key = await createKey(page, bed.url, 'laptop');
   t.regex(key, /^sk-eastx-[A-Za-z0-9_-]{43}$/);
   t.is((await page.getByRole('button', { name: 'Copy' }).count()) > 0, true, 'a copy button next to the key');
   await page.reload();
@@ -58,7 +48,7 @@ test.serial('sign up, create a key shown once, call the API with it, see the usa
   t.false((await page.content()).includes(key), 'nowhere on the page');
   t.true((await page.locator('table.keys').textContent())!.includes(key.slice(0, 'sk-eastx-'.length + 4)), 'only its prefix is listed');
 
-  const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: key, maxRetries: 0 });
+  const client = new OpenAI({ baseURL: `${bed.url}/v1`, apiKey: key, maxRetries: 0 });
   const reply = await client.chat.completions.create({
     model: MODEL,
     messages: [{ role: 'user', content: 'Hello from the browser test' }],
@@ -67,17 +57,17 @@ test.serial('sign up, create a key shown once, call the API with it, see the usa
   const cost = (reply.usage as unknown as { cost: number }).cost;
   t.true(cost > 0);
 
-  await page.goto(`${base}/usage`);
+  await page.goto(`${bed.url}/usage`);
   const table = page.getByTestId('usage-table');
   await t.notThrowsAsync(table.getByText(MODEL).waitFor());
   t.is(await page.getByTestId('usage-requests').textContent(), '1');
   t.is(Number((await page.getByTestId('usage-total').textContent())!.replace('$', '')), cost, 'the page shows what the API billed');
   t.is(await page.locator('figure.chart svg rect').count(), 1, 'one bar segment: today, one model');
 
-  await page.goto(`${base}/keys`);
+  await page.goto(`${bed.url}/keys`);
   await page.getByRole('link', { name: 'Revoke' }).click();
   await page.getByRole('button', { name: 'Revoke this key' }).click();
-  await page.waitForURL(`${base}/keys`);
+  await page.waitForURL(`${bed.url}/keys`);
   t.regex((await page.getByRole('status').textContent()) ?? '', /revoked/);
   const refused = await client.models.list().then(
     () => undefined,
@@ -91,14 +81,14 @@ test.serial('sign up, create a key shown once, call the API with it, see the usa
 test.serial('redeem a code: the balance changes once; a second redemption of the same code is refused', async (t) => {
   const context = await person();
   const page = await context.newPage();
-  await signUp(page, base, 'grace@example.com', PASSWORD);
-  const { codes } = await admin.call<{ codes: string[] }>('POST', '/admin/api/redemption-codes', { amount_usd: '7.5', count: 1 });
+  await signUp(page, bed.url, 'grace@example.com', PASSWORD);
+  const { codes } = await bed.admin.call<{ codes: string[] }>('POST', '/admin/api/redemption-codes', { amount_usd: '7.5', count: 1 });
 
-  await page.goto(`${base}/recharge`);
+  await page.goto(`${bed.url}/recharge`);
   t.is(await page.getByTestId('balance').textContent(), '$0');
   await page.getByLabel('Redemption code').fill(codes[0]);
   await page.getByRole('button', { name: 'Redeem' }).click();
-  await page.waitForURL(`${base}/recharge`);
+  await page.waitForURL(`${bed.url}/recharge`);
   t.is(await page.getByTestId('balance').textContent(), '$7.5');
   t.regex((await page.getByRole('status').textContent()) ?? '', /\+\$7\.5/);
   t.true((await page.locator('table.ledger').textContent())!.includes('redemption'));
@@ -106,7 +96,7 @@ test.serial('redeem a code: the balance changes once; a second redemption of the
   await page.getByLabel('Redemption code').fill(codes[0]);
   await page.getByRole('button', { name: 'Redeem' }).click();
   t.regex((await page.getByRole('alert').textContent()) ?? '', /unknown or already redeemed/);
-  await page.goto(`${base}/recharge`);
+  await page.goto(`${bed.url}/recharge`);
   t.is(await page.getByTestId('balance').textContent(), '$7.5', 'credited once');
   await context.close();
 });
@@ -114,18 +104,18 @@ test.serial('redeem a code: the balance changes once; a second redemption of the
 test.serial('CSRF: a form post without the token is refused (403) and changes nothing', async (t) => {
   const context = await person();
   const page = await context.newPage();
-  await signUp(page, base, 'mallory-victim@example.com', PASSWORD);
-  await page.goto(`${base}/keys`);
+  await signUp(page, bed.url, 'mallory-victim@example.com', PASSWORD);
+  await page.goto(`${bed.url}/keys`);
   // the browser really submits the form, minus its token, with the victim's session cookie
   await page.locator('form[action="/keys"] input[name="_csrf"]').evaluate((input) => input.remove());
   await page.getByLabel('Name (optional)').fill('forged');
   const [response] = await Promise.all([
-    page.waitForResponse((r) => r.url() === `${base}/keys` && r.request().method() === 'POST'),
+    page.waitForResponse((r) => r.url() === `${bed.url}/keys` && r.request().method() === 'POST'),
     page.getByRole('button', { name: 'Create key' }).click(),
   ]);
   t.is(response.status(), 403);
   t.regex((await page.getByRole('alert').textContent()) ?? '', /CSRF/);
-  await page.goto(`${base}/keys`);
+  await page.goto(`${bed.url}/keys`);
   t.is(await page.getByText('forged').count(), 0, 'no key was created');
   await context.close();
 });
@@ -138,9 +128,9 @@ test.serial('XSS probe: a key named <script>… is shown as text and never runs'
     alerts.push(dialog.message());
     void dialog.dismiss();
   });
-  await signUp(page, base, 'xss@example.com', PASSWORD);
+  await signUp(page, bed.url, 'xss@example.com', PASSWORD);
   const probe = '<script>alert("xss")</script><img src=x onerror=alert(1)>';
-  await createKey(page, base, probe);
+  await createKey(page, bed.url, probe);
   await page.reload();
   t.is(await page.locator('td.key-name').first().textContent(), probe, 'the name is text on the page');
   t.is(await page.locator('table.keys script, table.keys img').count(), 0, 'no element was injected');
@@ -151,16 +141,16 @@ test.serial('XSS probe: a key named <script>… is shown as text and never runs'
 test.serial('Bull Board loads for an operator, and a customer session gets 403', async (t) => {
   const customer = await person();
   const customerPage = await customer.newPage();
-  await signUp(customerPage, base, 'not-an-operator@example.com', PASSWORD);
-  const refused = await customerPage.goto(`${base}/admin/queues`);
+  await signUp(customerPage, bed.url, 'not-an-operator@example.com', PASSWORD);
+  const refused = await customerPage.goto(`${bed.url}/admin/queues`);
   t.is(refused?.status(), 403);
-  t.is((await customerPage.goto(`${base}/admin`))?.status(), 403, 'the operator area too');
+  t.is((await customerPage.goto(`${bed.url}/admin`))?.status(), 403, 'the operator area too');
   await customer.close();
 
   const operator = await person();
   const page = await operator.newPage();
-  await logIn(page, base, 'operator@example.com', PASSWORD);
-  const board = await page.goto(`${base}/admin/queues`);
+  await logIn(page, bed.url, 'operator@example.com', PASSWORD);
+  const board = await page.goto(`${bed.url}/admin/queues`);
   t.is(board?.status(), 200);
   await t.notThrowsAsync(page.getByText('channel-1').first().waitFor({ timeout: 15_000 }), 'the board lists the channel queue');
   await operator.close();
@@ -182,14 +172,15 @@ test.serial('every page: each input has a visible label, and nothing breaks the 
         .map((f) => f.outerHTML),
     );
   const visit = async (path: string) => {
-    const res = await page.goto(`${base}${path}`);
+    const res = await page.goto(`${bed.url}${path}`);
     t.is(res?.status(), 200, path);
     t.deepEqual(await unlabelled(), [], `${path}: every input has a visible label`);
   };
   for (const path of ['/', '/pricing', '/docs', '/signup', '/login', '/admin/login']) await visit(path);
-  await logIn(page, base, 'operator@example.com', PASSWORD);
-  await createKey(page, base, 'labels');
-  const operatorId = (await admin.call<{ data: Array<{ id: number }> }>('GET', '/admin/api/users?email=operator%40example.com')).data[0].id;
+  await logIn(page, bed.url, 'operator@example.com', PASSWORD);
+  await createKey(page, bed.url, 'labels');
+  const operators = await bed.admin.call<{ data: Array<{ id: number }> }>('GET', '/admin/api/users?email=operator%40example.com');
+  const operatorId = operators.data[0].id;
   for (const path of [
     '/keys',
     '/recharge',
@@ -204,7 +195,7 @@ test.serial('every page: each input has a visible label, and nothing breaks the 
     '/admin/codes',
   ])
     await visit(path);
-  const keyId = await page.goto(`${base}/keys`).then(() => page.locator('tr[data-key-id]').first().getAttribute('data-key-id'));
+  const keyId = await page.goto(`${bed.url}/keys`).then(() => page.locator('tr[data-key-id]').first().getAttribute('data-key-id'));
   await visit(`/keys/${keyId}/revoke`);
   t.deepEqual(problems, [], 'no console errors: no CSP violation, no script error');
   await context.close();

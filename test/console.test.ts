@@ -4,30 +4,20 @@ import { sql } from 'kysely';
 import OpenAI from 'openai';
 import { formatUsd } from '../src/billing/money.js';
 import { createDb, type Db } from '../src/db/index.js';
-import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { createRedis, type Redis } from '../src/redis/index.js';
-import { AdminClient } from './helpers/admin.js';
+import { type Bed, startBed } from './helpers/bed.js';
 import { ConsoleClient } from './helpers/console-client.js';
-import { freshEnvironment } from './helpers/env.js';
-import { type Gateway, startGateway } from './helpers/gateway.js';
 
 // The console over plain HTTP, as an attacker would try it: sessions, CSRF, throttles, ownership, hostile forms.
-let mock: MockUpstream;
-let gateway: Gateway;
-let admin: AdminClient;
-let base: string;
-let env: Record<string, string>;
+let bed: Bed;
 let db: Db;
 let redis: Redis;
 let channelId: number;
 const PASSWORD = 'a perfectly fine password';
 
 test.before(async () => {
-  mock = await startMockUpstream();
-  ({ env } = await freshEnvironment('console'));
-  gateway = await startGateway(env);
-  base = gateway.urls[0];
-  admin = new AdminClient(base, env.ADMIN_TOKEN);
+  bed = await startBed('console');
+  const { admin, mock, env } = bed;
   db = createDb(env.DATABASE_URL, 2);
   redis = createRedis(env.REDIS_URL);
   channelId = (await admin.channel('console-openai', 'openai', `${mock.url}/v1`)).id;
@@ -39,18 +29,17 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await gateway?.stop();
-  await mock?.close();
+  await bed?.stop();
   await db?.destroy();
   await redis?.quit();
 });
 
 const userIdOf = async (email: string) =>
-  (await admin.call<{ data: Array<{ id: number }> }>('GET', `/admin/api/users?email=${encodeURIComponent(email)}`)).data[0].id;
+  (await bed.admin.call<{ data: Array<{ id: number }> }>('GET', `/admin/api/users?email=${encodeURIComponent(email)}`)).data[0].id;
 const cookieLine = (res: Response, name: string) => res.headers.getSetCookie().find((c) => c.startsWith(`${name}=`)) ?? '';
 
 test("public pages: the live catalog, the deployment's own base URL, and security headers on every answer", async (t) => {
-  const visitor = new ConsoleClient(base);
+  const visitor = new ConsoleClient(bed.url);
   const pricing = await visitor.get('/pricing');
   t.is(pricing.res.status, 200);
   t.true(pricing.text.includes('console/alpha') && pricing.text.includes('coming soon'));
@@ -64,14 +53,14 @@ test("public pages: the live catalog, the deployment's own base URL, and securit
     docs.text.includes('ANTHROPIC_BASE_URL=https://api.eastx.example\n'),
     'Claude Code gets the bare origin (it appends /v1/messages)',
   );
-  t.true((await visitor.get('/')).text.includes(`${base}/v1`));
+  t.true((await visitor.get('/')).text.includes(`${bed.url}/v1`));
 
   for (const [path, accept] of [
     ['/', 'text/html'],
     ['/no-such-page', 'application/json'],
     ['/static/eastx.css', 'text/css'],
   ]) {
-    const res = await fetch(`${base}${path}`, { headers: { accept } });
+    const res = await fetch(`${bed.url}${path}`, { headers: { accept } });
     const csp = res.headers.get('content-security-policy') ?? '';
     t.regex(csp, /script-src 'self'(;|$)/, `${path}: CSP without inline script`);
     t.regex(csp, /frame-ancestors 'none'/);
@@ -81,7 +70,7 @@ test("public pages: the live catalog, the deployment's own base URL, and securit
   }
   // the API answers clients, not browsers: OWASP's short REST set, answered or refused alike
   for (const path of ['/v1/models', '/v1/no-such-route']) {
-    const res = await fetch(`${base}${path}`, { headers: { authorization: 'Bearer sk-eastx-wrong' } });
+    const res = await fetch(`${bed.url}${path}`, { headers: { authorization: 'Bearer sk-eastx-wrong' } });
     t.is(res.headers.get('content-security-policy'), "default-src 'none'; frame-ancestors 'none'", path);
     t.is(res.headers.get('x-content-type-options'), 'nosniff', path);
     t.is(res.headers.get('x-frame-options'), 'DENY', path);
@@ -90,7 +79,7 @@ test("public pages: the live catalog, the deployment's own base URL, and securit
 });
 
 test('sign-up opens a session: HttpOnly SameSite=Lax cookie, Secure behind HTTPS, stored in Redis only as a hash', async (t) => {
-  const plain = new ConsoleClient(base);
+  const plain = new ConsoleClient(bed.url);
   await plain.get('/signup');
   const { res } = await plain.post('/signup', { email: 'cookie@example.com', password: PASSWORD });
   t.is(res.status, 303);
@@ -102,7 +91,7 @@ test('sign-up opens a session: HttpOnly SameSite=Lax cookie, Secure behind HTTPS
   t.truthy(cookieLine(res, 'eastx_session.sig'), 'the cookie is signed');
 
   const id = plain.cookies.get('eastx_session')!;
-  const keys = await redis.keys(`{${env.QUEUE_PREFIX}}:session:*`);
+  const keys = await redis.keys(`{${bed.env.QUEUE_PREFIX}}:session:*`);
   t.true(
     keys.some((k) => k.endsWith(createHash('sha256').update(id).digest('hex'))),
     'Redis holds the hash of the id',
@@ -113,19 +102,19 @@ test('sign-up opens a session: HttpOnly SameSite=Lax cookie, Secure behind HTTPS
   );
   for (const key of keys) t.false((await redis.get(key))!.includes(id));
 
-  const behindProxy = new ConsoleClient(base, { 'x-forwarded-proto': 'https' });
+  const behindProxy = new ConsoleClient(bed.url, { 'x-forwarded-proto': 'https' });
   await behindProxy.get('/signup');
   const secure = await behindProxy.post('/signup', { email: 'secure@example.com', password: PASSWORD });
   t.regex(cookieLine(secure.res, 'eastx_session'), /;\s*secure/i, 'Secure when the request came over HTTPS (X-Forwarded-Proto)');
 });
 
 test('a forged or unsigned session cookie is no session; log-out ends the session on the server', async (t) => {
-  const user = new ConsoleClient(base);
+  const user = new ConsoleClient(bed.url);
   await user.signUp('logout@example.com', PASSWORD);
   t.is((await user.get('/keys')).res.status, 200);
   const stolen = new Map(user.cookies);
 
-  const forged = new ConsoleClient(base);
+  const forged = new ConsoleClient(bed.url);
   forged.cookies.set('eastx_session', stolen.get('eastx_session')!); // no signature
   t.is((await forged.get('/keys')).res.status, 303);
   forged.cookies.set('eastx_session.sig', 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
@@ -134,7 +123,7 @@ test('a forged or unsigned session cookie is no session; log-out ends the sessio
   await user.get('/keys');
   const out = await user.post('/logout', {});
   t.is(out.res.status, 303);
-  const replay = new ConsoleClient(base);
+  const replay = new ConsoleClient(bed.url);
   for (const [k, v] of stolen) replay.cookies.set(k, v);
   const after = await replay.get('/keys');
   t.is(after.res.status, 303, 'the old cookie opens nothing after log-out');
@@ -143,28 +132,28 @@ test('a forged or unsigned session cookie is no session; log-out ends the sessio
 
 test('pages that need a session: a browser is redirected to /login, a script gets 401 JSON', async (t) => {
   for (const path of ['/keys', '/recharge', '/usage', '/usage.csv', '/admin', '/admin/users', '/admin/codes']) {
-    const browserish = await fetch(`${base}${path}`, { redirect: 'manual', headers: { accept: 'text/html' } });
+    const browserish = await fetch(`${bed.url}${path}`, { redirect: 'manual', headers: { accept: 'text/html' } });
     t.is(browserish.status, 303, path);
     t.regex(browserish.headers.get('location') ?? '', /^\/login(\?next=|$)/, path);
-    const script = await fetch(`${base}${path}`, { redirect: 'manual', headers: { accept: 'application/json' } });
+    const script = await fetch(`${bed.url}${path}`, { redirect: 'manual', headers: { accept: 'application/json' } });
     t.is(script.status, 401, path);
     t.is(((await script.json()) as { error: { code: string } }).error.code, 'missing_key');
   }
-  const post = await fetch(`${base}/keys`, {
+  const post = await fetch(`${bed.url}/keys`, {
     method: 'POST',
     redirect: 'manual',
     headers: { accept: 'text/html', 'content-type': 'application/x-www-form-urlencoded' },
     body: 'name=x',
   });
   t.is(post.status, 303, 'a form post without a session goes to /login too');
-  const next = new ConsoleClient(base);
+  const next = new ConsoleClient(bed.url);
   t.is((await next.get('/login?next=//evil.example')).text.includes('evil.example'), false, 'next= only takes same-site paths');
 });
 
 test('log-in: one message for a wrong password and an unknown email; throttled per email, even for the right password', async (t) => {
-  const owner = new ConsoleClient(base);
+  const owner = new ConsoleClient(bed.url);
   await owner.signUp('throttle@example.com', PASSWORD);
-  const attacker = new ConsoleClient(base, { 'x-forwarded-for': '198.51.100.20' });
+  const attacker = new ConsoleClient(bed.url, { 'x-forwarded-for': '198.51.100.20' });
   await attacker.get('/login');
   const wrong = await attacker.post('/login', { email: 'throttle@example.com', password: 'not it at all' });
   const unknown = await attacker.post('/login', { email: 'nobody-here@example.com', password: 'not it at all' });
@@ -179,14 +168,14 @@ test('log-in: one message for a wrong password and an unknown email; throttled p
   const blocked = await attacker.post('/login', { email: 'throttle@example.com', password: PASSWORD });
   t.is(blocked.res.status, 429, 'the sixth attempt waits, whatever the password');
   t.truthy(blocked.res.headers.get('retry-after'));
-  const elsewhere = new ConsoleClient(base, { 'x-forwarded-for': '203.0.113.99' });
+  const elsewhere = new ConsoleClient(bed.url, { 'x-forwarded-for': '203.0.113.99' });
   t.is((await elsewhere.logIn('throttle@example.com', PASSWORD)).status, 429, 'per email: another address does not help');
-  t.is((await new ConsoleClient(base).logIn('cookie@example.com', PASSWORD)).status, 303, 'other accounts are not affected');
+  t.is((await new ConsoleClient(bed.url).logIn('cookie@example.com', PASSWORD)).status, 303, 'other accounts are not affected');
 });
 
 test("log-in throttle per IP: the address Heroku's router appends counts, a forged leftmost one does not help", async (t) => {
   const ip = '192.0.2.77';
-  const client = new ConsoleClient(base);
+  const client = new ConsoleClient(bed.url);
   await client.get('/login');
   for (let i = 0; i < 50; i++) {
     const res = await client.post(
@@ -211,7 +200,7 @@ test("log-in throttle per IP: the address Heroku's router appends counts, a forg
 });
 
 test('sign-ups are throttled per client address: the eleventh within an hour waits', async (t) => {
-  const from = new ConsoleClient(base, { 'x-forwarded-for': '192.0.2.201' });
+  const from = new ConsoleClient(bed.url, { 'x-forwarded-for': '192.0.2.201' });
   for (let i = 0; i < 10; i++) {
     await from.get('/signup'); // each sign-up opens a new session, with a new CSRF token
     t.is((await from.post('/signup', { email: `many-${i}@example.com`, password: PASSWORD })).res.status, 303);
@@ -221,19 +210,19 @@ test('sign-ups are throttled per client address: the eleventh within an hour wai
   t.is(blocked.res.status, 429);
   t.truthy(blocked.res.headers.get('retry-after'));
   t.deepEqual(
-    (await admin.call<{ data: unknown[] }>('GET', '/admin/api/users?email=many-10%40example.com')).data,
+    (await bed.admin.call<{ data: unknown[] }>('GET', '/admin/api/users?email=many-10%40example.com')).data,
     [],
     'no account was made',
   );
 });
 
 test('keys: created, shown once (sealed in Redis meanwhile), edited and revoked only by their owner', async (t) => {
-  const ada = new ConsoleClient(base);
+  const ada = new ConsoleClient(bed.url);
   await ada.signUp('keys-ada@example.com', PASSWORD);
   const created = await ada.post('/keys', { name: 'ci', rpm_limit: '90', balance_cap_usd: '2.5', expires_at: '2099-12-31' });
   t.is(created.res.status, 303);
   // other tests of this file run meanwhile: a flash of theirs may be read (and deleted) between KEYS and GET
-  const flashes = await Promise.all((await redis.keys(`{${env.QUEUE_PREFIX}}:flash:*`)).map((key) => redis.get(key)));
+  const flashes = await Promise.all((await redis.keys(`{${bed.env.QUEUE_PREFIX}}:flash:*`)).map((key) => redis.get(key)));
   const present = flashes.filter((flash): flash is string => flash !== null);
   t.true(present.length > 0, "the new key's flash is in Redis until its page is shown");
   for (const flash of present) t.false(flash.includes('sk-eastx-'), 'the flash is sealed');
@@ -244,7 +233,7 @@ test('keys: created, shown once (sealed in Redis meanwhile), edited and revoked 
 
   const adaId = await userIdOf('keys-ada@example.com');
   const [row] = (
-    await admin.call<{ data: Array<{ id: number; rpm_limit: number; balance_cap_usd: string | null; expires_at: string }> }>(
+    await bed.admin.call<{ data: Array<{ id: number; rpm_limit: number; balance_cap_usd: string | null; expires_at: string }> }>(
       'GET',
       `/admin/api/users/${adaId}/keys`,
     )
@@ -255,32 +244,32 @@ test('keys: created, shown once (sealed in Redis meanwhile), edited and revoked 
 
   await ada.get('/keys');
   t.is((await ada.post(`/keys/${row.id}`, { rpm_limit: '120', balance_cap_usd: '' })).res.status, 303);
-  const edited = await admin.call<{ rpm_limit: number; balance_cap_usd: string | null }>('GET', `/admin/api/keys/${row.id}`);
+  const edited = await bed.admin.call<{ rpm_limit: number; balance_cap_usd: string | null }>('GET', `/admin/api/keys/${row.id}`);
   t.is(edited.rpm_limit, 120);
   t.is(edited.balance_cap_usd, null, 'an empty cap removes it');
   const bad = await ada.post(`/keys/${row.id}`, { rpm_limit: 'lots', balance_cap_usd: '' });
   t.is(bad.res.status, 400);
   t.regex(bad.text, /rpm_limit: must be an integer/);
 
-  const eve = new ConsoleClient(base);
+  const eve = new ConsoleClient(bed.url);
   await eve.signUp('keys-eve@example.com', PASSWORD);
   t.is((await eve.get(`/keys/${row.id}/revoke`)).res.status, 404, "another account's key does not exist for her");
   t.is((await eve.post(`/keys/${row.id}/revoke`, {})).res.status, 404);
   t.is((await eve.post(`/keys/${row.id}`, { rpm_limit: '1', balance_cap_usd: '0' })).res.status, 404);
-  t.is((await admin.call<{ status: string; rpm_limit: number }>('GET', `/admin/api/keys/${row.id}`)).status, 'active');
+  t.is((await bed.admin.call<{ status: string; rpm_limit: number }>('GET', `/admin/api/keys/${row.id}`)).status, 'active');
 
   await ada.get(`/keys/${row.id}/revoke`);
   t.is((await ada.post(`/keys/${row.id}/revoke`, {})).res.status, 303);
-  t.is((await admin.call<{ status: string }>('GET', `/admin/api/keys/${row.id}`)).status, 'revoked');
+  t.is((await bed.admin.call<{ status: string }>('GET', `/admin/api/keys/${row.id}`)).status, 'revoked');
 });
 
 test('hostile form bodies get contract answers (400/403/413), never a 500, and change nothing', async (t) => {
-  const user = new ConsoleClient(base);
+  const user = new ConsoleClient(bed.url);
   await user.signUp('hostile@example.com', PASSWORD);
   const userId = await userIdOf('hostile@example.com');
   const token = user.csrf!;
   const send = (body: string | Buffer, type = 'application/x-www-form-urlencoded') =>
-    fetch(`${base}/keys`, {
+    fetch(`${bed.url}/keys`, {
       method: 'POST',
       redirect: 'manual',
       headers: { accept: 'text/html', cookie: [...user.cookies].map(([k, v]) => `${k}=${v}`).join('; '), 'content-type': type },
@@ -312,15 +301,15 @@ test('hostile form bodies get contract answers (400/403/413), never a 500, and c
     t.true(allowed.includes(res.status), `${label}: ${res.status}`);
     t.regex(res.headers.get('content-type') ?? '', /text\/html/, `${label}: a page for the browser`);
   }
-  const { data } = await admin.call<{ data: unknown[] }>('GET', `/admin/api/users/${userId}/keys`);
+  const { data } = await bed.admin.call<{ data: unknown[] }>('GET', `/admin/api/users/${userId}/keys`);
   t.deepEqual(data, [], 'no key was created');
-  t.is((await fetch(`${base}/healthz`)).status, 200);
+  t.is((await fetch(`${bed.url}/healthz`)).status, 200);
 });
 
 test('two sessions redeeming one code at the same moment: credited once, the other is told', async (t) => {
-  const { codes } = await admin.call<{ codes: string[] }>('POST', '/admin/api/redemption-codes', { amount_usd: '4', count: 1 });
-  const one = new ConsoleClient(base);
-  const two = new ConsoleClient(base);
+  const { codes } = await bed.admin.call<{ codes: string[] }>('POST', '/admin/api/redemption-codes', { amount_usd: '4', count: 1 });
+  const one = new ConsoleClient(bed.url);
+  const two = new ConsoleClient(bed.url);
   await Promise.all([one.signUp('race-one@example.com', PASSWORD), two.signUp('race-two@example.com', PASSWORD)]);
   await Promise.all([one.get('/recharge'), two.get('/recharge')]);
   const answers = await Promise.all([
@@ -330,13 +319,13 @@ test('two sessions redeeming one code at the same moment: credited once, the oth
   ]);
   t.deepEqual(answers.map((a) => a.res.status).sort(), [303, 400, 400]);
   const balances = await Promise.all(
-    ['race-one@example.com', 'race-two@example.com'].map(async (email) => (await admin.getUser(await userIdOf(email))).balance_usd),
+    ['race-one@example.com', 'race-two@example.com'].map(async (email) => (await bed.admin.getUser(await userIdOf(email))).balance_usd),
   );
   t.deepEqual(balances.sort(), ['0', '4']);
 });
 
 test('a customer session opens no operator page, no admin API and no Bull Board', async (t) => {
-  const user = new ConsoleClient(base);
+  const user = new ConsoleClient(bed.url);
   await user.signUp('customer-only@example.com', PASSWORD);
   for (const path of ['/admin', '/admin/users', '/admin/channels', '/admin/queues', '/admin/queues/api/queues']) {
     t.is((await user.get(path)).res.status, 403, path);
@@ -347,41 +336,43 @@ test('a customer session opens no operator page, no admin API and no Bull Board'
 });
 
 test('operators: admin API users (search, password, is_admin), the ADMIN_TOKEN log-in, credit and adjust forms, Bull Board writes same-origin only', async (t) => {
-  const created = await admin.call<{ id: number; is_admin: boolean }>('POST', '/admin/api/users', {
+  const created = await bed.admin.call<{ id: number; is_admin: boolean }>('POST', '/admin/api/users', {
     email: 'Ops@Example.com',
     password: PASSWORD,
     is_admin: true,
   });
   t.true(created.is_admin);
-  const found = await admin.call<{ data: Array<{ id: number; email: string; balance_usd: string; held_usd: string; is_admin: boolean }> }>(
-    'GET',
-    '/admin/api/users?email=ops@example.com',
-  );
+  const found = await bed.admin.call<{
+    data: Array<{ id: number; email: string; balance_usd: string; held_usd: string; is_admin: boolean }>;
+  }>('GET', '/admin/api/users?email=ops@example.com');
   t.deepEqual(
     found.data.map((u) => [u.id, u.email, u.is_admin, u.balance_usd, u.held_usd]),
     [[created.id, 'ops@example.com', true, '0', '0']],
   );
   // the file's tests run concurrently: make sure a second user exists whichever ran first
-  await admin.call('POST', '/admin/api/users', { email: 'ops-second@example.com' });
-  const newest = await admin.call<{ data: Array<{ id: number }> }>('GET', '/admin/api/users?limit=2');
+  await bed.admin.call('POST', '/admin/api/users', { email: 'ops-second@example.com' });
+  const newest = await bed.admin.call<{ data: Array<{ id: number }> }>('GET', '/admin/api/users?limit=2');
   t.is(newest.data.length, 2);
   t.true(newest.data[0].id > newest.data[1].id, 'newest first');
-  const older = await admin.call<{ data: Array<{ id: number }> }>('GET', `/admin/api/users?limit=1&before_id=${newest.data[1].id}`);
+  const older = await bed.admin.call<{ data: Array<{ id: number }> }>('GET', `/admin/api/users?limit=1&before_id=${newest.data[1].id}`);
   t.true(older.data[0].id < newest.data[1].id, 'before_id pages further back');
-  t.is((await fetch(`${base}/admin/api/users?email=a&email=b`, { headers: { authorization: `Bearer ${env.ADMIN_TOKEN}` } })).status, 400);
+  t.is(
+    (await fetch(`${bed.url}/admin/api/users?email=a&email=b`, { headers: { authorization: `Bearer ${bed.env.ADMIN_TOKEN}` } })).status,
+    400,
+  );
 
-  const ops = new ConsoleClient(base);
+  const ops = new ConsoleClient(bed.url);
   t.is((await ops.logIn('ops@example.com', PASSWORD)).status, 303);
   t.is((await ops.get('/admin')).res.status, 200, 'an is_admin user reaches the operator area');
 
-  const target = await admin.user('credit-me@example.com');
+  const target = await bed.admin.user('credit-me@example.com');
   await ops.get(`/admin/users/${target.id}`);
   t.is((await ops.post(`/admin/users/${target.id}/credit`, { amount_usd: '12.5', note: 'welcome' })).res.status, 303);
   await ops.get(`/admin/users/${target.id}`);
   const noNote = await ops.post(`/admin/users/${target.id}/adjust`, { amount_usd: '-2', note: '' });
   t.is(noNote.res.status, 400, 'an adjustment needs a note');
   t.is((await ops.post(`/admin/users/${target.id}/adjust`, { amount_usd: '-2', note: 'refund taken back' })).res.status, 303);
-  t.is((await admin.getUser(target.id)).balance_usd, '10.5');
+  t.is((await bed.admin.getUser(target.id)).balance_usd, '10.5');
 
   const form = {
     id: 'console/cached',
@@ -400,7 +391,7 @@ test('operators: admin API users (search, password, is_admin), the ADMIN_TOKEN l
   await ops.get('/admin/models/edit');
   const saved = await ops.post('/admin/models', { ...form, cache_read_price_per_1m: '0.3', cache_write_price_per_1m: '' });
   t.is(saved.res.status, 303);
-  const cachedModel = (await admin.call<{ data: Array<Record<string, string>> }>('GET', '/admin/api/models')).data.find(
+  const cachedModel = (await bed.admin.call<{ data: Array<Record<string, string>> }>('GET', '/admin/api/models')).data.find(
     (m) => m.id === 'console/cached',
   );
   t.like(cachedModel, { cache_read_price_per_1m: '0.3', cache_write_price_per_1m: '3' }, 'a blank cache price is the input price');
@@ -412,10 +403,10 @@ test('operators: admin API users (search, password, is_admin), the ADMIN_TOKEN l
     'a default cache price is shown blank, so it keeps following the input price',
   );
 
-  const tokenSession = new ConsoleClient(base);
+  const tokenSession = new ConsoleClient(bed.url);
   await tokenSession.get('/admin/login');
   t.is((await tokenSession.post('/admin/login', { token: 'not-the-token' })).res.status, 401);
-  t.is((await tokenSession.post('/admin/login', { token: env.ADMIN_TOKEN })).res.status, 303);
+  t.is((await tokenSession.post('/admin/login', { token: bed.env.ADMIN_TOKEN })).res.status, 303);
   t.is((await tokenSession.get('/admin/channels')).res.status, 200);
   const board = await tokenSession.request('GET', '/admin/queues/api/queues', { headers: { accept: 'application/json' } });
   t.is(board.res.status, 200, 'Bull Board behind the same session');
@@ -426,14 +417,14 @@ test('operators: admin API users (search, password, is_admin), the ADMIN_TOKEN l
 });
 
 test('keys: allowed models and requests at once, set at creation and edited on /keys', async (t) => {
-  const bo = new ConsoleClient(base);
+  const bo = new ConsoleClient(bed.url);
   await bo.signUp('keys-limits@example.com', PASSWORD);
   await bo.get('/keys');
   const created = await bo.post('/keys', { name: 'limited', allowed_models: 'console/alpha, gpt-4o*', max_concurrent_requests: '2' });
   t.is(created.res.status, 303);
   const boId = await userIdOf('keys-limits@example.com');
   const [row] = (
-    await admin.call<{ data: Array<{ id: number; allowed_models: string[] | null; max_concurrent_requests: number | null }> }>(
+    await bed.admin.call<{ data: Array<{ id: number; allowed_models: string[] | null; max_concurrent_requests: number | null }> }>(
       'GET',
       `/admin/api/users/${boId}/keys`,
     )
@@ -460,14 +451,18 @@ test('keys: allowed models and requests at once, set at creation and edited on /
     max_concurrent_requests: '',
   });
   t.is(lifted.res.status, 303);
-  t.like(await admin.call('GET', `/admin/api/keys/${row.id}`), { allowed_models: null, max_concurrent_requests: null }, 'empty lifts both');
+  t.like(
+    await bed.admin.call('GET', `/admin/api/keys/${row.id}`),
+    { allowed_models: null, max_concurrent_requests: null },
+    'empty lifts both',
+  );
 });
 
 test('operator models page: routes edited in the form, shown with their state', async (t) => {
-  const ops = new ConsoleClient(base);
+  const ops = new ConsoleClient(bed.url);
   await ops.get('/admin/login');
-  t.is((await ops.post('/admin/login', { token: env.ADMIN_TOKEN })).res.status, 303);
-  const second = await admin.channel('console-second', 'openai', `${mock.url}/v1`);
+  t.is((await ops.post('/admin/login', { token: bed.env.ADMIN_TOKEN })).res.status, 303);
+  const second = await bed.admin.channel('console-second', 'openai', `${bed.mock.url}/v1`);
   const form = await ops.get('/admin/models/edit');
   t.is(form.res.status, 200);
   for (const field of [
@@ -503,7 +498,7 @@ test('operator models page: routes edited in the form, shown with their state', 
   };
   t.is((await ops.post('/admin/models', fields)).res.status, 303);
   const model = (
-    await admin.call<{ data: Array<{ id: string; routes: Array<Record<string, unknown>> }> }>('GET', '/admin/api/models')
+    await bed.admin.call<{ data: Array<{ id: string; routes: Array<Record<string, unknown>> }> }>('GET', '/admin/api/models')
   ).data.find((m) => m.id === 'console/routed')!;
   t.deepEqual(
     model.routes.map((r) => [r.channel_id, r.upstream_model, r.priority, r.weight, r.state]),
@@ -528,12 +523,12 @@ test('operator models page: routes edited in the form, shown with their state', 
 });
 
 test('usage: the daily rollup matches the ledger, and /usage and its CSV show it', async (t) => {
-  const user = new ConsoleClient(base);
+  const user = new ConsoleClient(bed.url);
   await user.signUp('usage@example.com', PASSWORD);
   const userId = await userIdOf('usage@example.com');
-  await admin.call('POST', `/admin/api/users/${userId}/credit`, { amount_usd: '3' });
-  const { key } = await admin.key(userId, { rpm_limit: 1000 });
-  const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: key, maxRetries: 0 });
+  await bed.admin.call('POST', `/admin/api/users/${userId}/credit`, { amount_usd: '3' });
+  const { key } = await bed.admin.key(userId, { rpm_limit: 1000 });
+  const client = new OpenAI({ baseURL: `${bed.url}/v1`, apiKey: key, maxRetries: 0 });
   for (const model of ['console/alpha', 'console/beta', 'console/alpha'])
     await client.chat.completions.create({ model, messages: [{ role: 'user', content: `usage ${model}` }] });
 

@@ -1,18 +1,12 @@
 import test from 'ava';
 import type OpenAI from 'openai';
 import { countTokens, embeddingVector } from '../src/mock/text.js';
-import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
-import { AdminClient } from './helpers/admin.js';
-import { newCustomer } from './helpers/customer.js';
-import { freshEnvironment } from './helpers/env.js';
-import { type Gateway, startGateway } from './helpers/gateway.js';
+import { type Bed, startBed } from './helpers/bed.js';
+import { newCustomer, postJson } from './helpers/customer.js';
 import { costOf, nano } from './helpers/money.js';
 
 // Web and worker are separate OS processes: every call crosses the BullMQ queue to the mock upstream.
-let mock: MockUpstream;
-let gateway: Gateway;
-let admin: AdminClient;
-let url: string;
+let bed: Bed;
 let userId: number;
 let apiKey: string;
 let client: OpenAI;
@@ -25,11 +19,8 @@ const OPENAI_SECRET = 'tok-embed-openai';
 const DASHSCOPE_SECRET = 'tok-embed-dashscope';
 
 test.before(async () => {
-  mock = await startMockUpstream();
-  const { env } = await freshEnvironment('embeddings');
-  gateway = await startGateway(env, { webs: 1, workers: 1 });
-  url = gateway.urls[0];
-  admin = new AdminClient(url, env.ADMIN_TOKEN);
+  bed = await startBed('embeddings');
+  const { admin, mock } = bed;
   const openaiChannel = await admin.channel('mock-openai', 'openai', `${mock.url}/v1`);
   await admin.token(openaiChannel.id, OPENAI_SECRET, 4);
   const dashscopeChannel = await admin.channel('mock-dashscope', 'dashscope', mock.url);
@@ -57,23 +48,12 @@ test.before(async () => {
   ({ userId, apiKey, client } = await newCustomer(admin, 'embeddings@example.com', '5'));
 });
 
-test.after.always(async () => {
-  await gateway?.stop();
-  await mock?.close();
-});
+test.after.always(() => bed?.stop());
 
-async function post(path: string, body: unknown) {
-  const res = await fetch(`${url}${path}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  return { res, json: (await res.json()) as any };
-}
+const post = (path: string, body: unknown) => postJson(`${bed.url}${path}`, apiKey, body);
 
-const balance = async () => nano((await admin.getUser(userId)).balance_usd);
-const lastUpstreamBody = () => mock.requests.at(-1)!.body as Record<string, unknown>;
+const balance = async () => nano((await bed.admin.getUser(userId)).balance_usd);
+const lastUpstreamBody = () => bed.mock.requests.at(-1)!.body as Record<string, unknown>;
 const decodeFloat32 = (b64: string) => {
   const bytes = Buffer.from(b64, 'base64');
   return Array.from({ length: bytes.length / 4 }, (_, i) => bytes.readFloatLE(i * 4));
@@ -101,10 +81,10 @@ for (const [label, model, prices] of [
     t.is(nano(response.headers.get('x-eastx-cost-usd')!), cost);
     t.is(nano((data.usage as unknown as { cost: number }).cost), cost);
     t.is(before - (await balance()), cost);
-    t.is((await admin.getUser(userId)).held_usd, '0');
+    t.is((await bed.admin.getUser(userId)).held_usd, '0');
 
     const requestId = response.headers.get('x-request-id');
-    const rows = (await admin.usage(`user_id=${userId}`)).data.filter((r) => r.request_id === requestId);
+    const rows = (await bed.admin.usage(`user_id=${userId}`)).data.filter((r) => r.request_id === requestId);
     t.is(rows.length, 1);
     t.like(rows[0], { kind: 'charge', model, prompt_tokens: promptTokens, completion_tokens: 0, images: 0 });
     t.is(nano(rows[0].amount_usd as string), -cost);
@@ -198,14 +178,14 @@ test.serial('wrong_endpoint both ways: chat and image models on /v1/embeddings, 
 });
 
 test.serial('an upstream error answers 502 with the upstream status and costs nothing', async (t) => {
-  mock.setBehavior(OPENAI_SECRET, { fail: { status: 400, message: 'input too long for this model', times: 1 } });
+  bed.mock.setBehavior(OPENAI_SECRET, { fail: { status: 400, message: 'input too long for this model', times: 1 } });
   const before = await balance();
   const { res, json } = await post('/v1/embeddings', { model: OPENAI_MODEL, input: 'anything' });
-  mock.setBehavior(OPENAI_SECRET, {});
+  bed.mock.setBehavior(OPENAI_SECRET, {});
   t.is(res.status, 502);
   t.is(json.error.code, 'upstream_error');
   t.is(json.error.upstream_status, 400);
   t.regex(json.error.message, /input too long/);
   t.is(await balance(), before);
-  t.is((await admin.getUser(userId)).held_usd, '0');
+  t.is((await bed.admin.getUser(userId)).held_usd, '0');
 });

@@ -5,32 +5,22 @@ import { sql } from 'kysely';
 import { auditLedger } from '../src/billing/audit.js';
 import { createDb, type Db } from '../src/db/index.js';
 import { ERRORS } from '../src/http/errors.js';
-import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
-import { AdminClient } from './helpers/admin.js';
+import { type Bed, startBed } from './helpers/bed.js';
 import { newCustomer } from './helpers/customer.js';
-import { freshEnvironment } from './helpers/env.js';
-import { type Gateway, startGateway } from './helpers/gateway.js';
 
 // Seeded random hostile requests against the /v1 (Messages and Responses included) and admin routes: every answer is a contract answer,
 // nothing refused reaches the upstream or the ledger, and the process is healthy afterwards.
-let mock: MockUpstream;
-let gateway: Gateway;
+let bed: Bed;
 let db: Db;
-let url: string;
-let adminToken: string;
 let apiKey: string;
 const MODEL = 'prop/chat';
 const CLAUDE = 'prop/claude';
 const SEED = 20_261_130;
 
 test.before(async () => {
-  mock = await startMockUpstream();
-  const { env } = await freshEnvironment('hostile_property');
-  adminToken = env.ADMIN_TOKEN;
-  db = createDb(env.DATABASE_URL, 2);
-  gateway = await startGateway({ ...env, BODY_LIMIT_BYTES: String(64 * 1024) });
-  url = gateway.urls[0];
-  const admin = new AdminClient(url, adminToken);
+  bed = await startBed('hostile_property', { env: { BODY_LIMIT_BYTES: String(64 * 1024) } });
+  const { admin, mock } = bed;
+  db = createDb(bed.env.DATABASE_URL, 2);
   const channel = await admin.channel('prop-openai', 'openai', `${mock.url}/v1`);
   await admin.token(channel.id, 'tok-prop', 8);
   await admin.model(MODEL, { channel_id: channel.id, upstream_model: 'mock-gpt', input_price_per_1m: 1, output_price_per_1m: 2 });
@@ -47,8 +37,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await gateway?.stop();
-  await mock?.close();
+  await bed?.stop();
   await db?.destroy();
 });
 
@@ -111,15 +100,15 @@ const authArb = fc.constantFrom(
   () => ({}),
   () => ({ authorization: `Bearer ${apiKey}` }),
   () => ({ authorization: `Bearer ${apiKey}` }),
-  () => ({ authorization: `Bearer ${adminToken}` }),
+  () => ({ authorization: `Bearer ${bed.env.ADMIN_TOKEN}` }),
   () => ({ authorization: `Bearer ${apiKey}\u00a0` }),
-  () => ({ authorization: `Bearer \u00a0${adminToken}` }),
+  () => ({ authorization: `Bearer \u00a0${bed.env.ADMIN_TOKEN}` }),
   () => ({ authorization: 'Bearer ' }),
-  () => ({ authorization: `Basic ${Buffer.from(`x:${adminToken}`).toString('base64')}` }),
+  () => ({ authorization: `Basic ${Buffer.from(`x:${bed.env.ADMIN_TOKEN}`).toString('base64')}` }),
   () => ({ authorization: 'Bearer sk-eastx-' + 'A'.repeat(43) }),
   () => ({ 'x-api-key': apiKey }),
   () => ({ 'x-api-key': `${apiKey}\u00a0` }),
-  () => ({ 'x-api-key': adminToken }),
+  () => ({ 'x-api-key': bed.env.ADMIN_TOKEN }),
 );
 
 const nested = (depth: number) => `${'['.repeat(depth)}1${']'.repeat(depth)}`;
@@ -183,7 +172,7 @@ const attemptArb: fc.Arbitrary<Attempt> = fc
   }));
 
 function send(attempt: Attempt): Promise<{ status: number; text: string }> {
-  const { port } = new URL(url);
+  const { port } = new URL(bed.url);
   return new Promise((resolve, reject) => {
     const headers = {
       ...attempt.headers,
@@ -217,7 +206,7 @@ test('random hostile requests get contract answers; refused ones reach neither t
   await fc.assert(
     fc.asyncProperty(attemptArb, async (attempt) => {
       runs++;
-      const upstreamBefore = mock.requests.length;
+      const upstreamBefore = bed.mock.requests.length;
       const ledgerBefore = await ledgerState();
       const { status, text } = await send(attempt);
       const what = `${attempt.method} ${attempt.target} → ${status} ${text.slice(0, 160)}`;
@@ -237,7 +226,7 @@ test('random hostile requests get contract answers; refused ones reach neither t
         } else if (!('param' in error)) throw new Error(`not a SPEC §2 error body: ${what}`);
       }
       if (status >= 400 && status < 500) {
-        if (mock.requests.length !== upstreamBefore) throw new Error(`a refused request reached the upstream: ${what}`);
+        if (bed.mock.requests.length !== upstreamBefore) throw new Error(`a refused request reached the upstream: ${what}`);
         if ((await ledgerState()) !== ledgerBefore) throw new Error(`a refused request changed the ledger: ${what}`);
       }
     }),
@@ -245,8 +234,8 @@ test('random hostile requests get contract answers; refused ones reach neither t
   );
   t.log(`${runs} random requests`);
   t.true(runs >= 100, `${runs} random requests`);
-  t.is((await fetch(`${url}/healthz`)).status, 200, 'the web process is healthy afterwards');
-  const models = await fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${apiKey}` } });
+  t.is((await fetch(`${bed.url}/healthz`)).status, 200, 'the web process is healthy afterwards');
+  const models = await fetch(`${bed.url}/v1/models`, { headers: { authorization: `Bearer ${apiKey}` } });
   t.is(models.status, 200);
   const audit = await auditLedger(db);
   t.deepEqual(audit.findings, [], 'the ledger audit passes');

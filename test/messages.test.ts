@@ -1,21 +1,15 @@
 import Anthropic from '@anthropic-ai/sdk';
 import test from 'ava';
 import { countTokens } from '../src/mock/text.js';
-import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
-import { AdminClient } from './helpers/admin.js';
+import { type Bed, startBed } from './helpers/bed.js';
 import { newCustomer } from './helpers/customer.js';
-import { freshEnvironment } from './helpers/env.js';
-import { type Gateway, startGateway } from './helpers/gateway.js';
 import { costOf, costWithCache, nano } from './helpers/money.js';
 import { until as pollUntil } from './helpers/wait.js';
 
 // Anthropic's Messages API (SPEC §1b) with the real @anthropic-ai/sdk, through real web + worker processes, over
 // an Anthropic channel (passed through), an OpenAI channel and a DashScope channel (translated).
 type Json = Record<string, any>;
-let mock: MockUpstream;
-let gateway: Gateway;
-let admin: AdminClient;
-let url: string;
+let bed: Bed;
 let userId: number;
 let keyId: number;
 let apiKey: string;
@@ -30,11 +24,8 @@ const ANTHROPIC_SECRET = 'sk-ant-messages';
 const OPENAI_SECRET = 'sk-openai-messages';
 
 test.before(async () => {
-  mock = await startMockUpstream();
-  const { env } = await freshEnvironment('messages');
-  gateway = await startGateway(env);
-  url = gateway.urls[0];
-  admin = new AdminClient(url, env.ADMIN_TOKEN);
+  bed = await startBed('messages');
+  const { admin, mock, url } = bed;
   const anthropic = await admin.channel('msg-anthropic', 'anthropic', mock.url);
   await admin.token(anthropic.id, ANTHROPIC_SECRET, 8);
   await admin.model(CLAUDE, {
@@ -55,16 +46,13 @@ test.before(async () => {
   client = new Anthropic({ baseURL: url, apiKey, maxRetries: 0 });
 });
 
-test.after.always(async () => {
-  await gateway?.stop();
-  await mock?.close();
-});
+test.after.always(() => bed?.stop());
 
-const balance = async () => nano((await admin.getUser(userId)).balance_usd);
-const held = async () => (await admin.getKey(keyId)).held_usd;
-const ledgerRows = async () => (await admin.usage(`user_id=${userId}`)).data as Json[];
+const balance = async () => nano((await bed.admin.getUser(userId)).balance_usd);
+const held = async () => (await bed.admin.getKey(keyId)).held_usd;
+const ledgerRows = async () => (await bed.admin.usage(`user_id=${userId}`)).data as Json[];
 const ledgerRow = async (requestId: string | null) => (await ledgerRows()).find((r) => r.request_id === requestId);
-const lastUpstream = (path: string) => mock.requests.filter((r) => r.path === path).at(-1)!;
+const lastUpstream = (path: string) => bed.mock.requests.filter((r) => r.path === path).at(-1)!;
 /** The shared poll with this file's bounds: 5 s, every 50 ms. */
 const until = <T>(read: () => Promise<T> | T, ok: (v: T) => boolean) => pollUntil(read, ok, 5_000, 50);
 
@@ -200,10 +188,14 @@ test.serial(
     t.is(lastUpstream('/v1/messages/count_tokens').headers['x-api-key'], ANTHROPIC_SECRET);
     t.is((lastUpstream('/v1/messages/count_tokens').body as Json).model, 'claude-sonnet-4-6');
     t.truthy(response.headers.get('x-ratelimit-remaining-requests'));
-    const upstreamCounts = mock.requests.filter((r) => r.path === '/v1/messages/count_tokens').length;
+    const upstreamCounts = bed.mock.requests.filter((r) => r.path === '/v1/messages/count_tokens').length;
     const gpt = await client.messages.countTokens({ model: GPT, ...params });
     t.true(gpt.input_tokens >= countTokens('You are terse.count me please') && gpt.input_tokens < 60, `gateway count ${gpt.input_tokens}`);
-    t.is(mock.requests.filter((r) => r.path === '/v1/messages/count_tokens').length, upstreamCounts, 'no upstream call for the own count');
+    t.is(
+      bed.mock.requests.filter((r) => r.path === '/v1/messages/count_tokens').length,
+      upstreamCounts,
+      'no upstream call for the own count',
+    );
     t.is(await balance(), before);
     t.is((await ledgerRows()).length, rowsBefore);
     t.is(await held(), '0');
@@ -284,9 +276,9 @@ test.serial(
 );
 
 test.serial('a stream whose upstream is silent for over 10 s starts with 200 and `event: ping` keep-alives, then the events', async (t) => {
-  mock.setBehavior(OPENAI_SECRET, { latencyMs: 10_500 });
+  bed.mock.setBehavior(OPENAI_SECRET, { latencyMs: 10_500 });
   try {
-    const res = await fetch(`${url}/v1/messages`, {
+    const res = await fetch(`${bed.url}/v1/messages`, {
       method: 'POST',
       headers: { 'x-api-key': apiKey, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
       body: JSON.stringify({ model: GPT, max_tokens: 32, stream: true, messages: [{ role: 'user', content: 'slow one' }] }),
@@ -299,7 +291,7 @@ test.serial('a stream whose upstream is silent for over 10 s starts with 200 and
     t.is(events.find((e) => e.event !== 'ping')?.event, 'message_start');
     t.is(events.at(-1)?.event, 'message_stop');
   } finally {
-    mock.setBehavior(OPENAI_SECRET, {});
+    bed.mock.setBehavior(OPENAI_SECRET, {});
   }
 });
 
@@ -339,7 +331,7 @@ test.serial(
   async (t) => {
     const results: Array<{ cost: bigint; usage: Json; requestId: string | null }> = [];
     for (const question of ['Read the file src/app.ts', 'Now read src/web.ts']) {
-      const res = await fetch(`${url}/v1/messages?beta=true`, {
+      const res = await fetch(`${bed.url}/v1/messages?beta=true`, {
         method: 'POST',
         headers: {
           'x-api-key': apiKey,
@@ -409,7 +401,7 @@ test.serial(
 );
 
 async function post(path: string, body: unknown, headers: Record<string, string> = { 'x-api-key': apiKey }) {
-  const res = await fetch(`${url}${path}`, {
+  const res = await fetch(`${bed.url}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
@@ -449,14 +441,14 @@ test.serial('errors have Anthropic’s shape with SPEC §2 statuses and codes: 4
     'bad_request',
   );
 
-  const wrongMethod = await fetch(`${url}/v1/messages`, { headers: { 'x-api-key': apiKey } });
+  const wrongMethod = await fetch(`${bed.url}/v1/messages`, { headers: { 'x-api-key': apiKey } });
   expectError({ status: wrongMethod.status, json: (await wrongMethod.json()) as Json }, 405, 'invalid_request_error', 'method_not_allowed');
 
   // the SDK raises them as its typed errors
   const sdkError = await t.throwsAsync(client.messages.create(minimal('msg/nope') as Anthropic.MessageCreateParamsNonStreaming));
   t.true(sdkError instanceof Anthropic.NotFoundError);
 
-  const poor = await newCustomer(admin, 'messages-poor@example.com', '0.000001');
+  const poor = await newCustomer(bed.admin, 'messages-poor@example.com', '0.000001');
   expectError(
     await post('/v1/messages', { ...minimal(), max_tokens: 4000 }, { 'x-api-key': poor.apiKey }),
     402,
@@ -464,7 +456,7 @@ test.serial('errors have Anthropic’s shape with SPEC §2 statuses and codes: 4
     'insufficient_balance',
   );
 
-  const limited = await newCustomer(admin, 'messages-limited@example.com', '1', { rpm_limit: 1 });
+  const limited = await newCustomer(bed.admin, 'messages-limited@example.com', '1', { rpm_limit: 1 });
   t.is(
     (await post('/v1/messages/count_tokens', { model: GPT, messages: [{ role: 'user', content: 'x' }] }, { 'x-api-key': limited.apiKey }))
       .status,
@@ -479,9 +471,9 @@ test.serial('errors have Anthropic’s shape with SPEC §2 statuses and codes: 4
 test.serial(
   'an upstream error after the stream started ends it with an Anthropic `event: error`; the produced part is billed',
   async (t) => {
-    mock.setBehavior(ANTHROPIC_SECRET, { midStreamError: true, chunkDelayMs: 5, reply: 'one two three four five six seven eight' });
+    bed.mock.setBehavior(ANTHROPIC_SECRET, { midStreamError: true, chunkDelayMs: 5, reply: 'one two three four five six seven eight' });
     try {
-      const res = await fetch(`${url}/v1/messages`, {
+      const res = await fetch(`${bed.url}/v1/messages`, {
         method: 'POST',
         headers: { 'x-api-key': apiKey, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
         body: JSON.stringify({ ...minimal(), stream: true, max_tokens: 100 }),
@@ -506,16 +498,16 @@ test.serial(
       const stream = client.messages.stream({ ...minimal(), max_tokens: 100 } as Anthropic.MessageCreateParamsNonStreaming);
       await t.throwsAsync(stream.finalMessage(), undefined, 'the SDK raises the error event');
     } finally {
-      mock.setBehavior(ANTHROPIC_SECRET, {});
+      bed.mock.setBehavior(ANTHROPIC_SECRET, {});
     }
   },
 );
 
 test.serial('a client that disconnects mid-stream cancels the upstream call and pays for what was produced', async (t) => {
-  mock.setBehavior(OPENAI_SECRET, { chunkDelayMs: 100, reply: Array.from({ length: 150 }, (_, i) => `word${i}`).join(' ') });
+  bed.mock.setBehavior(OPENAI_SECRET, { chunkDelayMs: 100, reply: Array.from({ length: 150 }, (_, i) => `word${i}`).join(' ') });
   try {
     const controller = new AbortController();
-    const res = await fetch(`${url}/v1/messages`, {
+    const res = await fetch(`${bed.url}/v1/messages`, {
       method: 'POST',
       headers: { 'x-api-key': apiKey, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
       body: JSON.stringify({ ...minimal(GPT), stream: true, max_tokens: 300 }),
@@ -528,7 +520,7 @@ test.serial('a client that disconnects mid-stream cancels the upstream call and 
     while ((text.match(/text_delta/g) ?? []).length < 6) text += new TextDecoder().decode((await reader.read()).value);
     controller.abort();
     const closed = await until(
-      () => mock.stats(OPENAI_SECRET).closedEarly,
+      () => bed.mock.stats(OPENAI_SECRET).closedEarly,
       (n) => n >= 1,
     );
     t.true(closed >= 1, 'the upstream call was aborted');
@@ -541,6 +533,6 @@ test.serial('a client that disconnects mid-stream cancels the upstream call and 
     t.true((row!.completion_tokens as number) >= 6 && (row!.completion_tokens as number) < 150);
     t.is(await until(held, (h) => h === '0'), '0');
   } finally {
-    mock.setBehavior(OPENAI_SECRET, {});
+    bed.mock.setBehavior(OPENAI_SECRET, {});
   }
 });

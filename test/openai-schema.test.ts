@@ -1,17 +1,12 @@
 import test, { type ExecutionContext } from 'ava';
-import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
-import { AdminClient } from './helpers/admin.js';
+import { type Bed, startBed } from './helpers/bed.js';
 import { newCustomer } from './helpers/customer.js';
-import { freshEnvironment } from './helpers/env.js';
-import { type Gateway, startGateway } from './helpers/gateway.js';
 import { readSse } from './helpers/money.js';
 import { assertFitsOpenAI } from './helpers/openapi.js';
 
 // Every /v1 answer, for an OpenAI-type, an Anthropic and a DashScope channel, validated with ajv (JSON Schema
 // 2020-12) against OpenAI's published component schemas (test/fixtures, from ../shared/openai-openapi).
-let mock: MockUpstream;
-let gateway: Gateway;
-let url: string;
+let bed: Bed;
 let apiKey: string;
 let poorKey: string;
 
@@ -34,11 +29,8 @@ const WEATHER_TOOL = {
 };
 
 test.before(async () => {
-  mock = await startMockUpstream();
-  const { env } = await freshEnvironment('openai_schema');
-  gateway = await startGateway({ ...env, IMAGE_POLL_MS: '20' });
-  url = gateway.urls[0];
-  const admin = new AdminClient(url, env.ADMIN_TOKEN);
+  bed = await startBed('openai_schema', { env: { IMAGE_POLL_MS: '20' } });
+  const { admin, mock } = bed;
   const baseUrl: Record<ChannelType, string> = { openai: `${mock.url}/v1`, anthropic: mock.url, dashscope: mock.url };
   const channels: Partial<Record<ChannelType, number>> = {};
   for (const type of CHANNELS) {
@@ -70,13 +62,10 @@ test.before(async () => {
   ({ apiKey: poorKey } = await newCustomer(admin, 'schema-poor@example.com', '0.0000001'));
 });
 
-test.after.always(async () => {
-  await gateway?.stop();
-  await mock?.close();
-});
+test.after.always(() => bed?.stop());
 
 async function call(method: string, path: string, body?: unknown, key = apiKey) {
-  const res = await fetch(`${url}${path}`, {
+  const res = await fetch(`${bed.url}${path}`, {
     method,
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -172,12 +161,12 @@ for (const type of CHANNELS) {
       t.is(res.status, status, what);
       assertFitsOpenAI(t, 'ErrorResponse', JSON.parse(text), `${type} ${what}`);
     }
-    mock.setBehavior(SECRETS[type], { fail: { status: 400, message: 'upstream refuses', times: 1 } });
+    bed.mock.setBehavior(SECRETS[type], { fail: { status: 400, message: 'upstream refuses', times: 1 } });
     const failed = await call('POST', '/v1/chat/completions', { model, messages: [{ role: 'user', content: 'x' }] });
     t.is(failed.res.status, 502);
     assertFitsOpenAI(t, 'ErrorResponse', JSON.parse(failed.text), `${type} 502`);
 
-    mock.setBehavior(SECRETS[type], { midStreamResetAfter: 2, chunkDelayMs: 5 });
+    bed.mock.setBehavior(SECRETS[type], { midStreamResetAfter: 2, chunkDelayMs: 5 });
     try {
       const cut = await call('POST', '/v1/chat/completions', {
         model,
@@ -189,7 +178,7 @@ for (const type of CHANNELS) {
       events.slice(0, -1).forEach((chunk, i) => assertFitsOpenAI(t, 'CreateChatCompletionStreamResponse', chunk, `${type} cut chunk ${i}`));
       assertFitsOpenAI(t, 'ErrorResponse', events.at(-1), `${type} SSE error event`);
     } finally {
-      mock.setBehavior(SECRETS[type], {});
+      bed.mock.setBehavior(SECRETS[type], {});
     }
   });
 }

@@ -1,16 +1,11 @@
 import test from 'ava';
 import { Queue } from 'bullmq';
-import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { createRedis, type Redis } from '../src/redis/index.js';
-import { AdminClient } from './helpers/admin.js';
-import { freshEnvironment } from './helpers/env.js';
-import { type Gateway, logsOf, startGateway } from './helpers/gateway.js';
+import { type Bed, startBed } from './helpers/bed.js';
+import { logsOf } from './helpers/gateway.js';
 
 // The operator's surface (SPEC §5): health, readiness, metrics, Bull Board, JSON logs without secrets.
-let mock: MockUpstream;
-let gateway: Gateway;
-let env: Record<string, string>;
-let url: string;
+let bed: Bed;
 let apiKey: string;
 let channelId: number;
 let redis: Redis;
@@ -19,11 +14,8 @@ const UPSTREAM_SECRET = 'ops-upstream-secret-1234';
 const PROMPT = 'a very private prompt text 42';
 
 test.before(async () => {
-  mock = await startMockUpstream();
-  ({ env } = await freshEnvironment('operations'));
-  gateway = await startGateway({ ...env, METRICS_TOKEN, LOG_LEVEL: 'info' }, { webs: 1, workers: 1 });
-  url = gateway.urls[0];
-  const admin = new AdminClient(url, env.ADMIN_TOKEN);
+  bed = await startBed('operations', { env: { METRICS_TOKEN, LOG_LEVEL: 'info' } });
+  const { admin, mock, env, url } = bed;
   const channel = await admin.channel('ops', 'openai', `${mock.url}/v1`);
   channelId = channel.id;
   await admin.token(channel.id, UPSTREAM_SECRET, 4);
@@ -40,27 +32,26 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await gateway?.stop();
-  await mock?.close();
+  await bed?.stop();
   await redis?.quit();
 });
 
 test('healthz and readyz answer 200 JSON', async (t) => {
-  const health = await fetch(`${url}/healthz`);
+  const health = await fetch(`${bed.url}/healthz`);
   t.is(health.status, 200);
-  const ready = await fetch(`${url}/readyz`);
+  const ready = await fetch(`${bed.url}/readyz`);
   t.is(ready.status, 200);
   t.deepEqual(await ready.json(), { status: 'ready', mysql: 'ok', redis: 'ok' });
 });
 
 test('/metrics needs METRICS_TOKEN and reports HTTP traffic, queue depths and token leases', async (t) => {
-  t.is((await fetch(`${url}/metrics`)).status, 401);
+  t.is((await fetch(`${bed.url}/metrics`)).status, 401);
   t.is(
-    (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${env.ADMIN_TOKEN}` } })).status,
+    (await fetch(`${bed.url}/metrics`, { headers: { authorization: `Bearer ${bed.env.ADMIN_TOKEN}` } })).status,
     401,
     'METRICS_TOKEN, when set, is the only key',
   );
-  const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+  const res = await fetch(`${bed.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
   t.is(res.status, 200);
   const text = await res.text();
   t.regex(text, /eastx_http_requests_total\{route="\/v1\/chat\/completions",status="200"\} 1/);
@@ -70,25 +61,27 @@ test('/metrics needs METRICS_TOKEN and reports HTTP traffic, queue depths and to
 });
 
 test('Bull Board at /admin/queues: 401 with a Basic challenge without the admin token, the board with it', async (t) => {
-  const anonymous = await fetch(`${url}/admin/queues`);
+  const anonymous = await fetch(`${bed.url}/admin/queues`);
   t.is(anonymous.status, 401);
   t.regex(anonymous.headers.get('www-authenticate') ?? '', /^Basic/);
   t.is(((await anonymous.json()) as { error: { code: string } }).error.code, 'missing_key');
-  const wrong = await fetch(`${url}/admin/queues`, { headers: { authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` } });
+  const wrong = await fetch(`${bed.url}/admin/queues`, {
+    headers: { authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` },
+  });
   t.is(wrong.status, 401);
   t.is(((await wrong.json()) as { error: { code: string } }).error.code, 'invalid_key');
-  const page = await fetch(`${url}/admin/queues`, { headers: { authorization: `Bearer ${env.ADMIN_TOKEN}` } });
+  const page = await fetch(`${bed.url}/admin/queues`, { headers: { authorization: `Bearer ${bed.env.ADMIN_TOKEN}` } });
   t.is(page.status, 200);
   t.regex(page.headers.get('content-type') ?? '', /html/);
-  const basic = Buffer.from(`admin:${env.ADMIN_TOKEN}`).toString('base64');
-  const api = await fetch(`${url}/admin/queues/api/queues`, { headers: { authorization: `Basic ${basic}` } });
+  const basic = Buffer.from(`admin:${bed.env.ADMIN_TOKEN}`).toString('base64');
+  const api = await fetch(`${bed.url}/admin/queues/api/queues`, { headers: { authorization: `Basic ${basic}` } });
   t.is(api.status, 200);
   const body = (await api.json()) as { queues: Array<{ name: string }> };
   t.true(body.queues.some((q) => q.name === `channel-${channelId}`));
 });
 
 test('job data names the model and holds no secret: not the API key, not the upstream token', async (t) => {
-  const queue = new Queue(`channel-${channelId}`, { connection: redis, prefix: `{${env.QUEUE_PREFIX}}` });
+  const queue = new Queue(`channel-${channelId}`, { connection: redis, prefix: `{${bed.env.QUEUE_PREFIX}}` });
   const [job] = await queue.getJobs(['completed']);
   await queue.close();
   t.truthy(job);
@@ -101,9 +94,11 @@ test('job data names the model and holds no secret: not the API key, not the ups
 });
 
 test('JSON access logs carry the request id and never the key, the upstream token or the prompt', async (t) => {
-  const res = await fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${apiKey}` } });
+  const res = await fetch(`${bed.url}/v1/models`, { headers: { authorization: `Bearer ${apiKey}` } });
   const requestId = res.headers.get('x-request-id');
-  const logged = await logsOf([...gateway.webs, ...gateway.workers], (all) => all.some((l) => requestId !== null && l.includes(requestId)));
+  const logged = await logsOf([...bed.gateway.webs, ...bed.gateway.workers], (all) =>
+    all.some((l) => requestId !== null && l.includes(requestId)),
+  );
   const entry = logged
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>)

@@ -2,23 +2,19 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import type { UpstreamToken } from '../src/catalog/catalog.js';
-import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
 import { parseRetryAfter } from '../src/upstream/errors.js';
 import { TokenPool } from '../src/upstream/pool.js';
-import { AdminClient } from './helpers/admin.js';
-import { freshEnvironment, REDIS_URL } from './helpers/env.js';
-import { type Gateway, startGateway } from './helpers/gateway.js';
+import { type Bed, startBed } from './helpers/bed.js';
+import { newCustomer } from './helpers/customer.js';
+import { REDIS_URL } from './helpers/env.js';
 
 // Part 1: the pool itself against a real Redis (as several worker processes share it).
 // Part 2: the whole gateway with 3 worker processes against the mock upstream.
 
 let redis: Redis;
 let keys: RedisKeys;
-let mock: MockUpstream;
-let gateway: Gateway;
-let admin: AdminClient;
-let url: string;
+let bed: Bed;
 let apiKey: string;
 
 const token = (id: number, maxConcurrency: number, status: 'active' | 'disabled' = 'active'): UpstreamToken => ({
@@ -34,18 +30,12 @@ const never = new AbortController().signal;
 test.before(async () => {
   redis = createRedis(REDIS_URL);
   keys = new RedisKeys(`{eastx-test-pool-unit-${randomBytes(4).toString('hex')}}`);
-  mock = await startMockUpstream();
-  const { env } = await freshEnvironment('pool');
-  gateway = await startGateway(env, { webs: 1, workers: 3 });
-  url = gateway.urls[0];
-  admin = new AdminClient(url, env.ADMIN_TOKEN);
-  const user = await admin.user('pool@example.com', '50');
-  apiKey = (await admin.key(user.id, { rpm_limit: 10_000 })).key;
+  bed = await startBed('pool', { workers: 3 });
+  ({ apiKey } = await newCustomer(bed.admin, 'pool@example.com', '50', { rpm_limit: 10_000 }));
 });
 
 test.after.always(async () => {
-  await gateway?.stop();
-  await mock?.close();
+  await bed?.stop();
   redis?.disconnect();
 });
 
@@ -172,7 +162,7 @@ test('Retry-After: seconds or an HTTP date', (t) => {
 });
 
 async function chat(model: string, content: string) {
-  const res = await fetch(`${url}/v1/chat/completions`, {
+  const res = await fetch(`${bed.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
     body: JSON.stringify({ model, messages: [{ role: 'user', content }], max_tokens: 20 }),
@@ -182,35 +172,45 @@ async function chat(model: string, content: string) {
 
 test.serial('3 workers, max_concurrency 2, 50 concurrent slow requests: all succeed, never more than 2 in flight upstream', async (t) => {
   const secret = `tight-${randomBytes(4).toString('hex')}`;
-  const channel = await admin.channel('tight', 'openai', `${mock.url}/v1`);
-  await admin.token(channel.id, secret, 2, 'tight');
-  await admin.model('pool/tight', { channel_id: channel.id, upstream_model: 'mock-gpt', input_price_per_1m: 1, output_price_per_1m: 1 });
-  mock.setBehavior(secret, { latencyMs: 150 });
+  const channel = await bed.admin.channel('tight', 'openai', `${bed.mock.url}/v1`);
+  await bed.admin.token(channel.id, secret, 2, 'tight');
+  await bed.admin.model('pool/tight', {
+    channel_id: channel.id,
+    upstream_model: 'mock-gpt',
+    input_price_per_1m: 1,
+    output_price_per_1m: 1,
+  });
+  bed.mock.setBehavior(secret, { latencyMs: 150 });
   const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => chat('pool/tight', `request ${i}`)));
   t.deepEqual(
     answers.map((a) => a.status),
     Array(50).fill(200),
   );
   t.is(answers[7].json.choices?.[0].message.content, 'Hello! You said: request 7');
-  const stats = mock.stats(secret);
+  const stats = bed.mock.stats(secret);
   t.is(stats.calls, 50);
   t.is(stats.maxInFlight, 2, `max in flight ${stats.maxInFlight}`);
 });
 
 test.serial('load spreads over the tokens of a channel (least in flight), each within its own limit', async (t) => {
   const [a, b] = ['spread-a', 'spread-b'].map((s) => `${s}-${randomBytes(4).toString('hex')}`);
-  const channel = await admin.channel('spread', 'openai', `${mock.url}/v1`);
-  await admin.token(channel.id, a, 3, 'spread-a');
-  await admin.token(channel.id, b, 3, 'spread-b');
-  await admin.model('pool/spread', { channel_id: channel.id, upstream_model: 'mock-gpt', input_price_per_1m: 1, output_price_per_1m: 1 });
-  mock.setBehavior(a, { latencyMs: 100 });
-  mock.setBehavior(b, { latencyMs: 100 });
+  const channel = await bed.admin.channel('spread', 'openai', `${bed.mock.url}/v1`);
+  await bed.admin.token(channel.id, a, 3, 'spread-a');
+  await bed.admin.token(channel.id, b, 3, 'spread-b');
+  await bed.admin.model('pool/spread', {
+    channel_id: channel.id,
+    upstream_model: 'mock-gpt',
+    input_price_per_1m: 1,
+    output_price_per_1m: 1,
+  });
+  bed.mock.setBehavior(a, { latencyMs: 100 });
+  bed.mock.setBehavior(b, { latencyMs: 100 });
   const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => chat('pool/spread', `spread ${i}`)));
   t.deepEqual(
     answers.map((x) => x.status),
     Array(30).fill(200),
   );
-  const [sa, sb] = [mock.stats(a), mock.stats(b)];
+  const [sa, sb] = [bed.mock.stats(a), bed.mock.stats(b)];
   t.is(sa.calls + sb.calls, 30);
   t.true(sa.calls >= 5 && sb.calls >= 5, `calls ${sa.calls} / ${sb.calls}`);
   t.true(sa.maxInFlight <= 3 && sb.maxInFlight <= 3);

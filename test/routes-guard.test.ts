@@ -1,20 +1,13 @@
 import { request } from 'node:http';
 import test from 'ava';
 import type { Route } from '../src/http/router.js';
-import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
 import { ROUTES } from '../src/routes.js';
-import { AdminClient } from './helpers/admin.js';
+import { type Bed, startBed } from './helpers/bed.js';
 import { ConsoleClient } from './helpers/console-client.js';
 import { newCustomer } from './helpers/customer.js';
-import { freshEnvironment } from './helpers/env.js';
-import { type Gateway, startGateway } from './helpers/gateway.js';
 
 // The attack matrix is generated from the route table: a route added tomorrow is attacked here too.
-let mock: MockUpstream;
-let gateway: Gateway;
-let admin: AdminClient;
-let url: string;
-let adminToken: string;
+let bed: Bed;
 let customerKey: string;
 let userId: number;
 let keyId: number;
@@ -27,12 +20,8 @@ const MODEL = 'guard/chat-1';
 const sessionCookie = (client: ConsoleClient) => [...client.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
 
 test.before(async () => {
-  mock = await startMockUpstream();
-  const { env } = await freshEnvironment('routes_guard');
-  adminToken = env.ADMIN_TOKEN;
-  gateway = await startGateway({ ...env, METRICS_TOKEN: 'metrics-token-guard' });
-  url = gateway.urls[0];
-  admin = new AdminClient(url, adminToken);
+  bed = await startBed('routes_guard', { env: { METRICS_TOKEN: 'metrics-token-guard' } });
+  const { admin, mock, url, env } = bed;
   channelId = (await admin.channel('guard-openai', 'openai', `${mock.url}/v1`)).id;
   tokenId = (await admin.token(channelId, 'tok-guard-secret', 4)).id;
   await admin.model(MODEL, { channel_id: channelId, upstream_model: 'mock-gpt', input_price_per_1m: 1, output_price_per_1m: 2 });
@@ -42,14 +31,11 @@ test.before(async () => {
   customerSession = sessionCookie(customer);
   const operator = new ConsoleClient(url);
   await operator.get('/admin/login');
-  await operator.post('/admin/login', { token: adminToken });
+  await operator.post('/admin/login', { token: env.ADMIN_TOKEN });
   operatorSession = sessionCookie(operator);
 });
 
-test.after.always(async () => {
-  await gateway?.stop();
-  await mock?.close();
-});
+test.after.always(() => bed?.stop());
 
 /** A concrete path of a route, with ids that exist, so a skipped guard would really act. */
 function examplePath(route: Route): string {
@@ -76,7 +62,7 @@ const isConsole = (route: Route) => CONSOLE_GUARDS.has(route.guard);
 function formFor(route: Route): Record<string, string> {
   const p = route.path;
   if (p === '/signup' || p === '/login') return { email: 'attacker@example.com', password: 'attacker-password' };
-  if (p === '/admin/login') return { token: adminToken };
+  if (p === '/admin/login') return { token: bed.env.ADMIN_TOKEN };
   if (p === '/keys') return { name: 'attacker' };
   if (p === '/keys/:id') return { rpm_limit: '1', balance_cap_usd: '0' };
   if (p === '/recharge') return { code: 'EASTX-0000-0000-0000-0000' };
@@ -127,7 +113,7 @@ function raw(
 ): Promise<{ status: number; text: string; location?: string }> {
   const form = body instanceof URLSearchParams;
   const payload = body === undefined ? undefined : form ? body.toString() : JSON.stringify(body);
-  const { port } = new URL(url);
+  const { port } = new URL(bed.url);
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -159,7 +145,7 @@ function raw(
 
 /** Other spellings of a canonical path (SPEC §1): every one is 404, whatever the credentials. */
 function spellings(path: string): string[] {
-  if (path === '/') return ['//', '/./', '/x/../', '/;x', '/%2F', `${url}/`, 'http://evil.example/'];
+  if (path === '/') return ['//', '/./', '/x/../', '/;x', '/%2F', `${bed.url}/`, 'http://evil.example/'];
   const [first, ...rest] = path.slice(1).split('/');
   const tail = rest.length ? `/${rest.join('/')}` : '';
   const cap = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
@@ -176,7 +162,7 @@ function spellings(path: string): string[] {
     `/${first};jsessionid=1${tail}`,
     `${path};x`,
     `${path}/`,
-    `${url}${path}`,
+    `${bed.url}${path}`,
     `http://evil.example${path}`,
   ].filter((s) => s !== path);
 }
@@ -205,7 +191,7 @@ function rightHeaders(route: Route): Record<string, string> {
   if (route.guard === 'metrics') return { authorization: 'Bearer metrics-token-guard' };
   if (route.guard === 'account' || route.guard === 'visitor') return { cookie: customerSession };
   if (route.guard === 'operator-session') return { cookie: operatorSession };
-  return { authorization: `Bearer ${adminToken}` };
+  return { authorization: `Bearer ${bed.env.ADMIN_TOKEN}` };
 }
 
 function attempts(): Attempt[] {
@@ -218,7 +204,7 @@ function attempts(): Attempt[] {
       ['wrong bearer', { authorization: 'Bearer wrong-token' }],
       ['unknown sk-eastx key', { authorization: 'Bearer sk-eastx-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }],
       ['customer key', { authorization: `Bearer ${customerKey}` }],
-      ['admin token + NBSP', { authorization: `Bearer ${adminToken}\u00a0` }],
+      ['admin token + NBSP', { authorization: `Bearer ${bed.env.ADMIN_TOKEN}\u00a0` }],
       ['customer key + NBSP', { authorization: `Bearer \u00a0${customerKey}` }],
       ['basic with wrong password', { authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` }],
       ['method override', { 'x-http-method-override': 'GET', 'x-method-override': 'GET' }],
@@ -230,12 +216,12 @@ function attempts(): Attempt[] {
         },
       ],
     ];
-    if (route.guard === 'customer') wrongs.push(['admin token on /v1', { authorization: `Bearer ${adminToken}` }]);
+    if (route.guard === 'customer') wrongs.push(['admin token on /v1', { authorization: `Bearer ${bed.env.ADMIN_TOKEN}` }]);
     if (route.errors === 'anthropic') {
       // Anthropic-style routes also read x-api-key, under the same strict rules
       wrongs.push(['x-api-key: customer key + NBSP', { 'x-api-key': `${customerKey}\u00a0` }]);
       wrongs.push(['x-api-key: unknown sk-eastx key', { 'x-api-key': 'sk-eastx-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }]);
-      wrongs.push(['x-api-key: admin token', { 'x-api-key': adminToken }]);
+      wrongs.push(['x-api-key: admin token', { 'x-api-key': bed.env.ADMIN_TOKEN }]);
     }
     if (route.guard !== 'account' && route.guard !== 'visitor') wrongs.push(['customer console session', { cookie: customerSession }]);
     if (route.guard === 'customer' || route.guard === 'operator' || route.guard === 'metrics')
@@ -267,20 +253,20 @@ function attempts(): Attempt[] {
 
 async function snapshot() {
   const [user, key, channels, models, usage, keys, users] = await Promise.all([
-    admin.getUser(userId),
-    admin.getKey(keyId),
-    admin.call('GET', '/admin/api/channels'),
-    admin.call('GET', '/admin/api/models'),
-    admin.usage(`user_id=${userId}`),
-    admin.call('GET', `/admin/api/users/${userId}/keys`),
-    admin.call('GET', '/admin/api/users'),
+    bed.admin.getUser(userId),
+    bed.admin.getKey(keyId),
+    bed.admin.call('GET', '/admin/api/channels'),
+    bed.admin.call('GET', '/admin/api/models'),
+    bed.admin.usage(`user_id=${userId}`),
+    bed.admin.call('GET', `/admin/api/users/${userId}/keys`),
+    bed.admin.call('GET', '/admin/api/users'),
   ]);
   return { user, key, channels, models, usage, keys, users };
 }
 
 test('every route × wrong credentials × other spellings: only 401/403/404, nothing changed, no upstream call', async (t) => {
   const before = await snapshot();
-  const upstreamCalls = mock.requests.length;
+  const upstreamCalls = bed.mock.requests.length;
   const all = attempts();
   t.true(all.length > 500, `${all.length} attempts`);
   const failures: string[] = [];
@@ -307,11 +293,11 @@ test('every route × wrong credentials × other spellings: only 401/403/404, not
   }
   t.deepEqual(failures, []);
   t.deepEqual(await snapshot(), before, 'no balance, key, channel, token, model or ledger row changed');
-  t.is(mock.requests.length, upstreamCalls, 'the upstream saw no call');
+  t.is(bed.mock.requests.length, upstreamCalls, 'the upstream saw no call');
 });
 
 test('the right credentials on the canonical path still work (the matrix is not vacuous)', async (t) => {
-  t.is((await raw('GET', `/admin/api/users/${userId}`, { authorization: `Bearer ${adminToken}` })).status, 200);
+  t.is((await raw('GET', `/admin/api/users/${userId}`, { authorization: `Bearer ${bed.env.ADMIN_TOKEN}` })).status, 200);
   t.is((await raw('GET', '/v1/models', { authorization: `Bearer ${customerKey}` })).status, 200);
   t.is((await raw('GET', `/v1/models/${encodeURIComponent(MODEL)}`, { authorization: `Bearer ${customerKey}` })).status, 200);
   t.is(
@@ -320,7 +306,7 @@ test('the right credentials on the canonical path still work (the matrix is not 
     'a raw / inside a model id is canonical too',
   );
   t.is((await raw('GET', '/metrics', { authorization: 'Bearer metrics-token-guard' })).status, 200);
-  t.is((await raw('GET', '/admin/queues/api/queues', { authorization: `Bearer ${adminToken}` })).status, 200);
+  t.is((await raw('GET', '/admin/queues/api/queues', { authorization: `Bearer ${bed.env.ADMIN_TOKEN}` })).status, 200);
   t.is(
     (await raw('GET', '/v1/models', { authorization: `Bearer  ${customerKey} \t` })).status,
     200,

@@ -2,10 +2,9 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
-import { type Behavior, type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
-import { AdminClient } from './helpers/admin.js';
-import { freshEnvironment } from './helpers/env.js';
-import { type Gateway, startGateway } from './helpers/gateway.js';
+import type { Behavior } from '../src/mock/upstream.js';
+import { type Bed, startBed } from './helpers/bed.js';
+import { newCustomer } from './helpers/customer.js';
 import { StreamReader } from './helpers/stream.js';
 import { until } from './helpers/wait.js';
 
@@ -17,10 +16,7 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const FIRST_BYTE_MS = 2_000;
 const PROBE_MS = 500;
 
-let mock: MockUpstream;
-let gateway: Gateway;
-let env: Record<string, string>;
-let admin: AdminClient;
+let bed: Bed;
 let userId: number;
 let apiKey: string;
 let keyId: number;
@@ -28,23 +24,15 @@ let keyId: number;
 const answered = new Map<number, Set<string>>();
 
 test.before(async () => {
-  mock = await startMockUpstream();
-  ({ env } = await freshEnvironment('routes'));
-  gateway = await startGateway(
-    { ...env, UPSTREAM_FIRST_BYTE_MS: String(FIRST_BYTE_MS), CHANNEL_PROBE_MS: String(PROBE_MS), CHANNEL_UNHEALTHY_AFTER: '5' },
-    { webs: 2, workers: 2 },
-  );
-  admin = new AdminClient(gateway.urls[0], env.ADMIN_TOKEN);
-  userId = (await admin.user('routes@example.com', '500')).id;
-  const key = await admin.key(userId, { rpm_limit: 100_000 });
-  apiKey = key.key;
-  keyId = key.id;
+  bed = await startBed('routes', {
+    env: { UPSTREAM_FIRST_BYTE_MS: String(FIRST_BYTE_MS), CHANNEL_PROBE_MS: String(PROBE_MS), CHANNEL_UNHEALTHY_AFTER: '5' },
+    webs: 2,
+    workers: 2,
+  });
+  ({ userId, keyId, apiKey } = await newCustomer(bed.admin, 'routes@example.com', '500', { rpm_limit: 100_000 }));
 });
 
-test.after.always(async () => {
-  await gateway?.stop();
-  await mock?.close();
-});
+test.after.always(() => bed?.stop());
 
 /** Every upstream token made here, with its limit: none may ever see more calls at once (checked last). */
 const tokens: Array<{ secret: string; max: number }> = [];
@@ -52,21 +40,21 @@ let channels = 0;
 
 /** A channel of its own on the mock with `n` tokens (secrets unique to this run). */
 async function channel(n: number, maxConcurrency: number, behavior: Partial<Behavior> = {}) {
-  const c = await admin.channel(`routes-${++channels}`, 'openai', `${mock.url}/v1`);
+  const c = await bed.admin.channel(`routes-${++channels}`, 'openai', `${bed.mock.url}/v1`);
   const secrets: string[] = [];
   for (let i = 0; i < n; i++) {
     const secret = `rt${channels}-${i}-${randomBytes(6).toString('hex')}`;
-    await admin.token(c.id, secret, maxConcurrency, `t${i}`);
-    mock.setBehavior(secret, behavior);
+    await bed.admin.token(c.id, secret, maxConcurrency, `t${i}`);
+    bed.mock.setBehavior(secret, behavior);
     tokens.push({ secret, max: maxConcurrency });
     secrets.push(secret);
   }
-  return { id: c.id, secrets, calls: () => secrets.reduce((sum, s) => sum + mock.stats(s).calls, 0) };
+  return { id: c.id, secrets, calls: () => secrets.reduce((sum, s) => sum + bed.mock.stats(s).calls, 0) };
 }
 type Channel = Awaited<ReturnType<typeof channel>>;
 
 function model(id: string, routes: Array<{ channel: Channel; priority?: number; weight?: number }>) {
-  return admin.model(id, {
+  return bed.admin.model(id, {
     routes: routes.map((r) => ({ channel_id: r.channel.id, upstream_model: 'mock-gpt', priority: r.priority ?? 0, weight: r.weight ?? 1 })),
     input_price_per_1m: 2,
     output_price_per_1m: 8,
@@ -77,7 +65,7 @@ type ErrorJson = { error?: { code: string; message: string; type: string; param:
 let turn = 0;
 /** One chat request through the web processes in turn; a 200 is recorded as an answer of its key. */
 async function chat(modelId: string, opts: { key?: string; keyId?: number; content?: string; init?: RequestInit; web?: number } = {}) {
-  const base = gateway.urls[opts.web ?? turn++ % gateway.urls.length];
+  const base = bed.gateway.urls[opts.web ?? turn++ % bed.gateway.urls.length];
   const res = await fetch(`${base}/v1/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${opts.key ?? apiKey}`, 'content-type': 'application/json' },
@@ -121,13 +109,13 @@ interface RouteView {
   last_error: string | null;
 }
 async function routesOf(modelId: string): Promise<RouteView[]> {
-  const list = await admin.call<{ data: Array<{ id: string; routes: RouteView[] }> }>('GET', '/admin/api/models');
+  const list = await bed.admin.call<{ data: Array<{ id: string; routes: RouteView[] }> }>('GET', '/admin/api/models');
   return list.data.find((m) => m.id === modelId)!.routes;
 }
 const routeOn = async (modelId: string, c: Channel) => (await routesOf(modelId)).find((r) => r.channel_id === c.id)!;
 
 async function metrics(): Promise<string> {
-  const res = await fetch(`${gateway.urls[0]}/metrics`, { headers: { authorization: `Bearer ${env.ADMIN_TOKEN}` } });
+  const res = await fetch(`${bed.gateway.urls[0]}/metrics`, { headers: { authorization: `Bearer ${bed.env.ADMIN_TOKEN}` } });
   return res.text();
 }
 
@@ -223,8 +211,8 @@ test.serial('503 only when every route cools, with Retry-After = the soonest ret
   // every token disabled: the route says so, and 503 comes without Retry-After
   const off = await channel(1, 4);
   await model('rt/disabled', [{ channel: off }]);
-  const listed = await admin.call<{ data: Array<{ id: number; tokens: Array<{ id: number }> }> }>('GET', '/admin/api/channels');
-  await admin.call('PATCH', `/admin/api/tokens/${listed.data.find((c) => c.id === off.id)!.tokens[0].id}`, { status: 'disabled' });
+  const listed = await bed.admin.call<{ data: Array<{ id: number; tokens: Array<{ id: number }> }> }>('GET', '/admin/api/channels');
+  await bed.admin.call('PATCH', `/admin/api/tokens/${listed.data.find((c) => c.id === off.id)!.tokens[0].id}`, { status: 'disabled' });
   t.is((await routeOn('rt/disabled', off)).state, 'disabled');
   const none = await chat('rt/disabled');
   t.is(none.res.status, 503);
@@ -244,10 +232,10 @@ test.serial('a stream whose first channel fails before its first chunk is served
     [`no first byte within ${FIRST_BYTE_MS} ms`, { hang: true }],
   ];
   for (const [what, behavior] of failures) {
-    for (const secret of first.secrets) mock.setBehavior(secret, behavior);
+    for (const secret of first.secrets) bed.mock.setBehavior(secret, behavior);
     const [before1, before2] = [first.calls(), second.calls()];
     const content = `tell me about ${what}`;
-    const res = await fetch(`${gateway.urls[turn++ % 2]}/v1/chat/completions`, {
+    const res = await fetch(`${bed.gateway.urls[turn++ % 2]}/v1/chat/completions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
       body: JSON.stringify({
@@ -270,20 +258,20 @@ test.serial('a stream whose first channel fails before its first chunk is served
     record(keyId, res);
     const requestId = res.headers.get('x-request-id')!;
     const row = await until(
-      async () => (await admin.usage(`key_id=${keyId}`)).data.find((r) => r.request_id === requestId),
+      async () => (await bed.admin.usage(`key_id=${keyId}`)).data.find((r) => r.request_id === requestId),
       (r) => r !== undefined,
     );
     t.is(row?.estimated, false, `${what}: billed from the upstream's usage`);
   }
   await until(
-    () => first.secrets.reduce((n, s) => n + mock.stats(s).closedEarly, 0),
+    () => first.secrets.reduce((n, s) => n + bed.mock.stats(s).closedEarly, 0),
     (n) => n >= 1,
   );
   t.true(
-    first.secrets.some((s) => mock.stats(s).closedEarly >= 1),
+    first.secrets.some((s) => bed.mock.stats(s).closedEarly >= 1),
     'the silent attempt was aborted',
   );
-  for (const secret of first.secrets) mock.setBehavior(secret, {});
+  for (const secret of first.secrets) bed.mock.setBehavior(secret, {});
 });
 
 test.serial('a channel answering 500s goes unhealthy, only the probe calls it, and it comes back once it answers', async (t) => {
@@ -309,24 +297,24 @@ test.serial('a channel answering 500s goes unhealthy, only the probe calls it, a
   t.regex(await metrics(), new RegExp(`eastx_channel_state\\{channel="${sick.id}",state="unhealthy"\\} 1`));
 
   // probes take 1.5 s each here, three times the probe interval: run one at a time, they never overlap
-  mock.setBehavior(sick.secrets[0], { latencyMs: 1_500, fail: { status: 500, message: 'still down' } });
-  const seen = mock.requests.length;
+  bed.mock.setBehavior(sick.secrets[0], { latencyMs: 1_500, fail: { status: 500, message: 'still down' } });
+  const seen = bed.mock.requests.length;
   const during = await inParallel(40, 5, () => chat('rt/health', { content }));
   t.deepEqual(statuses(during), { 200: 40 });
   await until(
-    () => mock.requests.slice(seen).filter((r) => r.secret === sick.secrets[0]).length,
+    () => bed.mock.requests.slice(seen).filter((r) => r.secret === sick.secrets[0]).length,
     (n) => n >= 2,
   );
-  const toSick = mock.requests.slice(seen).filter((r) => r.secret === sick.secrets[0]);
+  const toSick = bed.mock.requests.slice(seen).filter((r) => r.secret === sick.secrets[0]);
   t.true(toSick.length >= 2, `${toSick.length} probes`);
   t.true(
     toSick.every((r) => JSON.stringify(r.body).includes('"ping"') && (r.body as { max_tokens?: number }).max_tokens === 1),
     'only minimal probe requests reach the unhealthy channel',
   );
-  t.is(mock.stats(sick.secrets[0]).maxInFlight, 1, 'one probe at a time across both workers');
+  t.is(bed.mock.stats(sick.secrets[0]).maxInFlight, 1, 'one probe at a time across both workers');
   t.regex((await routeOn('rt/health', sick)).last_error ?? '', /probe: HTTP 500: still down/);
 
-  mock.setBehavior(sick.secrets[0], {});
+  bed.mock.setBehavior(sick.secrets[0], {});
   const back = await until(
     async () => (await routeOn('rt/health', sick)).state,
     (s) => s === 'healthy',
@@ -335,10 +323,12 @@ test.serial('a channel answering 500s goes unhealthy, only the probe calls it, a
   t.is(back, 'healthy', 'a probe that got an answer brought the channel back');
   t.is((await routeOn('rt/health', sick)).unhealthy_since, null);
   t.regex(await metrics(), new RegExp(`eastx_channel_state\\{channel="${sick.id}",state="healthy"\\} 1`));
-  const after = mock.requests.length;
+  const after = bed.mock.requests.length;
   const split = await inParallel(60, 4, () => chat('rt/health', { content }));
   t.deepEqual(statuses(split), { 200: 60 });
-  const real = mock.requests.slice(after).filter((r) => r.secret === sick.secrets[0] && JSON.stringify(r.body).includes(content)).length;
+  const real = bed.mock.requests
+    .slice(after)
+    .filter((r) => r.secret === sick.secrets[0] && JSON.stringify(r.body).includes(content)).length;
   t.true(real > 5, `the recovered channel takes its share again (${real} of 60)`);
 });
 
@@ -349,8 +339,8 @@ test.serial('saturated routes: requests wait for a free token on either route, n
   const results = await inParallel(30, 30, () => chat('rt/saturated'));
   t.deepEqual(statuses(results), { 200: 30 });
   t.true(a.calls() > 0 && b.calls() > 0, `${a.calls()} / ${b.calls()}`);
-  t.is(mock.stats(a.secrets[0]).maxInFlight, 2);
-  t.is(mock.stats(b.secrets[0]).maxInFlight, 2);
+  t.is(bed.mock.stats(a.secrets[0]).maxInFlight, 2);
+  t.is(bed.mock.stats(b.secrets[0]).maxInFlight, 2);
 });
 
 test.serial(
@@ -358,7 +348,7 @@ test.serial(
   async (t) => {
     const c = await channel(1, 32);
     for (const id of ['rt/allow-a', 'rt/allow-b', 'rt/deny-c']) await model(id, [{ channel: c }]);
-    const key = await admin.key(userId, { rpm_limit: 10_000, allowed_models: ['rt/allow-*', 'rt/exact'] });
+    const key = await bed.admin.key(userId, { rpm_limit: 10_000, allowed_models: ['rt/allow-*', 'rt/exact'] });
     t.deepEqual((key as unknown as { allowed_models: string[] }).allowed_models, ['rt/allow-*', 'rt/exact']);
     const ids = ['rt/allow-a', 'rt/allow-b', 'rt/deny-c'];
     const results = await inParallel(90, 15, (i) =>
@@ -373,7 +363,8 @@ test.serial(
     }
     t.is(c.calls(), 60, 'no refused request reached the upstream');
 
-    const get = (path: string, web: number) => fetch(`${gateway.urls[web]}${path}`, { headers: { authorization: `Bearer ${key.key}` } });
+    const get = (path: string, web: number) =>
+      fetch(`${bed.gateway.urls[web]}${path}`, { headers: { authorization: `Bearer ${key.key}` } });
     for (const web of [0, 1]) {
       const list = (await (await get('/v1/models', web)).json()) as { data: Array<{ id: string }> };
       t.deepEqual(
@@ -388,12 +379,12 @@ test.serial(
     t.is((await chat('rt/unknown', { key: key.key, keyId: key.id })).json.error?.code, 'model_not_found', 'an unknown model stays 404');
 
     // a change reaches every web process on its next request
-    await admin.call('PATCH', `/admin/api/keys/${key.id}`, { allowed_models: ['rt/deny-c'] });
+    await bed.admin.call('PATCH', `/admin/api/keys/${key.id}`, { allowed_models: ['rt/deny-c'] });
     for (const web of [0, 1]) {
       t.is((await chat('rt/deny-c', { key: key.key, keyId: key.id, web })).res.status, 200);
       t.is((await chat('rt/allow-a', { key: key.key, keyId: key.id, web })).json.error?.code, 'model_not_allowed');
     }
-    await admin.call('PATCH', `/admin/api/keys/${key.id}`, { allowed_models: null });
+    await bed.admin.call('PATCH', `/admin/api/keys/${key.id}`, { allowed_models: null });
     for (const web of [0, 1]) t.is((await chat('rt/allow-b', { key: key.key, keyId: key.id, web })).res.status, 200, 'null lifts the list');
   },
 );
@@ -401,14 +392,14 @@ test.serial(
 test.serial('max_concurrent_requests: exact across both web processes; refusals are 429 with Retry-After: 1 and not counted', async (t) => {
   const c = await channel(1, 50, { latencyMs: 1_000 });
   await model('rt/slow', [{ channel: c }]);
-  const key = await admin.key(userId, { rpm_limit: 40, max_concurrent_requests: 3 });
+  const key = await bed.admin.key(userId, { rpm_limit: 40, max_concurrent_requests: 3 });
   const as = { key: key.key, keyId: key.id };
   const results = await inParallel(20, 20, () => chat('rt/slow', as));
   const ok = results.filter((r) => r.res.status === 200).length;
   const refused = results.filter((r) => r.res.status === 429);
   t.true(ok >= 3, `${ok} answered`);
   t.is(ok + refused.length, 20);
-  t.true(mock.stats(c.secrets[0]).maxInFlight <= 3, 'never more than 3 of the key in flight');
+  t.true(bed.mock.stats(c.secrets[0]).maxInFlight <= 3, 'never more than 3 of the key in flight');
   for (const r of refused) {
     t.is(r.json.error?.code, 'rate_limit_exceeded');
     t.is(r.res.headers.get('retry-after'), '1');
@@ -423,11 +414,11 @@ test.serial('max_concurrent_requests: exact across both web processes; refusals 
   for (let i = 0; i < 5; i++) t.not((await chat('rt/broken', as)).res.status, 429);
 
   // so does a client that disconnects, long before the slot's 15 s lease would run out
-  mock.setBehavior(c.secrets[0], { chunkDelayMs: 300, reply: Array(100).fill('slow').join(' ') });
+  bed.mock.setBehavior(c.secrets[0], { chunkDelayMs: 300, reply: Array(100).fill('slow').join(' ') });
   const controllers = [0, 1, 2].map(() => new AbortController());
   const streams = await Promise.all(
     controllers.map((controller, i) =>
-      fetch(`${gateway.urls[i % 2]}/v1/chat/completions`, {
+      fetch(`${bed.gateway.urls[i % 2]}/v1/chat/completions`, {
         method: 'POST',
         headers: { authorization: `Bearer ${key.key}`, 'content-type': 'application/json' },
         body: JSON.stringify({ model: 'rt/slow', stream: true, messages: [{ role: 'user', content: 'go' }], max_tokens: 200 }),
@@ -446,7 +437,7 @@ test.serial('max_concurrent_requests: exact across both web processes; refusals 
   }
   t.is((await chat('rt/slow', as)).res.status, 429, 'three streams hold the three slots');
   for (const controller of controllers) controller.abort();
-  mock.setBehavior(c.secrets[0], {});
+  bed.mock.setBehavior(c.secrets[0], {});
   const freed = await until(
     async () => (await chat('rt/slow', as)).res.status,
     (status) => status === 200,
@@ -468,10 +459,10 @@ test.serial('max_concurrent_requests: exact across both web processes; refusals 
 test.serial('audit and concurrency: every answer charged exactly once, nothing held, no token above its max_concurrency', async (t) => {
   await auditPasses(t);
   await until(
-    async () => (await admin.getUser(userId)).held_usd,
+    async () => (await bed.admin.getUser(userId)).held_usd,
     (h) => h === '0',
   );
-  t.is((await admin.getUser(userId)).held_usd, '0');
+  t.is((await bed.admin.getUser(userId)).held_usd, '0');
   for (const [key, requestIds] of answered) {
     const rows = (await ledgerOf(key)).filter((r) => r.kind === 'charge');
     const charged = new Set(rows.map((r) => r.request_id as string));
@@ -484,21 +475,21 @@ test.serial('audit and concurrency: every answer charged exactly once, nothing h
     t.is(rows.length, requestIds.size, `key ${key}: nothing charged that was not answered`);
   }
   for (const { secret, max } of tokens)
-    t.true(mock.stats(secret).maxInFlight <= max, `${secret}: ${mock.stats(secret).maxInFlight} > ${max}`);
+    t.true(bed.mock.stats(secret).maxInFlight <= max, `${secret}: ${bed.mock.stats(secret).maxInFlight} > ${max}`);
 });
 
 test.serial('a web process that dies while holding concurrency slots: they free themselves within the lease time', async (t) => {
   const c = await channel(1, 50, { latencyMs: 8_000 });
   await model('rt/orphan', [{ channel: c }]);
-  const key = await admin.key(userId, { rpm_limit: 1000, max_concurrent_requests: 2 });
+  const key = await bed.admin.key(userId, { rpm_limit: 1000, max_concurrent_requests: 2 });
   const doomed = [0, 1].map(() => chat('rt/orphan', { key: key.key, keyId: key.id, web: 1 }).catch(() => 'gone'));
   await until(
-    () => mock.stats(c.secrets[0]).inFlight,
+    () => bed.mock.stats(c.secrets[0]).inFlight,
     (n) => n === 2,
   );
-  mock.setBehavior(c.secrets[0], {});
+  bed.mock.setBehavior(c.secrets[0], {});
   t.is((await chat('rt/orphan', { key: key.key, keyId: key.id, web: 0 })).res.status, 429, 'both slots are taken');
-  await gateway.webs[1].kill('SIGKILL');
+  await bed.gateway.webs[1].kill('SIGKILL');
   await Promise.all(doomed);
   const freed = await until(
     async () => (await chat('rt/orphan', { key: key.key, keyId: key.id, web: 0 })).res.status,
@@ -514,7 +505,7 @@ async function ledgerOf(key: number): Promise<Array<Record<string, unknown>>> {
   const rows: Array<Record<string, unknown>> = [];
   for (;;) {
     const before = rows.length > 0 ? `&before_id=${rows.at(-1)!.id}` : '';
-    const page = (await admin.usage(`key_id=${key}&limit=1000${before}`)).data;
+    const page = (await bed.admin.usage(`key_id=${key}&limit=1000${before}`)).data;
     rows.push(...page);
     if (page.length < 1000) return rows;
   }
@@ -522,7 +513,7 @@ async function ledgerOf(key: number): Promise<Array<Record<string, unknown>>> {
 
 async function auditPasses(t: ExecutionContext) {
   const run = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-    execFile(process.execPath, ['dist/src/cli.js', 'audit'], { cwd: ROOT, env: { ...process.env, ...env } }, (err, stdout, stderr) =>
+    execFile(process.execPath, ['dist/src/cli.js', 'audit'], { cwd: ROOT, env: { ...process.env, ...bed.env } }, (err, stdout, stderr) =>
       resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
     ),
   );

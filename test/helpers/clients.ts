@@ -1,8 +1,8 @@
-import { type MockUpstream, startMockUpstream } from '../../src/mock/upstream.js';
-import { AdminClient } from './admin.js';
+import type { MockUpstream } from '../../src/mock/upstream.js';
+import type { AdminClient } from './admin.js';
+import { startBed } from './bed.js';
 import { newCustomer } from './customer.js';
-import { freshEnvironment } from './env.js';
-import { type Gateway, startGateway } from './gateway.js';
+import type { Gateway } from './gateway.js';
 import { nano } from './money.js';
 
 /**
@@ -30,11 +30,8 @@ export const IMAGE_MODEL = 'wanx-v1';
 const CREDIT = '50';
 
 export async function startClientBed(name: string): Promise<ClientBed> {
-  const mock = await startMockUpstream();
-  const { env } = await freshEnvironment(name);
-  const gateway = await startGateway({ ...env, IMAGE_POLL_MS: '20' });
-  const url = gateway.urls[0];
-  const admin = new AdminClient(url, env.ADMIN_TOKEN);
+  const bed = await startBed(name, { env: { IMAGE_POLL_MS: '20' } });
+  const { mock, gateway, url, admin } = bed;
 
   const openai = await admin.channel('openai', 'openai', `${mock.url}/v1`);
   await admin.token(openai.id, 'sk-openai-clients', 16);
@@ -81,9 +78,6 @@ export async function startClientBed(name: string): Promise<ClientBed> {
     apiKey,
     userId,
     spent: async () => nano(CREDIT) - nano((await admin.getUser(userId)).balance_usd),
-    async stop() {
-      await gateway.stop();
-      await mock.close();
-    },
+    stop: bed.stop,
   };
 }

@@ -13,3 +13,16 @@ export async function newCustomer(
   const client = new OpenAI({ baseURL: `${admin.baseUrl}/v1`, apiKey: key.key, maxRetries: 0 });
   return { userId: user.id, keyId: key.id, apiKey: key.key, client };
 }
+
+/**
+ * POSTs `body` (as JSON, or a string as it is) to `url` with `key` as the bearer key, as a customer's own HTTP
+ * client would: the answer, and its JSON body (undefined when it is not JSON).
+ */
+export async function postJson<T = Record<string, any>>(url: string, key: string, body: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { res, json: (await res.json().catch(() => undefined)) as T };
+}

@@ -1,9 +1,9 @@
-import { type Behavior, type MockUpstream, startMockUpstream } from '../../src/mock/upstream.js';
+import type { Behavior, MockUpstream } from '../../src/mock/upstream.js';
 import { createRedis, type Redis, RedisKeys } from '../../src/redis/index.js';
 import { TokenPool } from '../../src/upstream/pool.js';
-import { AdminClient, mockChannel } from './admin.js';
-import { freshEnvironment } from './env.js';
-import { type Gateway, startGateway } from './gateway.js';
+import { type AdminClient, mockChannel } from './admin.js';
+import { startBed } from './bed.js';
+import type { Gateway } from './gateway.js';
 
 /**
  * A gateway (real web and worker processes, the admin API on the first web) on the mock upstream, a customer
@@ -28,11 +28,9 @@ export interface MockBed {
 }
 
 export async function startMockBed(name: string, counts: { webs: number; workers: number }): Promise<MockBed> {
-  const mock = await startMockUpstream();
-  const { env, config } = await freshEnvironment(name);
-  const gateway = await startGateway(env, counts);
-  const admin = new AdminClient(gateway.urls[0], env.ADMIN_TOKEN);
-  const redis = createRedis(env.REDIS_URL);
+  const bed = await startBed(name, counts);
+  const { mock, gateway, admin, config } = bed;
+  const redis = createRedis(bed.env.REDIS_URL);
   const keys = new RedisKeys(config.redisPrefix);
   const userId = (await admin.user(`${name}@example.com`, '20')).id;
   const key = await admin.key(userId, { rpm_limit: 1000 });
@@ -50,8 +48,7 @@ export async function startMockBed(name: string, counts: { webs: number; workers
     channelWith: (behavior) => mockChannel(admin, mock, `${name}-${++channels}`, behavior),
     rowsFor: async (requestId) => (await admin.usage(`key_id=${key.id}`)).data.filter((r) => r.request_id === requestId),
     async stop() {
-      await gateway.stop();
-      await mock.close();
+      await bed.stop();
       redis.disconnect();
     },
   };
