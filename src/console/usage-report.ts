@@ -85,14 +85,8 @@ export async function usageRows(db: Db, userId: number, range: UsageRange): Prom
   }));
 }
 
-export interface ModelTotal {
-  model: string;
-  requests: number;
-  promptTokens: number;
-  completionTokens: number;
-  images: number;
-  spentNano: bigint;
-}
+/** A model's usage summed over every day of the range. */
+export type ModelTotal = Omit<UsageRow, 'day'>;
 
 /** Totals per model over the range, biggest spend first. */
 export function totalsByModel(rows: UsageRow[]): ModelTotal[] {
