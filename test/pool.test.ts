@@ -170,16 +170,21 @@ async function chat(model: string, content: string) {
   return { status: res.status, json: (await res.json()) as { choices?: Array<{ message: { content: string } }> } };
 }
 
-test.serial('3 workers, max_concurrency 2, 50 concurrent slow requests: all succeed, never more than 2 in flight upstream', async (t) => {
-  const secret = `tight-${randomBytes(4).toString('hex')}`;
-  const channel = await bed.admin.channel('tight', 'openai', `${bed.mock.url}/v1`);
-  await bed.admin.token(channel.id, secret, 2, 'tight');
-  await bed.admin.model('pool/tight', {
+/** A channel `name` on the mock with these tokens, and the model `pool/<name>` on it. */
+async function modelOnChannel(name: string, tokens: Array<{ secret: string; max: number; label: string }>) {
+  const channel = await bed.admin.channel(name, 'openai', `${bed.mock.url}/v1`);
+  for (const { secret, max, label } of tokens) await bed.admin.token(channel.id, secret, max, label);
+  await bed.admin.model(`pool/${name}`, {
     channel_id: channel.id,
     upstream_model: 'mock-gpt',
     input_price_per_1m: 1,
     output_price_per_1m: 1,
   });
+}
+
+test.serial('3 workers, max_concurrency 2, 50 concurrent slow requests: all succeed, never more than 2 in flight upstream', async (t) => {
+  const secret = `tight-${randomBytes(4).toString('hex')}`;
+  await modelOnChannel('tight', [{ secret, max: 2, label: 'tight' }]);
   bed.mock.setBehavior(secret, { latencyMs: 150 });
   const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => chat('pool/tight', `request ${i}`)));
   t.deepEqual(
@@ -194,15 +199,10 @@ test.serial('3 workers, max_concurrency 2, 50 concurrent slow requests: all succ
 
 test.serial('load spreads over the tokens of a channel (least in flight), each within its own limit', async (t) => {
   const [a, b] = ['spread-a', 'spread-b'].map((s) => `${s}-${randomBytes(4).toString('hex')}`);
-  const channel = await bed.admin.channel('spread', 'openai', `${bed.mock.url}/v1`);
-  await bed.admin.token(channel.id, a, 3, 'spread-a');
-  await bed.admin.token(channel.id, b, 3, 'spread-b');
-  await bed.admin.model('pool/spread', {
-    channel_id: channel.id,
-    upstream_model: 'mock-gpt',
-    input_price_per_1m: 1,
-    output_price_per_1m: 1,
-  });
+  await modelOnChannel('spread', [
+    { secret: a, max: 3, label: 'spread-a' },
+    { secret: b, max: 3, label: 'spread-b' },
+  ]);
   bed.mock.setBehavior(a, { latencyMs: 100 });
   bed.mock.setBehavior(b, { latencyMs: 100 });
   const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => chat('pool/spread', `spread ${i}`)));
