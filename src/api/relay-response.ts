@@ -188,28 +188,23 @@ export async function respondWithResult(ctx: AppContext, relay: RelayStream, job
  * response's `close`).
  */
 export async function respondWithStream(ctx: AppContext, relay: RelayStream, job: JobBase, style: StreamStyle): Promise<void> {
-  const sse = new SseWriter(ctx);
   const ticket = ticketOf(job); // the detached part below keeps this, not the job and its body
-  const relayed = relayStream(ctx, relay, ticket, style, sse);
-  const first = await Promise.race([
-    relayed.then(
-      () => ({ ended: true as const }),
-      (err: unknown) => ({ ended: true as const, err }),
-    ),
-    sse.whenStarted.then(() => ({ ended: false as const })),
-  ]);
-  if (first.ended) {
-    if ('err' in first) throw first.err; // before the 200: the error boundary answers it
-    return;
-  }
-  detach(ctx);
-  relayed.catch((err: unknown) => {
-    log.error(
-      { err: { message: (err as Error).message, stack: (err as Error).stack }, requestId: ticket.requestId },
-      'stream relay failed',
+  // which came first: the 200 (the rest is relayed detached) or the relay's end. No Promise.race: its
+  // reactions would stay on the relay's promise for as long as a held stream lasts.
+  const endedBeforeStart = await new Promise<boolean>((resolve, reject) => {
+    const sse = new SseWriter(ctx, () => resolve(false));
+    relayStream(ctx, relay, ticket, style, sse).then(
+      () => resolve(true),
+      (err: unknown) => (sse.started ? relayFailed(ctx, ticket, err) : reject(err)), // before the 200: the error boundary answers it
     );
-    ctx.res.destroy(); // the client sees the stream cut, as for any failure after the 200 without an error event
   });
+  if (!endedBeforeStart) detach(ctx);
+}
+
+/** A failure after the 200 with no error event written: logged, and the client sees the stream cut. */
+function relayFailed(ctx: AppContext, ticket: RelayTicket, err: unknown): void {
+  log.error({ err: { message: (err as Error).message, stack: (err as Error).stack }, requestId: ticket.requestId }, 'stream relay failed');
+  ctx.res.destroy();
 }
 
 /** What relaying needs of a job (a held stream keeps this, not the job and its body). */

@@ -8,6 +8,8 @@ export interface SseEvent {
   data: unknown;
 }
 
+const NOTHING = () => {};
+
 /**
  * Server-sent events on a Koa response. Nothing is written until the first event or comment; until then
  * `fail` throws, so the error boundary answers with an ordinary HTTP error and status.
@@ -18,13 +20,14 @@ export class SseWriter {
   events = 0;
   /** When the last event or comment was written, epoch ms (0: nothing yet). */
   lastWriteAt = 0;
-  private markStarted!: () => void;
-  /** Resolves once the 200 and the first event (or comment) went out. */
-  readonly whenStarted = new Promise<void>((resolve) => {
-    this.markStarted = resolve;
-  });
-
-  constructor(private readonly ctx: AppContext) {}
+  /**
+   * `onStart` is called once the 200 and the first event (or comment) went out; the writer lets go of it
+   * then, so a held stream keeps nothing of whoever waited for its start.
+   */
+  constructor(
+    private readonly ctx: AppContext,
+    private onStart: () => void = NOTHING,
+  ) {}
 
   /** Whether the response still takes writes (its client is there and it has not ended). */
   get writable(): boolean {
@@ -34,7 +37,9 @@ export class SseWriter {
   private start(): void {
     if (this.started) return;
     this.started = true;
-    this.markStarted();
+    const onStart = this.onStart;
+    this.onStart = NOTHING;
+    onStart();
     this.ctx.respond = false;
     this.ctx.res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
