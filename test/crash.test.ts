@@ -45,11 +45,7 @@ async function killCurrentWorker(): Promise<number> {
   return Date.now();
 }
 
-const heldIsZero = async () =>
-  (await until(
-    async () => (await bed.admin.getUser(bed.userId)).held_usd,
-    (h) => h === '0',
-  )) === '0';
+const heldIsZero = async () => (await bed.heldOnceSettled()) === '0';
 
 /** A stream on a new channel that behaves as `behavior`, read until `chunks` of its chunks came. */
 async function streamRead(t: ExecutionContext, behavior: Partial<Behavior>, chunks: number) {

@@ -72,11 +72,7 @@ test.serial(
     t.is(streamRows.length, 1, 'what was streamed is billed, once');
     t.true(Number(streamRows[0].amount_usd) < 0, 'a charge');
     t.is((await bed.rowsFor(callId!)).length, 0, 'the interrupted call costs nothing');
-    const held = await until(
-      async () => (await bed.admin.getUser(bed.userId)).held_usd,
-      (h) => h === '0',
-    );
-    t.is(held, '0');
+    t.is(await bed.heldOnceSettled(), '0');
     for (const { tokenId, secret } of [streamed, slow]) {
       t.is(
         await until(

@@ -95,14 +95,18 @@ export async function startPrivateServers(ports: { mysql: number; redis: number 
   const redisUrl = `redis://127.0.0.1:${ports.redis}`;
   const probe = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0 });
   probe.on('error', () => undefined); // a refused connect is waitFor's to report, once; commands still reject
+  const stop = async () => {
+    probe.disconnect();
+    redis.kill('SIGTERM');
+    mariadb.kill('SIGTERM');
+    await sleep(1500);
+    rmSync(dir, { recursive: true, force: true });
+  };
   try {
     await waitFor(async () => (await createConnection(mysqlUrl)).end(), 'mariadbd');
     await waitFor(() => probe.connect(), 'redis-server');
   } catch (err) {
-    // neither server outlives a bench that could not start
-    probe.disconnect();
-    redis.kill('SIGTERM');
-    mariadb.kill('SIGTERM');
+    await stop(); // neither server outlives a bench that could not start
     throw err;
   }
 
@@ -143,13 +147,7 @@ export async function startPrivateServers(ports: { mysql: number; redis: number 
     pids: { mariadbd: mariadb.pid ?? 0, redis: redis.pid ?? 0 },
     counters,
     redisTimeByScript: (run, scriptNames) => redisTimeByScript(probe, run, scriptNames),
-    async stop() {
-      probe.disconnect();
-      redis.kill('SIGTERM');
-      mariadb.kill('SIGTERM');
-      await sleep(1500);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop,
   };
 }
 

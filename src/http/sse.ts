@@ -26,7 +26,7 @@ export class SseWriter {
    */
   constructor(
     private readonly ctx: AppContext,
-    private onStart: () => void = NOTHING,
+    private onStart: () => void,
   ) {}
 
   /** Whether the response still takes writes (its client is there and it has not ended). */

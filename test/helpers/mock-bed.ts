@@ -4,6 +4,7 @@ import { TokenPool } from '../../src/upstream/pool.js';
 import { type AdminClient, mockChannel } from './admin.js';
 import { startBed } from './bed.js';
 import type { Gateway } from './gateway.js';
+import { until } from './wait.js';
 
 /**
  * A gateway (real web and worker processes, the admin API on the first web) on the mock upstream, a customer
@@ -24,6 +25,8 @@ export interface MockBed {
   channelWith(behavior: Partial<Behavior>): ReturnType<typeof mockChannel>;
   /** The key's ledger rows of one request. */
   rowsFor(requestId: string): Promise<Array<Record<string, unknown>>>;
+  /** The customer's held USD once it came back to '0', or as it last read when the wait ran out. */
+  heldOnceSettled(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -47,6 +50,11 @@ export async function startMockBed(name: string, counts: { webs: number; workers
     apiKey: key.key,
     channelWith: (behavior) => mockChannel(admin, mock, `${name}-${++channels}`, behavior),
     rowsFor: async (requestId) => (await admin.usage(`key_id=${key.id}`)).data.filter((r) => r.request_id === requestId),
+    heldOnceSettled: () =>
+      until(
+        async () => (await admin.getUser(userId)).held_usd,
+        (held) => held === '0',
+      ),
     async stop() {
       await bed.stop();
       redis.disconnect();
