@@ -11,8 +11,8 @@
  * BENCH_HELD (default 10000) the held streams; BENCH_HOLD_SECONDS (default 0) how much longer to keep them open,
  * sampling the web's memory every 5 s (the lowest and highest growth are reported); BENCH_PROFILE=<dir> writes V8 CPU profiles, BENCH_HEAP_SNAPSHOT=<dir>
  * a heap snapshot of the web process while the streams are held, BENCH_LOGS=<dir> keeps the stack's logs,
- * BENCH_HELD_WORKERS (default 1) runs the held streams on that many worker processes. Results also go
- * to bench-results.json.
+ * BENCH_HELD_WORKERS (default 1) runs the held streams on that many worker processes, BENCH_WEB_FLAGS passes
+ * node flags to the web process (`--trace-gc`). Results also go to bench-results.json.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -42,6 +42,8 @@ for (const dir of [HEAP_SNAPSHOT_DIR, LOGS_DIR, process.env.BENCH_PROFILE]) if (
 const profileArgs = (role: string) => [
   ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${role}.cpuprofile`] : []),
   ...(HEAP_SNAPSHOT_DIR && role === 'web' ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${HEAP_SNAPSHOT_DIR}`] : []),
+  // e.g. --trace-gc, which Node refuses in NODE_OPTIONS; its lines go to BENCH_LOGS/web.log
+  ...(role === 'web' ? (process.env.BENCH_WEB_FLAGS ?? '').split(' ').filter(Boolean) : []),
 ];
 
 async function freePort(): Promise<number> {
