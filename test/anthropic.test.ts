@@ -4,6 +4,7 @@ import { countTokens } from '../src/mock/text.js';
 import { type Bed, startBed } from './helpers/bed.js';
 import { newCustomer } from './helpers/customer.js';
 import { costOf, nano } from './helpers/money.js';
+import { collectToolCalls } from './helpers/stream.js';
 
 // An `anthropic` channel on the mock upstream, called with the OpenAI SDK through real web + worker processes.
 let bed: Bed;
@@ -139,18 +140,7 @@ test.serial(
       tool_choice: 'required',
       stream: true,
     });
-    const calls: Array<{ id?: string; type?: string; name?: string; args: string }> = [];
-    let finish: string | null = null;
-    for await (const chunk of stream) {
-      for (const delta of chunk.choices[0]?.delta?.tool_calls ?? []) {
-        calls[delta.index] ??= { args: '' };
-        if (delta.id) calls[delta.index].id = delta.id;
-        if (delta.type) calls[delta.index].type = delta.type;
-        if (delta.function?.name) calls[delta.index].name = delta.function.name;
-        calls[delta.index].args += delta.function?.arguments ?? '';
-      }
-      finish = chunk.choices[0]?.finish_reason ?? finish;
-    }
+    const { calls, finish } = await collectToolCalls(stream);
     t.is(finish, 'tool_calls');
     t.is(calls.length, 1);
     t.is(calls[0].type, 'function');

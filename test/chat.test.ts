@@ -3,6 +3,7 @@ import type OpenAI from 'openai';
 import { type Bed, startBed } from './helpers/bed.js';
 import { newCustomer, postJson } from './helpers/customer.js';
 import { costOf, nano, readSse } from './helpers/money.js';
+import { collectToolCalls } from './helpers/stream.js';
 
 // Web and worker run as separate OS processes: every chat call really crosses the BullMQ queue.
 let bed: Bed;
@@ -137,17 +138,7 @@ test.serial('a streamed tool call reassembles to valid JSON and the tool turn ro
     },
   ];
   const stream = await client.chat.completions.create({ model: MODEL, messages: ask('weather in Paris'), tools, stream: true });
-  const calls: Array<{ id?: string; name?: string; args: string }> = [];
-  let finish: string | null = null;
-  for await (const chunk of stream) {
-    for (const delta of chunk.choices[0]?.delta?.tool_calls ?? []) {
-      calls[delta.index] ??= { args: '' };
-      if (delta.id) calls[delta.index].id = delta.id;
-      if (delta.function?.name) calls[delta.index].name = delta.function.name;
-      calls[delta.index].args += delta.function?.arguments ?? '';
-    }
-    finish = chunk.choices[0]?.finish_reason ?? finish;
-  }
+  const { calls, finish } = await collectToolCalls(stream);
   t.is(finish, 'tool_calls');
   t.is(calls.length, 1);
   t.is(calls[0].name, 'lookup');

@@ -45,3 +45,31 @@ export class StreamReader {
     return (JSON.parse(last.slice(6)) as { error: { code: string; message: string } }).error;
   }
 }
+
+/** A tool call as an OpenAI chat stream delivers it: pieces by index, the arguments in fragments. */
+export interface StreamedToolCall {
+  id?: string;
+  type?: string;
+  name?: string;
+  args: string;
+}
+
+type ToolCallDelta = { index: number; id?: string; type?: string; function?: { name?: string; arguments?: string } };
+type ChatChunk = { choices: Array<{ delta?: { tool_calls?: ToolCallDelta[] }; finish_reason?: string | null }> };
+
+/** Reads an OpenAI SDK chat stream to its end and puts its tool calls together, with the last finish reason. */
+export async function collectToolCalls(stream: AsyncIterable<ChatChunk>): Promise<{ calls: StreamedToolCall[]; finish: string | null }> {
+  const calls: StreamedToolCall[] = [];
+  let finish: string | null = null;
+  for await (const chunk of stream) {
+    for (const delta of chunk.choices[0]?.delta?.tool_calls ?? []) {
+      calls[delta.index] ??= { args: '' };
+      if (delta.id) calls[delta.index].id = delta.id;
+      if (delta.type) calls[delta.index].type = delta.type;
+      if (delta.function?.name) calls[delta.index].name = delta.function.name;
+      calls[delta.index].args += delta.function?.arguments ?? '';
+    }
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+  }
+  return { calls, finish };
+}
