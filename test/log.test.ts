@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import { LOG_FLUSH_MS } from '../src/log.js';
+import { until } from './helpers/wait.js';
 
 /** The write() system calls a process has made so far (`syscw` in /proc/<pid>/io). */
 const writeCalls = (pid: number) => Number(/syscw:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1]);
@@ -23,9 +24,13 @@ test('a buffered log line reaches stdout within the flush interval, and an idle 
   child.stdout.on('data', (d) => {
     out += d;
   });
-  const started = Date.now();
-  while (!out.includes('"msg":"hello"') && Date.now() - started < 5_000) await sleep(10);
-  t.true(out.includes('"msg":"hello"'), 'the line was flushed');
+  const flushed = await until(
+    () => out,
+    (text) => text.includes('"msg":"hello"'),
+    5_000,
+    10,
+  );
+  t.true(flushed.includes('"msg":"hello"'), 'the line was flushed');
 
   await sleep(3 * LOG_FLUSH_MS);
   const before = writeCalls(child.pid!);
