@@ -10,7 +10,8 @@
  * so counters and CPU belong to the benchmark alone. BENCH_SECONDS (default 10) sets each timed phase;
  * BENCH_HELD (default 10000) the held streams; BENCH_HOLD_SECONDS (default 0) how much longer to keep them open,
  * sampling the web's memory every 5 s (the lowest and highest growth are reported); BENCH_PROFILE=<dir> writes V8 CPU profiles, BENCH_HEAP_SNAPSHOT=<dir>
- * a heap snapshot of the web process while the streams are held, BENCH_LOGS=<dir> keeps the stack's logs,
+ * a heap snapshot of the web process while the streams are held, BENCH_LOGS=<dir> keeps the stack's logs
+ * and the open loops' requests one by one (open-loop.tsv: when each was due, how late it went, how long it took),
  * BENCH_HELD_WORKERS (default 1) runs the held streams on that many worker processes, BENCH_WEB_FLAGS passes
  * node flags to the web process (`--trace-gc`). Results also go to bench-results.json.
  */
@@ -102,6 +103,15 @@ const stageTable = <R>(spans: Map<string, ReceivedSpan[]>, rowOf: (spans: Receiv
 
 /** What to stop when the run ends, however it ends. */
 const cleanups: Array<() => unknown> = [];
+
+/** The open loops' requests, one line each in scheduled order, to line a slow stretch up with the machine's readings (CPU, iowait). */
+function writeTimeline(file: string, runs: Record<string, LatencyRun>): void {
+  const lines = ['target\tscheduled_at_ms\tsend_lag_ms\tlatency_ms\tstatus'];
+  for (const [target, run] of Object.entries(runs)) {
+    for (const r of run.timeline ?? []) lines.push([target, r.scheduledAt, ms(r.sendLagMs), ms(r.latencyMs), r.status].join('\t'));
+  }
+  writeFileSync(file, `${lines.join('\n')}\n`);
+}
 
 async function main(): Promise<void> {
   const servers = await startPrivateServers({ mysql: await freePort(), redis: await freePort() }, LOGS_DIR);
@@ -281,6 +291,7 @@ async function main(): Promise<void> {
     perProcess: cpuMsPerRequest,
     total: cpuTotal,
   } = await cpuDuring(stack(), async () => counted(await openLoop(eastx, RATE, SECONDS)));
+  if (LOGS_DIR) writeTimeline(join(LOGS_DIR, 'open-loop.tsv'), { direct: openDirect, eastx: openEastx });
 
   // 4. closed loop
   const closed200Direct = await closedLoop(direct, 200, SECONDS);

@@ -43,6 +43,19 @@ export interface LatencyRun {
   seconds: number;
   /** The request ids (`x-request-id`) of the successes, where the run keeps them (streams: each must be billed). */
   ids?: string[];
+  /** The open loop's requests in the order they were scheduled: when each should have gone, how late it went, how long it took. */
+  timeline?: ScheduledRequest[];
+}
+
+export interface ScheduledRequest {
+  /** the scheduled send time, epoch ms (to line up with other processes' clocks and logs) */
+  scheduledAt: number;
+  /** how long after its scheduled time the client sent it: the load generator's own lag */
+  sendLagMs: number;
+  /** from the scheduled time to the answer's end (or the error) */
+  latencyMs: number;
+  /** the HTTP status, 0 for a failed connection */
+  status: number;
 }
 
 /** One request at a time. */
@@ -68,32 +81,27 @@ export async function sequential(target: Target, count: number): Promise<Latency
  */
 export async function openLoop(target: Target, ratePerSecond: number, seconds: number): Promise<LatencyRun> {
   const dispatcher = agent(512);
-  const latencies: number[] = [];
-  let errors = 0;
   const total = Math.round(ratePerSecond * seconds);
   const interval = 1000 / ratePerSecond;
   const t0 = performance.now();
+  const epochAtT0 = Date.now();
+  const timeline = new Array<ScheduledRequest>(total);
   const inFlight: Array<Promise<void>> = [];
   for (let i = 0; i < total; i++) {
     const scheduled = t0 + i * interval;
     const wait = scheduled - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    inFlight.push(
-      send(target, dispatcher).then(
-        (status) => {
-          if (status === 200) latencies.push(performance.now() - scheduled);
-          else errors++;
-        },
-        () => {
-          errors++;
-        },
-      ),
-    );
+    const sendLagMs = performance.now() - scheduled;
+    const done = (status: number) => {
+      timeline[i] = { scheduledAt: Math.round(epochAtT0 + i * interval), sendLagMs, latencyMs: performance.now() - scheduled, status };
+    };
+    inFlight.push(send(target, dispatcher).then(done, () => done(0)));
   }
   await Promise.all(inFlight);
   const elapsed = (performance.now() - t0) / 1000;
   await dispatcher.close();
-  return { ok: latencies.length, errors, latencies, seconds: elapsed };
+  const latencies = timeline.filter((r) => r.status === 200).map((r) => r.latencyMs);
+  return { ok: latencies.length, errors: total - latencies.length, latencies, seconds: elapsed, timeline };
 }
 
 /** Closed loop: `connections` clients each send the next request as soon as the last one answered. */
