@@ -243,13 +243,12 @@ test.serial('non-image models → 400 wrong_endpoint; an image model on chat →
     t.is(res.status, 400);
     t.is(json.error.code, 'wrong_endpoint');
   }
-  const chat = await fetch(`${bed.url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] }),
+  const chat = await postJson<Json>(`${bed.url}/v1/chat/completions`, apiKey, {
+    model: MODEL,
+    messages: [{ role: 'user', content: 'hi' }],
   });
-  t.is(chat.status, 400);
-  t.is(((await chat.json()) as Json).error.code, 'wrong_endpoint');
+  t.is(chat.res.status, 400);
+  t.is(chat.json.error.code, 'wrong_endpoint');
 });
 
 test.serial('the hold is n × price: a balance that covers one image but not two gets 402 for n=2', async (t) => {

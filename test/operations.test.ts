@@ -2,6 +2,7 @@ import test from 'ava';
 import { Queue } from 'bullmq';
 import { createRedis, type Redis } from '../src/redis/index.js';
 import { type Bed, startBed } from './helpers/bed.js';
+import { postJson } from './helpers/customer.js';
 import { logsOf } from './helpers/gateway.js';
 
 // The operator's surface (SPEC §5): health, readiness, metrics, Bull Board, JSON logs without secrets.
@@ -23,10 +24,10 @@ test.before(async () => {
   const user = await admin.user('ops@example.com', '1');
   apiKey = (await admin.key(user.id)).key;
   redis = createRedis(env.REDIS_URL);
-  const res = await fetch(`${url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'ops/chat', messages: [{ role: 'user', content: PROMPT }], max_tokens: 10 }),
+  const { res } = await postJson(`${url}/v1/chat/completions`, apiKey, {
+    model: 'ops/chat',
+    messages: [{ role: 'user', content: PROMPT }],
+    max_tokens: 10,
   });
   if (res.status !== 200) throw new Error(`setup chat failed: ${res.status}`);
 });

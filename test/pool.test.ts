@@ -6,7 +6,7 @@ import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
 import { parseRetryAfter } from '../src/upstream/errors.js';
 import { TokenPool } from '../src/upstream/pool.js';
 import { type Bed, startBed } from './helpers/bed.js';
-import { newCustomer } from './helpers/customer.js';
+import { newCustomer, postJson } from './helpers/customer.js';
 import { REDIS_URL } from './helpers/env.js';
 
 // Part 1: the pool itself against a real Redis (as several worker processes share it).
@@ -162,12 +162,12 @@ test('Retry-After: seconds or an HTTP date', (t) => {
 });
 
 async function chat(model: string, content: string) {
-  const res = await fetch(`${bed.url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ model, messages: [{ role: 'user', content }], max_tokens: 20 }),
+  const { res, json } = await postJson<{ choices?: Array<{ message: { content: string } }> }>(`${bed.url}/v1/chat/completions`, apiKey, {
+    model,
+    messages: [{ role: 'user', content }],
+    max_tokens: 20,
   });
-  return { status: res.status, json: (await res.json()) as { choices?: Array<{ message: { content: string } }> } };
+  return { status: res.status, json };
 }
 
 /** A channel `name` on the mock with these tokens, and the model `pool/<name>` on it. */
