@@ -14,6 +14,7 @@ import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
 import { AdminClient } from './helpers/admin.js';
 import { type Bed, startBed } from './helpers/bed.js';
 import { costOf, nano } from './helpers/money.js';
+import { until } from './helpers/wait.js';
 
 // SPEC §3 under real concurrency: 2 web and 2 worker processes share one MariaDB and one Redis.
 let bed: Bed;
@@ -72,12 +73,12 @@ async function measureHold(userId: number, key: string): Promise<bigint> {
 
 /** The user's balance and held amount once nothing is held, or as they stand after `withinMs`. */
 async function waitForHolds(userId: number, withinMs = 10_000): Promise<{ balance: bigint; held: bigint }> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    const user = await bed.admin.getUser(userId);
-    if (user.held_usd === '0' || Date.now() > deadline) return { balance: nano(user.balance_usd), held: nano(user.held_usd) };
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const user = await until(
+    () => bed.admin.getUser(userId),
+    (u) => u.held_usd === '0',
+    withinMs,
+  );
+  return { balance: nano(user.balance_usd), held: nano(user.held_usd) };
 }
 
 async function ledgerSum(userId: number): Promise<bigint> {

@@ -15,6 +15,7 @@ import { freshEnvironment } from './helpers/env.js';
 import { type Gateway, logsOf, startGateway } from './helpers/gateway.js';
 import { PrivateRedis } from './helpers/redis-server.js';
 import { TcpProxy } from './helpers/tcp-proxy.js';
+import { untilTrue } from './helpers/wait.js';
 
 // Redis and MariaDB fail under load (SPEC §2): a client that got an error is never charged, a client that got
 // an answer is charged exactly once, outages answer 500 internal_error within a few seconds, and the gateway
@@ -158,15 +159,6 @@ function load(apiKey: string, concurrency: number, streams = true) {
   };
 }
 
-async function until(probe: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await probe()) return true;
-    await sleep(200);
-  }
-  return probe();
-}
-
 const summary = (outcomes: Outcome[]) => {
   const counts = new Map<string, number>();
   for (const o of outcomes) {
@@ -209,10 +201,14 @@ async function logMoneyEvents(t: ExecutionContext) {
  */
 async function checkMoney(t: ExecutionContext, who: { userId: number; keyId: number }, outcomes: Outcome[]) {
   await logMoneyEvents(t);
-  const settled = await until(async () => {
-    const row = await db.selectFrom('users').select('held_nano').where('id', '=', who.userId).executeTakeFirstOrThrow();
-    return BigInt(row.held_nano) === 0n;
-  }, 20_000);
+  const settled = await untilTrue(
+    async () => {
+      const row = await db.selectFrom('users').select('held_nano').where('id', '=', who.userId).executeTakeFirstOrThrow();
+      return BigInt(row.held_nano) === 0n;
+    },
+    20_000,
+    200,
+  );
   t.true(settled, 'every hold is released or settled');
 
   const rows = await db.selectFrom('ledger').select(['request_id']).where('key_id', '=', who.keyId).where('kind', '=', 'charge').execute();
@@ -244,10 +240,14 @@ async function checkMoney(t: ExecutionContext, who: { userId: number; keyId: num
 /** Requests answer 200 again once the failed service is back (the gateway reconnects by itself). */
 async function recovers(apiKey: string): Promise<Outcome[]> {
   const tries: Outcome[] = [];
-  await until(async () => {
-    tries.push(await chat(apiKey, tries.length % 2 === 1));
-    return tries.at(-1)!.status === 200 && tries.at(-1)!.complete;
-  }, 15_000);
+  await untilTrue(
+    async () => {
+      tries.push(await chat(apiKey, tries.length % 2 === 1));
+      return tries.at(-1)!.status === 200 && tries.at(-1)!.complete;
+    },
+    15_000,
+    200,
+  );
   return tries;
 }
 
@@ -287,7 +287,7 @@ test.serial('voidRequest releases an open hold or takes back a settled charge; a
   const client = createRedis(redis.url);
   await deferVoid(client, new RedisKeys(redisPrefix), 'void-deferred');
   client.disconnect();
-  t.true(await until(async () => !(await billingState(db, 'void-deferred')).held, 5_000), "a worker's sweeper released it");
+  t.true(await untilTrue(async () => !(await billingState(db, 'void-deferred')).held, 5_000, 200), "a worker's sweeper released it");
   await checkMoney(t, who, []);
 });
 

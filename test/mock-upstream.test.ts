@@ -1,6 +1,7 @@
 import test from 'ava';
 import { encode } from 'gpt-tokenizer';
 import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
+import { untilTrue } from './helpers/wait.js';
 
 let mock: MockUpstream;
 let seq = 0;
@@ -46,12 +47,8 @@ function parseSse(text: string): SseEvent[] {
 }
 
 /** polls `condition` until it holds (fails the test by throwing after `timeoutMs`) */
-async function until(condition: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
+async function reached(condition: () => boolean, timeoutMs = 2000): Promise<void> {
+  if (!(await untilTrue(condition, timeoutMs, 5))) throw new Error('condition not reached in time');
 }
 
 const chat = (content: string, extra: Json = {}): Json => ({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }], ...extra });
@@ -479,12 +476,12 @@ test('stats: inFlight / maxInFlight under latency', async (t) => {
   const key = secret('conc');
   mock.setBehavior(key, { latencyMs: 300 });
   const pending = [1, 2, 3].map(() => post('/v1/chat/completions', chat('hi'), bearer(key)));
-  await until(() => mock.stats(key).inFlight === 3);
+  await reached(() => mock.stats(key).inFlight === 3);
   t.is(mock.stats(key).maxInFlight, 3);
   const responses = await Promise.all(pending);
   t.true(responses.every((r) => r.status === 200));
   await Promise.all(responses.map((r) => r.text()));
-  await until(() => mock.stats(key).inFlight === 0);
+  await reached(() => mock.stats(key).inFlight === 0);
   t.like(mock.stats(key), { inFlight: 0, maxInFlight: 3, calls: 3, closedEarly: 0 });
 });
 
@@ -494,12 +491,12 @@ test('hang: client abort is counted as closedEarly', async (t) => {
   const controller = new AbortController();
   const request = post('/v1/chat/completions', chat('hi'), bearer(key), { signal: controller.signal });
   request.catch(() => undefined);
-  await until(() => mock.requests.some((r) => r.secret === key));
+  await reached(() => mock.requests.some((r) => r.secret === key));
   t.is(mock.stats(key).inFlight, 1);
   const before = Date.now();
   controller.abort();
   await t.throwsAsync(request, { any: true });
-  await until(() => mock.stats(key).inFlight === 0);
+  await reached(() => mock.stats(key).inFlight === 0);
   const stats = mock.stats(key);
   t.is(stats.inFlight, 0);
   t.is(stats.closedEarly, 1);

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import { sql } from 'kysely';
 import { createConnection } from 'mysql2/promise';
@@ -10,6 +9,7 @@ import { createDb, type Db } from '../src/db/index.js';
 import { fundedKey } from './helpers/db-customer.js';
 import { freshEnvironment } from './helpers/env.js';
 import { TcpProxy } from './helpers/tcp-proxy.js';
+import { untilTrue } from './helpers/wait.js';
 
 // SPEC §3 when the connection to MariaDB dies while it runs a hold or a settlement. MariaDB goes on running
 // a multi-statement transaction whose client is gone, up to its COMMIT; the first result it then fails to
@@ -47,11 +47,7 @@ async function busySessions(forMs = 0): Promise<number> {
 }
 
 async function waitFor(probe: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
+  if (!(await untilTrue(probe, 5_000, 20))) throw new Error(`timed out waiting for ${what}`);
 }
 
 /**

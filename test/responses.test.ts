@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import OpenAI from 'openai';
 import type { FunctionTool, Response, ResponseStreamEvent } from 'openai/resources/responses/responses';
@@ -6,6 +5,7 @@ import { CHAT_MODELS, type ClientBed, startClientBed } from './helpers/clients.j
 import { newCustomer } from './helpers/customer.js';
 import { costWithCache, nano } from './helpers/money.js';
 import { assertFitsOpenAI } from './helpers/openapi.js';
+import { until } from './helpers/wait.js';
 
 // The Responses API (SPEC §1b) with the official `openai` SDK, only baseURL and apiKey changed, against an
 // OpenAI-type, an Anthropic and a DashScope channel: create and stream, a function-tool round trip through
@@ -515,14 +515,21 @@ test.serial('a client that leaves a stream cancels the upstream call; the reques
     });
     await stream.finalResponse().catch(() => undefined);
     t.is(deltas, 2);
-    const deadline = Date.now() + 8_000;
-    while (Date.now() < deadline && bed.mock.stats('sk-openai-clients').closedEarly === closedBefore) await sleep(50);
-    t.is(bed.mock.stats('sk-openai-clients').closedEarly, closedBefore + 1, 'the upstream call was aborted');
-    let rows = (await bed.admin.usage(`user_id=${bed.userId}`)).data;
-    while (Date.now() < deadline && rows.length === rowsBefore) {
-      await sleep(50);
-      rows = (await bed.admin.usage(`user_id=${bed.userId}`)).data;
-    }
+    const deadline = Date.now() + 8_000; // for the three waits together
+    const left = () => deadline - Date.now();
+    const closedEarly = await until(
+      () => bed.mock.stats('sk-openai-clients').closedEarly,
+      (n) => n !== closedBefore,
+      left(),
+      50,
+    );
+    t.is(closedEarly, closedBefore + 1, 'the upstream call was aborted');
+    const rows = await until(
+      async () => (await bed.admin.usage(`user_id=${bed.userId}`)).data,
+      (r) => r.length !== rowsBefore,
+      left(),
+      50,
+    );
     t.is(rows.length, rowsBefore + 1, 'one ledger row');
     const row = rows[0];
     t.is(row.kind, 'charge');
@@ -530,8 +537,13 @@ test.serial('a client that leaves a stream cancels the upstream call; the reques
       (row.completion_tokens as number) > 0 && (row.completion_tokens as number) < 40,
       'billed for what was produced, not the whole reply',
     );
-    while (Date.now() < deadline && (await bed.admin.getUser(bed.userId)).held_usd !== '0') await sleep(50);
-    t.is((await bed.admin.getUser(bed.userId)).held_usd, '0', 'nothing stays held');
+    const held = await until(
+      async () => (await bed.admin.getUser(bed.userId)).held_usd,
+      (h) => h === '0',
+      left(),
+      50,
+    );
+    t.is(held, '0', 'nothing stays held');
   } finally {
     bed.mock.setBehavior('sk-openai-clients', {});
   }

@@ -9,3 +9,7 @@ export async function until<T>(probe: () => Promise<T> | T, ok: (v: T) => boolea
     await sleep(pollMs);
   }
 }
+
+/** `until` for a probe that answers whether it is done: true once it was, false if `timeoutMs` passed first. */
+export const untilTrue = (probe: () => Promise<boolean> | boolean, timeoutMs?: number, pollMs?: number): Promise<boolean> =>
+  until(probe, (done) => done, timeoutMs, pollMs);
