@@ -4,24 +4,29 @@
 // reader looks. (A failed test ava already repeats in its own closing summary.)
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { stripVTControlCharacters } from 'node:util';
 
 const REPORT_START =
   /^\s*(Uncaught exception in |Unhandled rejection in |✘ Timed out while running tests|✘ Internal error|✘ \S+ exited (due to|with a non-zero))/;
 const REPORT_END = /^\s*(✔|✘|─)/;
 const MAX_REPORT_LINES = 60;
 
+// ava's output goes through a pipe here: in a terminal, keep its colours as it would have them
+const colours = process.stdout.isTTY ? { FORCE_COLOR: '1' } : {};
 const ava = spawn(process.execPath, ['node_modules/ava/entrypoints/cli.mjs', ...process.argv.slice(2)], {
   stdio: ['inherit', 'pipe', 'inherit'],
+  env: { ...process.env, ...colours },
 });
 
 const reports = [];
 let current;
 createInterface({ input: ava.stdout }).on('line', (line) => {
   process.stdout.write(`${line}\n`);
-  if (REPORT_START.test(line)) {
+  const text = stripVTControlCharacters(line);
+  if (REPORT_START.test(text)) {
     current = [line];
     reports.push(current);
-  } else if (current && (REPORT_END.test(line) || current.length >= MAX_REPORT_LINES)) {
+  } else if (current && (REPORT_END.test(text) || current.length >= MAX_REPORT_LINES)) {
     current = undefined;
   } else if (current) {
     current.push(line);
