@@ -1,7 +1,7 @@
 import test from 'ava';
 import { encode } from 'gpt-tokenizer';
 import { type MockUpstream, startMockUpstream } from '../src/mock/upstream.js';
-import { untilTrue } from './helpers/wait.js';
+import { untilTrueOrThrow } from './helpers/wait.js';
 
 let mock: MockUpstream;
 let seq = 0;
@@ -46,10 +46,8 @@ function parseSse(text: string): SseEvent[] {
     });
 }
 
-/** polls `condition` until it holds (fails the test by throwing after `timeoutMs`) */
-async function reached(condition: () => boolean, timeoutMs = 2000): Promise<void> {
-  if (!(await untilTrue(condition, timeoutMs, 5))) throw new Error('condition not reached in time');
-}
+/** polls `condition` every 5 ms until it holds (fails the test by throwing after 2 s) */
+const reached = (condition: () => boolean, what: string) => untilTrueOrThrow(condition, what, 2_000, 5);
 
 const chat = (content: string, extra: Json = {}): Json => ({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }], ...extra });
 const tokens = (text: string): number => encode(text).length;
@@ -476,12 +474,12 @@ test('stats: inFlight / maxInFlight under latency', async (t) => {
   const key = secret('conc');
   mock.setBehavior(key, { latencyMs: 300 });
   const pending = [1, 2, 3].map(() => post('/v1/chat/completions', chat('hi'), bearer(key)));
-  await reached(() => mock.stats(key).inFlight === 3);
+  await reached(() => mock.stats(key).inFlight === 3, 'three calls in flight');
   t.is(mock.stats(key).maxInFlight, 3);
   const responses = await Promise.all(pending);
   t.true(responses.every((r) => r.status === 200));
   await Promise.all(responses.map((r) => r.text()));
-  await reached(() => mock.stats(key).inFlight === 0);
+  await reached(() => mock.stats(key).inFlight === 0, 'no call in flight');
   t.like(mock.stats(key), { inFlight: 0, maxInFlight: 3, calls: 3, closedEarly: 0 });
 });
 
@@ -491,12 +489,12 @@ test('hang: client abort is counted as closedEarly', async (t) => {
   const controller = new AbortController();
   const request = post('/v1/chat/completions', chat('hi'), bearer(key), { signal: controller.signal });
   request.catch(() => undefined);
-  await reached(() => mock.requests.some((r) => r.secret === key));
+  await reached(() => mock.requests.some((r) => r.secret === key), 'the call to arrive');
   t.is(mock.stats(key).inFlight, 1);
   const before = Date.now();
   controller.abort();
   await t.throwsAsync(request, { any: true });
-  await reached(() => mock.stats(key).inFlight === 0);
+  await reached(() => mock.stats(key).inFlight === 0, 'no call in flight');
   const stats = mock.stats(key);
   t.is(stats.inFlight, 0);
   t.is(stats.closedEarly, 1);

@@ -9,7 +9,7 @@ import { createDb, type Db } from '../src/db/index.js';
 import { fundedKey } from './helpers/db-customer.js';
 import { freshEnvironment } from './helpers/env.js';
 import { TcpProxy } from './helpers/tcp-proxy.js';
-import { untilTrue } from './helpers/wait.js';
+import { untilTrueOrThrow } from './helpers/wait.js';
 
 // SPEC §3 when the connection to MariaDB dies while it runs a hold or a settlement. MariaDB goes on running
 // a multi-statement transaction whose client is gone, up to its COMMIT; the first result it then fails to
@@ -46,9 +46,7 @@ async function busySessions(forMs = 0): Promise<number> {
   return Number(rows[0].n);
 }
 
-async function waitFor(probe: () => Promise<boolean>, what: string): Promise<void> {
-  if (!(await untilTrue(probe, 5_000, 20))) throw new Error(`timed out waiting for ${what}`);
-}
+const waitFor = (probe: () => Promise<boolean>, what: string) => untilTrueOrThrow(probe, what, 5_000, 20);
 
 /**
  * Runs `work` on a pool reaching MariaDB through the proxy and cuts the connection while MariaDB is inside

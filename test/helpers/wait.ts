@@ -13,3 +13,13 @@ export async function until<T>(probe: () => Promise<T> | T, ok: (v: T) => boolea
 /** `until` for a probe that answers whether it is done: true once it was, false if `timeoutMs` passed first. */
 export const untilTrue = (probe: () => Promise<boolean> | boolean, timeoutMs?: number, pollMs?: number): Promise<boolean> =>
   until(probe, (done) => done, timeoutMs, pollMs);
+
+/** `untilTrue` that fails its caller instead: throws "timed out waiting for <what>" if `timeoutMs` passed first. */
+export async function untilTrueOrThrow(
+  probe: () => Promise<boolean> | boolean,
+  what: string,
+  timeoutMs?: number,
+  pollMs?: number,
+): Promise<void> {
+  if (!(await untilTrue(probe, timeoutMs, pollMs))) throw new Error(`timed out waiting for ${what}`);
+}
