@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import { type Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { REDIS_URL } from './helpers/env.js';
+import { emptyRedisPrefix, REDIS_URL } from './helpers/env.js';
 
 // BullMQ as eastx installs it (patches/bullmq+*.patch), on a real Redis: moving a job to active adds the
 // wake-up marker only when another job is left to take. Unpatched, every move to active adds it, so an idle
@@ -18,9 +18,7 @@ const connection = () => {
 };
 
 test.after.always(async () => {
-  const redis = connection();
-  const stale = await redis.keys(`${prefix}:*`);
-  if (stale.length > 0) await redis.del(...stale);
+  await emptyRedisPrefix(`${prefix}:`);
   for (const redis of connections) redis.disconnect();
 });
 

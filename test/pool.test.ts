@@ -7,7 +7,7 @@ import { parseRetryAfter } from '../src/upstream/errors.js';
 import { TokenPool } from '../src/upstream/pool.js';
 import { type Bed, startBed } from './helpers/bed.js';
 import { newCustomer, postJson } from './helpers/customer.js';
-import { REDIS_URL } from './helpers/env.js';
+import { emptyRedisPrefix, REDIS_URL } from './helpers/env.js';
 
 // Part 1: the pool itself against a real Redis (as several worker processes share it).
 // Part 2: the whole gateway with 3 worker processes against the mock upstream.
@@ -36,6 +36,7 @@ test.before(async () => {
 
 test.after.always(async () => {
   await bed?.stop();
+  if (keys) await emptyRedisPrefix(keys.prefix);
   redis?.disconnect();
 });
 

@@ -5,7 +5,7 @@ import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
 import { readChannelHealth } from '../src/upstream/health.js';
 import { type RouteCandidate, TokenPool } from '../src/upstream/pool.js';
 import { candidatesFor, chooseHome } from '../src/upstream/routing.js';
-import { REDIS_URL } from './helpers/env.js';
+import { emptyRedisPrefix, REDIS_URL } from './helpers/env.js';
 
 // The route picker (src/upstream/acquire.lua through TokenPool.acquireRoute) and the channel health that the
 // release script keeps, against a real Redis shared by two connections (as two worker processes share it).
@@ -22,8 +22,7 @@ test.before(() => {
 });
 
 test.after.always(async () => {
-  const left = await redis.keys(`${keys.prefix}:*`);
-  if (left.length > 0) await redis.del(...left);
+  await emptyRedisPrefix(keys.prefix);
   redis?.disconnect();
   other?.disconnect();
 });

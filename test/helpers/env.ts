@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { createConnection } from 'mysql2/promise';
 import { type Config, loadConfig } from '../../src/config.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
@@ -10,22 +11,41 @@ const NAMESPACE = (process.env.EASTX_TEST_NAMESPACE ?? '').replace(/[^a-z0-9_]/g
 
 /**
  * A fresh database and Redis prefix of its own for one test file (ava runs files in parallel processes).
- * The database is dropped and migrated anew, so every file starts empty.
+ * Both are named after `name` and emptied first (the database dropped and migrated anew), so every file starts
+ * empty and a suite run leaves behind only its last run's data, for an audit or a post-mortem.
  */
 export async function freshEnvironment(name: string): Promise<{ env: Record<string, string>; config: Config }> {
-  const database = `eastx_test_${NAMESPACE ? `${NAMESPACE}_` : ''}${name.replace(/[^a-z0-9_]/gi, '_')}`;
+  const suffix = `${NAMESPACE ? `${NAMESPACE}_` : ''}${name.replace(/[^a-z0-9_]/gi, '_')}`;
+  const database = `eastx_test_${suffix}`;
   const connection = await createConnection(MYSQL_SERVER);
   await connection.query(`DROP DATABASE IF EXISTS \`${database}\``);
   await connection.end();
+  const queuePrefix = `eastx-test-${suffix}`;
+  await emptyRedisPrefix(`{${queuePrefix}}`);
   const env = {
     NODE_ENV: 'test',
     DATABASE_URL: `${MYSQL_SERVER}/${database}`,
     REDIS_URL,
-    QUEUE_PREFIX: `eastx-test-${name}-${randomBytes(4).toString('hex')}`,
+    QUEUE_PREFIX: queuePrefix,
     ADMIN_TOKEN: `admin-${randomBytes(8).toString('hex')}`,
     APP_SECRET: `secret-${randomBytes(16).toString('hex')}`,
     LOG_LEVEL: 'warn',
   };
   await migrateToLatest(env.DATABASE_URL);
   return { env, config: loadConfig(env) };
+}
+
+/** Unlinks every key that starts with `redisPrefix` (a hash-tagged `{…}` prefix; no glob characters in it). */
+export async function emptyRedisPrefix(redisPrefix: string): Promise<number> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true });
+  await redis.connect();
+  let unlinked = 0;
+  try {
+    for await (const keys of redis.scanStream({ match: `${redisPrefix}*`, count: 1000 }) as AsyncIterable<string[]>) {
+      if (keys.length > 0) unlinked += await redis.unlink(...keys);
+    }
+  } finally {
+    redis.disconnect();
+  }
+  return unlinked;
 }
