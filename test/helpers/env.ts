@@ -35,17 +35,15 @@ export async function freshEnvironment(name: string): Promise<{ env: Record<stri
   return { env, config: loadConfig(env) };
 }
 
-/** Unlinks every key that starts with `redisPrefix` (a hash-tagged `{…}` prefix; no glob characters in it). */
-export async function emptyRedisPrefix(redisPrefix: string): Promise<number> {
+/** Unlinks every key whose name starts with `prefix` (which must hold no glob character: `*`, `?`, `[` or a backslash). */
+export async function emptyRedisPrefix(prefix: string): Promise<void> {
   const redis = new Redis(REDIS_URL, { lazyConnect: true });
   await redis.connect();
-  let unlinked = 0;
   try {
-    for await (const keys of redis.scanStream({ match: `${redisPrefix}*`, count: 1000 }) as AsyncIterable<string[]>) {
-      if (keys.length > 0) unlinked += await redis.unlink(...keys);
+    for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1000 }) as AsyncIterable<string[]>) {
+      if (keys.length > 0) await redis.unlink(...keys);
     }
   } finally {
     redis.disconnect();
   }
-  return unlinked;
 }
