@@ -429,6 +429,9 @@ test('users: create (password hashed with scrypt), duplicate email, get, missing
   error(t, await call('GET', '/admin/api/users/999999'), 404, 'not_found');
   error(t, await call('GET', '/admin/api/users/abc'), 404, 'not_found');
   error(t, await call('GET', '/admin/api/users/1.5'), 404, 'not_found');
+  // an id has one spelling: a leading zero, a sign or a space names no row
+  for (const spelling of [`0${created.json.id}`, `+${created.json.id}`, `%20${created.json.id}`])
+    error(t, await call('GET', `/admin/api/users/${spelling}`), 404, 'not_found');
 });
 
 test('credit, adjust and usage: ledger rows newest first, signed decimal strings, sum = balance', async (t) => {
@@ -516,12 +519,38 @@ test('credit and adjust validation', async (t) => {
   );
 });
 
+test('a balance holds at most $1e9: a credit or a redemption past it is 400 and moves nothing', async (t) => {
+  const user = await newUser();
+  const credit = (amount: string) => call('POST', `/admin/api/users/${user.id}/credit`, { amount_usd: amount });
+  t.deepEqual((await credit('999999999.5')).json, { balance_usd: '999999999.5' });
+  // up to the ceiling exactly, then not one nano-dollar more
+  t.deepEqual((await credit('0.499999999')).json, { balance_usd: '999999999.999999999' });
+  t.deepEqual((await credit('0.000000001')).json, { balance_usd: '1000000000' });
+  t.regex(error(t, await credit('0.000000001'), 400, 'bad_request'), /^amount_usd: the balance would exceed .*1000000000 USD/);
+  t.regex(error(t, await credit('1000000000'), 400, 'bad_request'), /^amount_usd:/, 'a sum past BIGINT is refused too');
+  const [code] = (await call('POST', '/admin/api/redemption-codes', { amount_usd: '1', count: 1 })).json.codes as string[];
+  await t.throwsAsync(redeemCode(svc.db, user.id, code), { instanceOf: ApiError, message: /^code: the balance would exceed/ });
+  // the refusal rolled back the claim: the code is still good for someone else
+  const other = await newUser();
+  t.is((await redeemCode(svc.db, other.id, code)).balanceNano, 1_000_000_000n);
+  const rows = (await call('GET', `/admin/api/usage?user_id=${user.id}`)).json.data as { amount_usd: string }[];
+  t.deepEqual(
+    rows.map((r) => r.amount_usd),
+    ['0.000000001', '0.499999999', '999999999.5'],
+  );
+  t.is(
+    rows.reduce((sum, r) => sum + nano(r.amount_usd), 0n),
+    nano((await call('GET', `/admin/api/users/${user.id}`)).json.balance_usd),
+  );
+});
+
 test('GET /admin/api/usage: bad query values → 400 naming the parameter', async (t) => {
   for (const [query, name] of [
     ['user_id=abc', 'user_id'],
     ['user_id=1&user_id=2', 'user_id'],
     ['key_id=-1', 'key_id'],
     ['since=yesterday', 'since'],
+    ['since=2026-02-30', 'since'],
     ['limit=0', 'limit'],
     ['limit=1001', 'limit'],
     ['before_id=x', 'before_id'],
@@ -645,6 +674,14 @@ test('keys: validation and missing rows', async (t) => {
     [{ balance_cap_usd: 'lots' }, 'balance_cap_usd'],
     [{ expires_at: 'next week' }, 'expires_at'],
     [{ expires_at: 12 }, 'expires_at'],
+    // not a real day: refused, not rolled over into March
+    [{ expires_at: '2027-02-30' }, 'expires_at'],
+    [{ expires_at: '2026-04-31T00:00:00Z' }, 'expires_at'],
+    [{ expires_at: '2027-01-01T24:00:00Z' }, 'expires_at'],
+    // years a DATETIME or mysql2 would not give back as written (0049 came back as 2049: a live key)
+    [{ expires_at: '0049-06-01T00:00:00Z' }, 'expires_at'],
+    [{ expires_at: '0030-01-01' }, 'expires_at'],
+    [{ expires_at: '1969-12-31T23:59:59Z' }, 'expires_at'],
     [{ name: 7 }, 'name'],
     [{ allowed_models: 'gpt-4o' }, 'allowed_models'],
     [{ allowed_models: ['gpt*4o'] }, 'allowed_models.0'],

@@ -294,6 +294,7 @@ test('hostile form bodies get contract answers (400/403/413), never a 500, and c
     ['a 1000-character name', send(`_csrf=${token}&name=${'n'.repeat(1000)}`), [400]],
     ['a negative cap', send(`_csrf=${token}&balance_cap_usd=-5`), [400]],
     ['an expiry in the past', send(`_csrf=${token}&expires_at=2001-01-01`), [400]],
+    ['an expiry on a day that does not exist', send(`_csrf=${token}&expires_at=2099-02-30`), [400]],
     ['a prototype key', send(`_csrf=${token}&__proto__=x&constructor=y&name=ok&rpm_limit=0`), [400]],
   ];
   for (const [label, answer, allowed] of cases) {

@@ -59,15 +59,37 @@ const pricePerMillion = decimal(6, 'non-negative', MAX_PRICE_USD);
 /** USD per image (up to 9 decimals) → nano-USD. */
 const pricePerImage = decimal(9, 'non-negative', MAX_PRICE_USD);
 
+/** The years a stored date may have: DATETIME holds 1000–9999, and mysql2 reads a year below 100 as 19xx/20xx. */
+const FIRST_YEAR = 1970;
+const LAST_YEAR = 9999;
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+
+/** A real calendar date (no 30 February rolled over into March) in FIRST_YEAR..LAST_YEAR, as a Date. */
+function parseIsoDate(text: string): Date | undefined {
+  const parts = ISO_DATE.exec(text);
+  if (!parts) return undefined;
+  const [year, month, day] = parts.slice(1, 4).map(Number);
+  const calendarDay = new Date(Date.UTC(2000, month - 1, day));
+  calendarDay.setUTCFullYear(year);
+  if (calendarDay.getUTCMonth() !== month - 1 || calendarDay.getUTCDate() !== day) return undefined;
+  const date = new Date(text);
+  const utcYear = date.getUTCFullYear();
+  return utcYear >= FIRST_YEAR && utcYear <= LAST_YEAR ? date : undefined;
+}
+
 /** An ISO 8601 date or date-time → Date. */
 export const isoDate = z
   .string({ error: required('an ISO 8601 date string') })
   // A `+hh:mm` offset sent unencoded in a query string arrives as a space.
-  .transform((s) => s.trim().replace(/(T[\d:.]+) (\d{2}:?\d{2})$/, '$1+$2'))
-  .refine((s) => /^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$/.test(s.trim()) && !Number.isNaN(Date.parse(s.trim())), {
-    message: 'must be an ISO 8601 date (e.g. 2030-01-31 or 2030-01-31T12:00:00Z)',
-  })
-  .transform((s) => new Date(s.trim()));
+  .transform((s, ctx) => {
+    const date = parseIsoDate(s.trim().replace(/(T[\d:.]+) (\d{2}:?\d{2})$/, '$1+$2'));
+    if (date) return date;
+    ctx.addIssue({
+      code: 'custom',
+      message: `must be a real ISO 8601 date between ${FIRST_YEAR} and ${LAST_YEAR} (e.g. 2030-01-31 or 2030-01-31T12:00:00Z)`,
+    });
+    return z.NEVER;
+  });
 
 const text = (max: number) =>
   z

@@ -8,6 +8,9 @@ import { ApiError, badRequest } from '../http/errors.js';
  */
 export type BalanceMove = 'credit' | 'adjustment' | 'redemption';
 
+/** The most a balance may hold, $1e9: far below BIGINT's $9.2e9, so sums of balances and ledger rows stay exact. */
+const MAX_BALANCE_NANO = 1_000_000_000n * 1_000_000_000n;
+
 const noUser = (userId: number) => new ApiError('not_found', `no user with id ${userId}`);
 const affected = (result: { numUpdatedRows?: bigint }) => Number(result.numUpdatedRows ?? 0n);
 
@@ -32,10 +35,14 @@ async function move(trx: Trx, userId: number, kind: BalanceMove, amountNano: big
     .set({ balance_nano: sql<bigint>`balance_nano + ${amountNano}` })
     .where('id', '=', userId)
     .$if(amountNano < 0n, (q) => q.where(sql<boolean>`balance_nano - held_nano + ${amountNano} >= 0`))
+    .$if(amountNano > 0n, (q) => q.where(sql<boolean>`balance_nano <= ${MAX_BALANCE_NANO - amountNano}`))
     .executeTakeFirst();
   if (affected(result) === 0) {
     if (!(await trx.selectFrom('users').select('id').where('id', '=', userId).executeTakeFirst())) throw noUser(userId);
-    throw badRequest('amount_usd: the debit would make the available balance (balance − held) negative');
+    const field = kind === 'redemption' ? 'code' : 'amount_usd';
+    if (amountNano > 0n)
+      throw badRequest(`${field}: the balance would exceed the most an account may hold (${MAX_BALANCE_NANO / 1_000_000_000n} USD)`);
+    throw badRequest(`${field}: the debit would make the available balance (balance − held) negative`);
   }
   await trx
     .insertInto('ledger')

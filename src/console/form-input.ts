@@ -31,7 +31,8 @@ export function endOfDay(value: string | undefined): string | null {
   const text = orNull(value)?.trim() ?? null;
   if (text === null || !/^\d{4}-\d{2}-\d{2}$/.test(text)) return text;
   const day = new Date(`${text}T00:00:00Z`);
-  if (Number.isNaN(day.getTime())) return text;
+  // not a real day (30 February): left as typed, for the schema to refuse rather than roll into March
+  if (Number.isNaN(day.getTime()) || day.toISOString().slice(0, 10) !== text) return text;
   return new Date(day.getTime() + 86_400_000 - 1).toISOString();
 }
 

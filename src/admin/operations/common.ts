@@ -19,12 +19,10 @@ export interface AdminDeps {
 
 export const notFound = (what: string, id: number | string) => new ApiError('not_found', `no ${what} with id ${id}`);
 
-/** A numeric id from a path or CLI argument; anything else names no row (404). */
+/** A numeric id from a path or CLI argument, in its one spelling (no sign, space or leading zero); anything else names no row (404). */
 export function rowIdFrom(raw: string | undefined, what: string): number {
-  const text = (raw ?? '').trim();
-  const id = /^\d{1,15}$/.test(text) ? Number(text) : 0;
-  if (id < 1) throw notFound(what, raw ?? '');
-  return id;
+  if (!/^[1-9]\d{0,14}$/.test(raw ?? '')) throw notFound(what, raw ?? '');
+  return Number(raw);
 }
 
 export const isDuplicateKey = (err: unknown) => (err as { code?: string }).code === 'ER_DUP_ENTRY';
