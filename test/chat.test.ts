@@ -1,9 +1,11 @@
 import test from 'ava';
 import type OpenAI from 'openai';
+import { countChatPromptTokens } from '../src/billing/estimate.js';
 import { type Bed, startBed } from './helpers/bed.js';
 import { newCustomer, postJson } from './helpers/customer.js';
 import { costOf, nano, readSse } from './helpers/money.js';
 import { collectToolCalls } from './helpers/stream.js';
+import { until } from './helpers/wait.js';
 
 // Web and worker run as separate OS processes: every chat call really crosses the BullMQ queue.
 let bed: Bed;
@@ -431,7 +433,38 @@ test.serial(
     t.truthy(row, 'one charge row for what was produced');
     t.is(row!.estimated, true);
     t.true((row!.completion_tokens as number) > 0);
+    // the prompt as the gateway counts it, not the hold's upper bound (margins for the worst case)
+    t.is(row!.prompt_tokens, countChatPromptTokens({ messages: ask('this answer will be cut short') }));
     t.is(before - nano((await bed.admin.getUser(userId)).balance_usd), -nano(row!.amount_usd as string));
     t.is((await bed.admin.getUser(userId)).held_usd, '0');
   },
 );
+
+test.serial('an upstream that drops a stream before any output: the role chunk, then the SSE error; nothing is charged', async (t) => {
+  bed.mock.setBehavior(UPSTREAM_SECRET, { midStreamResetAfter: 0 });
+  const before = await bed.admin.getUser(userId);
+  const res = await fetch(`${bed.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, messages: ask('no answer will come'), stream: true }),
+  });
+  const requestId = res.headers.get('x-request-id');
+  const events = (await res.text())
+    .split('\n\n')
+    .filter((e) => e.startsWith('data: '))
+    .map((e) => JSON.parse(e.slice(6)) as { choices?: Array<{ delta: { role?: string; content?: string } }>; error?: { code: string } });
+  bed.mock.setBehavior(UPSTREAM_SECRET, {});
+  t.is(res.status, 200, 'the role chunk started the stream');
+  t.deepEqual(
+    events.map((e) => e.error?.code ?? e.choices?.[0]?.delta.role),
+    ['assistant', 'upstream_error'],
+  );
+  t.is(events[0].choices?.[0]?.delta.content ?? '', '');
+  // settled: the hold is gone, and no ledger row, no debit
+  const after = await until(
+    () => bed.admin.getUser(userId),
+    (u) => u.held_usd === '0',
+  );
+  t.is(after.balance_usd, before.balance_usd);
+  t.false((await bed.admin.usage(`user_id=${userId}`)).data.some((r) => r.request_id === requestId));
+});

@@ -490,6 +490,9 @@ test.serial(
       );
       t.like(row, { estimated: true });
       t.true((row?.completion_tokens as number) > 0);
+      // the prompt as the upstream reported it in message_start, not the gateway's count
+      const start = events.find((e) => e.event === 'message_start')!;
+      t.is(row?.prompt_tokens, start.data.message.usage.input_tokens);
       const last = events.at(-1)!;
       t.is(last.event, 'error');
       t.is(last.data.type, 'error');

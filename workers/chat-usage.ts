@@ -1,5 +1,5 @@
 /** The usage of chat-completion answers as billed (SPEC §3) and as clients see it; shared by every wire format. */
-import { countTextTokens, estimateChatPromptTokens } from '../src/billing/estimate.js';
+import { countChatPromptTokens, countTextTokens } from '../src/billing/estimate.js';
 import { type Usage, usdNumber } from '../src/billing/money.js';
 import type { ChatChunk, TokenUsage } from '../src/upstream/providers/types.js';
 
@@ -44,23 +44,31 @@ export function clientUsage(upstream: TokenUsage | undefined, billed: Usage, cos
   };
 }
 
-/** Usage counted by the gateway itself when the upstream gave none (the ledger row is marked estimated). */
-export function estimatedUsage(chatBody: Record<string, unknown>, producedText: string): Usage {
-  return {
-    promptTokens: estimateChatPromptTokens(chatBody as { messages: unknown[] }),
-    completionTokens: countTextTokens(producedText),
-    images: 0,
-  };
+/**
+ * Usage counted by the gateway itself where the upstream gave none (the ledger row is marked estimated): the
+ * prompt as the upstream reported it when it did (Anthropic's message_start), else the gateway's own count
+ * (not the hold's upper bound, which adds margins for the worst case), and what was produced.
+ */
+export function estimatedUsage(chatBody: Record<string, unknown>, producedText: string, reportedPrompt?: TokenUsage): Usage {
+  const prompt = reportedPrompt
+    ? fromTokenUsage(reportedPrompt)
+    : { promptTokens: countChatPromptTokens(chatBody as { messages: unknown[] }), images: 0 };
+  return { ...prompt, completionTokens: countTextTokens(producedText) };
 }
 
-/** Text and tool-call argument fragments of a chunk, for counting what was produced. */
+/** Text, reasoning and tool-call fragments of a chunk, for counting what was produced. */
 export function producedTextOf(chunk: ChatChunk): string {
   let text = '';
   for (const choice of chunk.choices ?? []) {
     const delta = choice.delta as
-      | { content?: string | null; tool_calls?: Array<{ function?: { name?: string; arguments?: string } }> }
+      | {
+          content?: string | null;
+          reasoning_content?: unknown;
+          tool_calls?: Array<{ function?: { name?: string; arguments?: string } }>;
+        }
       | undefined;
     text += delta?.content ?? '';
+    if (typeof delta?.reasoning_content === 'string') text += delta.reasoning_content;
     for (const call of delta?.tool_calls ?? []) text += (call.function?.name ?? '') + (call.function?.arguments ?? '');
   }
   return text;

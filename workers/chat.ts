@@ -4,7 +4,7 @@ import type { RelayPublisher } from '../src/queue/worker-relay.js';
 import type { ChatChunk, TokenUsage } from '../src/upstream/providers/types.js';
 import { clientUsage, producedTextOf } from './chat-usage.js';
 import type { WorkerContext } from './context.js';
-import { chargeChat, type JobSummary, runJob } from './job-kit.js';
+import { chargeChat, chargeCutShort, type JobSummary, runJob } from './job-kit.js';
 import { processMessages } from './messages.js';
 import { processResponses } from './responses.js';
 import { withUpstream } from './upstream-call.js';
@@ -47,7 +47,7 @@ async function streamChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPubl
       () => sent === 0,
     );
   } catch (err) {
-    if (sent > 0) await chargeChat(ctx, job, job.body, undefined, () => produced);
+    await chargeCutShort(ctx, job, job.body, produced);
     throw err;
   }
 

@@ -55,6 +55,21 @@ export async function chargeChat(
   return { usage, cost, summary: billedSummary(usage, cost, estimated) };
 }
 
+/**
+ * A stream that failed after it started (upstream cut, client gone, deadline): billed for what it produced,
+ * counted by the gateway (SPEC §3; the row is marked estimated). One that produced nothing yet (a role chunk,
+ * Anthropic's message_start) costs nothing, like any failed request with no output: its hold is released.
+ */
+export async function chargeCutShort(
+  ctx: WorkerContext,
+  job: JobBase,
+  chatBody: Record<string, unknown>,
+  produced: string,
+  reportedPrompt?: TokenUsage,
+): Promise<void> {
+  if (produced) await charge(ctx, job, estimatedUsage(chatBody, produced, reportedPrompt), true);
+}
+
 /** A settlement that failed (MariaDB unreachable): it may or may not have committed. */
 class SettlementFailed extends ApiError {
   constructor() {

@@ -17,7 +17,7 @@ import { anthropicUsageOf, toAnthropicMessage } from '../src/wire/messages/respo
 import { eventOf, MessagesStreamTranslator } from '../src/wire/messages/stream.js';
 import { producedTextOf } from './chat-usage.js';
 import type { WorkerContext } from './context.js';
-import { chargeChat, type JobSummary, runJob } from './job-kit.js';
+import { chargeChat, chargeCutShort, type JobSummary, runJob } from './job-kit.js';
 import { withUpstream } from './upstream-call.js';
 
 const native = (provider: Provider, adapter: ProviderAdapter) => provider.capabilities.messages && adapter.messages !== undefined;
@@ -71,6 +71,8 @@ interface StreamEnd {
 class EventSender {
   sent = 0;
   produced = '';
+  /** The prompt's usage as an Anthropic upstream reported it in message_start, for billing a stream cut short. */
+  reportedPrompt: TokenUsage | undefined;
   constructor(private readonly relay: RelayPublisher) {}
 
   async send(events: SseEvent[], produced = ''): Promise<void> {
@@ -99,6 +101,7 @@ async function relayNativeStream(
     if (data.type === 'message_start') {
       const message = (data.message ?? {}) as Json;
       usage = mergeUsage(undefined, message.usage as AnthropicUsage | undefined);
+      out.reportedPrompt = usage && usageOf(usage);
       pending.push({ event, data: { ...data, message: { ...message, model: job.model } } });
     } else if (data.type === 'message_delta') {
       usage = mergeUsage(usage, data.usage as AnthropicUsage | undefined);
@@ -129,9 +132,7 @@ async function relayTranslatedStream(job: ChatJobData, chunks: AsyncIterable<Cha
   let usage: TokenUsage | undefined;
   for await (const chunk of chunks) {
     if (chunk.usage) usage = chunk.usage;
-    const delta = chunk.choices?.[0]?.delta as Json | undefined;
-    const reasoning = typeof delta?.reasoning_content === 'string' ? delta.reasoning_content : '';
-    await out.send(translator.push(chunk), producedTextOf(chunk) + reasoning);
+    await out.send(translator.push(chunk), producedTextOf(chunk));
   }
   await out.send(translator.finish());
   return { usage, closing: (billed) => translator.closing(billed) };
@@ -152,7 +153,7 @@ async function streamMessages(ctx: WorkerContext, job: ChatJobData, relay: Relay
       () => out.sent === 0,
     );
   } catch (err) {
-    if (out.sent > 0) await chargeMessages(ctx, job, undefined, () => out.produced);
+    await chargeCutShort(ctx, job, promptAsChat(job.body), out.produced, out.reportedPrompt);
     throw err;
   }
   const { usage, cost, summary } = await chargeMessages(ctx, job, end.usage, () => out.produced);

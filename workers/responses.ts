@@ -8,7 +8,7 @@ import { storeResponse } from '../src/wire/responses/store.js';
 import { ResponsesStreamEncoder } from '../src/wire/responses/stream.js';
 import { clientUsage, producedTextOf } from './chat-usage.js';
 import type { WorkerContext } from './context.js';
-import { chargeChat, type JobSummary, runJob } from './job-kit.js';
+import { chargeChat, chargeCutShort, type JobSummary, runJob } from './job-kit.js';
 import { withUpstream } from './upstream-call.js';
 
 /**
@@ -78,7 +78,7 @@ async function streamResponse(
       () => encoder.emitted === 0,
     );
   } catch (err) {
-    if (encoder.emitted > 0) await chargeChat(ctx, job, job.body, undefined, () => produced);
+    await chargeCutShort(ctx, job, job.body, produced);
     throw err;
   }
   const { usage, cost, summary } = await chargeChat(ctx, job, job.body, upstreamUsage, () => produced);
