@@ -178,6 +178,34 @@ for (const model of [CLAUDE, GPT]) {
 }
 
 test.serial(
+  "blocks the chat translation drops (documents, search results, a tool result's images) still count for the hold and count_tokens",
+  async (t) => {
+    // $0.01 buys ~3,300 prompt tokens of CLAUDE: a 20,000-word document is far past it
+    const { apiKey: lean } = await newCustomer(bed.admin, 'messages-lean@example.com', '0.01');
+    const words = Array.from({ length: 20_000 }, (_, i) => `word${i % 97}`).join(' ');
+    const ask = (block: Json) => ({
+      model: CLAUDE,
+      max_tokens: 16,
+      messages: [{ role: 'user', content: [block, { type: 'text', text: 'Summarize' }] }],
+    });
+    const document = { type: 'document', source: { type: 'text', media_type: 'text/plain', data: words } };
+    const searchResult = { type: 'search_result', source: 'https://example.com', title: 'x', content: [{ type: 'text', text: words }] };
+    const unseen = { type: 'document', source: { type: 'url', url: 'https://example.com/report.pdf' } };
+    for (const block of [{ type: 'text', text: words }, document, searchResult, unseen]) {
+      const answer = await post('/v1/messages', ask(block), { 'x-api-key': lean });
+      t.is(answer.status, 402, `${String(block.type)} ${JSON.stringify(answer.json).slice(0, 200)}`);
+    }
+    const small = await post('/v1/messages', ask({ ...document, source: { ...document.source, data: 'a short note' } }), {
+      'x-api-key': lean,
+    });
+    t.is(small.status, 200, 'a small document is affordable');
+    // the gateway's own count (a non-Anthropic channel) includes the document too
+    const counted = (await post('/v1/messages/count_tokens', { ...ask(document), model: GPT })).json as { input_tokens: number };
+    t.true(counted.input_tokens >= countTokens(words), `count ${counted.input_tokens}`);
+  },
+);
+
+test.serial(
   'countTokens: the Anthropic upstream counts on an Anthropic channel, the gateway elsewhere; billed nothing, counted by RPM',
   async (t) => {
     const before = await balance();

@@ -4,15 +4,13 @@
  * on these routes have Anthropic's shape (src/http/error-shape.ts).
  */
 import { z } from 'zod';
-import { estimateChatPromptTokens } from '../billing/estimate.js';
 import { formatUsd } from '../billing/money.js';
 import { anthropicErrorBody } from '../http/error-shape.js';
 import { badRequest } from '../http/errors.js';
 import type { AppContext } from '../http/state.js';
 import type { AnthropicHeaders, ChatJobData } from '../queue/jobs.js';
 import { providerFor } from '../upstream/providers/registry.js';
-import { countMessagesTokens } from '../wire/messages/count.js';
-import { promptAsChat } from '../wire/messages/request.js';
+import { countMessagesTokens, estimateMessagesPromptTokens } from '../wire/messages/count.js';
 import { admitted, enqueue, type FrontDoor, jobBase } from './admission.js';
 import { respondWithResult, respondWithStream, type StreamStyle } from './relay-response.js';
 
@@ -54,7 +52,7 @@ export const messagesDoor: FrontDoor<MessagesRequest> = {
     if (!model.tools && body.tools?.length) throw badRequest(`tools: model ${model.id} does not support tools`);
     return { kind: 'messages', body };
   },
-  worstCase: (body) => ({ promptTokens: estimateChatPromptTokens(promptAsChat(body)), requestedOutput: body.max_tokens, choices: 1 }),
+  worstCase: (body) => ({ promptTokens: estimateMessagesPromptTokens(body), requestedOutput: body.max_tokens, choices: 1 }),
 };
 
 export const countTokensDoor: FrontDoor<CountTokensRequest> = {

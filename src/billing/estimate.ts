@@ -12,6 +12,8 @@ const PER_REQUEST_OVERHEAD = 16;
 const TOOL_PROMPT_OVERHEAD = 400;
 /** Other providers' tokenizers may count a little more than o200k. */
 const MARGIN = 1.1;
+/** A count of o200k tokens as an upper bound of another provider's tokenizer's. */
+export const withMargin = (tokens: number) => Math.ceil(tokens * MARGIN);
 
 /**
  * Time one estimate may spend tokenizing exactly; what is left then is counted by its UTF-8 bytes. Measured on
@@ -203,7 +205,7 @@ export function countChatPromptTokens(body: ChatPrompt): number {
  */
 export function estimateChatPromptTokens(body: ChatPrompt): number {
   const toolPrompt = body.tools || body.functions || body.response_format ? TOOL_PROMPT_OVERHEAD : 0;
-  return Math.ceil(countChatPromptTokens(body) * MARGIN) + PER_REQUEST_OVERHEAD + toolPrompt;
+  return withMargin(countChatPromptTokens(body)) + PER_REQUEST_OVERHEAD + toolPrompt;
 }
 
 /** Embedding inputs: strings are tokenized, token arrays are counted as they are. */
@@ -216,5 +218,5 @@ export function estimateEmbeddingTokens(input: unknown): number {
     else if (Array.isArray(item)) tokens += item.length;
     else if (typeof item === 'number') tokens += 1;
   }
-  return Math.ceil(tokens * MARGIN) + items.length;
+  return withMargin(tokens) + items.length;
 }
