@@ -79,6 +79,16 @@ test('openai chat: non-stream completion with realistic usage', async (t) => {
   t.deepEqual((recorded!.body as Json).messages, [{ role: 'user', content: 'What is the capital of France?' }]);
 });
 
+test('a prompt of one 8 MB word echoed back under max_tokens is cut by characters, not tokenized whole (BPE is quadratic in a piece)', async (t) => {
+  const word = 'z'.repeat(8_000_000);
+  for (const max_tokens of [16, 4_000]) {
+    const answer = (await (await post('/v1/chat/completions', chat(word, { max_tokens }), bearer(secret('one-word')))).json()) as Json;
+    t.is(answer.choices[0].finish_reason, 'length');
+    t.true(answer.choices[0].message.content.startsWith('Hello! You said: zzz'));
+    t.true(answer.usage.completion_tokens <= max_tokens, `${answer.usage.completion_tokens} tokens`);
+  }
+});
+
 test('openai chat: array content counts only text parts; reply / max_tokens / stop', async (t) => {
   const key = secret('parts');
   const parts = [

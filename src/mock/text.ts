@@ -13,10 +13,27 @@ export function countTokens(text: string): number {
   return new TokenCounter().count(text);
 }
 
+/** Longer words are cut by characters, not tokenized: BPE is quadratic in a piece's length (src/billing/estimate.ts). */
+const LONGEST_EXACT_WORD = 256;
+
+/**
+ * The first `maxTokens` tokens of a text, in time linear in what is kept: only the words up to the first that
+ * overflows are tokenized (a 20 MB one-word prompt echoed back once froze the mock for minutes).
+ */
 function truncateTokens(text: string, maxTokens: number): { text: string; truncated: boolean } {
-  const tokens = encode(text, ENCODE_OPTIONS);
-  if (tokens.length <= maxTokens) return { text, truncated: false };
-  return { text: decode(tokens.slice(0, Math.max(0, maxTokens))), truncated: true };
+  if (countTokens(text) <= maxTokens) return { text, truncated: false };
+  let tokens = 0;
+  for (const word of text.matchAll(/\s*\S+/g)) {
+    const end = word.index + word[0].length;
+    tokens += countTokens(word[0]);
+    if (tokens <= maxTokens) continue;
+    if (word[0].length > LONGEST_EXACT_WORD) {
+      // a token is at least one character: this many cannot make more tokens than are left
+      return { text: text.slice(0, word.index + maxTokens - (tokens - countTokens(word[0]))), truncated: true };
+    }
+    return { text: decode(encode(text.slice(0, end), ENCODE_OPTIONS).slice(0, Math.max(0, maxTokens))), truncated: true };
+  }
+  return { text, truncated: false }; // the whole count was a bound past its time budget; word by word it fits
 }
 
 // ---------------------------------------------------------------- reply planning
