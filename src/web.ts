@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createApp } from './app.js';
 import { config } from './config.js';
+import { answerParserErrors } from './http/parser-errors.js';
 import { log } from './log.js';
 import { runProcess, stopOnSignal } from './runtime.js';
 import { createWebServices } from './services.js';
@@ -31,6 +32,7 @@ runProcess('web', async () => {
   const svc = await createWebServices(cfg);
   const server = createServer(createApp(svc).callback());
   server.keepAliveTimeout = 65_000;
+  answerParserErrors(server);
   server.listen(cfg.port, () => log.info({ port: cfg.port }, 'web listening'));
 
   stopOnSignal('web', async () => {

@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import test from 'ava';
 import type { Context } from 'koa';
@@ -97,4 +99,33 @@ test.serial('through the gateway: a deep unknown field gets its 400 and costs no
   t.is(accepted.status, 200);
   t.is(mock.requests.length, 1);
   t.is(await post(chat(nestedObjects(64))).then((r) => r.status), 400);
+});
+
+/** Sends raw bytes on a fresh connection and reads until the server closes it. */
+async function rawExchange(url: string, request: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  let answer = '';
+  socket.on('data', (chunk) => (answer += chunk));
+  await once(socket, 'connect');
+  socket.write(request);
+  await once(socket, 'close');
+  return answer;
+}
+
+test("requests Node's HTTP parser refuses get the SPEC §2 JSON error with an x-request-id, not a bare status line", async (t) => {
+  const cases: [string, string, number, string][] = [
+    ['a vertical tab in a header', 'x-api-key: sk-eastx-abc\x0b\r\n', 400, 'bad_request'],
+    ['headers past 16 KB', `x-padding: ${'p'.repeat(20_000)}\r\n`, 413, 'request_too_large'],
+  ];
+  for (const [label, header, status, code] of cases) {
+    const answer = await rawExchange(bed.url, `POST /v1/messages HTTP/1.1\r\nhost: x\r\n${header}content-length: 2\r\n\r\n{}`);
+    const [head, body] = answer.split('\r\n\r\n');
+    t.regex(head, new RegExp(`^HTTP/1.1 ${status} `), label);
+    t.regex(head, /\r\ncontent-type: application\/json/i, label);
+    t.regex(head, /\r\nx-request-id: req_[0-9a-f]{32}\r\n/i, label);
+    const { error } = JSON.parse(body) as { error: { code: string; type: string; param: null; message: string } };
+    t.like(error, { code, type: 'invalid_request_error', param: null }, label);
+  }
+  t.is((await fetch(`${bed.url}/healthz`)).status, 200, 'the web process serves on');
 });

@@ -4,7 +4,7 @@ import { startStage } from '../telemetry.js';
 import type { AppState } from './state.js';
 
 /** `req_` + 122 random bits (randomUUID draws from a cached entropy pool: cheap on the hot path). */
-const newRequestId = () => `req_${randomUUID().replaceAll('-', '')}`;
+export const newRequestId = () => `req_${randomUUID().replaceAll('-', '')}`;
 
 /** What is recorded of a request once its response closes (answered, or its client gone). */
 export type ResponseObserver = (ctx: Context & { state: AppState }, elapsedMs: number) => void;
