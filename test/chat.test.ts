@@ -247,6 +247,31 @@ test.serial('every error this path can produce has the SPEC §2 shape, and none 
     'invalid_request_error',
     /messages\.0\.role/,
   );
+  // content OpenAI requires, and parts it cannot read, are refused here rather than billed for an empty prompt
+  for (const [messages, field] of [
+    [[{ role: 'user' }], 'messages.0.content'],
+    [
+      [
+        { role: 'system', content: null },
+        { role: 'user', content: 'x' },
+      ],
+      'messages.0.content',
+    ],
+    [[{ role: 'user', content: [] }], 'messages.0.content'],
+    [[{ role: 'user', content: [{ type: 'text' }] }], 'messages.0.content.0.text'],
+    [[{ role: 'user', content: [{ type: 'image_url', image_url: 'http://x/y.png' }] }], 'messages.0.content.0.image_url.url'],
+  ] as const) {
+    const answer = await post('/v1/chat/completions', { model: MODEL, messages });
+    t.is(answer.res.status, 400, JSON.stringify(messages));
+    t.is((answer.json.error as { param?: string } | undefined)?.param, field);
+  }
+  await expectError(
+    post('/v1/chat/completions', { ...body, temperature: 'hot' }),
+    400,
+    'bad_request',
+    'invalid_request_error',
+    /temperature/,
+  );
   await expectError(post('/v1/chat/completions', { ...body, max_tokens: -3 }), 400, 'bad_request', 'invalid_request_error', /max_tokens/);
   await expectError(post('/v1/chat/completions', { ...body, stream: 'yes' }), 400, 'bad_request', 'invalid_request_error', /stream/);
   await expectError(post('/v1/chat/completions', { ...body, model: 'nope' }), 404, 'model_not_found', 'invalid_request_error');

@@ -6,11 +6,26 @@ import type { ChatJobData } from '../queue/jobs.js';
 import { admitted, enqueue, type FrontDoor, jobBase } from './admission.js';
 import { chatStreamStyle, respondWithResult, respondWithStream } from './relay-response.js';
 
-const contentPart = z.looseObject({ type: z.string() });
-const message = z.looseObject({
-  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']),
-  content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
+/** A content part: text and image_url parts as OpenAI requires them; other types go to the upstream to judge. */
+const contentPart = z.looseObject({ type: z.string() }).superRefine((part, ctx) => {
+  if (part.type === 'text' && typeof part.text !== 'string') ctx.addIssue({ code: 'custom', path: ['text'], message: 'must be a string' });
+  if (part.type === 'image_url' && typeof (part.image_url as { url?: unknown } | undefined)?.url !== 'string')
+    ctx.addIssue({ code: 'custom', path: ['image_url', 'url'], message: 'must be a string' });
 });
+/** Roles whose content OpenAI requires (an assistant's may be null beside tool_calls). */
+const CONTENT_REQUIRED = new Set(['system', 'developer', 'user', 'tool']);
+const message = z
+  .looseObject({
+    role: z.enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']),
+    content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
+  })
+  .superRefine((m, ctx) => {
+    if (!CONTENT_REQUIRED.has(m.role)) return;
+    if (m.content === undefined || m.content === null)
+      ctx.addIssue({ code: 'custom', path: ['content'], message: `is required in a ${m.role} message` });
+    else if (Array.isArray(m.content) && m.content.length === 0)
+      ctx.addIssue({ code: 'custom', path: ['content'], message: 'must not be an empty array' });
+  });
 const positiveInt = z.number().int().positive();
 
 /** OpenAI's chat request; unknown fields pass through to OpenAI-type upstreams untouched. */
@@ -22,6 +37,8 @@ export const chatRequestSchema = z.looseObject({
   max_tokens: positiveInt.nullish(),
   max_completion_tokens: positiveInt.nullish(),
   n: z.number().int().min(1).max(8).nullish(),
+  temperature: z.number().nullish(),
+  top_p: z.number().nullish(),
   tools: z.array(z.looseObject({ type: z.string(), function: z.looseObject({ name: z.string().min(1) }) })).nullish(),
   functions: z.array(z.looseObject({ name: z.string().min(1) })).nullish(),
   /** text, json_object or json_schema ({name, schema, strict}); each channel says which it honours (providers/registry.ts) */
