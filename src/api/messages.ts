@@ -14,14 +14,27 @@ import { countMessagesTokens, estimateMessagesPromptTokens } from '../wire/messa
 import { admitted, enqueue, type FrontDoor, jobBase } from './admission.js';
 import { respondWithResult, respondWithStream, type StreamStyle } from './relay-response.js';
 
-const block = z.looseObject({ type: z.string() });
+const block = z.looseObject({ type: z.string() }).superRefine((b, ctx) => {
+  if (b.type === 'text' && typeof b.text !== 'string') ctx.addIssue({ code: 'custom', path: ['text'], message: 'must be a string' });
+});
 const content = z.union([z.string(), z.array(block)]);
+/** As Anthropic answers: every message has content, but the final assistant one (a prefill may be empty). */
+const turns = z
+  .array(z.looseObject({ role: z.enum(['user', 'assistant']), content }))
+  .min(1)
+  .superRefine((messages, ctx) => {
+    messages.forEach((m, i) => {
+      const last = i === messages.length - 1 && m.role === 'assistant';
+      if (m.content.length === 0 && !last)
+        ctx.addIssue({ code: 'custom', path: [i, 'content'], message: 'must not be empty (only a final assistant message may be)' });
+    });
+  });
 const positiveInt = z.number().int().positive();
 
 /** Anthropic's Messages prompt (count_tokens' body); unknown fields pass through to Anthropic upstreams untouched. */
 export const promptSchema = z.looseObject({
   model: z.string().min(1),
-  messages: z.array(z.looseObject({ role: z.enum(['user', 'assistant']), content })).min(1),
+  messages: turns,
   system: content.optional(),
   tools: z.array(z.looseObject({ name: z.string().min(1), input_schema: z.looseObject({}).optional() })).optional(),
   tool_choice: z.looseObject({ type: z.enum(['auto', 'any', 'tool', 'none']) }).optional(),

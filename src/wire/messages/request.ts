@@ -81,9 +81,18 @@ function systemText(system: unknown): string {
  */
 export function translationProblem(body: Json): [string, string] | undefined {
   const at = blocksOf(body.tools).findIndex((tool) => tool.type !== undefined && tool.type !== 'custom' && !isObject(tool.input_schema));
-  if (at < 0) return undefined;
-  const type = String(blocksOf(body.tools)[at].type);
-  return [`tools.${at}`, `the server tool ${JSON.stringify(type)} is served only by Anthropic channels, and this model has none`];
+  if (at >= 0) {
+    const type = String(blocksOf(body.tools)[at].type);
+    return [`tools.${at}`, `the server tool ${JSON.stringify(type)} is served only by Anthropic channels, and this model has none`];
+  }
+  // a user turn of documents or search results only would reach the upstream as no message at all
+  const messages: unknown[] = Array.isArray(body.messages) ? body.messages : [];
+  const empty = messages.findIndex((m) => isObject(m) && m.role === 'user' && chatMessagesOf(m).length === 0);
+  if (empty < 0) return undefined;
+  return [
+    `messages.${empty}.content`,
+    'holds no block this model can take (text, image or tool_result); documents and search results are served only by Anthropic channels',
+  ];
 }
 
 /** Client tools (`input_schema`) as function tools; Anthropic's server tools are refused on the web side. */
