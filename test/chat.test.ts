@@ -98,7 +98,7 @@ test.serial('stream without include_usage: chunks reassemble, one finish_reason,
   t.true(chunks.every((c) => c.object === 'chat.completion.chunk' && c.model === MODEL));
   t.is(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join(''), 'Hello! You said: stream me');
   t.deepEqual(chunks.flatMap((c) => c.choices.map((ch: { finish_reason: string | null }) => ch.finish_reason)).filter(Boolean), ['stop']);
-  t.false(chunks.some((c) => c.usage || c.choices.length === 0));
+  t.false(chunks.some((c) => 'usage' in c || c.choices.length === 0));
   const upstreamBody = lastSent();
   t.deepEqual(upstreamBody.stream_options, { include_usage: true }, 'the gateway always asks the upstream for usage');
 });
@@ -115,13 +115,16 @@ test.serial('stream with include_usage through the SDK: final usage chunk with e
   let text = '';
   let usage: (OpenAI.CompletionUsage & { cost?: number }) | undefined;
   let last: OpenAI.ChatCompletionChunk | undefined;
+  const usageBefore: unknown[] = [];
   for await (const chunk of stream) {
     text += chunk.choices[0]?.delta?.content ?? '';
     if (chunk.usage) usage = chunk.usage;
+    else usageBefore.push(chunk.usage);
     last = chunk;
   }
   t.is(text, 'Hello! You said: count me');
   t.deepEqual(last!.choices, []);
+  t.true(usageBefore.length > 1 && usageBefore.every((u) => u === null), 'as OpenAI: `"usage": null` on every earlier chunk');
   t.truthy(usage);
   const cost = costOf(PRICES, usage!.prompt_tokens, usage!.completion_tokens);
   t.is(nano(usage!.cost!), cost);

@@ -516,6 +516,12 @@ test.serial('errors have Anthropic’s shape with SPEC §2 statuses and codes: 4
   // the SDK raises them as its typed errors
   const sdkError = await t.throwsAsync(client.messages.create(minimal('msg/nope') as Anthropic.MessageCreateParamsNonStreaming));
   t.true(sdkError instanceof Anthropic.NotFoundError);
+  // with the id the SDK reads from `request-id`, the same as `x-request-id`
+  t.regex(String((sdkError as InstanceType<typeof Anthropic.APIError>).requestID), /^req_[0-9a-f]{32}$/);
+  const { response: answered } = await client.messages.create(minimal() as Anthropic.MessageCreateParamsNonStreaming).withResponse();
+  t.is(answered.headers.get('request-id'), answered.headers.get('x-request-id'));
+  const unauthenticated = await fetch(`${bed.url}/v1/messages`, { method: 'POST', body: '{}' });
+  t.is(unauthenticated.headers.get('request-id'), unauthenticated.headers.get('x-request-id'));
 
   const poor = await newCustomer(bed.admin, 'messages-poor@example.com', '0.000001');
   expectError(
@@ -534,7 +540,7 @@ test.serial('errors have Anthropic’s shape with SPEC §2 statuses and codes: 4
   const refused = await post('/v1/messages', minimal(), { 'x-api-key': limited.apiKey });
   expectError(refused, 429, 'rate_limit_error', 'rate_limit_exceeded');
   t.truthy(refused.headers.get('retry-after'));
-  t.is((await ledgerRows()).length, rowsBefore + 2, 'only the two successful requests were billed');
+  t.is((await ledgerRows()).length, rowsBefore + 3, 'only the three successful requests were billed');
 });
 
 test.serial(

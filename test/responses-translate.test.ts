@@ -157,6 +157,11 @@ test('a chat completion becomes a response object that fits OpenAI schema', (t) 
   });
   const cut = responseFromCompletion(echo(), { choices: [{ finish_reason: 'length', message: { content: 'abc' } }], usage });
   t.like(cut, { status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' } });
+  t.deepEqual(
+    (cut.output as Json[]).map((item) => [item.type, item.status]),
+    [['message', 'incomplete']],
+    'the item the limit cut is incomplete too, as OpenAI marks it',
+  );
   t.deepEqual(responsesUsage({}), {
     input_tokens: 0,
     input_tokens_details: { cached_tokens: 0, cache_write_tokens: 0 },
@@ -234,6 +239,24 @@ test('stream: nothing before the first content; an empty answer still opens and 
   t.is(events.at(-1)?.event, 'response.incomplete');
   assertFitsOpenAI(t, 'ResponseIncompleteEvent', events.at(-1)?.data);
   t.like(response, { status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' } });
+  const itemDone = events.filter((e) => e.event === 'response.output_item.done').map((e) => (e.data as { item: Json }).item.status);
+  t.deepEqual(itemDone, ['incomplete']);
+  t.deepEqual(
+    (response.output as Json[]).map((item) => item.status),
+    ['incomplete'],
+  );
+  // a reasoning item finished before the cut message stays completed
+  const reasoned = new ResponsesStreamEncoder(echo());
+  reasoned.push(chunk({ reasoning_content: 'think' }));
+  reasoned.push(chunk({ content: 'ab' }));
+  reasoned.push(chunk({}, 'length'));
+  t.deepEqual(
+    (reasoned.finish(usage).response.output as Json[]).map((item) => [item.type, item.status]),
+    [
+      ['reasoning', 'completed'],
+      ['message', 'incomplete'],
+    ],
+  );
 });
 
 test('the error event fits ResponseErrorEvent and carries the SPEC error object', (t) => {

@@ -23,12 +23,15 @@ async function streamChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPubl
   let produced = '';
   let upstreamUsage: TokenUsage | undefined;
   let lastChunk: ChatChunk | undefined;
+  // as OpenAI streams it: with include_usage every chunk before the usage chunk says `"usage": null`
+  const clientAskedUsage = (job.body.stream_options as { include_usage?: unknown } | null | undefined)?.include_usage === true;
 
   const forward = async (chunk: ChatChunk) => {
     chunk.model = job.model;
     if (chunk.usage) upstreamUsage = chunk.usage;
     if (!chunk.choices || chunk.choices.length === 0) return;
-    delete chunk.usage;
+    if (clientAskedUsage) chunk.usage = null;
+    else delete chunk.usage;
     lastChunk = chunk;
     produced += producedTextOf(chunk);
     // a web process that went away is noticed by the worker's ListenerWatch, also while the upstream is silent

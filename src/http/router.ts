@@ -26,6 +26,8 @@ const withErrorShape =
   (shape: ErrorShape): AppMiddleware =>
   (ctx, next) => {
     ctx.state.errorShape = shape;
+    // Anthropic's SDKs read a request's id (`err.requestID`, `_request_id`) from `request-id`
+    if (shape === 'anthropic') ctx.set('request-id', ctx.state.requestId);
     return next();
   };
 

@@ -181,7 +181,11 @@ export function responseFromCompletion(echo: ResponsesEcho, completion: Json): J
   const choice = Array.isArray(completion.choices) && isObject(completion.choices[0]) ? completion.choices[0] : {};
   const message = isObject(choice.message) ? choice.message : {};
   const usage = isObject(completion.usage) ? responsesUsage(completion.usage) : null;
-  return responseObject(echo, statusOf(choice.finish_reason), outputItems(echo.id, message), usage, choice.finish_reason);
+  const status = statusOf(choice.finish_reason);
+  const output = outputItems(echo.id, message);
+  const cut = output.at(-1);
+  if (status === 'incomplete' && cut) cut.status = 'incomplete'; // as OpenAI marks the item the limit cut
+  return responseObject(echo, status, output, usage, choice.finish_reason);
 }
 
 /** The assistant's turn as a chat message, for the stored conversation (what the next turn sends upstream). */

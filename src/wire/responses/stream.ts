@@ -3,6 +3,7 @@ import {
   itemIds,
   messageItem,
   outputText,
+  type ResponseStatus,
   type ResponsesEcho,
   reasoningItem,
   reasoningTextOf,
@@ -144,7 +145,7 @@ export class ResponsesStreamEncoder {
     return out;
   }
 
-  private close(out: StreamEvent[], item: OpenItem): Json {
+  private close(out: StreamEvent[], item: OpenItem, status: ResponseStatus): Json {
     if (item.kind === 'call') {
       this.emit(out, 'response.function_call_arguments.done', {
         item_id: item.id,
@@ -152,7 +153,7 @@ export class ResponsesStreamEncoder {
         name: item.name,
         arguments: item.args,
       });
-      const done = functionCallItem(item.id, 'completed', item.callId, item.name, item.args);
+      const done = functionCallItem(item.id, status, item.callId, item.name, item.args);
       this.emit(out, 'response.output_item.done', { output_index: item.index, item: done });
       return done;
     }
@@ -165,7 +166,7 @@ export class ResponsesStreamEncoder {
     });
     const part = message ? outputText(item.text) : { type: 'reasoning_text', text: item.text };
     this.emit(out, 'response.content_part.done', { ...where, part });
-    const done = message ? messageItem(item.id, 'completed', [part]) : reasoningItem(item.id, 'completed', item.text);
+    const done = message ? messageItem(item.id, status, [part]) : reasoningItem(item.id, status, item.text);
     this.emit(out, 'response.output_item.done', { output_index: item.index, item: done });
     return done;
   }
@@ -178,8 +179,10 @@ export class ResponsesStreamEncoder {
   finish(chatUsage: Json): { events: StreamEvent[]; response: Json } {
     const out: StreamEvent[] = [];
     this.start(out);
-    const output = this.items.map((item) => this.close(out, item));
     const status = statusOf(this.finishReason);
+    // the item the token limit cut is `incomplete`, as OpenAI marks it; the ones before it were finished
+    const last = this.items.length - 1;
+    const output = this.items.map((item, i) => this.close(out, item, i === last ? status : 'completed'));
     const response = responseObject(this.echo, status, output, responsesUsage(chatUsage), this.finishReason);
     this.emit(out, status === 'completed' ? 'response.completed' : 'response.incomplete', { response });
     return { events: out, response };
