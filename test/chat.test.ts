@@ -468,6 +468,39 @@ test.serial(
   },
 );
 
+test.serial('a client that leaves after the role chunk, before any output, pays for the prompt the upstream read', async (t) => {
+  bed.mock.setBehavior(UPSTREAM_SECRET, { chunkDelayMs: 5_000 });
+  try {
+    const controller = new AbortController();
+    const res = await fetch(`${bed.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, messages: ask('I will not wait'), stream: true }),
+      signal: controller.signal,
+    });
+    const requestId = res.headers.get('x-request-id');
+    const reader = res.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    t.regex(first, /"role":"assistant"/);
+    t.notRegex(first, /"content":"[^"]/, 'no output yet');
+    controller.abort();
+    const row = await until(
+      async () => (await bed.admin.usage(`user_id=${userId}`)).data.find((r) => r.request_id === requestId),
+      (r) => r !== undefined,
+    );
+    t.like(row, { estimated: true, completion_tokens: 0, prompt_tokens: countChatPromptTokens({ messages: ask('I will not wait') }) });
+    t.is(
+      await until(
+        async () => (await bed.admin.getUser(userId)).held_usd,
+        (h) => h === '0',
+      ),
+      '0',
+    );
+  } finally {
+    bed.mock.setBehavior(UPSTREAM_SECRET, {});
+  }
+});
+
 test.serial('an upstream that drops a stream before any output: the role chunk, then the SSE error; nothing is charged', async (t) => {
   bed.mock.setBehavior(UPSTREAM_SECRET, { midStreamResetAfter: 0 });
   const before = await bed.admin.getUser(userId);

@@ -50,7 +50,7 @@ async function streamChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPubl
       () => sent === 0,
     );
   } catch (err) {
-    await chargeCutShort(ctx, job, job.body, produced);
+    await chargeCutShort(ctx, job, signal, { chatBody: job.body, produced, started: sent > 0 });
     throw err;
   }
 

@@ -55,19 +55,27 @@ export async function chargeChat(
   return { usage, cost, summary: billedSummary(usage, cost, estimated) };
 }
 
+/** What a stream that failed leaves to bill. */
+export interface CutShort {
+  /** the prompt, as the chat request the gateway counts */
+  chatBody: Record<string, unknown>;
+  /** the output relayed: text, reasoning and tool-call fragments */
+  produced: string;
+  /** whether anything went out to the client (its 200 did) */
+  started: boolean;
+  /** the prompt's usage where the upstream reported it before the end (Anthropic's message_start) */
+  reportedPrompt?: TokenUsage;
+}
+
 /**
- * A stream that failed after it started (upstream cut, client gone, deadline): billed for what it produced,
- * counted by the gateway (SPEC §3; the row is marked estimated). One that produced nothing yet (a role chunk,
- * Anthropic's message_start) costs nothing, like any failed request with no output: its hold is released.
+ * A stream that failed after it started: billed for what it produced, counted by the gateway (SPEC §3; the row
+ * is marked estimated). With no output yet (a role chunk, a message_start) it costs nothing when the upstream
+ * or the gateway cut it, since its client gets an error (SPEC §2); a client that left after its 200 pays for
+ * the prompt the upstream already read, as with any output.
  */
-export async function chargeCutShort(
-  ctx: WorkerContext,
-  job: JobBase,
-  chatBody: Record<string, unknown>,
-  produced: string,
-  reportedPrompt?: TokenUsage,
-): Promise<void> {
-  if (produced) await charge(ctx, job, estimatedUsage(chatBody, produced, reportedPrompt), true);
+export async function chargeCutShort(ctx: WorkerContext, job: JobBase, signal: AbortSignal, cut: CutShort): Promise<void> {
+  const clientLeft = cut.started && abortReasonOf(signal) === 'cancelled';
+  if (cut.produced || clientLeft) await charge(ctx, job, estimatedUsage(cut.chatBody, cut.produced, cut.reportedPrompt), true);
 }
 
 /** A settlement that failed (MariaDB unreachable): it may or may not have committed. */

@@ -153,7 +153,12 @@ async function streamMessages(ctx: WorkerContext, job: ChatJobData, relay: Relay
       () => out.sent === 0,
     );
   } catch (err) {
-    await chargeCutShort(ctx, job, promptAsChat(job.body), out.produced, out.reportedPrompt);
+    await chargeCutShort(ctx, job, signal, {
+      chatBody: promptAsChat(job.body),
+      produced: out.produced,
+      started: out.sent > 0,
+      reportedPrompt: out.reportedPrompt,
+    });
     throw err;
   }
   const { usage, cost, summary } = await chargeMessages(ctx, job, end.usage, () => out.produced);

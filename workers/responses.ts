@@ -78,7 +78,7 @@ async function streamResponse(
       () => encoder.emitted === 0,
     );
   } catch (err) {
-    await chargeCutShort(ctx, job, job.body, produced);
+    await chargeCutShort(ctx, job, signal, { chatBody: job.body, produced, started: encoder.emitted > 0 });
     throw err;
   }
   const { usage, cost, summary } = await chargeChat(ctx, job, job.body, upstreamUsage, () => produced);
