@@ -68,16 +68,20 @@ function parseJsonArray(value: string | boolean | undefined): unknown[] {
   throw badRequest('--json: not a JSON array');
 }
 
-/** `--allowed-models 'gpt-4o*,claude-sonnet-4-6'` → a list; `none` (or empty) → null: every model. */
-const modelList = (value: string | boolean | undefined) =>
-  typeof value !== 'string'
-    ? undefined
-    : value.trim() === '' || value === 'none'
-      ? null
-      : value
-          .split(/[\s,]+/)
-          .map((s) => s.trim())
-          .filter(Boolean);
+/**
+ * `--allowed-models 'gpt-4o*,claude-sonnet-4-6'` → a list; `none` → null: every model. An empty value is refused,
+ * not taken as `none`: an unset shell variable must not lift a key's restriction.
+ */
+function modelList(value: string | boolean | undefined): string[] | null | undefined {
+  if (typeof value !== 'string') return undefined;
+  if (value === 'none') return null;
+  const list = value
+    .split(/[\s,]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (list.length === 0) throw badRequest('--allowed-models: give model ids or prefix* patterns, or none for every model');
+  return list;
+}
 const intOrNone = (value: string | boolean | undefined) =>
   typeof value !== 'string' ? undefined : value === '' || value === 'none' ? null : Number(value);
 
@@ -349,7 +353,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     return 0;
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n`);
+    const redisDown = (err as Error).name === 'MaxRetriesPerRequestError';
+    process.stderr.write(`${redisDown ? 'Redis did not answer at REDIS_URL' : (err as Error).message}\n`);
     return 1;
   } finally {
     await deps.close();

@@ -35,12 +35,15 @@ interface Run {
 }
 
 /** `node --import=tsx src/cli.ts …` with the test environment, as an operator would run it. */
-function cli(...args: string[]): Promise<Run> {
+const cli = (...args: string[]): Promise<Run> => cliWith({}, ...args);
+
+/** The same, with `overrides` over the test environment. */
+function cliWith(overrides: Record<string, string>, ...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       ['--import=tsx', 'src/cli.ts', ...args],
-      { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 },
+      { cwd: root, env: { ...process.env, ...env, ...overrides }, timeout: 60_000 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         let json: any;
@@ -227,6 +230,17 @@ test.serial('keys: create-key prints the key once, show-key/set-key/revoke-key n
   const changed = await ok(t, 'set-key', String(created.id), '--disable', '--rpm', '10', '--cap', 'none', '--expires', 'none');
   t.like(changed, { status: 'disabled', rpm_limit: 10, balance_cap_usd: null, expires_at: null });
   t.not(await redis.get(keys.keyVersion(hash)), version);
+  // with Redis unreachable nothing changes: a key revoked in MySQL alone would keep working where it is cached
+  const offline = await cliWith({ REDIS_URL: 'redis://127.0.0.1:1' }, 'revoke-key', String(created.id));
+  t.is(offline.code, 1);
+  t.regex(offline.stderr, /^Redis did not answer at REDIS_URL$/m);
+  t.is((await db.selectFrom('api_keys').select('status').where('id', '=', created.id).executeTakeFirstOrThrow()).status, 'disabled');
+  // an empty --allowed-models (an unset shell variable) is refused, not taken as `none`
+  for (const empty of ['', ',']) {
+    const refused = await cli('set-key', String(created.id), '--allowed-models', empty);
+    t.is(refused.code, 1, JSON.stringify(empty));
+    t.regex(refused.stderr, /--allowed-models: give model ids/);
+  }
   const revoked = await cli('revoke-key', String(created.id));
   t.is(revoked.code, 0);
   t.false(revoked.stdout.includes(secretPart));

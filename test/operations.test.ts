@@ -3,7 +3,7 @@ import { Queue } from 'bullmq';
 import { createRedis, type Redis } from '../src/redis/index.js';
 import { type Bed, startBed } from './helpers/bed.js';
 import { postJson } from './helpers/customer.js';
-import { logsOf } from './helpers/gateway.js';
+import { freePort, logsOf, startGateway } from './helpers/gateway.js';
 
 // The operator's surface (SPEC §5): health, readiness, metrics, Bull Board, JSON logs without secrets.
 let bed: Bed;
@@ -111,4 +111,30 @@ test('JSON access logs carry the request id and never the key, the upstream toke
   t.false(everything.includes(apiKey.slice('sk-eastx-'.length)));
   t.false(everything.includes(UPSTREAM_SECRET));
   t.false(everything.includes(PROMPT));
+});
+
+test('/metrics with MySQL down: 200 with the process metrics, the catalog-fed gauges left empty and counted', async (t) => {
+  // a web process of its own whose MariaDB is not there: it has never loaded the catalog
+  const gateway = await startGateway(
+    { ...bed.env, METRICS_TOKEN, DATABASE_URL: `mysql://root@127.0.0.1:${await freePort()}/eastx` },
+    { webs: 1, workers: 0 },
+  );
+  try {
+    const [url] = gateway.urls;
+    t.is((await fetch(`${url}/readyz`)).status, 503);
+    const scrape = async () => {
+      const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+      t.is(res.status, 200);
+      return res.text();
+    };
+    const first = await scrape();
+    t.regex(first, /^eastx_process_cpu_seconds_total \d/m, 'the process metrics are there');
+    t.notRegex(first, /^eastx_queue_jobs\{/m, 'no stale or made-up queue depths');
+    // the counter is written out before the gauges are read: a scrape's failures show from the next one
+    const second = await scrape();
+    t.regex(second, /^eastx_metrics_scrape_errors_total\{metric="eastx_queue_jobs"\} [1-9]/m);
+    t.regex(second, /^eastx_metrics_scrape_errors_total\{metric="eastx_route_state"\} [1-9]/m);
+  } finally {
+    await gateway.stop();
+  }
 });

@@ -13,6 +13,26 @@ export function createMetrics(svc: WebServices): { record: ResponseObserver; reg
   const registry = new Registry();
   const allTokens = async () => [...(await svc.catalog.current()).tokensByChannel.values()].flat();
   collectDefaultMetrics({ register: registry, prefix: 'eastx_' });
+  const scrapeErrors = new Counter({
+    name: 'eastx_metrics_scrape_errors_total',
+    help: 'Scrapes that left a metric empty because its source (MySQL, Redis) did not answer (shown from the next scrape)',
+    labelNames: ['metric'],
+    registers: [registry],
+  });
+  /**
+   * A gauge read at scrape time. When its source fails (MySQL down while the catalog must be reloaded, Redis
+   * down) it is left empty in this scrape and counted, instead of failing the whole scrape with a 500: an
+   * outage is when operators need the rest.
+   */
+  const readAtScrape = (name: string, read: (gauge: Gauge) => Promise<void>) =>
+    async function collect(this: Gauge) {
+      try {
+        await read(this);
+      } catch {
+        this.reset();
+        scrapeErrors.inc({ metric: name });
+      }
+    };
 
   const requests = new Counter({
     name: 'eastx_http_requests_total',
@@ -32,38 +52,38 @@ export function createMetrics(svc: WebServices): { record: ResponseObserver; reg
     help: 'BullMQ jobs per channel queue and state',
     labelNames: ['queue', 'state'],
     registers: [registry],
-    async collect() {
+    collect: readAtScrape('eastx_queue_jobs', async (gauge) => {
       const catalog = await svc.catalog.current();
       for (const channelId of catalog.channels.keys()) {
         const queue = svc.jobs.queue(channelId);
         const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed');
-        for (const [state, count] of Object.entries(counts)) this.set({ queue: queue.name, state }, count);
+        for (const [state, count] of Object.entries(counts)) gauge.set({ queue: queue.name, state }, count);
       }
-    },
+    }),
   });
   new Gauge({
     name: 'eastx_upstream_token_in_flight',
     help: 'Leased (in-flight) upstream calls per token',
     labelNames: ['channel', 'token'],
     registers: [registry],
-    async collect() {
+    collect: readAtScrape('eastx_upstream_token_in_flight', async (gauge) => {
       for (const token of await allTokens()) {
         const leases = await svc.redis.zcount(svc.keys.leases(token.id), Date.now(), '+inf');
-        this.set({ channel: String(token.channelId), token: String(token.id) }, leases);
+        gauge.set({ channel: String(token.channelId), token: String(token.id) }, leases);
       }
-    },
+    }),
   });
   new Gauge({
     name: 'eastx_upstream_token_cooling_seconds',
     help: 'Seconds until an upstream token leaves its cooldown (0 = not cooling)',
     labelNames: ['channel', 'token'],
     registers: [registry],
-    async collect() {
+    collect: readAtScrape('eastx_upstream_token_cooling_seconds', async (gauge) => {
       for (const token of await allTokens()) {
         const ms = await svc.redis.pttl(svc.keys.cooldown(token.id));
-        this.set({ channel: String(token.channelId), token: String(token.id) }, Math.max(0, ms) / 1000);
+        gauge.set({ channel: String(token.channelId), token: String(token.id) }, Math.max(0, ms) / 1000);
       }
-    },
+    }),
   });
   const channelHealth = async () => {
     const catalog = await svc.catalog.current();
@@ -75,41 +95,41 @@ export function createMetrics(svc: WebServices): { record: ResponseObserver; reg
     help: 'Channel state (1 for the current one): healthy, cooling (every token cooling), unhealthy (failing; probed), disabled (no active token)',
     labelNames: ['channel', 'state'],
     registers: [registry],
-    async collect() {
-      this.reset();
+    collect: readAtScrape('eastx_channel_state', async (gauge) => {
+      gauge.reset();
       for (const [id, h] of (await channelHealth()).health)
-        for (const state of ROUTE_STATES) this.set({ channel: String(id), state }, h.state === state ? 1 : 0);
-    },
+        for (const state of ROUTE_STATES) gauge.set({ channel: String(id), state }, h.state === state ? 1 : 0);
+    }),
   });
   new Gauge({
     name: 'eastx_channel_failures_in_row',
     help: 'Failed upstream calls in a row per channel, across its tokens (CHANNEL_UNHEALTHY_AFTER marks it unhealthy)',
     labelNames: ['channel'],
     registers: [registry],
-    async collect() {
-      this.reset();
-      for (const [id, h] of (await channelHealth()).health) this.set({ channel: String(id) }, h.failuresInRow);
-    },
+    collect: readAtScrape('eastx_channel_failures_in_row', async (gauge) => {
+      gauge.reset();
+      for (const [id, h] of (await channelHealth()).health) gauge.set({ channel: String(id) }, h.failuresInRow);
+    }),
   });
   new Gauge({
     name: 'eastx_route_state',
     help: "A model route's state (1 for the current one): its channel's",
     labelNames: ['model', 'channel', 'upstream_model', 'state'],
     registers: [registry],
-    async collect() {
-      this.reset();
+    collect: readAtScrape('eastx_route_state', async (gauge) => {
+      gauge.reset();
       const { catalog, health } = await channelHealth();
       for (const model of catalog.models.values()) {
         for (const route of model.routes) {
           const current = health.get(route.channelId)?.state;
           for (const state of ROUTE_STATES)
-            this.set(
+            gauge.set(
               { model: model.id, channel: String(route.channelId), upstream_model: route.upstreamModel, state },
               current === state ? 1 : 0,
             );
         }
       }
-    },
+    }),
   });
   new Gauge({
     name: 'eastx_relay_open_requests',

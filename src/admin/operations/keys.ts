@@ -50,7 +50,11 @@ export async function listUserKeys(deps: AdminDeps, userId: number) {
   return rows.map(presentKey);
 }
 
-/** Writes `changes` to the key (a revoked key never becomes active again), then tells every process. */
+/**
+ * Writes `changes` to the key (a revoked key never becomes active again) and tells every process: Redis first,
+ * so that a change that cannot reach the processes' caches is not made at all (a key revoked in MySQL alone
+ * kept working where it was cached), and again after the write, for a process that reloaded the key meanwhile.
+ */
 async function changeKey(
   deps: AdminDeps,
   keyId: number,
@@ -64,6 +68,7 @@ async function changeKey(
     ...(status !== undefined && { status: sql<KeyStatus>`CASE WHEN status = 'revoked' THEN 'revoked' ELSE ${status} END` }),
   };
   if (Object.keys(set).length > 0) {
+    await KeyStore.changed(deps.redis, deps.keys, row.key_hash);
     await deps.db.updateTable('api_keys').set(set).where('id', '=', keyId).execute();
     await KeyStore.changed(deps.redis, deps.keys, row.key_hash);
   }
