@@ -40,7 +40,7 @@ const billedSummary = (usage: { promptTokens: number; completionTokens: number }
 /**
  * Bills a chat-like answer (every wire format): from the upstream's usage, or, when it reported none, from the
  * gateway's own count of `chatBody`'s prompt and of what was produced (counted only then; the row is marked
- * estimated). Also for a stream that failed after output went out (upstream usage unknown).
+ * estimated). A stream that failed is billed by `chargeCutShort` instead.
  */
 export async function chargeChat(
   ctx: WorkerContext,
