@@ -22,16 +22,17 @@ const LONGEST_EXACT_WORD = 256;
  */
 function truncateTokens(text: string, maxTokens: number): { text: string; truncated: boolean } {
   if (countTokens(text) <= maxTokens) return { text, truncated: false };
-  let tokens = 0;
+  let tokens = 0; // of the words before this one
   for (const word of text.matchAll(/\s*\S+/g)) {
-    const end = word.index + word[0].length;
-    tokens += countTokens(word[0]);
-    if (tokens <= maxTokens) continue;
-    if (word[0].length > LONGEST_EXACT_WORD) {
-      // a token is at least one character: this many cannot make more tokens than are left
-      return { text: text.slice(0, word.index + maxTokens - (tokens - countTokens(word[0]))), truncated: true };
+    const wordTokens = countTokens(word[0]);
+    if (tokens + wordTokens <= maxTokens) {
+      tokens += wordTokens;
+      continue;
     }
-    return { text: decode(encode(text.slice(0, end), ENCODE_OPTIONS).slice(0, Math.max(0, maxTokens))), truncated: true };
+    // a token is at least one character: this many cannot make more tokens than are left
+    if (word[0].length > LONGEST_EXACT_WORD) return { text: text.slice(0, word.index + maxTokens - tokens), truncated: true };
+    const kept = text.slice(0, word.index + word[0].length);
+    return { text: decode(encode(kept, ENCODE_OPTIONS).slice(0, Math.max(0, maxTokens))), truncated: true };
   }
   return { text, truncated: false }; // the whole count was a bound past its time budget; word by word it fits
 }
