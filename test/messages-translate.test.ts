@@ -1,4 +1,5 @@
 import test from 'ava';
+import { IMAGE_PART_TOKENS } from '../src/billing/estimate.js';
 import type { ChatChunk } from '../src/upstream/providers/types.js';
 import { countMessagesTokens } from '../src/wire/messages/count.js';
 import { effortOf, toChatRequest, translationProblem } from '../src/wire/messages/request.js';
@@ -311,4 +312,14 @@ test('the gateway’s own token count grows with the prompt and counts tools', (
   t.true(small > 0);
   t.true(big > small + 100);
   t.true(tools > small);
+});
+
+test('the count covers each image once: one the translation carries, and one it drops (a Files API source)', (t) => {
+  const ask = (image: Record<string, unknown>) =>
+    countMessagesTokens({ messages: [{ role: 'user', content: [image, { type: 'text', text: 'What is this?' }] }] });
+  const textOnly = countMessagesTokens({ messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }] }] });
+  const carried = ask({ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'AAAA' } });
+  const dropped = ask({ type: 'image', source: { type: 'file', file_id: 'file_011' } });
+  t.is(carried - textOnly, IMAGE_PART_TOKENS, 'counted once, through the chat translation');
+  t.is(dropped - textOnly, IMAGE_PART_TOKENS, 'counted once, as a block the translation drops');
 });

@@ -1,10 +1,8 @@
 /** The gateway's own count of a Messages prompt (count_tokens where the channel is not Anthropic, and the hold). */
 import { countChatPromptTokens, estimateChatPromptTokens, IMAGE_PART_TOKENS, TokenCounter, withMargin } from '../../billing/estimate.js';
 import type { Json } from '../../upstream/providers/types.js';
-import { promptAsChat } from './request.js';
+import { carriedOver, promptAsChat } from './request.js';
 
-/** Blocks the chat translation carries over (src/wire/messages/request.ts); it drops every other kind. */
-const TRANSLATED = new Set(['text', 'image', 'tool_use', 'tool_result']);
 /**
  * A document the gateway cannot read (a URL or a Files API id, e.g. a PDF): it may fill a whole Claude context
  * window, so the hold covers that much.
@@ -22,10 +20,10 @@ function blockTokens(counter: TokenCounter, block: Json): number {
 }
 
 /**
- * What the chat translation leaves out of a Messages prompt: documents, search results, thinking, server tool
- * results, and a tool result's parts other than text. An Anthropic channel gets the body as it is and bills
- * them, so the hold must cover them (SPEC §3: an upper bound of what the upstream counts); each is counted from
- * its JSON (a base64 PDF by its base64 text), a document the gateway cannot read as UNSEEN_DOCUMENT_TOKENS.
+ * What the chat translation leaves out of a Messages prompt (`carriedOver`), and a tool result's parts other
+ * than text. An Anthropic channel gets the body as it is and bills them, so the hold must cover them (SPEC §3:
+ * an upper bound of what the upstream counts); each is counted from its JSON (a base64 PDF by its base64 text),
+ * an image as IMAGE_PART_TOKENS, a document the gateway cannot read as UNSEEN_DOCUMENT_TOKENS.
  */
 function untranslatedTokens(body: Json): number {
   const counter = new TokenCounter();
@@ -33,7 +31,7 @@ function untranslatedTokens(body: Json): number {
   for (const block of blocksOf(body.system)) if (block.type !== 'text') tokens += blockTokens(counter, block);
   for (const message of blocksOf(body.messages)) {
     for (const block of blocksOf(message.content)) {
-      if (!TRANSLATED.has(String(block.type))) tokens += blockTokens(counter, block);
+      if (!carriedOver(block)) tokens += blockTokens(counter, block);
       else if (block.type === 'tool_result')
         for (const part of blocksOf(block.content)) if (part.type !== 'text') tokens += blockTokens(counter, part);
     }

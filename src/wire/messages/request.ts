@@ -19,6 +19,16 @@ function imageUrlOfSource(source: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether the chat translation carries a turn's block over (a tool result only its text); it drops documents,
+ * search results, thinking, and images without a base64 or URL source. An Anthropic channel gets them all, so
+ * the hold counts what this drops (src/wire/messages/count.ts).
+ */
+export function carriedOver(block: Json): boolean {
+  if (block.type === 'image') return imageUrlOfSource(block.source) !== undefined;
+  return block.type === 'text' || block.type === 'tool_use' || block.type === 'tool_result';
+}
+
 /** User content blocks (text, images) as OpenAI content: a string when it is text only. */
 function userContent(blocks: Json[]): string | Json[] | undefined {
   const parts: Json[] = [];
