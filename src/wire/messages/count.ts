@@ -1,7 +1,7 @@
 /** The gateway's own count of a Messages prompt (count_tokens where the channel is not Anthropic, and the hold). */
 import { countChatPromptTokens, estimateChatPromptTokens, IMAGE_PART_TOKENS, TokenCounter, withMargin } from '../../billing/estimate.js';
 import type { Json } from '../../upstream/providers/types.js';
-import { carriedOver, promptAsChat } from './request.js';
+import { blocksOf, carriedOver, promptAsChat } from './request.js';
 
 /**
  * A document the gateway cannot read (a URL or a Files API id, e.g. a PDF): it may fill a whole Claude context
@@ -10,7 +10,6 @@ import { carriedOver, promptAsChat } from './request.js';
 const UNSEEN_DOCUMENT_TOKENS = 200_000;
 
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
-const blocksOf = (content: unknown): Json[] => (Array.isArray(content) ? content.filter(isObject) : []);
 
 function blockTokens(counter: TokenCounter, block: Json): number {
   if (block.type === 'image') return IMAGE_PART_TOKENS;

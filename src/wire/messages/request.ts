@@ -7,7 +7,8 @@ import { textOf } from '../../upstream/providers/anthropic/request.js';
 import type { Json, ReasoningParam } from '../../upstream/providers/types.js';
 
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
-const blocksOf = (content: unknown): Json[] =>
+/** A content value (a string, or blocks) as its blocks. */
+export const blocksOf = (content: unknown): Json[] =>
   typeof content === 'string' ? [{ type: 'text', text: content }] : Array.isArray(content) ? content.filter(isObject) : [];
 
 /** An image block's source as the URL OpenAI's `image_url` part takes (base64 → data URL). */
