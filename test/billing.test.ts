@@ -220,6 +220,66 @@ test.serial(
   },
 );
 
+test.serial(
+  'RPM is exact under a burst of refused requests: beside 40 malformed ones, all 8 valid requests that fit the window pass',
+  async (t) => {
+    const user = await bed.admin.user('rpm-burst@example.com', '10');
+    const key = await bed.admin.key(user.id, { rpm_limit: 9 });
+    const web2 = bed.gateway.urls[1];
+    t.is((await chat(web2, key.key)).status, 200, 'web 2 now holds the key as live');
+    const malformed = Array.from({ length: 40 }, (_, i) =>
+      i % 2 ? { ...body, messages: 'not a list' } : { ...body, model: 'no/such-model' },
+    );
+    // the malformed ones first, then the valid ones, all in flight together
+    const sent = [...malformed, ...Array.from({ length: 8 }, () => body)].map((payload) => chat(web2, key.key, payload));
+    const statuses = (await Promise.all(sent)).map((r) => r.status);
+    t.deepEqual(statuses.slice(40), Array(8).fill(200), 'no valid request was refused for a malformed one');
+    t.is(statuses.slice(0, 40).filter((s) => s === 400 || s === 404).length, 40);
+    t.is(await redis.zcard(new RedisKeys(`{${bed.env.QUEUE_PREFIX}}`).rpm(key.id)), 9, 'nine requests counted, no more');
+    t.is((await chat(web2, key.key)).status, 429, 'the window is full');
+  },
+);
+
+test.serial(
+  'a key web 2 holds as live is checked before any answer: a change made on web 1 decides the very next request, whatever its body',
+  async (t) => {
+    const user = await bed.admin.user('claim@example.com', '10');
+    const channel = await bed.admin.channel('claim', 'openai', `${bed.mock.url}/v1`);
+    await bed.admin.token(channel.id, 'claim-token', 10);
+    const otherModel = { channel_id: channel.id, upstream_model: 'up', input_price_per_1m: 1, output_price_per_1m: 1 };
+    await bed.admin.model('claim/other', otherModel);
+    const key = await bed.admin.key(user.id, { rpm_limit: 1000, allowed_models: [MODEL] });
+    const web2 = bed.gateway.urls[1];
+    const other = { ...body, model: 'claim/other' };
+    const code = async (r: Response) => ((await r.json()) as { error: { code: string } }).error.code;
+    t.is((await chat(web2, key.key)).status, 200);
+    t.is(await code(await chat(web2, key.key, other)), 'model_not_allowed');
+
+    // widened on web 1: web 2 refused the model by its cached list, then checks again with the new one
+    await bed.admin.call('PATCH', `/admin/api/keys/${key.id}`, { allowed_models: [MODEL, 'claim/other'] });
+    t.is((await chat(web2, key.key, other)).status, 200);
+    // narrowed on web 1: web 2's cached list allows the model, the current one does not
+    await bed.admin.call('PATCH', `/admin/api/keys/${key.id}`, { allowed_models: ['claim/other'] });
+    t.is(await code(await chat(web2, key.key)), 'model_not_allowed');
+    // a catalog change on web 1: web 2's cached catalog has the model, the current one does not
+    t.is((await chat(web2, key.key, other)).status, 200);
+    await bed.admin.model('claim/other', { ...otherModel, status: 'disabled' });
+    t.is(await code(await chat(web2, key.key, other)), 'model_not_found');
+    await bed.admin.model('claim/other', otherModel);
+    t.is((await chat(web2, key.key, other)).status, 200);
+
+    // disabled, then revoked: a bad body or an unknown model is answered as the key's error, which comes first
+    await bed.admin.call('PATCH', `/admin/api/keys/${key.id}`, { disabled: true });
+    t.is(await code(await chat(web2, key.key, { ...other, messages: 'not a list' })), 'disabled');
+    await bed.admin.call('PATCH', `/admin/api/keys/${key.id}`, { disabled: false });
+    t.is((await chat(web2, key.key, other)).status, 200);
+    await bed.admin.call('DELETE', `/admin/api/keys/${key.id}`);
+    t.is(await code(await chat(web2, key.key, { ...other, model: 'no/such-model' })), 'invalid_key');
+    const counted = await redis.zcard(new RedisKeys(`{${bed.env.QUEUE_PREFIX}}`).rpm(key.id));
+    t.is(counted, 5, 'the five requests that passed were counted, and only those');
+  },
+);
+
 test.serial('revoking through the admin API (web 1) takes effect on the very next request to web 2', async (t) => {
   const user = await bed.admin.user('revoke@example.com', '1');
   const key = await bed.admin.key(user.id);

@@ -6,7 +6,8 @@ import type { CatalogSnapshot, Channel, Model, ModelRoute } from '../catalog/cat
 import type { Modality } from '../db/schema.js';
 import { parseBody, yieldIfLarge } from '../http/body.js';
 import { ApiError, badRequest } from '../http/errors.js';
-import { type AppContext, type AppMiddleware, customerKey, principal } from '../http/state.js';
+import { confirmCustomer } from '../http/guards.js';
+import { type AppContext, type AppMiddleware, claimedCustomer, customerKey, principal } from '../http/state.js';
 import { formatResetDuration } from '../limits/rpm.js';
 import { log } from '../log.js';
 import { deadlineFor, encodePrices, type JobBase, type JobData, type JobKind } from '../queue/jobs.js';
@@ -78,7 +79,7 @@ export function bodyStep<B>(
  * GET /v1/models/{id}).
  */
 export async function findModel(ctx: AppContext, id: string, hidden = false): Promise<{ model: Model; catalog: CatalogSnapshot }> {
-  const customer = principal(ctx, 'customer');
+  const customer = claimedCustomer(ctx);
   const catalog = await ctx.services.catalog.at(customer.catalogVersion);
   const model = catalog.models.get(id);
   const notFound = () =>
@@ -115,32 +116,36 @@ function servableRoutes(catalog: CatalogSnapshot, model: Model, demand: Demand):
   return routes;
 }
 
+/** The model step, which is also the key step: the key's check and the RPM take ride together (confirmCustomer). */
 function modelStep<B extends { model: string }>(door: FrontDoor<B>): AppMiddleware {
   return async (ctx, next) => {
-    const body = ctx.state.body as B;
-    const { model, catalog } = await findModel(ctx, body.model);
-    if (model.modality !== door.modality) {
-      throw new ApiError(
-        'wrong_endpoint',
-        `model ${model.id} is a ${model.modality} model; ${door.endpoint} takes ${door.modality} models`,
-        { param: 'model' },
-      );
-    }
-    const routes = servableRoutes(catalog, model, door.demand(body, model));
-    const home = chooseHome(routes, catalog);
-    ctx.state.model = model;
-    ctx.state.routes = routes;
-    ctx.state.homeRoute = home;
-    ctx.state.channel = catalog.channels.get(routes[home].channelId);
+    await confirmCustomer(ctx, { check: () => chooseModel(ctx, door), countsRpm: true });
     await next();
   };
 }
 
+async function chooseModel<B extends { model: string }>(ctx: AppContext, door: FrontDoor<B>): Promise<void> {
+  const body = ctx.state.body as B;
+  const { model, catalog } = await findModel(ctx, body.model);
+  if (model.modality !== door.modality) {
+    throw new ApiError('wrong_endpoint', `model ${model.id} is a ${model.modality} model; ${door.endpoint} takes ${door.modality} models`, {
+      param: 'model',
+    });
+  }
+  const routes = servableRoutes(catalog, model, door.demand(body, model));
+  const home = chooseHome(routes, catalog);
+  ctx.state.model = model;
+  ctx.state.routes = routes;
+  ctx.state.homeRoute = home;
+  ctx.state.channel = catalog.channels.get(routes[home].channelId);
+}
+
 /**
- * RPM step: counts the request (the take the guard sent with the key check, when it admitted the request),
- * sets the x-ratelimit headers, 429 past the key's limit.
+ * RPM step: counts the request (the take the key step sent with the key check, when it admitted the request),
+ * sets the x-ratelimit headers, 429 past the key's limit. On a route without a model step it is the key step.
  */
 export const rateLimit: AppMiddleware = async (ctx, next) => {
+  await confirmCustomer(ctx, { countsRpm: true });
   const key = customerKey(ctx);
   const decision = (await ctx.state.earlyRpm?.use()) ?? (await ctx.services.rpm.take(key.id, key.rpmLimit, ctx.state.requestId));
   ctx.set('x-ratelimit-limit-requests', String(decision.limit));

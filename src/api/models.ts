@@ -1,6 +1,7 @@
 import { allowsModel } from '../accounts/allowed-models.js';
 import { pricePerMillionUsd, usdNumber } from '../billing/money.js';
 import type { Model } from '../catalog/catalog.js';
+import { confirmCustomer } from '../http/guards.js';
 import { type AppContext, type AppMiddleware, principal } from '../http/state.js';
 import { findModel } from './admission.js';
 
@@ -44,7 +45,9 @@ export async function listModels(ctx: AppContext): Promise<void> {
 /** The model step of GET /v1/models/{id}: the id comes from the path (a `*id` wildcard may hold `/`). */
 export const modelFromPath: AppMiddleware = async (ctx, next) => {
   const raw = ctx.params.id as string | string[];
-  ctx.state.model = (await findModel(ctx, Array.isArray(raw) ? raw.join('/') : raw, true)).model;
+  const id = Array.isArray(raw) ? raw.join('/') : raw;
+  const check = async () => void (ctx.state.model = (await findModel(ctx, id, true)).model);
+  await confirmCustomer(ctx, { check, countsRpm: true });
   await next();
 };
 

@@ -1,5 +1,5 @@
 import { ApiError } from '../http/errors.js';
-import { type AppContext, customerKey } from '../http/state.js';
+import { type AppContext, claimedCustomer } from '../http/state.js';
 import type { ChatJobData } from '../queue/jobs.js';
 import {
   type ChatMessage,
@@ -55,7 +55,7 @@ export const responsesDoor: FrontDoor<ResponsesRequest> = {
   async load(ctx, body) {
     let prior: ChatMessage[] | undefined;
     if (body.previous_response_id) {
-      prior = await loadConversation(ctx.services.db, body.previous_response_id, customerKey(ctx).userId);
+      prior = await loadConversation(ctx.services.db, body.previous_response_id, claimedCustomer(ctx).key.userId);
       if (!prior) throw previousNotFound(body.previous_response_id);
     }
     const { chat } = toChatRequest(body, prior);
@@ -107,7 +107,7 @@ export async function createResponse(ctx: AppContext): Promise<void> {
  * the RPM step, as an unknown model id is).
  */
 export async function retrieveResponse(ctx: AppContext): Promise<void> {
-  const { userId } = customerKey(ctx);
+  const { userId } = claimedCustomer(ctx).key; // a key's account never changes: the RPM step checks the key
   const id = String(ctx.params.id ?? '');
   const response = await loadResponse(ctx.services.db, id, userId);
   if (!response) throw new ApiError('not_found', `response with id ${JSON.stringify(id)} not found`, { param: 'id' });

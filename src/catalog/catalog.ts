@@ -146,6 +146,11 @@ export class Catalog {
     return loaded;
   }
 
+  /** The version of the catalog this process holds, without asking Redis whether it is still current. */
+  loadedVersion(): string | undefined {
+    return this.snapshot?.version;
+  }
+
   async current(): Promise<CatalogSnapshot> {
     return this.at(await this.redis.get(this.keys.catalogVersion()));
   }

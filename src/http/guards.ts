@@ -3,7 +3,7 @@ import { hashApiKey, KEY_PREFIX } from '../accounts/keys.js';
 import { consoleGuards, hasSessionCookie, isBrowser } from '../console/access.js';
 import { type Presented, presentedApiKey, presentedCredential, sameSecret } from './credentials.js';
 import { ApiError } from './errors.js';
-import type { AppContext, AppMiddleware } from './state.js';
+import type { AppContext, AppMiddleware, Principal } from './state.js';
 
 /**
  * Who may call a route. Each route in the table (src/routes.ts) names one, and it runs first in that
@@ -33,6 +33,14 @@ function customerCredential(ctx: AppContext): Presented {
   return presentedCredential(authorization);
 }
 
+/**
+ * A key this process holds as live is only claimed here: its check waits for the route's key step (the model
+ * step before RPM, or the RPM step), so that it rides in one Redis write with the request's RPM take, which
+ * is then made only for a request its body and model checks admitted (exact counting, SPEC §4). Until the key
+ * step the principal is a claim, which only admission's checks read and no handler accepts (`principal`
+ * answers 401); a request refused before it is answered after its key is checked, so a bad key still comes
+ * first (SPEC §2). Any other key is checked here.
+ */
 const customer: AppMiddleware = async (ctx, next) => {
   const presented = customerCredential(ctx);
   if (presented.kind !== 'bearer') {
@@ -43,25 +51,60 @@ const customer: AppMiddleware = async (ctx, next) => {
     throw new ApiError('missing_key', `missing API key: send ${how}`);
   }
   if (!presented.token.startsWith(KEY_PREFIX)) throw new ApiError('invalid_key', 'invalid API key');
-  const { keyStore, rpm } = ctx.services;
+  const { keyStore, catalog } = ctx.services;
   const keyHash = hashApiKey(presented.token);
-  // a key this process knows as live: its RPM take goes out in the same write as the key check
   const cached = keyStore.peek(keyHash);
-  const early = cached && isLive(cached) ? rpm.takeEarly(cached.id, cached.rpmLimit, ctx.state.requestId) : undefined;
-  try {
-    const { key, catalogVersion } = await keyStore.lookup(keyHash);
-    // made with a key that changed since (its limit may have): taken back before anything else counts it afresh
-    if (early && key !== cached) await early.drop();
-    if (!key || key.status === 'revoked') throw new ApiError('invalid_key', 'invalid API key');
-    if (key.status === 'disabled') throw new ApiError('disabled', 'this API key has been disabled');
-    if (!isLive(key)) throw new ApiError('expired', 'this API key has expired');
-    ctx.state.principal = { kind: 'customer', key, catalogVersion };
-    ctx.state.earlyRpm = early;
-    await next();
-  } finally {
-    await early?.drop(); // not used by the RPM step: the request ended before it (a 400, 404, 403 or 401)
+  const catalogVersion = catalog.loadedVersion();
+  if (!cached || !isLive(cached) || catalogVersion === undefined) {
+    const found = await keyStore.lookup(keyHash);
+    ctx.state.principal = confirmed(found.key, found.catalogVersion);
+    return next();
   }
+  ctx.state.principal = { kind: 'customer-claim', key: cached, catalogVersion, keyHash };
+  try {
+    await next();
+  } catch (err) {
+    await confirmCustomer(ctx, { countsRpm: false }); // refused before its key step: the key's error comes first
+    throw err;
+  } finally {
+    await ctx.state.earlyRpm?.drop(); // a take the RPM step did not use (nothing ends a request between them)
+  }
+  await confirmCustomer(ctx, { countsRpm: false }); // a route without a key step answers for a checked key only
 };
+
+/** The customer principal of a checked key, or the error that key gets (SPEC §1). */
+function confirmed(key: AuthKey | null, catalogVersion: string | null): Principal {
+  if (!key || key.status === 'revoked') throw new ApiError('invalid_key', 'invalid API key');
+  if (key.status === 'disabled') throw new ApiError('disabled', 'this API key has been disabled');
+  if (!isLive(key)) throw new ApiError('expired', 'this API key has expired');
+  return { kind: 'customer', key, catalogVersion };
+}
+
+/**
+ * The key step of a customer route: checks a claimed key (see `customer`; a key checked by the guard has
+ * nothing left to check), the request's RPM take riding in the same Redis write when `countsRpm`. `check`
+ * is the route's model step, run against the claim first; a request it refuses is not counted, and its
+ * refusal is answered after the key's own. When the key or the catalog changed since the claim, the take is
+ * taken back and `check` runs again against what is current (the RPM step then counts afresh).
+ */
+export async function confirmCustomer(
+  ctx: AppContext,
+  { check, countsRpm }: { check?: () => Promise<void>; countsRpm: boolean },
+): Promise<void> {
+  const claim = ctx.state.principal;
+  if (claim?.kind !== 'customer-claim') return check?.();
+  const { keyStore, rpm } = ctx.services;
+  let refusal: unknown;
+  if (check) await check().catch((err: unknown) => (refusal = err ?? new Error('refused')));
+  const early = countsRpm && !refusal ? rpm.takeEarly(claim.key.id, claim.key.rpmLimit, ctx.state.requestId) : undefined;
+  const { key, catalogVersion } = await keyStore.lookup(claim.keyHash); // sent in the same turn as the take
+  const unchanged = key === claim.key && (catalogVersion ?? '') === claim.catalogVersion;
+  if (!unchanged) await early?.drop();
+  ctx.state.principal = confirmed(key, catalogVersion);
+  if (!unchanged) return check?.();
+  if (refusal) throw refusal;
+  ctx.state.earlyRpm = early;
+}
 
 const isLive = (key: AuthKey) => key.status === 'active' && (key.expiresAt === null || key.expiresAt > Date.now());
 

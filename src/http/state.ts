@@ -13,6 +13,11 @@ import { ApiError } from './errors.js';
 /** Who a request was authenticated as, by its route's guard (src/http/guards.ts). */
 export type Principal =
   | { kind: 'customer'; key: AuthKey; catalogVersion: string | null }
+  /**
+   * a key this process holds as live, not yet checked against Redis (src/http/guards.ts): admission's checks
+   * read it before the route's key step checks it; no handler accepts it
+   */
+  | { kind: 'customer-claim'; key: AuthKey; catalogVersion: string; keyHash: string }
   | { kind: 'operator' }
   | { kind: 'metrics' }
   /** a console user signed in with email and password (src/console/guards.ts) */
@@ -28,7 +33,7 @@ export interface AppState {
   /** The request's root tracing span (a no-op unless OTEL_EXPORTER_OTLP_ENDPOINT is set). */
   span: Span;
   principal?: Principal;
-  /** The RPM take the customer guard sent with the key check, for the RPM step (src/limits/rpm.ts). */
+  /** The RPM take the key step sent with the key check, for the RPM step (src/limits/rpm.ts). */
   earlyRpm?: EarlyTake;
   /** The parsed JSON body, read once, and the length of its text. */
   jsonBody?: unknown;
@@ -73,6 +78,16 @@ export function principal<K extends Principal['kind']>(ctx: AppContext, kind: K)
 }
 
 export const customerKey = (ctx: AppContext): AuthKey => principal(ctx, 'customer').key;
+
+/**
+ * The customer a request's checks before its key step go by: the checked key, or the claimed one (answers
+ * wait for the key step, src/http/guards.ts).
+ */
+export function claimedCustomer(ctx: AppContext): { key: AuthKey; catalogVersion: string | null } {
+  const found = ctx.state.principal;
+  if (found?.kind === 'customer-claim') return found;
+  return principal(ctx, 'customer');
+}
 
 /**
  * The handler goes on writing the response after its middleware chain returns (a stream relayed detached,

@@ -45,12 +45,12 @@ export class RpmLimiter {
 }
 
 /**
- * An RPM take sent by the guard together with the key check, so that the RPM step (which SPEC §2 puts after
- * the body and model checks) costs no round trip of its own. The guard takes it back at once when the key
- * check finds the cached key it was made with changed; the RPM step uses it when it admitted the request, and
- * asks afresh when it did not; a request that ends before its RPM step (a 400, 404, 403 or 401 is not
- * counted) takes it back. The take and the RPM step's own use the same member (the request id), so a take
- * is always taken back before the step would count the request again.
+ * An RPM take sent by the key step (src/http/guards.ts) together with the key check, once the request's body
+ * and model checks admitted it, so that the RPM step (which SPEC §2 puts after them) costs no round trip of
+ * its own. The key step takes it back at once when the key check finds the cached key it was made with
+ * changed; the RPM step uses it when it admitted the request, and asks afresh when it did not. The take and
+ * the RPM step's own use the same member (the request id), so a take is always taken back before the step
+ * would count the request again.
  */
 export class EarlyTake {
   private settled: 'pending' | 'used' | 'dropped' = 'pending';
