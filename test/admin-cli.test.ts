@@ -247,6 +247,31 @@ test.serial('keys: create-key prints the key once, show-key/set-key/revoke-key n
   t.like(revoked.json, { status: 'revoked' });
 });
 
+test.serial(
+  'catalog changes with Redis unreachable change nothing: the processes caching the catalog could not hear of them',
+  async (t) => {
+    const channel = await ok(t, 'create-channel', '--name', 'offline-a', '--type', 'openai', '--base-url', 'https://a.example/v1');
+    const offline = { REDIS_URL: 'redis://127.0.0.1:1' };
+    const model = { display_name: 'Offline', owned_by: 'eastx', modality: 'chat', status: 'active', input_price_per_1m: 1 };
+    const attempts = [
+      ['create-channel', '--name', 'offline-b', '--type', 'openai', '--base-url', 'https://b.example/v1'],
+      ['add-token', String(channel.id), '--secret', 'sk-offline-1234'],
+      ['put-model', 'cli/offline', '--json', JSON.stringify({ ...model, channel_id: channel.id, upstream_model: 'gpt-4o' })],
+    ];
+    for (const args of attempts) {
+      const run = await cliWith(offline, ...args);
+      t.is(run.code, 1, args[0]);
+      t.regex(run.stderr, /^Redis did not answer at REDIS_URL$/m);
+    }
+    t.is((await db.selectFrom('channels').select('id').where('name', '=', 'offline-b').execute()).length, 0);
+    t.is((await db.selectFrom('upstream_tokens').select('id').where('channel_id', '=', channel.id).execute()).length, 0);
+    t.is((await db.selectFrom('models').select('id').where('id', '=', 'cli/offline').execute()).length, 0);
+    const version = await redis.get(keys.catalogVersion());
+    await ok(t, 'add-token', String(channel.id), '--secret', 'sk-offline-1234');
+    t.not(await redis.get(keys.catalogVersion()), version, 'with Redis there, the change is made and announced');
+  },
+);
+
 test.serial('routes: put-model with routes, set-routes keeps the rest, list-models shows each route with its state', async (t) => {
   const a = await ok(t, 'create-channel', '--name', 'route-a', '--type', 'openai', '--base-url', 'https://a.example/v1');
   const b = await ok(t, 'create-channel', '--name', 'route-b', '--type', 'anthropic', '--base-url', 'https://b.example');

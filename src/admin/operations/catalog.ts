@@ -10,6 +10,19 @@ import { type ChannelInput, type ModelInput, modelBody, modelId, type RouteInput
 import { type AdminDeps, notFound } from './common.js';
 
 /** Channels, their upstream tokens, and models. */
+
+/**
+ * Makes a catalog change with the catalog version bumped in Redis before the MySQL write as well as after it,
+ * so that a change that cannot reach the processes' caches (Redis unreachable) is not made at all, and a
+ * process that reloaded the catalog meanwhile reloads it again.
+ */
+async function changeCatalog<T>(deps: AdminDeps, write: () => Promise<T>): Promise<T> {
+  await Catalog.changed(deps.redis, deps.keys);
+  const result = await write();
+  await Catalog.changed(deps.redis, deps.keys);
+  return result;
+}
+
 async function channelRow(db: Db, id: number) {
   return db.selectFrom('channels').selectAll().where('id', '=', id).executeTakeFirst();
 }
@@ -19,8 +32,7 @@ async function tokenRow(db: Db, id: number) {
 }
 
 export async function createChannel(deps: AdminDeps, input: ChannelInput) {
-  const result = await deps.db.insertInto('channels').values(input).executeTakeFirstOrThrow();
-  await Catalog.changed(deps.redis, deps.keys);
+  const result = await changeCatalog(deps, () => deps.db.insertInto('channels').values(input).executeTakeFirstOrThrow());
   return presentChannel((await channelRow(deps.db, Number(result.insertId)))!);
 }
 
@@ -38,18 +50,15 @@ export async function listChannels(deps: AdminDeps) {
 
 export async function addToken(deps: AdminDeps, channelId: number, input: TokenInput) {
   if (!(await channelRow(deps.db, channelId))) throw notFound('channel', channelId);
-  const result = await deps.db
-    .insertInto('upstream_tokens')
-    .values({
-      channel_id: channelId,
-      name: input.name,
-      secret_enc: deps.secrets.seal(input.secret),
-      secret_hint: secretHint(input.secret),
-      max_concurrency: input.max_concurrency,
-      status: 'active',
-    })
-    .executeTakeFirstOrThrow();
-  await Catalog.changed(deps.redis, deps.keys);
+  const token = {
+    channel_id: channelId,
+    name: input.name,
+    secret_enc: deps.secrets.seal(input.secret),
+    secret_hint: secretHint(input.secret),
+    max_concurrency: input.max_concurrency,
+    status: 'active' as const,
+  };
+  const result = await changeCatalog(deps, () => deps.db.insertInto('upstream_tokens').values(token).executeTakeFirstOrThrow());
   return presentToken((await tokenRow(deps.db, Number(result.insertId)))!);
 }
 
@@ -63,8 +72,7 @@ export async function updateToken(deps: AdminDeps, tokenId: number, patch: Token
     }),
   };
   if (Object.keys(changes).length > 0) {
-    await deps.db.updateTable('upstream_tokens').set(changes).where('id', '=', tokenId).execute();
-    await Catalog.changed(deps.redis, deps.keys);
+    await changeCatalog(deps, () => deps.db.updateTable('upstream_tokens').set(changes).where('id', '=', tokenId).execute());
   }
   return presentToken((await tokenRow(deps.db, tokenId))!);
 }
@@ -126,7 +134,13 @@ export async function putModel(deps: AdminDeps, id: string, input: ModelInput) {
   const checkedId = modelId.safeParse(id);
   if (!checkedId.success) throw badRequest(`model id ${JSON.stringify(id)}: ${describeIssue(checkedId.error).replace(/^body: /, '')}`);
   await checkChannels(deps.db, input.routes, input.routesGiven);
-  const fields = {
+  await changeCatalog(deps, () => writeModel(deps.db, id, input));
+  return (await presentModels(deps, id))[0];
+}
+
+/** The `models` row of a model body. */
+function modelFields(input: ModelInput) {
+  return {
     display_name: input.display_name,
     owned_by: input.owned_by,
     modality: input.modality,
@@ -141,7 +155,11 @@ export async function putModel(deps: AdminDeps, id: string, input: ModelInput) {
     tools: input.tools ? 1 : 0,
     sizes: JSON.stringify(input.sizes),
   };
-  await deps.db.transaction().execute(async (trx) => {
+}
+
+async function writeModel(db: Db, id: string, input: ModelInput): Promise<void> {
+  const fields = modelFields(input);
+  await db.transaction().execute(async (trx) => {
     await trx
       .insertInto('models')
       .values({ id, ...fields })
@@ -162,8 +180,6 @@ export async function putModel(deps: AdminDeps, id: string, input: ModelInput) {
       )
       .execute();
   });
-  await Catalog.changed(deps.redis, deps.keys);
-  return (await presentModels(deps, id))[0];
 }
 
 /** Replaces only the routes of an existing model (the CLI's `set-routes`); the rest stays as it is. */
