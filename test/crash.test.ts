@@ -141,6 +141,42 @@ test.serial(
 );
 
 test.serial(
+  'a job BullMQ fails for stalling twice while its first worker, too busy to renew the lock, still runs it is left to that run: the stream ends normally, billed once',
+  async (t) => {
+    const run = await streamRead(t, { chunkDelayMs: 250, reply: Array(40).fill('twice').join(' ') }, 2);
+    const busy = replaceCurrentWorker();
+    t.teardown(() => busy.kill('SIGTERM'));
+    busy.child.kill('SIGSTOP');
+    try {
+      const [lockKey] = await bed.redis.keys(`*:${run.requestId}:lock`);
+      t.truthy(lockKey, 'the running job has a BullMQ lock');
+      const jobKey = lockKey.slice(0, -':lock'.length);
+      await bed.redis.del(lockKey);
+      await until(
+        async () => Number(await bed.redis.hget(jobKey, 'stc')),
+        (n) => n >= 1,
+        TAKEOVER_BOUND_MS,
+      );
+      // the other worker now has the job, waiting for the busy one's run; its lock lapses too
+      t.true(await logged(current, run.requestId, 'waiting for that run'));
+      await bed.redis.del(lockKey);
+      const failed = await until(
+        async () => (await bed.redis.hget(jobKey, 'failedReason')) ?? '',
+        (reason) => reason !== '',
+        TAKEOVER_BOUND_MS,
+      );
+      t.regex(failed, /stalled more than allowable limit/, 'BullMQ failed the job');
+    } finally {
+      busy.child.kill('SIGCONT');
+    }
+
+    await answeredOnce(t, run);
+    t.is(run.stream.text.match(/twice/g)?.length, 40, 'the whole answer, once');
+    t.true(await logged(current, run.requestId, 'left to that run'), 'the worker that saw it fail left it to the run');
+  },
+);
+
+test.serial(
   'a delivery that starts after another worker claimed the run leaves the request alone: no upstream call, no answer, no charge',
   async (t) => {
     const { model, secret } = await bed.channelWith({});

@@ -142,6 +142,21 @@ runProcess('worker', async () => {
     data.homeRoute = 0;
   };
 
+  /**
+   * A job BullMQ failed for stalling twice. Its locks lapse the same way when the process running it is only
+   * too busy to renew them (a burst): a run a present worker still claims is left to that run, which answers
+   * and bills it (the hold stays while that worker is there); any other gets its error, and nothing is billed.
+   */
+  const abandonStalled = async (data: JobData) => {
+    const { requestId } = data;
+    if (await runClaimedByPresentWorker(redis, keys, requestId)) {
+      log.warn({ requestId }, 'job failed for stalling twice while a worker that is there still runs it: left to that run');
+      return;
+    }
+    log.warn({ requestId }, 'job failed: its workers died twice');
+    await abandon(ctx, data, interrupted());
+  };
+
   const workers = new Map<number, Worker>();
   const syncWorkers = async () => {
     const catalog = await ctx.catalog.current();
@@ -164,10 +179,7 @@ runProcess('worker', async () => {
       // BullMQ fails a job whose workers died twice without running it: its client still needs an answer
       worker.on('failed', (job, err) => {
         if (!job || !STALLED_TOO_OFTEN.test(err.message)) return;
-        log.warn({ requestId: job.data.requestId, jobId: job.id }, 'job failed: its workers died twice');
-        void abandon(ctx, job.data, interrupted()).catch((e) =>
-          log.error({ err: { message: (e as Error).message } }, 'could not answer a failed job'),
-        );
+        void abandonStalled(job.data).catch((e) => log.error({ err: { message: (e as Error).message } }, 'could not answer a failed job'));
       });
       workers.set(channelId, worker);
       log.info({ channelId }, 'worker listening on channel queue');
