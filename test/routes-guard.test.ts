@@ -296,6 +296,49 @@ test('every route × wrong credentials × other spellings: only 401/403/404, not
   t.is(bed.mock.requests.length, upstreamCalls, 'the upstream saw no call');
 });
 
+/** A body each customer route would take (the chat model on every route: others answer wrong_endpoint). */
+function customerBodyFor(route: Route): unknown {
+  if (route.method === 'GET') return undefined;
+  const messages = [{ role: 'user', content: 'hi' }];
+  if (route.path === '/v1/messages') return { model: MODEL, max_tokens: 16, messages };
+  if (route.path === '/v1/messages/count_tokens') return { model: MODEL, messages };
+  if (route.path === '/v1/responses') return { model: MODEL, input: 'hi' };
+  return bodyFor(route);
+}
+
+// serial: runs before the matrix above (ava runs serial tests first), whose snapshot lists every user
+test.serial(
+  'a key the web process holds as live and that was disabled since: every customer route answers the key’s 403 first, whatever the body',
+  async (t) => {
+    const { keyId: id, apiKey } = await newCustomer(bed.admin, 'guard-claim@example.com', '5', { rpm_limit: 100_000 });
+    const auth = { authorization: `Bearer ${apiKey}` };
+    const upstreamCalls = bed.mock.requests.length;
+    const failures: string[] = [];
+    let sent = 0;
+    for (const route of ROUTES.filter((r) => r.guard === 'customer')) {
+      const method = route.method === 'ALL' ? 'POST' : route.method;
+      const bodies: Array<[string, unknown]> = [['valid body', customerBodyFor(route)]];
+      if (method !== 'GET')
+        bodies.push(
+          ['malformed body', { model: 5, messages: 'x' }],
+          ['unknown model', { ...(customerBodyFor(route) as object), model: 'no/such-model' }],
+        );
+      for (const [label, body] of bodies) {
+        await bed.admin.call('PATCH', `/admin/api/keys/${id}`, { disabled: false });
+        t.is((await raw('GET', '/v1/models', auth)).status, 200, 'the web process now holds the key as live');
+        await bed.admin.call('PATCH', `/admin/api/keys/${id}`, { disabled: true });
+        const answer = await raw(method, examplePath(route), auth, body);
+        sent++;
+        const code = answer.status === 403 ? /"code":"([a-z_]+)"/.exec(answer.text)?.[1] : undefined;
+        if (code !== 'disabled') failures.push(`${method} ${route.path} [${label}] → ${answer.status} ${answer.text.slice(0, 120)}`);
+      }
+    }
+    t.true(sent >= 20, `${sent} requests`);
+    t.deepEqual(failures, []);
+    t.is(bed.mock.requests.length, upstreamCalls, 'the upstream saw no call');
+  },
+);
+
 test('the right credentials on the canonical path still work (the matrix is not vacuous)', async (t) => {
   t.is((await raw('GET', `/admin/api/users/${userId}`, { authorization: `Bearer ${bed.env.ADMIN_TOKEN}` })).status, 200);
   t.is((await raw('GET', '/v1/models', { authorization: `Bearer ${customerKey}` })).status, 200);
