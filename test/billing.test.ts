@@ -241,6 +241,40 @@ test.serial(
 );
 
 test.serial(
+  'RPM is exact right after a change: requests web 2 checked against its stale key or catalog and then refused never take a valid request’s place',
+  async (t) => {
+    const channel = await bed.admin.channel('stale', 'openai', `${bed.mock.url}/v1`);
+    await bed.admin.token(channel.id, 'stale-token', 10);
+    const staleModel = { channel_id: channel.id, upstream_model: 'up', input_price_per_1m: 1, output_price_per_1m: 1 };
+    const user = await bed.admin.user('rpm-stale@example.com', '10');
+    const [web1, web2] = bed.gateway.urls;
+    const models = (url: string, key: string) => fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
+    const changes: Array<[string, (keyId: number) => Promise<unknown>, string]> = [
+      ['allowed models narrowed', (id) => bed.admin.call('PATCH', `/admin/api/keys/${id}`, { allowed_models: [MODEL] }), 'stale/model'],
+      ['model disabled', () => bed.admin.model('stale/model', { ...staleModel, status: 'disabled' }), 'stale/model'],
+    ];
+    for (const [what, change, refusedModel] of changes) {
+      for (let round = 0; round < 6; round++) {
+        await bed.admin.model('stale/model', staleModel);
+        const key = await bed.admin.key(user.id, { rpm_limit: 5 });
+        t.is((await models(web2, key.key)).status, 200, 'web 2 holds the key (and the catalog) as live');
+        await change(key.id);
+        // web 2 checks the burst against what it holds, which allows the model; the current key or catalog refuses it
+        const refused = Array.from({ length: 60 }, () => chat(web2, key.key, { ...body, model: refusedModel }));
+        const valid = Array.from({ length: 4 }, () => models(web1, key.key));
+        const statuses = await Promise.all([...refused, ...valid].map(async (r) => (await r).status));
+        t.true(
+          statuses.slice(0, 60).every((s) => s === 403 || s === 404),
+          `${what}: the burst is refused`,
+        );
+        t.deepEqual(statuses.slice(60), [200, 200, 200, 200], `${what}, round ${round + 1}: every valid request within the limit passed`);
+        t.is(await redis.zcard(new RedisKeys(`{${bed.env.QUEUE_PREFIX}}`).rpm(key.id)), 5);
+      }
+    }
+  },
+);
+
+test.serial(
   'a key web 2 holds as live is checked before any answer: a change made on web 1 decides the very next request, whatever its body',
   async (t) => {
     const user = await bed.admin.user('claim@example.com', '10');

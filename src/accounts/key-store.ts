@@ -38,9 +38,9 @@ export class KeyStore {
     private readonly keys: RedisKeys,
   ) {}
 
-  /** The key as this process last loaded it, unchecked: undefined when it has none. */
-  peek(keyHash: string): AuthKey | null | undefined {
-    return this.cache.get(keyHash)?.key;
+  /** The key as this process last loaded it, and its version then, unchecked: undefined when it has none. */
+  peek(keyHash: string): Readonly<Cached> | undefined {
+    return this.cache.get(keyHash);
   }
 
   /** The key, checked against its version in Redis: the cached object itself when that is still current. */

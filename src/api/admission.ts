@@ -52,10 +52,12 @@ export function admitted<B>(ctx: AppContext): Admitted<B> {
   return { body: body as B, model, channel, reservation };
 }
 
-function unheld(ctx: AppContext): Omit<Admitted<unknown>, 'reservation'> & { reservation?: undefined } {
+/** What admission without a hold found (`admissionWithoutHold`), for the handler. */
+export function admittedWithoutHold<B>(ctx: AppContext): Omit<Admitted<B>, 'reservation'> & { reservation?: undefined } {
   const { body, model, channel, routes } = ctx.state;
+  principal(ctx, 'customer');
   if (body === undefined || !model || !channel || !routes) throw new Error('handler reached without admission');
-  return { body, model, channel };
+  return { body: body as B, model, channel };
 }
 
 export function bodyStep<B>(
@@ -80,7 +82,7 @@ export function bodyStep<B>(
  */
 export async function findModel(ctx: AppContext, id: string, hidden = false): Promise<{ model: Model; catalog: CatalogSnapshot }> {
   const customer = claimedCustomer(ctx);
-  const catalog = await ctx.services.catalog.at(customer.catalogVersion);
+  const catalog = customer.catalog ?? (await ctx.services.catalog.at(customer.catalogVersion));
   const model = catalog.models.get(id);
   const notFound = () =>
     new ApiError('model_not_found', `model ${JSON.stringify(id)} does not exist or is not available`, { param: 'model' });
@@ -223,7 +225,7 @@ export function admissionWithoutHold<B extends { model: string }>(door: FrontDoo
  */
 export function jobBase(ctx: AppContext, kind: JobKind, held = true): JobBase {
   const key = customerKey(ctx);
-  const { model, channel, reservation } = held ? admitted(ctx) : unheld(ctx);
+  const { model, channel, reservation } = held ? admitted(ctx) : admittedWithoutHold(ctx);
   return {
     requestId: ctx.state.requestId,
     webId: ctx.services.relay.webId,

@@ -11,7 +11,7 @@ import type { AppContext } from '../http/state.js';
 import type { AnthropicHeaders, ChatJobData } from '../queue/jobs.js';
 import { providerFor } from '../upstream/providers/registry.js';
 import { countMessagesTokens, estimateMessagesPromptTokens } from '../wire/messages/count.js';
-import { admitted, enqueue, type FrontDoor, jobBase } from './admission.js';
+import { admitted, admittedWithoutHold, enqueue, type FrontDoor, jobBase } from './admission.js';
 import { respondWithResult, respondWithStream, type StreamStyle } from './relay-response.js';
 
 const block = z.looseObject({ type: z.string() }).superRefine((b, ctx) => {
@@ -114,8 +114,7 @@ export async function createMessage(ctx: AppContext): Promise<void> {
  * elsewhere the gateway counts here with its own tokenizer.
  */
 export async function countMessageTokens(ctx: AppContext): Promise<void> {
-  const body = ctx.state.body as CountTokensRequest;
-  const channel = ctx.state.channel!;
+  const { body, channel, model } = admittedWithoutHold<CountTokensRequest>(ctx);
   if (!providerFor(channel.type).capabilities.messages) {
     ctx.set('x-eastx-cost-usd', formatUsd(0n));
     ctx.body = { input_tokens: countMessagesTokens(body) };
@@ -127,7 +126,7 @@ export async function countMessageTokens(ctx: AppContext): Promise<void> {
     wire: 'messages',
     stream: false,
     countTokens: true,
-    body: { ...body, model: ctx.state.model!.upstreamModel },
+    body: { ...body, model: model.upstreamModel },
     anthropic: anthropicHeaders(ctx),
   };
   await respondWithResult(ctx, await enqueue(ctx, job), job);

@@ -1,5 +1,6 @@
 import { ApiError } from '../http/errors.js';
-import { type AppContext, claimedCustomer } from '../http/state.js';
+import { confirmCustomer } from '../http/guards.js';
+import { type AppContext, type AppMiddleware, claimedCustomer, principal } from '../http/state.js';
 import type { ChatJobData } from '../queue/jobs.js';
 import {
   type ChatMessage,
@@ -11,7 +12,7 @@ import {
 import { echoOf } from '../wire/responses/response.js';
 import { loadConversation, loadResponse } from '../wire/responses/store.js';
 import { errorEvent } from '../wire/responses/stream.js';
-import { admitted, enqueue, type FrontDoor, jobBase, rateLimit } from './admission.js';
+import { admitted, enqueue, type FrontDoor, jobBase } from './admission.js';
 import { type ChatRequest, chatDoor } from './chat.js';
 import { respondWithResult, respondWithStream, type StreamStyle } from './relay-response.js';
 
@@ -103,15 +104,23 @@ export async function createResponse(ctx: AppContext): Promise<void> {
 }
 
 /**
- * GET /v1/responses/{id}: a stored, unexpired response of the key's own account; anything else 404 (before
- * the RPM step, as an unknown model id is).
+ * The lookup step of GET /v1/responses/{id}, which is also its key step: a stored, unexpired response of the
+ * key's own account; anything else 404 (before the RPM step, as an unknown model id is).
  */
-export async function retrieveResponse(ctx: AppContext): Promise<void> {
-  const { userId } = claimedCustomer(ctx).key; // a key's account never changes: the RPM step checks the key
+export const responseFromPath: AppMiddleware = async (ctx, next) => {
   const id = String(ctx.params.id ?? '');
-  const response = await loadResponse(ctx.services.db, id, userId);
-  if (!response) throw new ApiError('not_found', `response with id ${JSON.stringify(id)} not found`, { param: 'id' });
-  await rateLimit(ctx, async () => {
-    ctx.body = response;
-  });
+  const check = async () => {
+    const response = await loadResponse(ctx.services.db, id, claimedCustomer(ctx).key.userId);
+    if (!response) throw new ApiError('not_found', `response with id ${JSON.stringify(id)} not found`, { param: 'id' });
+    ctx.state.storedResponse = response;
+  };
+  await confirmCustomer(ctx, { check, countsRpm: true });
+  await next();
+};
+
+/** GET /v1/responses/{id} (after the RPM step). */
+export async function retrieveResponse(ctx: AppContext): Promise<void> {
+  principal(ctx, 'customer');
+  if (!ctx.state.storedResponse) throw new Error('handler reached without its lookup');
+  ctx.body = ctx.state.storedResponse;
 }

@@ -5,7 +5,7 @@ import { createEmbeddings, embeddingsDoor } from './embeddings.js';
 import { createImages, imagesDoor } from './images.js';
 import { countMessageTokens, countTokensDoor, createMessage, messagesDoor } from './messages.js';
 import { listModels, modelFromPath, retrieveModel } from './models.js';
-import { createResponse, responsesDoor, retrieveResponse } from './responses.js';
+import { createResponse, responseFromPath, responsesDoor, retrieveResponse } from './responses.js';
 
 /** The public API of SPEC §1: a live customer key, then admission in SPEC §2 order, then the handler. */
 export const apiRoutes: Route[] = [
@@ -23,6 +23,6 @@ export const apiRoutes: Route[] = [
   },
   { method: 'POST', path: '/v1/embeddings', guard: 'customer', handle: [...admission(embeddingsDoor), createEmbeddings] },
   { method: 'POST', path: '/v1/responses', guard: 'customer', handle: [...admission(responsesDoor), createResponse] },
-  { method: 'GET', path: '/v1/responses/:id', guard: 'customer', handle: retrieveResponse },
+  { method: 'GET', path: '/v1/responses/:id', guard: 'customer', handle: [responseFromPath, rateLimit, retrieveResponse] },
   { method: 'POST', path: '/v1/images/generations', guard: 'customer', handle: [...admission(imagesDoor), createImages] },
 ];

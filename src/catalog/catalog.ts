@@ -120,7 +120,7 @@ async function loadSnapshot(db: Db, version: string): Promise<CatalogSnapshot> {
 
 /**
  * Models, channels and tokens, cached in process. The cache is valid while Redis holds the same catalog
- * version; every admin change writes MySQL first and then a new version, so no process serves a stale catalog
+ * version; every admin change sets a new version before and after it writes MySQL, so no process serves a stale catalog
  * to a request that starts after the change.
  */
 export class Catalog {
@@ -146,9 +146,9 @@ export class Catalog {
     return loaded;
   }
 
-  /** The version of the catalog this process holds, without asking Redis whether it is still current. */
-  loadedVersion(): string | undefined {
-    return this.snapshot?.version;
+  /** The catalog this process holds, without asking Redis whether it is still current. */
+  loaded(): CatalogSnapshot | undefined {
+    return this.snapshot;
   }
 
   async current(): Promise<CatalogSnapshot> {

@@ -54,13 +54,14 @@ const customer: AppMiddleware = async (ctx, next) => {
   const { keyStore, catalog } = ctx.services;
   const keyHash = hashApiKey(presented.token);
   const cached = keyStore.peek(keyHash);
-  const catalogVersion = catalog.loadedVersion();
-  if (!cached || !isLive(cached) || catalogVersion === undefined) {
+  const held = catalog.loaded();
+  if (!cached?.key || !isLive(cached.key) || !held) {
     const found = await keyStore.lookup(keyHash);
     ctx.state.principal = confirmed(found.key, found.catalogVersion);
     return next();
   }
-  ctx.state.principal = { kind: 'customer-claim', key: cached, catalogVersion, keyHash };
+  const { key, version: keyVersion } = cached;
+  ctx.state.principal = { kind: 'customer-claim', key, keyHash, keyVersion, catalog: held, catalogVersion: held.version };
   try {
     await next();
   } catch (err) {
@@ -84,8 +85,9 @@ function confirmed(key: AuthKey | null, catalogVersion: string | null): Principa
  * The key step of a customer route: checks a claimed key (see `customer`; a key checked by the guard has
  * nothing left to check), the request's RPM take riding in the same Redis write when `countsRpm`. `check`
  * is the route's model step, run against the claim first; a request it refuses is not counted, and its
- * refusal is answered after the key's own. When the key or the catalog changed since the claim, the take is
- * taken back and `check` runs again against what is current (the RPM step then counts afresh).
+ * refusal is answered after the key's own. When the key or the catalog changed since the claim, Redis does not
+ * make the take (see RpmLimiter.takeEarly) and `check` runs again against what is current (the RPM step then
+ * counts afresh).
  */
 export async function confirmCustomer(
   ctx: AppContext,
@@ -96,10 +98,10 @@ export async function confirmCustomer(
   const { keyStore, rpm } = ctx.services;
   let refusal: unknown;
   if (check) await check().catch((err: unknown) => (refusal = err ?? new Error('refused')));
-  const early = countsRpm && !refusal ? rpm.takeEarly(claim.key.id, claim.key.rpmLimit, ctx.state.requestId) : undefined;
+  const early = countsRpm && !refusal ? rpm.takeEarly(claim.key.id, claim.key.rpmLimit, ctx.state.requestId, claim) : undefined;
   const { key, catalogVersion } = await keyStore.lookup(claim.keyHash); // sent in the same turn as the take
   const unchanged = key === claim.key && (catalogVersion ?? '') === claim.catalogVersion;
-  if (!unchanged) await early?.drop();
+  if (!unchanged) await early?.drop(); // only a take made before a change that landed before the key check
   ctx.state.principal = confirmed(key, catalogVersion);
   if (!unchanged) return check?.();
   if (refusal) throw refusal;

@@ -3,7 +3,7 @@ import type { Span } from '@opentelemetry/api';
 import type { Registry } from 'prom-client';
 import type { AuthKey } from '../accounts/key-store.js';
 import type { Reservation } from '../billing/reserve.js';
-import type { Channel, Model, ModelRoute } from '../catalog/catalog.js';
+import type { CatalogSnapshot, Channel, Model, ModelRoute } from '../catalog/catalog.js';
 import type { ConsoleSession, ConsoleUser } from '../console/sessions.js';
 import type { EarlyTake } from '../limits/rpm.js';
 import type { WebServices } from '../services.js';
@@ -14,10 +14,11 @@ import { ApiError } from './errors.js';
 export type Principal =
   | { kind: 'customer'; key: AuthKey; catalogVersion: string | null }
   /**
-   * a key this process holds as live, not yet checked against Redis (src/http/guards.ts): admission's checks
-   * read it before the route's key step checks it; no handler accepts it
+   * a key this process holds as live, with the key's version and the catalog it holds, not yet checked against
+   * Redis (src/http/guards.ts): admission's checks read it before the route's key step checks it; no handler
+   * accepts it
    */
-  | { kind: 'customer-claim'; key: AuthKey; catalogVersion: string; keyHash: string }
+  | { kind: 'customer-claim'; key: AuthKey; keyHash: string; keyVersion: string; catalog: CatalogSnapshot; catalogVersion: string }
   | { kind: 'operator' }
   | { kind: 'metrics' }
   /** a console user signed in with email and password (src/console/guards.ts) */
@@ -49,6 +50,8 @@ export interface AppState {
   homeRoute?: number;
   channel?: Channel;
   reservation?: Reservation;
+  /** GET /v1/responses/{id}: the stored response its lookup step found. */
+  storedResponse?: Record<string, unknown>;
   /** Console pages: the visitor's session, if any, and the submitted form (already CSRF-checked). */
   session?: ConsoleSession;
   form?: Record<string, string>;
@@ -83,7 +86,7 @@ export const customerKey = (ctx: AppContext): AuthKey => principal(ctx, 'custome
  * The customer a request's checks before its key step go by: the checked key, or the claimed one (answers
  * wait for the key step, src/http/guards.ts).
  */
-export function claimedCustomer(ctx: AppContext): { key: AuthKey; catalogVersion: string | null } {
+export function claimedCustomer(ctx: AppContext): { key: AuthKey; catalogVersion: string | null; catalog?: CatalogSnapshot } {
   const found = ctx.state.principal;
   if (found?.kind === 'customer-claim') return found;
   return principal(ctx, 'customer');

@@ -11,7 +11,18 @@ export interface RpmDecision {
   resetMs: number;
 }
 
-type RpmRedis = Redis & { eastxRpm(key: string, limit: number, windowMs: number, member: string): Promise<[number, number, number]> };
+type Reply = Promise<[number, number, number]>;
+type RpmRedis = Redis & {
+  eastxRpm(key: string, limit: number, windowMs: number, member: string): Reply;
+  eastxRpmIfCurrent(key: string, keyVersion: string, catalogVersion: string, ...args: [number, number, string, string, string]): Reply;
+};
+
+/** The versions a cached key and catalog were checked against (see KeyStore and Catalog). */
+export interface CheckedAgainst {
+  keyHash: string;
+  keyVersion: string;
+  catalogVersion: string;
+}
 
 /** Per-key requests-per-minute limit, exact across every web process: one Lua call per request. */
 export class RpmLimiter {
@@ -22,6 +33,7 @@ export class RpmLimiter {
     private readonly keys: RedisKeys,
   ) {
     if (!('eastxRpm' in redis)) redis.defineCommand('eastxRpm', { numberOfKeys: 1, lua: SCRIPT });
+    if (!('eastxRpmIfCurrent' in redis)) redis.defineCommand('eastxRpmIfCurrent', { numberOfKeys: 3, lua: SCRIPT });
     this.redis = redis as RpmRedis;
   }
 
@@ -37,18 +49,33 @@ export class RpmLimiter {
 
   /**
    * Sends the request's RPM take now, with a key's cached limit, to ride in the same Redis write as the key
-   * check (see EarlyTake). Call it in the same event-loop turn as the key check.
+   * check (see EarlyTake). Redis takes it only while the key's and the catalog's versions are still those the
+   * request was checked against: a request checked against a stale key or catalog is never counted, not even
+   * for a moment. Call it in the same event-loop turn as the key check.
    */
-  takeEarly(keyId: number, limit: number, requestId: string): EarlyTake {
-    return new EarlyTake(this, keyId, requestId, this.take(keyId, limit, requestId));
+  takeEarly(keyId: number, limit: number, requestId: string, checked: CheckedAgainst): EarlyTake {
+    const { keys } = this;
+    const reply = this.redis.eastxRpmIfCurrent(
+      keys.rpm(keyId),
+      keys.keyVersion(checked.keyHash),
+      keys.catalogVersion(),
+      limit,
+      WINDOW_MS,
+      requestId,
+      checked.keyVersion,
+      checked.catalogVersion,
+    );
+    const decision = reply.then(([admitted, remaining, resetMs]) => ({ admitted: admitted === 1, limit, remaining, resetMs }));
+    return new EarlyTake(this, keyId, requestId, decision);
   }
 }
 
 /**
  * An RPM take sent by the key step (src/http/guards.ts) together with the key check, once the request's body
  * and model checks admitted it, so that the RPM step (which SPEC §2 puts after them) costs no round trip of
- * its own. The key step takes it back at once when the key check finds the cached key it was made with
- * changed; the RPM step uses it when it admitted the request, and asks afresh when it did not. The take and
+ * its own. Redis does not take it when the key or the catalog changed since; the key step takes it back in
+ * the one race left (a change landing between the take and the key check). The RPM step uses it when it
+ * admitted the request, and asks afresh when it did not. The take and
  * the RPM step's own use the same member (the request id), so a take is always taken back before the step
  * would count the request again.
  */
