@@ -107,32 +107,41 @@ test.serial(
   },
 );
 
+/**
+ * A stream of 40 `word`s whose worker is stopped mid-stream (SIGSTOP: the busiest worker there is, its
+ * connections open, renewing nothing) and whose lock lapses: BullMQ's stalled check (the other worker's) counts
+ * the job stalled and re-queues it. `whileStopped` runs before the worker goes on; then the stream must end
+ * normally, billed once.
+ */
+async function busyWorkerRun(t: ExecutionContext, word: string, whileStopped: (lockKey: string, jobKey: string) => Promise<void>) {
+  const run = await streamRead(t, { chunkDelayMs: 250, reply: Array(40).fill(word).join(' ') }, 2);
+  const busy = replaceCurrentWorker();
+  t.teardown(() => busy.kill('SIGTERM'));
+  busy.child.kill('SIGSTOP');
+  try {
+    const [lockKey] = await bed.redis.keys(`*:${run.requestId}:lock`);
+    t.truthy(lockKey, 'the running job has a BullMQ lock');
+    const jobKey = lockKey.slice(0, -':lock'.length);
+    await bed.redis.del(lockKey);
+    const stalled = await until(
+      async () => Number(await bed.redis.hget(jobKey, 'stc')),
+      (n) => n >= 1,
+      TAKEOVER_BOUND_MS,
+    );
+    t.is(stalled, 1, 'BullMQ handed the job over again');
+    await whileStopped(lockKey, jobKey);
+  } finally {
+    busy.child.kill('SIGCONT');
+  }
+  await answeredOnce(t, run);
+  t.is(run.stream.text.split(word).length - 1, 40, 'the whole answer, once');
+  return { run, busy };
+}
+
 test.serial(
   'a job handed to another worker while its first worker, too busy to renew the lock, still runs it is left to that run: the stream ends normally, billed once',
   async (t) => {
-    const run = await streamRead(t, { chunkDelayMs: 250, reply: Array(40).fill('busy').join(' ') }, 2);
-    const busy = replaceCurrentWorker();
-    t.teardown(() => busy.kill('SIGTERM'));
-    // a stopped process is the busiest one there is: its connections stay open, it renews nothing
-    busy.child.kill('SIGSTOP');
-    try {
-      const [lockKey] = await bed.redis.keys(`*:${run.requestId}:lock`);
-      t.truthy(lockKey, 'the running job has a BullMQ lock');
-      await bed.redis.del(lockKey);
-      // BullMQ's stalled check (the other worker's: the stopped one does nothing) counts the job stalled and re-queues it
-      const stalled = await until(
-        async () => Number(await bed.redis.hget(lockKey.slice(0, -':lock'.length), 'stc')),
-        (n) => n >= 1,
-        TAKEOVER_BOUND_MS,
-      );
-      t.is(stalled, 1, 'BullMQ handed the job over again');
-      await sleep(2_000);
-    } finally {
-      busy.child.kill('SIGCONT');
-    }
-
-    await answeredOnce(t, run);
-    t.is(run.stream.text.match(/busy/g)?.length, 40, 'the whole answer, once');
+    const { run, busy } = await busyWorkerRun(t, 'busy', () => sleep(2_000));
     t.true(await logged(current, run.requestId, 'waiting for that run'), 'the other worker waited for the run');
     t.true(await logged(current, run.requestId, 'left to that worker'), 'the other worker ended its delivery without touching the request');
     t.true(await logged(busy, run.requestId, 'lost the BullMQ lock'), 'the busy worker learns it lost the lock');
@@ -143,22 +152,9 @@ test.serial(
 test.serial(
   'a job BullMQ fails for stalling twice while its first worker, too busy to renew the lock, still runs it is left to that run: the stream ends normally, billed once',
   async (t) => {
-    const run = await streamRead(t, { chunkDelayMs: 250, reply: Array(40).fill('twice').join(' ') }, 2);
-    const busy = replaceCurrentWorker();
-    t.teardown(() => busy.kill('SIGTERM'));
-    busy.child.kill('SIGSTOP');
-    try {
-      const [lockKey] = await bed.redis.keys(`*:${run.requestId}:lock`);
-      t.truthy(lockKey, 'the running job has a BullMQ lock');
-      const jobKey = lockKey.slice(0, -':lock'.length);
-      await bed.redis.del(lockKey);
-      await until(
-        async () => Number(await bed.redis.hget(jobKey, 'stc')),
-        (n) => n >= 1,
-        TAKEOVER_BOUND_MS,
-      );
+    const { run } = await busyWorkerRun(t, 'twice', async (lockKey, jobKey) => {
       // the other worker now has the job, waiting for the busy one's run; its lock lapses too
-      t.true(await logged(current, run.requestId, 'waiting for that run'));
+      t.true(await logged(current, jobKey.split(':').pop()!, 'waiting for that run'));
       await bed.redis.del(lockKey);
       const failed = await until(
         async () => (await bed.redis.hget(jobKey, 'failedReason')) ?? '',
@@ -166,12 +162,7 @@ test.serial(
         TAKEOVER_BOUND_MS,
       );
       t.regex(failed, /stalled more than allowable limit/, 'BullMQ failed the job');
-    } finally {
-      busy.child.kill('SIGCONT');
-    }
-
-    await answeredOnce(t, run);
-    t.is(run.stream.text.match(/twice/g)?.length, 40, 'the whole answer, once');
+    });
     t.true(await logged(current, run.requestId, 'left to that run'), 'the worker that saw it fail left it to the run');
   },
 );
