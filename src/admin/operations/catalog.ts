@@ -9,7 +9,7 @@ import { presentChannel, presentModel, presentRoute, presentToken } from '../pre
 import { type ChannelInput, type ModelInput, modelBody, modelId, type RouteInput, type TokenInput, type TokenPatch } from '../schemas.js';
 import { type AdminDeps, notFound } from './common.js';
 
-/** Channels, their upstream tokens, and models. */
+// Channels, their upstream tokens, and models.
 
 /**
  * Makes a catalog change with the catalog version bumped in Redis before the MySQL write as well as after it,
