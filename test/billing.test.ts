@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { request } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { Queue } from 'bullmq';
@@ -311,6 +313,63 @@ test.serial(
     t.is(await code(await chat(web2, key.key, { ...other, model: 'no/such-model' })), 'invalid_key');
     const counted = await redis.zcard(new RedisKeys(`{${bed.env.QUEUE_PREFIX}}`).rpm(key.id));
     t.is(counted, 5, 'the five requests that passed were counted, and only those');
+  },
+);
+
+/**
+ * A chat request whose body comes in slowly: its headers and first bytes now, the rest once `bodyHeld`
+ * resolves. Resolves with the status and the error code, if any.
+ */
+function slowChat(url: string, key: string, bodyHeld: Promise<unknown>): Promise<{ status: number; code?: string }> {
+  const payload = JSON.stringify(body);
+  const { port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/v1/chat/completions',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, code: /"code":"([a-z_]+)"/.exec(text)?.[1] }));
+      },
+    );
+    req.on('error', reject);
+    req.write(payload.slice(0, 5));
+    void bodyHeld.then(() => req.end(payload.slice(5)));
+  });
+}
+
+test.serial(
+  'a key changed while a request’s body was still coming in decides that request: revoked, expired, disabled; nothing counted',
+  async (t) => {
+    const user = await bed.admin.user('slow-body@example.com', '10');
+    const [web1, web2] = bed.gateway.urls;
+    const rpmKeys = new RedisKeys(`{${bed.env.QUEUE_PREFIX}}`);
+    const cases: Array<[string, boolean, (keyId: number) => Promise<unknown>, string]> = [
+      // web 2 never saw the key before the request (its guard checks it at once), or holds it as live
+      ['revoked, key new to web 2', false, (id) => bed.admin.call('DELETE', `/admin/api/keys/${id}`), 'invalid_key'],
+      ['revoked, key held by web 2', true, (id) => bed.admin.call('DELETE', `/admin/api/keys/${id}`), 'invalid_key'],
+      ['disabled, key new to web 2', false, (id) => bed.admin.call('PATCH', `/admin/api/keys/${id}`, { disabled: true }), 'disabled'],
+      ['expired meanwhile, key held by web 2', true, () => sleep(1_500), 'expired'],
+    ];
+    for (const [what, warm, change, code] of cases) {
+      const expiresAt = code === 'expired' ? new Date(Date.now() + 1_000).toISOString() : null;
+      const key = await bed.admin.key(user.id, { rpm_limit: 100, expires_at: expiresAt });
+      t.is((await chat(warm ? web2 : web1, key.key)).status, 200);
+      let release = () => {};
+      const pending = slowChat(web2, key.key, new Promise<void>((resolve) => (release = resolve)));
+      await sleep(200); // the headers are in, the guard has run
+      await change(key.id);
+      release();
+      t.like(await pending, { status: code === 'invalid_key' ? 401 : 403, code }, what);
+      t.is(await redis.zcard(rpmKeys.rpm(key.id)), 1, `${what}: only the first request was counted`);
+    }
   },
 );
 

@@ -43,16 +43,19 @@ export class KeyStore {
     return this.cache.get(keyHash);
   }
 
-  /** The key, checked against its version in Redis: the cached object itself when that is still current. */
-  async lookup(keyHash: string): Promise<{ key: AuthKey | null; catalogVersion: string | null }> {
+  /**
+   * The key, checked against its version in Redis (the cached object itself when that is still current), with
+   * that version and the catalog version read beside it.
+   */
+  async lookup(keyHash: string): Promise<{ key: AuthKey | null; version: string; catalogVersion: string | null }> {
     const [catalogVersion, keyVersion] = await this.redis.mget(this.keys.catalogVersion(), this.keys.keyVersion(keyHash));
     const version = keyVersion ?? '';
     const cached = this.cache.get(keyHash);
-    if (cached && cached.version === version) return { key: cached.key, catalogVersion };
+    if (cached && cached.version === version) return { key: cached.key, version, catalogVersion };
     const key = await this.load(keyHash);
     if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value as string);
     this.cache.set(keyHash, { version, key });
-    return { key, catalogVersion };
+    return { key, version, catalogVersion };
   }
 
   private async load(keyHash: string): Promise<AuthKey | null> {

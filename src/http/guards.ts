@@ -3,7 +3,7 @@ import { hashApiKey, KEY_PREFIX } from '../accounts/keys.js';
 import { consoleGuards, hasSessionCookie, isBrowser } from '../console/access.js';
 import { type Presented, presentedApiKey, presentedCredential, sameSecret } from './credentials.js';
 import { ApiError } from './errors.js';
-import type { AppContext, AppMiddleware, Principal } from './state.js';
+import type { AppContext, AppMiddleware } from './state.js';
 
 /**
  * Who may call a route. Each route in the table (src/routes.ts) names one, and it runs first in that
@@ -34,12 +34,14 @@ function customerCredential(ctx: AppContext): Presented {
 }
 
 /**
- * A key this process holds as live is only claimed here: its check waits for the route's key step (the model
- * step before RPM, or the RPM step), so that it rides in one Redis write with the request's RPM take, which
- * is then made only for a request its body and model checks admitted (exact counting, SPEC §4). Until the key
- * step the principal is a claim, which only admission's checks read and no handler accepts (`principal`
+ * The guard only claims the key: it is checked at the route's key step (the model step before RPM, or the RPM
+ * step), after the body has been read, so that a key changed while a slow body came in is still caught, and
+ * so that the check rides in one Redis write with the request's RPM take, which is then made only for a
+ * request its body and model checks admitted (exact counting, SPEC §4). A key this process does not hold as
+ * live is also checked here first, so a bad key is refused before anything of its request is read. Until the
+ * key step the principal is a claim, which only admission's checks read and no handler accepts (`principal`
  * answers 401); a request refused before it is answered after its key is checked, so a bad key still comes
- * first (SPEC §2). Any other key is checked here.
+ * first (SPEC §2).
  */
 const customer: AppMiddleware = async (ctx, next) => {
   const presented = customerCredential(ctx);
@@ -53,15 +55,16 @@ const customer: AppMiddleware = async (ctx, next) => {
   if (!presented.token.startsWith(KEY_PREFIX)) throw new ApiError('invalid_key', 'invalid API key');
   const { keyStore, catalog } = ctx.services;
   const keyHash = hashApiKey(presented.token);
-  const cached = keyStore.peek(keyHash);
-  const held = catalog.loaded();
-  if (!cached?.key || !isLive(cached.key) || !held) {
+  let claimed = keyStore.peek(keyHash);
+  let held = catalog.loaded();
+  if (!claimed?.key || !isLive(claimed.key) || !held) {
     const found = await keyStore.lookup(keyHash);
-    ctx.state.principal = confirmed(found.key, found.catalogVersion);
-    return next();
+    liveKey(found.key);
+    claimed = found;
+    held = await catalog.at(found.catalogVersion);
   }
-  const { key, version: keyVersion } = cached;
-  ctx.state.principal = { kind: 'customer-claim', key, keyHash, keyVersion, catalog: held, catalogVersion: held.version };
+  const key = liveKey(claimed.key);
+  ctx.state.principal = { kind: 'customer-claim', key, keyHash, keyVersion: claimed.version, catalog: held, catalogVersion: held.version };
   try {
     await next();
   } catch (err) {
@@ -73,17 +76,17 @@ const customer: AppMiddleware = async (ctx, next) => {
   await confirmCustomer(ctx, { countsRpm: false }); // a route without a key step answers for a checked key only
 };
 
-/** The customer principal of a checked key, or the error that key gets (SPEC §1). */
-function confirmed(key: AuthKey | null, catalogVersion: string | null): Principal {
+/** A key as read, if it may be used now; else the error it gets (SPEC §1). */
+function liveKey(key: AuthKey | null): AuthKey {
   if (!key || key.status === 'revoked') throw new ApiError('invalid_key', 'invalid API key');
   if (key.status === 'disabled') throw new ApiError('disabled', 'this API key has been disabled');
   if (!isLive(key)) throw new ApiError('expired', 'this API key has expired');
-  return { kind: 'customer', key, catalogVersion };
+  return key;
 }
 
 /**
- * The key step of a customer route: checks a claimed key (see `customer`; a key checked by the guard has
- * nothing left to check), the request's RPM take riding in the same Redis write when `countsRpm`. `check`
+ * The key step of a customer route: checks the claimed key (see `customer`; once it is checked, nothing is
+ * left to check), the request's RPM take riding in the same Redis write when `countsRpm`. `check`
  * is the route's model step, run against the claim first; a request it refuses is not counted, and its
  * refusal is answered after the key's own. When the key or the catalog changed since the claim, Redis does not
  * make the take (see RpmLimiter.takeEarly) and `check` runs again against what is current (the RPM step then
@@ -101,9 +104,17 @@ export async function confirmCustomer(
   const early = countsRpm && !refusal ? rpm.takeEarly(claim.key.id, claim.key.rpmLimit, ctx.state.requestId, claim) : undefined;
   const { key, catalogVersion } = await keyStore.lookup(claim.keyHash); // sent in the same turn as the take
   const unchanged = key === claim.key && (catalogVersion ?? '') === claim.catalogVersion;
-  if (!unchanged) await early?.drop(); // only a take made before a change that landed before the key check
-  ctx.state.principal = confirmed(key, catalogVersion);
-  if (!unchanged) return check?.();
+  try {
+    ctx.state.principal = { kind: 'customer', key: liveKey(key), catalogVersion };
+  } catch (keyError) {
+    ctx.state.principal = undefined; // checked and refused: nothing left to check
+    await early?.drop(); // a key that expired since the claim, unchanged otherwise: its take was made
+    throw keyError;
+  }
+  if (!unchanged) {
+    await early?.drop(); // only a take made before a change that landed before the key check
+    return check?.();
+  }
   if (refusal) throw refusal;
   ctx.state.earlyRpm = early;
 }
