@@ -200,6 +200,10 @@ test('upstream tokens: created sealed, never echoed, listed without secret, patc
   );
 
   const before = await svc.redis.get(svc.keys.catalogVersion());
+  t.is(
+    error(t, await call('PATCH', `/admin/api/tokens/${created.json.id}`, { state: 'disabled' }), 400, 'bad_request'),
+    'state: unknown field',
+  );
   const disabled = await call('PATCH', `/admin/api/tokens/${created.json.id}`, { status: 'disabled', max_concurrency: 8 });
   t.is(disabled.status, 200, disabled.text);
   t.like(disabled.json, { id: created.json.id, status: 'disabled', max_concurrency: 8 });
@@ -704,6 +708,16 @@ test('keys: validation and missing rows', async (t) => {
   const key = await call('POST', `/admin/api/users/${user.id}/keys`, {});
   t.regex(error(t, await call('PATCH', `/admin/api/keys/${key.json.id}`, { disabled: 'yes' }), 400, 'bad_request'), /^disabled:/);
   t.regex(error(t, await call('PATCH', `/admin/api/keys/${key.json.id}`, { rpm_limit: -5 }), 400, 'bad_request'), /^rpm_limit:/);
+  // a misspelt change is refused, not answered 200 with nothing changed
+  for (const [patch, field] of [
+    [{ status: 'disabled' }, 'status'],
+    [{ disabled: true, rpmlimit: 5 }, 'rpmlimit'],
+  ] as const) {
+    const refused = await call('PATCH', `/admin/api/keys/${key.json.id}`, patch);
+    t.is(error(t, refused, 400, 'bad_request'), `${field}: unknown field`);
+    t.is(refused.json.error.param, field);
+  }
+  t.like((await call('GET', `/admin/api/keys/${key.json.id}`)).json, { status: 'active' }, 'the refused patch changed nothing');
   t.regex(
     error(t, await call('PATCH', `/admin/api/keys/${key.json.id}`, { allowed_models: ['a b'] }), 400, 'bad_request'),
     /^allowed_models\.0:/,

@@ -115,6 +115,13 @@ const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
 /** A JSON object body (anything else: "body: must be a JSON object"). */
 const body = <T extends z.core.$ZodLooseShape>(shape: T) => z.object(shape, { error: 'must be a JSON object' });
 
+/**
+ * A PATCH body: a JSON object of only these fields. A field it does not know is 400 naming it, where a plain
+ * body would drop it: a misspelt change would otherwise answer 200 and change nothing.
+ */
+const patchBody = <T extends z.core.$ZodLooseShape>(shape: T) =>
+  z.strictObject(shape, { error: (issue) => (issue.code === 'unrecognized_keys' ? 'unknown field' : 'must be a JSON object') });
+
 const httpUrl = z
   .string({ error: required('an http(s) URL') })
   .trim()
@@ -146,7 +153,7 @@ export const tokenBody = body({
   name: optionalText(100).default(''),
 });
 
-export const tokenPatch = body({
+export const tokenPatch = patchBody({
   status: oneOf(['active', 'disabled']).optional(),
   max_concurrency: int(1, 10_000).optional(),
 });
@@ -304,7 +311,7 @@ export const keyBody = body({
   max_concurrent_requests: maxConcurrent.nullable().default(null),
 });
 
-export const keyPatch = body({
+export const keyPatch = patchBody({
   disabled: bool.optional(),
   rpm_limit: int(1, 1_000_000).optional(),
   balance_cap_usd: usdAmount('non-negative').nullable().optional(),

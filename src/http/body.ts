@@ -126,7 +126,8 @@ export async function yieldIfLarge(ctx: Context): Promise<void> {
 export function describeIssue(error: z.ZodError): string {
   const issue = error.issues[0];
   if (!issue) return 'invalid body';
-  const path = issue.path.map(String).join('.') || 'body';
+  // an unknown field is named as the field itself (strict bodies only)
+  const path = [...issue.path, ...(issue.code === 'unrecognized_keys' ? issue.keys.slice(0, 1) : [])].map(String).join('.') || 'body';
   return `${path}: ${issue.message}`;
 }
 
