@@ -13,7 +13,7 @@ import { createDb, type Db } from '../src/db/index.js';
 import { channelQueueName } from '../src/queue/jobs.js';
 import { ChannelQueues } from '../src/queue/queues.js';
 import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
-import { AdminClient } from './helpers/admin.js';
+import { AdminClient, mockChannel } from './helpers/admin.js';
 import { type Bed, startBed } from './helpers/bed.js';
 import { costOf, nano } from './helpers/money.js';
 import { until } from './helpers/wait.js';
@@ -272,6 +272,28 @@ test.serial(
         t.deepEqual(statuses.slice(60), [200, 200, 200, 200], `${what}, round ${round + 1}: every valid request within the limit passed`);
         t.is(await redis.zcard(new RedisKeys(`{${bed.env.QUEUE_PREFIX}}`).rpm(key.id)), 5);
       }
+    }
+  },
+);
+
+test.serial(
+  'a concurrency 429 is never counted, not even for a moment: under RPM 3 and 1 in flight, 8 at once get 1 answer and 7 concurrency 429s',
+  async (t) => {
+    const { model } = await mockChannel(bed.admin, bed.mock, 'one-at-a-time', { latencyMs: 500 });
+    const user = await bed.admin.user('busy-key@example.com', '10');
+    for (let round = 0; round < 3; round++) {
+      const key = await bed.admin.key(user.id, { rpm_limit: 3, max_concurrent_requests: 1 });
+      const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => chat(bed.gateway.urls[i % 2], key.key, { ...body, model })));
+      const refused = answers.filter((r) => r.status === 429);
+      t.is(answers.filter((r) => r.status === 200).length, 1);
+      const messages = await Promise.all(refused.map(async (r) => ((await r.json()) as { error: { message: string } }).error.message));
+      t.deepEqual(
+        refused.map((r, i) => [r.headers.get('retry-after'), /max_concurrent_requests/.test(messages[i])]),
+        Array(7).fill(['1', true]),
+        `round ${round + 1}: every refusal is the concurrency one, none an RPM 429 caused by another's momentary count`,
+      );
+      await Promise.all(answers.filter((r) => r.status === 200).map((r) => r.arrayBuffer()));
+      t.is(await redis.zcard(new RedisKeys(`{${bed.env.QUEUE_PREFIX}}`).rpm(key.id)), 1);
     }
   },
 );

@@ -18,7 +18,7 @@ import { chooseHome } from '../upstream/routing.js';
 
 /**
  * Admission (SPEC §2 check order): auth (the route's guard) → body → model (and the key's model list) → RPM →
- * the key's concurrency → hold. Each step is a
+ * the key's concurrency (in one Lua call with RPM) → hold. Each step is a
  * small middleware writing typed ctx.state; a front door declares what its steps need, and
  * `admission(door)` composes them in that order, the one place the order is written.
  */
@@ -118,10 +118,13 @@ function servableRoutes(catalog: CatalogSnapshot, model: Model, demand: Demand):
   return routes;
 }
 
-/** The model step, which is also the key step: the key's check and the RPM take ride together (confirmCustomer). */
-function modelStep<B extends { model: string }>(door: FrontDoor<B>): AppMiddleware {
+/**
+ * The model step, which is also the key step: the key's check and the RPM take (with the key's concurrency
+ * slot, for a door that takes one) ride together (confirmCustomer).
+ */
+function modelStep<B extends { model: string }>(door: FrontDoor<B>, takesSlot: boolean): AppMiddleware {
   return async (ctx, next) => {
-    await confirmCustomer(ctx, { check: () => chooseModel(ctx, door), countsRpm: true });
+    await confirmCustomer(ctx, { check: () => chooseModel(ctx, door), countsRpm: true, takesSlot });
     await next();
   };
 }
@@ -145,53 +148,51 @@ async function chooseModel<B extends { model: string }>(ctx: AppContext, door: F
 /**
  * RPM step: counts the request (the take the key step sent with the key check, when it admitted the request),
  * sets the x-ratelimit headers, 429 past the key's limit. On a route without a model step it is the key step.
+ * With `takesSlot` it is also the concurrency step (SPEC §4): a key with `max_concurrent_requests` holds a slot
+ * while its request runs, taken in the same Lua call as the count; one more in flight is 429 with
+ * Retry-After: 1 and, like an RPM refusal, never counted. The slot is freed when the request ends, fails or
+ * its client disconnects.
  */
-export const rateLimit: AppMiddleware = async (ctx, next) => {
-  await confirmCustomer(ctx, { countsRpm: true });
-  const key = customerKey(ctx);
-  const decision = (await ctx.state.earlyRpm?.use()) ?? (await ctx.services.rpm.take(key.id, key.rpmLimit, ctx.state.requestId));
-  ctx.set('x-ratelimit-limit-requests', String(decision.limit));
-  ctx.set('x-ratelimit-remaining-requests', String(decision.remaining));
-  ctx.set('x-ratelimit-reset-requests', formatResetDuration(decision.resetMs));
-  if (!decision.admitted) {
-    throw new ApiError('rate_limit_exceeded', `rate limit of ${decision.limit} requests per minute reached for this key`, {
-      retryAfter: Math.max(1, Math.ceil(decision.resetMs / 1000)),
-    });
-  }
-  await next();
-};
-
-/**
- * Concurrency step, right after RPM (SPEC §4): a key with `max_concurrent_requests` holds a slot while its
- * request runs; one more in flight is 429 with Retry-After: 1 and, like an RPM refusal, not counted. The slot
- * is freed when the request ends, fails or its client disconnects.
- */
-const concurrencyStep: AppMiddleware = async (ctx, next) => {
-  const key = customerKey(ctx);
-  if (key.maxConcurrent === null) return next();
-  const { requestId } = ctx.state;
-  const slot = await ctx.services.concurrency.take(key.id, key.maxConcurrent, requestId);
-  if (!slot) {
-    await ctx.services.rpm.untake(key.id, requestId);
-    const remaining = Number(ctx.response.get('x-ratelimit-remaining-requests'));
-    if (Number.isInteger(remaining)) ctx.set('x-ratelimit-remaining-requests', String(remaining + 1));
-    throw new ApiError('rate_limit_exceeded', `this key already has ${key.maxConcurrent} requests in flight (max_concurrent_requests)`, {
-      retryAfter: 1,
-    });
-  }
-  const release = () => slot.release();
-  ctx.res.on('close', release); // a response closes once: `on` spares a held stream the once-wrapper
-  try {
-    await next();
-  } finally {
-    // freed before the answer is written (the client's next request finds it free, whichever process takes
-    // it), or, for a response still being written after the chain returned, when that response ends
-    if (!ctx.state.detached) {
-      ctx.res.off('close', release);
-      release();
+function rpmStep(takesSlot: boolean): AppMiddleware {
+  return async (ctx, next) => {
+    await confirmCustomer(ctx, { countsRpm: true, takesSlot });
+    const key = customerKey(ctx);
+    const { requestId } = ctx.state;
+    const { rpm, concurrency } = ctx.services;
+    const slot = takesSlot && key.maxConcurrent !== null ? concurrency.slotFor(key.id, key.maxConcurrent) : undefined;
+    const decision = (await ctx.state.earlyRpm?.use()) ?? (await rpm.take(key.id, key.rpmLimit, requestId, slot));
+    ctx.set('x-ratelimit-limit-requests', String(decision.limit));
+    ctx.set('x-ratelimit-remaining-requests', String(decision.remaining));
+    ctx.set('x-ratelimit-reset-requests', formatResetDuration(decision.resetMs));
+    if (decision.busy) {
+      throw new ApiError('rate_limit_exceeded', `this key already has ${key.maxConcurrent} requests in flight (max_concurrent_requests)`, {
+        retryAfter: 1,
+      });
     }
-  }
-};
+    if (!decision.admitted) {
+      throw new ApiError('rate_limit_exceeded', `rate limit of ${decision.limit} requests per minute reached for this key`, {
+        retryAfter: Math.max(1, Math.ceil(decision.resetMs / 1000)),
+      });
+    }
+    if (!slot) return next();
+    const held = concurrency.adopt(slot, requestId);
+    const release = () => held.release();
+    ctx.res.on('close', release); // a response closes once: `on` spares a held stream the once-wrapper
+    try {
+      await next();
+    } finally {
+      // freed before the answer is written (the client's next request finds it free, whichever process takes
+      // it), or, for a response still being written after the chain returned, when that response ends
+      if (!ctx.state.detached) {
+        ctx.res.off('close', release);
+        release();
+      }
+    }
+  };
+}
+
+/** The RPM step of a route whose requests take no concurrency slot (listing models, count_tokens, …). */
+export const rateLimit = rpmStep(false);
 
 function holdStep<B extends { model: string }>(door: FrontDoor<B>): AppMiddleware {
   return async (ctx, next) => {
@@ -208,7 +209,7 @@ function holdStep<B extends { model: string }>(door: FrontDoor<B>): AppMiddlewar
 
 /** The admission chain of a front door, in SPEC §2 order (the route's guard has already run). */
 export function admission<B extends { model: string }>(door: FrontDoor<B>): AppMiddleware[] {
-  return [bodyStep(door.schema, door.checkBody, door.load), modelStep(door), rateLimit, concurrencyStep, holdStep(door)];
+  return [bodyStep(door.schema, door.checkBody, door.load), modelStep(door, true), rpmStep(true), holdStep(door)];
 }
 
 /**
@@ -216,7 +217,7 @@ export function admission<B extends { model: string }>(door: FrontDoor<B>): AppM
  * RPM; no concurrency slot, no hold.
  */
 export function admissionWithoutHold<B extends { model: string }>(door: FrontDoor<B>): AppMiddleware[] {
-  return [bodyStep(door.schema, door.checkBody, door.load), modelStep(door), rateLimit];
+  return [bodyStep(door.schema, door.checkBody, door.load), modelStep(door, false), rateLimit];
 }
 
 /**

@@ -88,20 +88,23 @@ function liveKey(key: AuthKey | null): AuthKey {
  * The key step of a customer route: checks the claimed key (see `customer`; once it is checked, nothing is
  * left to check), the request's RPM take riding in the same Redis write when `countsRpm`. `check`
  * is the route's model step, run against the claim first; a request it refuses is not counted, and its
- * refusal is answered after the key's own. When the key or the catalog changed since the claim, Redis does not
+ * refusal is answered after the key's own. With `takesSlot` the take also takes the key's concurrency slot (see
+ * the RPM step). When the key or the catalog changed since the claim, Redis does not
  * make the take (see RpmLimiter.takeEarly) and `check` runs again against what is current (the RPM step then
  * counts afresh).
  */
 export async function confirmCustomer(
   ctx: AppContext,
-  { check, countsRpm }: { check?: () => Promise<void>; countsRpm: boolean },
+  { check, countsRpm, takesSlot = false }: { check?: () => Promise<void>; countsRpm: boolean; takesSlot?: boolean },
 ): Promise<void> {
   const claim = ctx.state.principal;
   if (claim?.kind !== 'customer-claim') return check?.();
-  const { keyStore, rpm } = ctx.services;
+  const { keyStore, rpm, concurrency } = ctx.services;
   let refusal: unknown;
   if (check) await check().catch((err: unknown) => (refusal = err ?? new Error('refused')));
-  const early = countsRpm && !refusal ? rpm.takeEarly(claim.key.id, claim.key.rpmLimit, ctx.state.requestId, claim) : undefined;
+  const { id, rpmLimit, maxConcurrent } = claim.key;
+  const slot = takesSlot && maxConcurrent !== null ? concurrency.slotFor(id, maxConcurrent) : undefined;
+  const early = countsRpm && !refusal ? rpm.takeEarly(id, rpmLimit, ctx.state.requestId, claim, slot) : undefined;
   const { key, catalogVersion } = await keyStore.lookup(claim.keyHash); // sent in the same turn as the take
   const unchanged = key === claim.key && (catalogVersion ?? '') === claim.catalogVersion;
   try {

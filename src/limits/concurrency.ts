@@ -1,12 +1,9 @@
 import { log } from '../log.js';
-import { loadLua, type Redis, type RedisKeys } from '../redis/index.js';
-
-const SCRIPT = loadLua(import.meta.url, './concurrency.lua');
+import type { Redis, RedisKeys } from '../redis/index.js';
+import type { SlotRequest } from './rpm.js';
 
 /** A slot not renewed for this long is free again (its web process died); renewed every third of it. */
 const LEASE_MS = 15_000;
-
-type ConcurrencyRedis = Redis & { eastxSlot(key: string, limit: number, leaseMs: number, requestId: string): Promise<number> };
 
 /** One request's slot: `release` frees it (idempotent). */
 export interface Slot {
@@ -15,12 +12,13 @@ export interface Slot {
 
 /**
  * Per-key `max_concurrent_requests` (SPEC §4), exact across every web process: each request in flight holds
- * a lease in one sorted set per key, taken by one Lua call and given back when the request ends, fails or its
+ * a lease in one sorted set per key, taken in the same Lua call as its RPM count (src/limits/rpm.lua, so a
+ * request refused for concurrency is never counted) and given back when the request ends, fails or its
  * client leaves. This process renews the leases of its own requests in one pipeline every LEASE_MS / 3, so a
  * slot of a process that died frees itself within LEASE_MS.
  */
 export class ConcurrencyLimiter {
-  private readonly redis: ConcurrencyRedis;
+  private readonly redis: Redis;
   /** this process's slots: request id → the key's in-flight set */
   private readonly held = new Map<string, string>();
   private readonly renewal: NodeJS.Timeout;
@@ -29,16 +27,19 @@ export class ConcurrencyLimiter {
     redis: Redis,
     private readonly keys: RedisKeys,
   ) {
-    if (!('eastxSlot' in redis)) redis.defineCommand('eastxSlot', { numberOfKeys: 1, lua: SCRIPT });
-    this.redis = redis as ConcurrencyRedis;
+    this.redis = redis;
     this.renewal = setInterval(() => this.renew(), LEASE_MS / 3);
     this.renewal.unref();
   }
 
-  /** A slot for `requestId` on key `keyId` with at most `limit` in flight, or undefined when all are taken. */
-  async take(keyId: number, limit: number, requestId: string): Promise<Slot | undefined> {
-    const set = this.keys.inflight(keyId);
-    if ((await this.redis.eastxSlot(set, limit, LEASE_MS, requestId)) !== 1) return undefined;
+  /** What the RPM count needs to take a slot of key `keyId`, with at most `max` in flight. */
+  slotFor(keyId: number, max: number): SlotRequest {
+    return { set: this.keys.inflight(keyId), max, leaseMs: LEASE_MS };
+  }
+
+  /** The slot the RPM count took for `requestId`: renewed from now on; `release` frees it. */
+  adopt(slot: SlotRequest, requestId: string): Slot {
+    const { set } = slot;
     this.held.set(requestId, set);
     let released = false;
     return {

@@ -5,17 +5,27 @@ const SCRIPT = loadLua(import.meta.url, './rpm.lua');
 
 export interface RpmDecision {
   admitted: boolean;
+  /** the window had room, but the key's concurrency slots were all taken: nothing was counted */
+  busy: boolean;
   limit: number;
   remaining: number;
   /** ms until a slot frees up */
   resetMs: number;
 }
 
-type Reply = Promise<[number, number, number]>;
-type RpmRedis = Redis & {
-  eastxRpm(key: string, limit: number, windowMs: number, member: string): Reply;
-  eastxRpmIfCurrent(key: string, keyVersion: string, catalogVersion: string, ...args: [number, number, string, string, string]): Reply;
-};
+/** A key's concurrency slot to take with the RPM count (see ConcurrencyLimiter.slotFor). */
+export interface SlotRequest {
+  set: string;
+  max: number;
+  leaseMs: number;
+}
+
+type Reply = Promise<[number, number, number, number]>;
+type Args = [number, number, string, ...Array<string | number>];
+type RpmRedis = Redis & { [command in (typeof COMMANDS)[number]]: (...keysAndArgs: Array<string | number>) => Reply };
+
+/** One script, four shapes: plain or only-if-current, with or without the key's concurrency slot. */
+const COMMANDS = ['eastxRpm', 'eastxRpmSlot', 'eastxRpmIfCurrent', 'eastxRpmIfCurrentSlot'] as const;
 
 /** The versions a cached key and catalog were checked against (see KeyStore and Catalog). */
 export interface CheckedAgainst {
@@ -24,7 +34,10 @@ export interface CheckedAgainst {
   catalogVersion: string;
 }
 
-/** Per-key requests-per-minute limit, exact across every web process: one Lua call per request. */
+/**
+ * Per-key requests-per-minute limit, exact across every web process: one Lua call per request, which also
+ * takes the key's concurrency slot when asked to, so a request refused for concurrency is never counted.
+ */
 export class RpmLimiter {
   private readonly redis: RpmRedis;
 
@@ -32,19 +45,19 @@ export class RpmLimiter {
     redis: Redis,
     private readonly keys: RedisKeys,
   ) {
-    if (!('eastxRpm' in redis)) redis.defineCommand('eastxRpm', { numberOfKeys: 1, lua: SCRIPT });
-    if (!('eastxRpmIfCurrent' in redis)) redis.defineCommand('eastxRpmIfCurrent', { numberOfKeys: 3, lua: SCRIPT });
+    COMMANDS.forEach((name, shape) => {
+      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: 1 + (shape % 2) + (shape >= 2 ? 2 : 0), lua: SCRIPT });
+    });
     this.redis = redis as RpmRedis;
   }
 
-  async take(keyId: number, limit: number, requestId: string): Promise<RpmDecision> {
-    const [admitted, remaining, resetMs] = await this.redis.eastxRpm(this.keys.rpm(keyId), limit, WINDOW_MS, requestId);
-    return { admitted: admitted === 1, limit, remaining, resetMs };
+  async take(keyId: number, limit: number, requestId: string, slot?: SlotRequest): Promise<RpmDecision> {
+    return this.run(keyId, limit, requestId, undefined, slot);
   }
 
-  /** Takes back a request counted by `take` that was refused right after (SPEC §4: a concurrency 429 is not counted). */
-  async untake(keyId: number, requestId: string): Promise<void> {
-    await this.redis.zrem(this.keys.rpm(keyId), requestId);
+  /** Takes back a request counted by `take`, and the slot taken with it. */
+  async untake(keyId: number, requestId: string, slot?: SlotRequest): Promise<void> {
+    await Promise.all([this.redis.zrem(this.keys.rpm(keyId), requestId), slot && this.redis.zrem(slot.set, requestId)]);
   }
 
   /**
@@ -53,20 +66,23 @@ export class RpmLimiter {
    * request was checked against: a request checked against a stale key or catalog is never counted, not even
    * for a moment. Call it in the same event-loop turn as the key check.
    */
-  takeEarly(keyId: number, limit: number, requestId: string, checked: CheckedAgainst): EarlyTake {
+  takeEarly(keyId: number, limit: number, requestId: string, checked: CheckedAgainst, slot?: SlotRequest): EarlyTake {
+    return new EarlyTake(this, keyId, requestId, slot, this.run(keyId, limit, requestId, checked, slot));
+  }
+
+  private async run(keyId: number, limit: number, requestId: string, checked?: CheckedAgainst, slot?: SlotRequest): Promise<RpmDecision> {
     const { keys } = this;
-    const reply = this.redis.eastxRpmIfCurrent(
+    const versionKeys = checked ? [keys.keyVersion(checked.keyHash), keys.catalogVersion()] : [];
+    const versions = checked ? [checked.keyVersion, checked.catalogVersion] : [];
+    const args: Args = [limit, WINDOW_MS, requestId, ...versions, ...(slot ? [slot.max, slot.leaseMs] : [])];
+    const command = COMMANDS[(slot ? 1 : 0) + (checked ? 2 : 0)];
+    const [admitted, remaining, resetMs, busy] = await this.redis[command](
       keys.rpm(keyId),
-      keys.keyVersion(checked.keyHash),
-      keys.catalogVersion(),
-      limit,
-      WINDOW_MS,
-      requestId,
-      checked.keyVersion,
-      checked.catalogVersion,
+      ...versionKeys,
+      ...(slot ? [slot.set] : []),
+      ...args,
     );
-    const decision = reply.then(([admitted, remaining, resetMs]) => ({ admitted: admitted === 1, limit, remaining, resetMs }));
-    return new EarlyTake(this, keyId, requestId, decision);
+    return { admitted: admitted === 1, busy: busy === 1, limit, remaining, resetMs };
   }
 }
 
@@ -75,9 +91,8 @@ export class RpmLimiter {
  * and model checks admitted it, so that the RPM step (which SPEC §2 puts after them) costs no round trip of
  * its own. Redis does not take it when the key or the catalog changed since; the key step takes it back in
  * the one race left (a change landing between the take and the key check). The RPM step uses it when it
- * admitted the request, and asks afresh when it did not. The take and
- * the RPM step's own use the same member (the request id), so a take is always taken back before the step
- * would count the request again.
+ * admitted the request, and asks afresh when it did not. The take and the RPM step's own use the same member
+ * (the request id), so a take is always taken back before the step would count the request again.
  */
 export class EarlyTake {
   private settled: 'pending' | 'used' | 'dropped' = 'pending';
@@ -86,6 +101,7 @@ export class EarlyTake {
     private readonly limiter: RpmLimiter,
     private readonly keyId: number,
     private readonly requestId: string,
+    private readonly slot: SlotRequest | undefined,
     private readonly decision: Promise<RpmDecision>,
   ) {
     decision.catch(() => undefined); // its failure is the RPM step's to report, or nothing to take back
@@ -103,13 +119,13 @@ export class EarlyTake {
     return decision;
   }
 
-  /** Takes the request back out of the window, unless the RPM step used the take. */
+  /** Takes the request back out of the window (and its slot), unless the RPM step used the take. */
   async drop(): Promise<void> {
     if (this.settled !== 'pending') return;
     this.settled = 'dropped';
     const decision = await this.decision.catch(() => undefined);
     // one that cannot be taken back (Redis gone) leaves the window when the minute is over
-    if (decision?.admitted) await this.limiter.untake(this.keyId, this.requestId).catch(() => undefined);
+    if (decision?.admitted) await this.limiter.untake(this.keyId, this.requestId, this.slot).catch(() => undefined);
   }
 }
 
