@@ -7,21 +7,13 @@ import { readChannelHealth } from '../../upstream/health.js';
 import { secretHint } from '../../upstream/secrets.js';
 import { presentChannel, presentModel, presentRoute, presentToken } from '../present.js';
 import { type ChannelInput, type ModelInput, modelBody, modelId, type RouteInput, type TokenInput, type TokenPatch } from '../schemas.js';
-import { type AdminDeps, notFound } from './common.js';
+import { type AdminDeps, announcedAround, notFound } from './common.js';
 
 // Channels, their upstream tokens, and models.
 
-/**
- * Makes a catalog change with the catalog version bumped in Redis before the MySQL write as well as after it,
- * so that a change that cannot reach the processes' caches (Redis unreachable) is not made at all, and a
- * process that reloaded the catalog meanwhile reloads it again.
- */
-async function changeCatalog<T>(deps: AdminDeps, write: () => Promise<T>): Promise<T> {
-  await Catalog.changed(deps.redis, deps.keys);
-  const result = await write();
-  await Catalog.changed(deps.redis, deps.keys);
-  return result;
-}
+/** A catalog change, announced around its MySQL write. */
+const changeCatalog = <T>(deps: AdminDeps, write: () => Promise<T>): Promise<T> =>
+  announcedAround(() => Catalog.changed(deps.redis, deps.keys), write);
 
 async function channelRow(db: Db, id: number) {
   return db.selectFrom('channels').selectAll().where('id', '=', id).executeTakeFirst();

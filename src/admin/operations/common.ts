@@ -7,14 +7,26 @@ import type { SecretBox } from '../../upstream/secrets.js';
  * The operator's operations (SPEC §5), shared by the admin API, the CLI and the console. Inputs are already
  * validated by ../schemas.ts; failures are ApiErrors (404 for a missing row named in the path, 400 naming a
  * body field). Every change to channels, tokens or models bumps the catalog version, and every key change
- * the key's version, after the MySQL write, so all web processes see it on their next request. Money moves
- * only through src/billing.
+ * the key's version, around the MySQL write (`announcedAround`), so all web processes see it on their next
+ * request. Money moves only through src/billing.
  */
 export interface AdminDeps {
   db: Db;
   redis: Redis;
   keys: RedisKeys;
   secrets: SecretBox;
+}
+
+/**
+ * Runs a MySQL write that processes cache, announcing it in Redis before the write as well as after: a change
+ * that cannot reach the processes' caches (Redis unreachable) is not made at all, and a process that reloaded
+ * meanwhile reloads again.
+ */
+export async function announcedAround<T>(announce: () => Promise<void>, write: () => Promise<T>): Promise<T> {
+  await announce();
+  const result = await write();
+  await announce();
+  return result;
 }
 
 export const notFound = (what: string, id: number | string) => new ApiError('not_found', `no ${what} with id ${id}`);

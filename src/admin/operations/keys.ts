@@ -5,7 +5,7 @@ import type { Db } from '../../db/index.js';
 import type { KeyStatus } from '../../db/schema.js';
 import { type KeyRow, presentKey, presentNewKey } from '../present.js';
 import type { KeyInput, KeyPatch } from '../schemas.js';
-import { type AdminDeps, notFound, userRow } from './common.js';
+import { type AdminDeps, announcedAround, notFound, userRow } from './common.js';
 
 /** API keys: created once with the full key, changed and revoked with instant effect everywhere. */
 async function keyRow(db: Db, id: number): Promise<KeyRow | undefined> {
@@ -51,9 +51,8 @@ export async function listUserKeys(deps: AdminDeps, userId: number) {
 }
 
 /**
- * Writes `changes` to the key (a revoked key never becomes active again) and tells every process: Redis first,
- * so that a change that cannot reach the processes' caches is not made at all (a key revoked in MySQL alone
- * kept working where it was cached), and again after the write, for a process that reloaded the key meanwhile.
+ * Writes `changes` to the key (a revoked key never becomes active again), announced around the write (a key
+ * revoked in MySQL alone kept working where it was cached).
  */
 async function changeKey(
   deps: AdminDeps,
@@ -68,9 +67,8 @@ async function changeKey(
     ...(status !== undefined && { status: sql<KeyStatus>`CASE WHEN status = 'revoked' THEN 'revoked' ELSE ${status} END` }),
   };
   if (Object.keys(set).length > 0) {
-    await KeyStore.changed(deps.redis, deps.keys, row.key_hash);
-    await deps.db.updateTable('api_keys').set(set).where('id', '=', keyId).execute();
-    await KeyStore.changed(deps.redis, deps.keys, row.key_hash);
+    const announce = () => KeyStore.changed(deps.redis, deps.keys, row.key_hash);
+    await announcedAround(announce, () => deps.db.updateTable('api_keys').set(set).where('id', '=', keyId).execute());
   }
   return presentKey((await keyRow(deps.db, keyId))!);
 }
