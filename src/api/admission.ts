@@ -46,10 +46,10 @@ export interface Admitted<B> {
 }
 
 export function admitted<B>(ctx: AppContext): Admitted<B> {
-  const { body, model, channel, routes, reservation } = ctx.state;
-  principal(ctx, 'customer');
-  if (body === undefined || !model || !channel || !routes || !reservation) throw new Error('handler reached without admission');
-  return { body: body as B, model, channel, reservation };
+  const found = admittedWithoutHold<B>(ctx);
+  const { reservation } = ctx.state;
+  if (!reservation) throw new Error('handler reached without admission');
+  return { ...found, reservation };
 }
 
 /** What admission without a hold found (`admissionWithoutHold`), for the handler. */

@@ -22,10 +22,10 @@ export interface SlotRequest {
 
 type Reply = Promise<[number, number, number, number]>;
 type Args = [number, number, string, ...Array<string | number>];
-type RpmRedis = Redis & { [command in (typeof COMMANDS)[number]]: (...keysAndArgs: Array<string | number>) => Reply };
-
-/** One script, four shapes: plain or only-if-current, with or without the key's concurrency slot. */
-const COMMANDS = ['eastxRpm', 'eastxRpmSlot', 'eastxRpmIfCurrent', 'eastxRpmIfCurrentSlot'] as const;
+/** One script, four shapes (their number of keys): plain or only-if-current, with or without the key's slot. */
+const COMMANDS = { eastxRpm: 1, eastxRpmSlot: 2, eastxRpmIfCurrent: 3, eastxRpmIfCurrentSlot: 4 } as const;
+type Command = keyof typeof COMMANDS;
+type RpmRedis = Redis & { [command in Command]: (...keysAndArgs: Array<string | number>) => Reply };
 
 /** The versions a cached key and catalog were checked against (see KeyStore and Catalog). */
 export interface CheckedAgainst {
@@ -45,9 +45,9 @@ export class RpmLimiter {
     redis: Redis,
     private readonly keys: RedisKeys,
   ) {
-    COMMANDS.forEach((name, shape) => {
-      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: 1 + (shape % 2) + (shape >= 2 ? 2 : 0), lua: SCRIPT });
-    });
+    for (const [name, numberOfKeys] of Object.entries(COMMANDS)) {
+      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys, lua: SCRIPT });
+    }
     this.redis = redis as RpmRedis;
   }
 
@@ -75,7 +75,7 @@ export class RpmLimiter {
     const versionKeys = checked ? [keys.keyVersion(checked.keyHash), keys.catalogVersion()] : [];
     const versions = checked ? [checked.keyVersion, checked.catalogVersion] : [];
     const args: Args = [limit, WINDOW_MS, requestId, ...versions, ...(slot ? [slot.max, slot.leaseMs] : [])];
-    const command = COMMANDS[(slot ? 1 : 0) + (checked ? 2 : 0)];
+    const command: Command = checked ? (slot ? 'eastxRpmIfCurrentSlot' : 'eastxRpmIfCurrent') : slot ? 'eastxRpmSlot' : 'eastxRpm';
     const [admitted, remaining, resetMs, busy] = await this.redis[command](
       keys.rpm(keyId),
       ...versionKeys,
