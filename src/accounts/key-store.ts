@@ -31,6 +31,8 @@ const MAX_CACHED = 50_000;
  */
 export class KeyStore {
   private readonly cache = new Map<string, Cached>();
+  /** Loads in flight by key hash and the version that prompted them: requests meeting one change share one. */
+  private readonly loading = new Map<string, Promise<AuthKey | null>>();
 
   constructor(
     private readonly db: Db,
@@ -52,10 +54,25 @@ export class KeyStore {
     const version = keyVersion ?? '';
     const cached = this.cache.get(keyHash);
     if (cached && cached.version === version) return { key: cached.key, version, catalogVersion };
-    const key = await this.load(keyHash);
-    if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value as string);
-    this.cache.set(keyHash, { version, key });
+    const key = await this.loadOnce(keyHash, version);
     return { key, version, catalogVersion };
+  }
+
+  /** One MySQL read per key hash and version however many requests ask at once; it caches what it read. */
+  private loadOnce(keyHash: string, version: string): Promise<AuthKey | null> {
+    const flight = `${version} ${keyHash}`;
+    let loading = this.loading.get(flight);
+    if (!loading) {
+      loading = this.load(keyHash)
+        .then((key) => {
+          if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value as string);
+          this.cache.set(keyHash, { version, key });
+          return key;
+        })
+        .finally(() => this.loading.delete(flight));
+      this.loading.set(flight, loading);
+    }
+    return loading;
   }
 
   private async load(keyHash: string): Promise<AuthKey | null> {
