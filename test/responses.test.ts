@@ -502,48 +502,103 @@ test.serial(
   },
 );
 
-test.serial('a client that leaves a stream cancels the upstream call; the request is billed once, for what was produced', async (t) => {
-  bed.mock.setBehavior('sk-openai-clients', { chunkDelayMs: 100, reply: Array(80).fill('slow').join(' ') });
+test.serial(
+  'a client that leaves a stream cancels the upstream call; the request is billed once, for what was produced, and kept cancelled',
+  async (t) => {
+    bed.mock.setBehavior('sk-openai-clients', { chunkDelayMs: 100, reply: Array(80).fill('slow').join(' ') });
+    try {
+      const closedBefore = bed.mock.stats('sk-openai-clients').closedEarly;
+      const rowsBefore = (await bed.admin.usage(`user_id=${bed.userId}`)).data.length;
+      const controller = new AbortController();
+      const stream = client.responses.stream({ model: CHAT_MODELS.openai, input: 'go slowly' }, { signal: controller.signal });
+      let deltas = 0;
+      let seen = '';
+      let id = '';
+      stream.on('response.created', (event) => {
+        id = event.response.id;
+      });
+      stream.on('response.output_text.delta', (event) => {
+        seen += event.delta;
+        if (++deltas === 2) controller.abort();
+      });
+      await stream.finalResponse().catch(() => undefined);
+      t.is(deltas, 2);
+      const deadline = Date.now() + 8_000; // for the three waits together
+      const left = () => deadline - Date.now();
+      const closedEarly = await until(
+        () => bed.mock.stats('sk-openai-clients').closedEarly,
+        (n) => n !== closedBefore,
+        left(),
+        50,
+      );
+      t.is(closedEarly, closedBefore + 1, 'the upstream call was aborted');
+      const rows = await until(
+        async () => (await bed.admin.usage(`user_id=${bed.userId}`)).data,
+        (r) => r.length !== rowsBefore,
+        left(),
+        50,
+      );
+      t.is(rows.length, rowsBefore + 1, 'one ledger row');
+      const row = rows[0];
+      t.is(row.kind, 'charge');
+      t.true(
+        (row.completion_tokens as number) > 0 && (row.completion_tokens as number) < 40,
+        'billed for what was produced, not the whole reply',
+      );
+      const held = await until(
+        async () => (await bed.admin.getUser(bed.userId)).held_usd,
+        (h) => h === '0',
+        left(),
+        50,
+      );
+      t.is(held, '0', 'nothing stays held');
+
+      // what it was billed for is kept: retrievable, and a conversation to continue
+      const kept = await client.responses.retrieve(id);
+      assertFitsOpenAI(t, 'Response', kept, 'the cancelled response');
+      t.like(kept, { id, status: 'cancelled', error: null });
+      t.is((kept.output[0] as { status?: string } | undefined)?.status, 'incomplete');
+      t.true(kept.output_text.startsWith(seen) && kept.output_text.length < 80 * 5, 'the text produced before the cut');
+      t.is(kept.usage?.output_tokens, row.completion_tokens as number);
+      t.is(nano((kept.usage as unknown as { cost: number }).cost), -nano(String(row.amount_usd)));
+      const next = await client.responses.create({ model: CHAT_MODELS.openai, previous_response_id: id, input: 'go on' });
+      t.is(next.status, 'completed');
+    } finally {
+      bed.mock.setBehavior('sk-openai-clients', {});
+    }
+  },
+);
+
+test.serial('a stream the upstream cut after some output is billed for it and kept failed, with the error its client got', async (t) => {
+  bed.mock.setBehavior('sk-openai-clients', { chunkDelayMs: 5, midStreamResetAfter: 3, reply: Array(20).fill('cut').join(' ') });
   try {
-    const closedBefore = bed.mock.stats('sk-openai-clients').closedEarly;
     const rowsBefore = (await bed.admin.usage(`user_id=${bed.userId}`)).data.length;
-    const controller = new AbortController();
-    const stream = client.responses.stream({ model: CHAT_MODELS.openai, input: 'go slowly' }, { signal: controller.signal });
-    let deltas = 0;
-    stream.on('response.output_text.delta', () => {
-      if (++deltas === 2) controller.abort();
-    });
-    await stream.finalResponse().catch(() => undefined);
-    t.is(deltas, 2);
-    const deadline = Date.now() + 8_000; // for the three waits together
-    const left = () => deadline - Date.now();
-    const closedEarly = await until(
-      () => bed.mock.stats('sk-openai-clients').closedEarly,
-      (n) => n !== closedBefore,
-      left(),
+    const events: ResponseStreamEvent[] = [];
+    const stream = await client.responses.create({ model: CHAT_MODELS.openai, input: 'get cut', stream: true });
+    const failure = await (async () => {
+      for await (const event of stream) events.push(event);
+    })().then(
+      () => undefined,
+      (err: unknown) => err as Error,
+    );
+    t.true(failure instanceof OpenAI.APIError, String(failure));
+    const created = events.find((e) => e.type === 'response.created');
+    const id = created?.type === 'response.created' ? created.response.id : 'none';
+    const kept = await until(
+      () => client.responses.retrieve(id).catch(() => undefined),
+      (r) => r !== undefined,
+      8_000,
       50,
     );
-    t.is(closedEarly, closedBefore + 1, 'the upstream call was aborted');
-    const rows = await until(
-      async () => (await bed.admin.usage(`user_id=${bed.userId}`)).data,
-      (r) => r.length !== rowsBefore,
-      left(),
-      50,
-    );
+    if (!kept) return t.fail('the billed response was not kept');
+    assertFitsOpenAI(t, 'Response', kept, 'the failed response');
+    t.like(kept, { id, status: 'failed' });
+    t.is(kept.error?.code, 'server_error');
+    t.true(kept.error !== null && kept.error.message.length > 0 && String(failure?.message).includes(kept.error.message), failure?.message);
+    t.true(kept.output_text.length > 0 && (kept.output[0] as { status?: string } | undefined)?.status === 'incomplete');
+    const rows = (await bed.admin.usage(`user_id=${bed.userId}`)).data;
     t.is(rows.length, rowsBefore + 1, 'one ledger row');
-    const row = rows[0];
-    t.is(row.kind, 'charge');
-    t.true(
-      (row.completion_tokens as number) > 0 && (row.completion_tokens as number) < 40,
-      'billed for what was produced, not the whole reply',
-    );
-    const held = await until(
-      async () => (await bed.admin.getUser(bed.userId)).held_usd,
-      (h) => h === '0',
-      left(),
-      50,
-    );
-    t.is(held, '0', 'nothing stays held');
+    t.like(rows[0], { kind: 'charge', completion_tokens: kept.usage?.output_tokens });
   } finally {
     bed.mock.setBehavior('sk-openai-clients', {});
   }

@@ -13,7 +13,7 @@ import { estimatedUsage, fromTokenUsage } from './chat-usage.js';
 import type { WorkerContext } from './context.js';
 
 /** The SPEC §2 error a failed job answers with. */
-function asApiError(err: unknown, signal: AbortSignal): ApiError {
+export function asApiError(err: unknown, signal: AbortSignal): ApiError {
   if (err instanceof ApiError) return err;
   const aborted = abortReasonOf(signal);
   return aborted ? abortError(aborted) : new ApiError('internal_error', 'the worker failed while processing the request');
@@ -71,11 +71,18 @@ export interface CutShort {
  * A stream that failed after it started: billed for what it produced, counted by the gateway (SPEC §3; the row
  * is marked estimated). With no output yet (a role chunk, a message_start) it costs nothing when the upstream
  * or the gateway cut it, since its client gets an error (SPEC §2); a client that left after its 200 pays for
- * the prompt the upstream already read, as with any output.
+ * the prompt the upstream already read, as with any output. Returns what was billed, if anything.
  */
-export async function chargeCutShort(ctx: WorkerContext, job: JobBase, signal: AbortSignal, cut: CutShort): Promise<void> {
+export async function chargeCutShort(
+  ctx: WorkerContext,
+  job: JobBase,
+  signal: AbortSignal,
+  cut: CutShort,
+): Promise<{ usage: Usage; cost: bigint } | undefined> {
   const clientLeft = cut.started && abortReasonOf(signal) === 'cancelled';
-  if (cut.produced || clientLeft) await charge(ctx, job, estimatedUsage(cut.chatBody, cut.produced, cut.reportedPrompt), true);
+  if (!cut.produced && !clientLeft) return undefined;
+  const usage = estimatedUsage(cut.chatBody, cut.produced, cut.reportedPrompt);
+  return { usage, cost: await charge(ctx, job, usage, true) };
 }
 
 /** A settlement that failed (MariaDB unreachable): it may or may not have committed. */

@@ -1,4 +1,5 @@
 import { log } from '../src/log.js';
+import { abortReasonOf } from '../src/queue/abort.js';
 import type { ChatJobData, ResponsesJob } from '../src/queue/jobs.js';
 import type { RelayPublisher } from '../src/queue/worker-relay.js';
 import type { Provider, TokenUsage, UpstreamCall } from '../src/upstream/providers/types.js';
@@ -8,13 +9,14 @@ import { storeResponse } from '../src/wire/responses/store.js';
 import { ResponsesStreamEncoder } from '../src/wire/responses/stream.js';
 import { clientUsage, producedTextOf } from './chat-usage.js';
 import type { WorkerContext } from './context.js';
-import { chargeChat, chargeCutShort, type JobSummary, runJob } from './job-kit.js';
+import { asApiError, chargeChat, chargeCutShort, type JobSummary, runJob } from './job-kit.js';
 import { withUpstream } from './upstream-call.js';
 
 /**
  * A chat job whose client speaks OpenAI's Responses API (SPEC §1b). The web translated the request to chat;
  * this answers the chat completion as a response object, or its stream as Responses events, and keeps the
- * response (store: true) once the request is billed.
+ * response (store: true) once the request is billed: a stream cut after it was billed for part of an answer
+ * is kept `cancelled` (its client left) or `failed`.
  */
 
 /**
@@ -78,7 +80,11 @@ async function streamResponse(
       () => encoder.emitted === 0,
     );
   } catch (err) {
-    await chargeCutShort(ctx, job, signal, { chatBody: job.body, produced, started: encoder.emitted > 0 });
+    const billed = await chargeCutShort(ctx, job, signal, { chatBody: job.body, produced, started: encoder.emitted > 0 });
+    if (billed) {
+      const failure = abortReasonOf(signal) === 'cancelled' ? null : asApiError(err, signal).message;
+      await keep(ctx, job, meta, encoder.cut(clientUsage(upstreamUsage, billed.usage, billed.cost), failure));
+    }
     throw err;
   }
   const { usage, cost, summary } = await chargeChat(ctx, job, job.body, upstreamUsage, () => produced);

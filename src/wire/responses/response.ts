@@ -61,14 +61,17 @@ export function echoOf(body: ResponsesRequest, requestId: string, model: string,
 }
 
 export type ResponseStatus = 'in_progress' | 'completed' | 'incomplete';
+/** A response's own status adds those of a stream cut before its end (an item's status never is one of them). */
+export type ResponseObjectStatus = ResponseStatus | 'cancelled' | 'failed';
 
 /** The response object around `output` (status in_progress: no usage yet). */
 export function responseObject(
   echo: ResponsesEcho,
-  status: ResponseStatus,
+  status: ResponseObjectStatus,
   output: Json[],
   usage: Json | null,
   finishReason?: unknown,
+  error: { code: 'server_error'; message: string } | null = null,
 ): Json {
   const incomplete =
     status === 'incomplete' ? { reason: finishReason === 'content_filter' ? 'content_filter' : 'max_output_tokens' } : null;
@@ -79,7 +82,7 @@ export function responseObject(
     status,
     ...(status === 'completed' && { completed_at: Math.floor(Date.now() / 1000) }),
     background: false,
-    error: null,
+    error,
     incomplete_details: incomplete,
     instructions: echo.instructions,
     max_output_tokens: echo.max_output_tokens,

@@ -187,6 +187,18 @@ export class ResponsesStreamEncoder {
     this.emit(out, status === 'completed' ? 'response.completed' : 'response.incomplete', { response });
     return { events: out, response };
   }
+
+  /**
+   * The response as it stood when its stream was cut, every item `incomplete`: `cancelled` when its client
+   * left, else `failed` with the error its client got. What `store` keeps of a stream billed for part of an
+   * answer; no events, since the client is gone or has had its error event.
+   */
+  cut(chatUsage: Json, failure: string | null): Json {
+    const unsent: StreamEvent[] = [];
+    const output = this.items.map((item) => this.close(unsent, item, 'incomplete'));
+    const error = failure === null ? null : { code: 'server_error' as const, message: failure };
+    return responseObject(this.echo, error ? 'failed' : 'cancelled', output, responsesUsage(chatUsage), this.finishReason, error);
+  }
 }
 
 /**
