@@ -56,20 +56,40 @@ export function estimatedUsage(chatBody: Record<string, unknown>, producedText: 
   return { ...prompt, completionTokens: countTextTokens(producedText) };
 }
 
+/** A chat message or a chunk's delta: the parts of it that are output. */
+interface Produced {
+  content?: unknown;
+  reasoning_content?: unknown;
+  tool_calls?: Array<{ function?: { name?: unknown; arguments?: unknown } }>;
+}
+
+const text = (value: unknown) => (typeof value === 'string' ? value : '');
+
+function producedTextOfPart(part: Produced | undefined): string {
+  let produced = text(part?.reasoning_content) + text(part?.content); // in the order a stream brings them
+  if (!Array.isArray(part?.tool_calls)) return produced;
+  for (const call of part.tool_calls) produced += text(call.function?.name) + text(call.function?.arguments);
+  return produced;
+}
+
 /** Text, reasoning and tool-call fragments of a chunk, for counting what was produced. */
 export function producedTextOf(chunk: ChatChunk): string {
-  let text = '';
-  for (const choice of chunk.choices ?? []) {
-    const delta = choice.delta as
-      | {
-          content?: string | null;
-          reasoning_content?: unknown;
-          tool_calls?: Array<{ function?: { name?: string; arguments?: string } }>;
-        }
-      | undefined;
-    text += delta?.content ?? '';
-    if (typeof delta?.reasoning_content === 'string') text += delta.reasoning_content;
-    for (const call of delta?.tool_calls ?? []) text += (call.function?.name ?? '') + (call.function?.arguments ?? '');
-  }
-  return text;
+  return (chunk.choices ?? []).map((choice) => producedTextOfPart(choice.delta as Produced | undefined)).join('');
+}
+
+/** The same of a whole chat answer's choices: what its stream would have counted, not the JSON around it. */
+export function producedTextOfChoices(choices: unknown): string {
+  if (!Array.isArray(choices)) return '';
+  return choices.map((choice) => producedTextOfPart((choice as { message?: Produced } | null)?.message)).join('');
+}
+
+/** The same of an Anthropic message's content blocks: text, thinking and tool input, as its stream counts them. */
+export function producedTextOfBlocks(content: unknown): string {
+  if (!Array.isArray(content)) return '';
+  return content
+    .map((block: { type?: unknown; text?: unknown; thinking?: unknown; input?: unknown } | null) => {
+      if (block?.type === 'tool_use') return JSON.stringify(block.input ?? {});
+      return text(block?.text) + text(block?.thinking);
+    })
+    .join('');
 }

@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import type { ChatJobData } from '../src/queue/jobs.js';
 import type { RelayPublisher } from '../src/queue/worker-relay.js';
 import type { ChatChunk, TokenUsage } from '../src/upstream/providers/types.js';
-import { clientUsage, producedTextOf } from './chat-usage.js';
+import { clientUsage, producedTextOf, producedTextOfChoices } from './chat-usage.js';
 import type { WorkerContext } from './context.js';
 import { chargeChat, chargeCutShort, type JobSummary, runJob } from './job-kit.js';
 import { processMessages } from './messages.js';
@@ -11,7 +11,7 @@ import { withUpstream } from './upstream-call.js';
 
 async function completeChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPublisher, signal: AbortSignal): Promise<JobSummary> {
   const response = await withUpstream(ctx, job, signal, (adapter, call) => adapter.chat({ ...job.body, model: call.upstreamModel }, call));
-  const { usage, cost, summary } = await chargeChat(ctx, job, job.body, response.usage, () => JSON.stringify(response.choices ?? ''));
+  const { usage, cost, summary } = await chargeChat(ctx, job, job.body, response.usage, () => producedTextOfChoices(response.choices));
   response.model = job.model;
   response.usage = clientUsage(response.usage, usage, cost);
   await relay.send({ t: 'done', costNano: cost.toString(), result: response });

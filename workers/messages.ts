@@ -15,7 +15,7 @@ import { countMessagesTokens } from '../src/wire/messages/count.js';
 import { promptAsChat, toChatRequest } from '../src/wire/messages/request.js';
 import { anthropicUsageOf, toAnthropicMessage } from '../src/wire/messages/response.js';
 import { eventOf, MessagesStreamTranslator } from '../src/wire/messages/stream.js';
-import { producedTextOf } from './chat-usage.js';
+import { producedTextOf, producedTextOfBlocks, producedTextOfChoices } from './chat-usage.js';
 import type { WorkerContext } from './context.js';
 import { chargeChat, chargeCutShort, type JobSummary, runJob } from './job-kit.js';
 import { withUpstream } from './upstream-call.js';
@@ -41,14 +41,14 @@ async function completeMessages(ctx: WorkerContext, job: ChatJobData, relay: Rel
     const { message } = answer;
     const upstream = message.usage as AnthropicUsage | undefined;
     const { usage, cost, summary } = await chargeMessages(ctx, job, upstream && usageOf(upstream), () =>
-      JSON.stringify(message.content ?? ''),
+      producedTextOfBlocks(message.content),
     );
     const result = { ...message, model: job.model, usage: { ...(upstream ?? anthropicUsageOf(usage)), cost: usdNumber(cost) } };
     await relay.send({ t: 'done', costNano: cost.toString(), result });
     return summary;
   }
   const { completion } = answer;
-  const { usage, cost, summary } = await chargeMessages(ctx, job, completion.usage, () => JSON.stringify(completion.choices ?? ''));
+  const { usage, cost, summary } = await chargeMessages(ctx, job, completion.usage, () => producedTextOfChoices(completion.choices));
   const result = toAnthropicMessage(completion, job.model, anthropicUsageOf(usage, usdNumber(cost)));
   await relay.send({ t: 'done', costNano: cost.toString(), result });
   return summary;

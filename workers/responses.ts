@@ -7,7 +7,7 @@ import { type ChatMessage, withReasoningParam } from '../src/wire/responses/requ
 import { assistantMessage, responseFromCompletion } from '../src/wire/responses/response.js';
 import { storeResponse } from '../src/wire/responses/store.js';
 import { ResponsesStreamEncoder } from '../src/wire/responses/stream.js';
-import { clientUsage, producedTextOf } from './chat-usage.js';
+import { clientUsage, producedTextOf, producedTextOfChoices } from './chat-usage.js';
 import type { WorkerContext } from './context.js';
 import { asApiError, chargeChat, chargeCutShort, type JobSummary, runJob } from './job-kit.js';
 import { withUpstream } from './upstream-call.js';
@@ -48,7 +48,7 @@ async function completeResponse(
   const completion = await withUpstream(ctx, job, signal, (adapter, call, provider) =>
     adapter.chat(attemptBody(job, call, provider), call),
   );
-  const { usage, cost, summary } = await chargeChat(ctx, job, job.body, completion.usage, () => JSON.stringify(completion.choices ?? ''));
+  const { usage, cost, summary } = await chargeChat(ctx, job, job.body, completion.usage, () => producedTextOfChoices(completion.choices));
   const response = responseFromCompletion(meta.echo, { ...completion, usage: clientUsage(completion.usage, usage, cost) });
   await keep(ctx, job, meta, response);
   await relay.send({ t: 'done', costNano: cost.toString(), result: response });
