@@ -488,6 +488,25 @@ test.serial('the workers keep the hold of a request a worker that is there still
   t.is(released.balance, nano('1'));
 });
 
+test.serial(
+  'a cap lowered below what its key has spent stops the key (402 cap_reached); the audit does not call that a fault',
+  async (t) => {
+    const user = await bed.admin.user('lowered-cap@example.com', '1');
+    const key = await bed.admin.key(user.id, { balance_cap_usd: '1' });
+    t.is((await chat(bed.gateway.urls[0], key.key)).status, 200);
+    await waitForHolds(user.id);
+    t.true(nano((await bed.admin.getKey(key.id)).spent_usd) > nano('0.000001'));
+    const lowered = await bed.admin.call('PATCH', `/admin/api/keys/${key.id}`, { balance_cap_usd: '0.000001' });
+    t.is(lowered.balance_cap_usd, '0.000001');
+    for (const url of bed.gateway.urls) {
+      const refused = await chat(url, key.key);
+      t.is(refused.status, 402);
+      t.is(((await refused.json()) as { error: { code: string } }).error.code, 'cap_reached');
+    }
+    // the audit that follows checks this key too
+  },
+);
+
 test.serial('npm run admin -- audit: passes on a consistent ledger and reports a tampered balance', async (t) => {
   const cli = (args: string[]) => run(process.execPath, ['dist/src/cli.js', ...args], { env: { ...process.env, ...bed.env } });
   await waitForHolds((await bed.admin.user('audit@example.com', '1')).id);
