@@ -36,13 +36,26 @@ test.before(async () => {
     output_price_per_1m: CLAUDE_PRICES.output,
     cache_read_price_per_1m: CLAUDE_PRICES.cacheRead,
     cache_write_price_per_1m: CLAUDE_PRICES.cacheWrite,
+    max_output_tokens: 64_000, // as the real models: Claude Code's requests ask 32,000
   });
   const openai = await admin.channel('msg-openai', 'openai', `${mock.url}/v1`);
   await admin.token(openai.id, OPENAI_SECRET, 8);
-  await admin.model(GPT, { channel_id: openai.id, upstream_model: 'gpt-4o', input_price_per_1m: 2, output_price_per_1m: 8 });
+  await admin.model(GPT, {
+    channel_id: openai.id,
+    upstream_model: 'gpt-4o',
+    input_price_per_1m: 2,
+    output_price_per_1m: 8,
+    max_output_tokens: 16_384,
+  });
   const dashscope = await admin.channel('msg-dashscope', 'dashscope', mock.url);
   await admin.token(dashscope.id, 'sk-dashscope-messages', 8);
-  await admin.model(QWEN, { channel_id: dashscope.id, upstream_model: 'qwen-plus', input_price_per_1m: 1, output_price_per_1m: 2 });
+  await admin.model(QWEN, {
+    channel_id: dashscope.id,
+    upstream_model: 'qwen-plus',
+    input_price_per_1m: 1,
+    output_price_per_1m: 2,
+    max_output_tokens: 16_384,
+  });
   ({ userId, keyId, apiKey } = await newCustomer(admin, 'messages@example.com', '10'));
   client = new Anthropic({ baseURL: url, apiKey, maxRetries: 0 });
 });

@@ -69,7 +69,14 @@ export async function createChatCompletion(ctx: AppContext): Promise<void> {
   const { body, model, reservation } = admitted<ChatRequest>(ctx);
   const stream = body.stream === true;
   const upstreamBody: Record<string, unknown> = { ...body, model: model.upstreamModel };
-  if (requestedOutput(body) === undefined) upstreamBody.max_tokens = reservation.maxOutputTokens;
+  const requested = requestedOutput(body);
+  if (requested === undefined) upstreamBody.max_tokens = reservation.maxOutputTokens;
+  else if (requested > reservation.maxOutputTokens) {
+    for (const field of ['max_tokens', 'max_completion_tokens'] as const) {
+      const limit = body[field];
+      if (limit != null) upstreamBody[field] = Math.min(limit, reservation.maxOutputTokens);
+    }
+  }
   const job: ChatJobData = {
     ...jobBase(ctx, 'chat'),
     kind: 'chat',

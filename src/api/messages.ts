@@ -51,6 +51,18 @@ export const messagesRequestSchema = promptSchema.extend({
 });
 
 type MessagesRequest = z.infer<typeof messagesRequestSchema>;
+
+/**
+ * The body as sent upstream: max_tokens lowered to `limit` (what the hold covers: at most the model's
+ * max_output_tokens), and a thinking budget the lowering reached lowered below it, as Anthropic wants.
+ */
+function limitedBody(body: MessagesRequest, limit: number): MessagesRequest {
+  if (body.max_tokens <= limit) return body;
+  const budget = body.thinking?.budget_tokens;
+  if (!body.thinking || budget === undefined || budget < limit) return { ...body, max_tokens: limit };
+  return { ...body, max_tokens: limit, thinking: { ...body.thinking, budget_tokens: Math.max(1, limit - 1) } };
+}
+
 type CountTokensRequest = z.infer<typeof promptSchema>;
 
 const hasImages = (body: CountTokensRequest) =>
@@ -93,14 +105,14 @@ function anthropicHeaders(ctx: AppContext): AnthropicHeaders {
 
 /** POST /v1/messages, after admission: the job, then the relayed answer or stream. */
 export async function createMessage(ctx: AppContext): Promise<void> {
-  const { body, model } = admitted<MessagesRequest>(ctx);
+  const { body, model, reservation } = admitted<MessagesRequest>(ctx);
   const stream = body.stream === true;
   const job: ChatJobData = {
     ...jobBase(ctx, 'chat'),
     kind: 'chat',
     wire: 'messages',
     stream,
-    body: { ...body, model: model.upstreamModel },
+    body: { ...limitedBody(body, reservation.maxOutputTokens), model: model.upstreamModel },
     anthropic: anthropicHeaders(ctx),
   };
   const relay = await enqueue(ctx, job);

@@ -89,7 +89,9 @@ export async function createResponse(ctx: AppContext): Promise<void> {
   const { chat, conversationFrom } = translationOf(body);
   const stream = body.stream === true;
   const upstreamBody: Record<string, unknown> = { ...chat, model: model.upstreamModel };
-  if (body.max_output_tokens == null) upstreamBody.max_tokens = reservation.maxOutputTokens;
+  // no limit, or one above the model's max_output_tokens: the limit the hold covers
+  if (body.max_output_tokens == null || body.max_output_tokens > reservation.maxOutputTokens)
+    upstreamBody.max_tokens = reservation.maxOutputTokens;
   const job: ChatJobData = {
     ...jobBase(ctx, 'chat'),
     kind: 'chat',

@@ -9,7 +9,11 @@ export const MIN_OUTPUT_TOKENS = 16;
 /** What a hold must cover in the worst case (SPEC §3). */
 export interface WorstCase {
   promptTokens: number;
-  /** The client's output limit; without one the hold covers the model's cap or what the account affords. */
+  /**
+   * The client's output limit, lowered to the model's `max_output_tokens` (clients such as Claude Code ask
+   * the same large limit of every model); without one the hold covers the model's cap or what the account
+   * affords.
+   */
   requestedOutput?: number;
   images?: number;
   choices?: number;
@@ -17,7 +21,7 @@ export interface WorstCase {
 
 export interface Reservation {
   holdNano: bigint;
-  /** Output tokens the hold covers; sent upstream when the client gave no limit. */
+  /** Output tokens the hold covers; sent upstream when the client gave no limit, or a higher one. */
   maxOutputTokens: number;
 }
 
@@ -29,7 +33,8 @@ export interface HoldOwner {
 }
 
 /**
- * Holds the worst case before anything is enqueued (SPEC §3). Without a client output limit the hold covers
+ * Holds the worst case before anything is enqueued (SPEC §3). A client output limit above the model's
+ * `max_output_tokens` is lowered to it. Without a client output limit the hold covers
  * the model's `max_output_tokens`, or the most the account (and the key's cap) can afford below it; fewer
  * than MIN_OUTPUT_TOKENS affordable → 402 with whichever limit binds.
  */
@@ -46,7 +51,8 @@ export async function reserve(
   const worst = (output: number) => costNano(prices, { promptTokens: demand.promptTokens, completionTokens: output * choices, images });
   const hold = (amountNano: bigint) => placeHold(db, { ...owner, amountNano });
 
-  const firstTry = demand.requestedOutput ?? maxOutputTokens;
+  const requested = demand.requestedOutput === undefined ? undefined : Math.min(demand.requestedOutput, maxOutputTokens);
+  const firstTry = requested ?? maxOutputTokens;
   if (await hold(worst(firstTry))) return { holdNano: worst(firstTry), maxOutputTokens: firstTry };
 
   const { budgetNano, limitedBy } = spendable(await readFunds(db, owner.userId, owner.keyId));
@@ -57,7 +63,7 @@ export async function reserve(
         ? "this request's worst-case cost would exceed the key's spend cap"
         : "this request's worst-case cost exceeds the available balance",
     );
-  if (demand.requestedOutput !== undefined) throw refusal();
+  if (requested !== undefined) throw refusal();
   const imageCost = costNano(prices, { promptTokens: 0, completionTokens: 0, images });
   const affordable = Math.floor(affordableOutputTokens(prices, demand.promptTokens, budgetNano - imageCost) / choices);
   const output = Math.min(affordable, maxOutputTokens);

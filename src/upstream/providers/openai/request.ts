@@ -1,8 +1,27 @@
 import type { Json } from '../types.js';
 
+/**
+ * OpenAI's reasoning models (o1, o3, o4-mini, gpt-5…, also behind a router's `vendor/` prefix) refuse
+ * `max_tokens` and want `max_completion_tokens`, which OpenAI has preferred for every model since.
+ */
+const REASONING_MODEL = /^(?:[\w.-]+\/)?(?:o\d|gpt-5)/i;
+
+/**
+ * The output limit under the name the upstream takes: a reasoning request (`reasoning_effort`, as the
+ * Responses and Messages translations set it) or a reasoning model gets `max_tokens` as
+ * `max_completion_tokens`. Other OpenAI-compatible servers keep `max_tokens`, which all of them honour.
+ */
+function withOutputLimitName(body: Json): Json {
+  const reasoning = body.reasoning_effort != null || (typeof body.model === 'string' && REASONING_MODEL.test(body.model));
+  if (!reasoning || body.max_tokens == null) return body;
+  const { max_tokens, ...rest } = body;
+  return { ...rest, max_completion_tokens: rest.max_completion_tokens ?? max_tokens };
+}
+
 /** OpenAI-compatible chat: the client's body as it came (unknown fields included), with the stream flags set. */
 export function chatRequest(body: Json, stream: boolean): Json {
-  if (!stream) return { ...body, stream: false };
+  const limited = withOutputLimitName(body);
+  if (!stream) return { ...limited, stream: false };
   // usage is always needed for billing; the web side shows the usage chunk only to clients that asked for it
-  return { ...body, stream: true, stream_options: { ...(body.stream_options as Json | undefined), include_usage: true } };
+  return { ...limited, stream: true, stream_options: { ...(limited.stream_options as Json | undefined), include_usage: true } };
 }
