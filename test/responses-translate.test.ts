@@ -1,5 +1,6 @@
 import test from 'ava';
 import { ApiError } from '../src/http/errors.js';
+import { StreamTranslator } from '../src/upstream/providers/anthropic/stream.js';
 import {
   checkResponsesRequest,
   type ResponsesRequest,
@@ -257,6 +258,27 @@ test('stream: nothing before the first content; an empty answer still opens and 
       ['message', 'incomplete'],
     ],
   );
+});
+
+test('stream from Claude: a tool call without parameters ends with arguments "{}" in its done event and item', (t) => {
+  const anthropic = new StreamTranslator({ legacyFunctions: false });
+  const encoder = new ResponsesStreamEncoder(echo());
+  const events = [
+    { type: 'message_start', message: { id: 'msg_N', usage: { input_tokens: 5, output_tokens: 1 } } },
+    { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_A', name: 'get_time', input: {} } },
+    { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '' } },
+    { type: 'content_block_stop', index: 0 },
+    { type: 'message_delta', delta: { stop_reason: 'tool_use' }, usage: { output_tokens: 7 } },
+    { type: 'message_stop' },
+  ].flatMap((event) => anthropic.push(event).flatMap((c) => encoder.push(c)));
+  const { events: closing, response } = encoder.finish(usage);
+  const all = [...events, ...closing];
+  for (const { event, data } of all) assertFitsOpenAI(t, 'ResponseStreamEvent', data, event);
+  const done = all.find((e) => e.event === 'response.function_call_arguments.done');
+  t.like(done?.data, { name: 'get_time', arguments: '{}' });
+  const deltas = all.filter((e) => e.event === 'response.function_call_arguments.delta').map((e) => e.data.delta);
+  t.deepEqual(deltas, ['{}']);
+  t.like((response.output as Json[])[0], { type: 'function_call', call_id: 'toolu_A', arguments: '{}' });
 });
 
 test('the error event fits ResponseErrorEvent and carries the SPEC error object', (t) => {
