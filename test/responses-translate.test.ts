@@ -225,6 +225,29 @@ test('stream: interleaved fragments of several tool calls each reach their own i
   t.like((response.output as Json[])[3], { call_id: 'call_b', name: 'g', arguments: '{"b":2}', status: 'completed' });
 });
 
+test('stream: tool-call fragments without index go to the call with their id, else to the last call; a new id opens a call', (t) => {
+  const encoder = new ResponsesStreamEncoder(echo());
+  const events = [
+    ...encoder.push(chunk({ tool_calls: [{ id: 'call_A', type: 'function', function: { name: 'get_weather', arguments: '' } }] })),
+    ...encoder.push(chunk({ tool_calls: [{ function: { arguments: '{"city":' } }] })),
+    ...encoder.push(chunk({ tool_calls: [{ function: { arguments: '"Paris"' } }] })),
+    ...encoder.push(chunk({ tool_calls: [{ id: 'call_B', type: 'function', function: { name: 'get_time', arguments: '{"tz":' } }] })),
+    ...encoder.push(chunk({ tool_calls: [{ function: { arguments: '"CET"}' } }] })),
+    ...encoder.push(chunk({ tool_calls: [{ id: 'call_A', function: { arguments: '}' } }] })),
+    ...encoder.push(chunk({}, 'tool_calls')),
+  ];
+  const { events: closing, response } = encoder.finish(usage);
+  for (const { event, data } of [...events, ...closing]) assertFitsOpenAI(t, 'ResponseStreamEvent', data, event);
+  t.deepEqual(
+    (response.output as Json[]).map((item) => [item.call_id, item.name, item.arguments]),
+    [
+      ['call_A', 'get_weather', '{"city":"Paris"}'],
+      ['call_B', 'get_time', '{"tz":"CET"}'],
+    ],
+  );
+  t.is(events.filter((e) => e.event === 'response.output_item.added').length, 2);
+});
+
 test('stream: nothing before the first content; an empty answer still opens and completes; a length cut is incomplete', (t) => {
   const empty = new ResponsesStreamEncoder(echo());
   t.deepEqual(empty.push(chunk({ role: 'assistant' })), []);

@@ -1,3 +1,4 @@
+import { type ToolCallKey, toolCallKeyOf } from '../tool-call-key.js';
 import {
   functionCallItem,
   itemIds,
@@ -17,7 +18,8 @@ import {
  * first content opens the stream (`response.created`, `response.in_progress`), each output item opens with
  * `response.output_item.added` and streams its deltas; `finish` closes every item in output order and ends
  * with `response.completed` (or `response.incomplete`) carrying the whole response and its usage. Tool
- * calls are keyed by their chat `index`, so interleaved fragments of several calls each reach their own item.
+ * calls are keyed by their chat `index` (without one, by id or as the last call's: ../tool-call-key.ts), so
+ * interleaved fragments of several calls each reach their own item.
  */
 
 type Json = Record<string, unknown>;
@@ -50,7 +52,8 @@ export class ResponsesStreamEncoder {
   private readonly items: OpenItem[] = [];
   private message: TextItem | undefined;
   private reasoning: TextItem | undefined;
-  private readonly calls = new Map<number, CallItem>();
+  private readonly calls = new Map<ToolCallKey, CallItem>();
+  private lastCallKey: ToolCallKey | undefined;
   private finishReason: unknown;
   private readonly ids: ReturnType<typeof itemIds>;
 
@@ -104,9 +107,10 @@ export class ResponsesStreamEncoder {
   }
 
   private toolCall(out: StreamEvent[], fragment: Json): void {
-    const index = typeof fragment.index === 'number' ? fragment.index : this.calls.size;
+    const key = toolCallKeyOf(fragment, this.lastCallKey);
+    this.lastCallKey = key;
     const fn = isObject(fragment.function) ? fragment.function : {};
-    let call = this.calls.get(index);
+    let call = this.calls.get(key);
     if (!call) {
       call = {
         kind: 'call',
@@ -116,7 +120,7 @@ export class ResponsesStreamEncoder {
         name: typeof fn.name === 'string' ? fn.name : '',
         args: '',
       };
-      this.calls.set(index, call);
+      this.calls.set(key, call);
       this.items.push(call);
       const added = functionCallItem(call.id, 'in_progress', call.callId, call.name, '');
       this.emit(out, 'response.output_item.added', { output_index: call.index, item: added });
