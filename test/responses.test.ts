@@ -466,6 +466,45 @@ test.serial('a stream failing after it started ends with an error event (Respons
   }
 });
 
+test.serial('stream tool-call chunks without index make one function_call item', async (t) => {
+  bed.mock.setBehavior('sk-openai-clients', { toolCallsWithoutIndex: true });
+  try {
+    const events: ResponseStreamEvent[] = [];
+    const stream = client.responses.stream({ model: CHAT_MODELS.openai, input: 'Weather in Paris?', tools: [weather] });
+    stream.on('event', (event) => events.push(event));
+    const final = await stream.finalResponse();
+    for (const event of events) assertEvent(t, event);
+    t.deepEqual(
+      final.output.map((item) => item.type),
+      ['function_call'],
+    );
+    const call = final.output[0];
+    if (call?.type !== 'function_call') return t.fail('a function_call item');
+    t.is(call.name, 'get_weather');
+    t.regex(call.call_id, /^call_/);
+    t.deepEqual(Object.keys(JSON.parse(call.arguments)), ['city']);
+  } finally {
+    bed.mock.setBehavior('sk-openai-clients', {});
+  }
+});
+
+test.serial('a Claude tool call without input streams arguments "{}"', async (t) => {
+  bed.mock.setBehavior('sk-ant-clients', { emptyToolInput: true });
+  try {
+    const events: ResponseStreamEvent[] = [];
+    const now: FunctionTool = { type: 'function', name: 'get_time', parameters: { type: 'object', properties: {} }, strict: false };
+    const stream = client.responses.stream({ model: CHAT_MODELS.anthropic, input: 'What time is it?', tools: [now] });
+    stream.on('event', (event) => events.push(event));
+    const final = await stream.finalResponse();
+    for (const event of events) assertEvent(t, event);
+    const done = events.find((e) => e.type === 'response.function_call_arguments.done');
+    t.is(done?.type === 'response.function_call_arguments.done' ? done.arguments : undefined, '{}');
+    t.like(final.output[0], { type: 'function_call', name: 'get_time', arguments: '{}' });
+  } finally {
+    bed.mock.setBehavior('sk-ant-clients', {});
+  }
+});
+
 test.serial('an error before the stream started is an ordinary HTTP error', async (t) => {
   const response = await fetch(`${bed.baseURL}/responses`, {
     method: 'POST',
