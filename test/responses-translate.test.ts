@@ -10,6 +10,7 @@ import {
 } from '../src/wire/responses/request.js';
 import { assistantMessage, echoOf, responseFromCompletion, responsesUsage } from '../src/wire/responses/response.js';
 import { errorEvent, ResponsesStreamEncoder } from '../src/wire/responses/stream.js';
+import { producedTextOf } from '../workers/chat-usage.js';
 import { assertFitsOpenAI } from './helpers/openapi.js';
 
 // The pure translations between the Responses API and chat completions (src/wire/responses/).
@@ -246,6 +247,70 @@ test('stream: tool-call fragments without index go to the call with their id, el
     ],
   );
   t.is(events.filter((e) => e.event === 'response.output_item.added').length, 2);
+});
+
+test('stream: a refusal is a refusal content part of the message, streamed with its own events, as the non-stream answer has it', (t) => {
+  const encoder = new ResponsesStreamEncoder(echo());
+  const chunks = [
+    chunk({ role: 'assistant', content: '', refusal: null }),
+    chunk({ refusal: "I'm sorry, " }),
+    chunk({ refusal: 'I cannot help with that.' }),
+    chunk({}, 'stop'),
+  ];
+  const events = chunks.flatMap((c) => encoder.push(c));
+  const { events: closing, response } = encoder.finish(usage);
+  const all = [...events, ...closing];
+  for (const { event, data } of all) assertFitsOpenAI(t, 'ResponseStreamEvent', data, event);
+  const schemas: Record<string, string> = {
+    'response.content_part.added': 'ResponseContentPartAddedEvent',
+    'response.refusal.delta': 'ResponseRefusalDeltaEvent',
+    'response.refusal.done': 'ResponseRefusalDoneEvent',
+    'response.content_part.done': 'ResponseContentPartDoneEvent',
+  };
+  for (const { event, data } of all) if (schemas[event]) assertFitsOpenAI(t, schemas[event], data, event);
+  t.deepEqual(
+    all.map((e) => e.event),
+    [
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      'response.content_part.added',
+      'response.refusal.delta',
+      'response.refusal.delta',
+      'response.refusal.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      'response.completed',
+    ],
+  );
+  const refusal = "I'm sorry, I cannot help with that.";
+  t.like(all[3].data, { item_id: 'msg_0123abcd', output_index: 0, content_index: 0, part: { type: 'refusal', refusal: '' } });
+  t.like(all[6].data, { content_index: 0, refusal });
+  t.like(all[7].data, { part: { type: 'refusal', refusal } });
+  const nonStream = responseFromCompletion(echo(), {
+    choices: [{ finish_reason: 'stop', message: { role: 'assistant', content: null, refusal } }],
+    usage,
+  });
+  t.like(response, { status: 'completed' });
+  t.deepEqual(response.output, nonStream.output);
+  assertFitsOpenAI(t, 'Response', response);
+  t.is(chunks.map((c) => producedTextOf(c)).join(''), refusal, 'the refusal is produced output, billed when estimated');
+
+  // text, then a refusal: two parts of the one message, in order
+  const mixed = new ResponsesStreamEncoder(echo());
+  mixed.push(chunk({ content: 'Well.' }));
+  const refused = mixed.push(chunk({ refusal: 'No.' }));
+  t.deepEqual(
+    refused.map((e) => [e.event, e.data.content_index]),
+    [
+      ['response.content_part.added', 1],
+      ['response.refusal.delta', 1],
+    ],
+  );
+  t.deepEqual((mixed.finish(usage).response.output as Json[])[0].content, [
+    { type: 'output_text', text: 'Well.', annotations: [], logprobs: [] },
+    { type: 'refusal', refusal: 'No.' },
+  ]);
 });
 
 test('stream: nothing before the first content; an empty answer still opens and completes; a length cut is incomplete', (t) => {

@@ -56,18 +56,20 @@ export function estimatedUsage(chatBody: Record<string, unknown>, producedText: 
   return { ...prompt, completionTokens: countTextTokens(producedText) };
 }
 
-/** Text, reasoning and tool-call fragments of a chunk, for counting what was produced. */
+/** Text, refusal, reasoning and tool-call fragments of a chunk, for counting what was produced. */
 export function producedTextOf(chunk: ChatChunk): string {
   let text = '';
   for (const choice of chunk.choices ?? []) {
     const delta = choice.delta as
       | {
           content?: string | null;
+          refusal?: unknown;
           reasoning_content?: unknown;
           tool_calls?: Array<{ function?: { name?: string; arguments?: string } }>;
         }
       | undefined;
     text += delta?.content ?? '';
+    if (typeof delta?.refusal === 'string') text += delta.refusal;
     if (typeof delta?.reasoning_content === 'string') text += delta.reasoning_content;
     for (const call of delta?.tool_calls ?? []) text += (call.function?.name ?? '') + (call.function?.arguments ?? '');
   }
