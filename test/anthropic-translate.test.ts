@@ -363,3 +363,51 @@ test('stream events: role chunk, text, tool-call deltas with stable indexes, fin
   t.is((err as UpstreamError).toApiError().code, 'upstream_error');
   t.regex(err!.message, /Overloaded/);
 });
+
+test('stream: a tool call that streamed no argument text (partial_json "" or no delta at all) ends with arguments "{}"', (t) => {
+  for (const legacyFunctions of [false, true]) {
+    const translator = new StreamTranslator({ legacyFunctions });
+    const events = [
+      { type: 'message_start', message: { id: 'msg_N', usage: { input_tokens: 5, output_tokens: 1 } } },
+      { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_A', name: 'now', input: {} } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '' } },
+      { type: 'content_block_stop', index: 0 },
+      { type: 'content_block_start', index: 1, content_block: { type: 'tool_use', id: 'toolu_B', name: 'today', input: {} } },
+      { type: 'content_block_stop', index: 1 },
+      { type: 'message_delta', delta: { stop_reason: 'tool_use' }, usage: { output_tokens: 7 } },
+      { type: 'message_stop' },
+    ];
+    const deltas = events.flatMap((e) => translator.push(e)).map((c) => (c.choices as Array<{ delta: Record<string, unknown> }>)[0]?.delta);
+    if (legacyFunctions) {
+      const calls = deltas.flatMap((d) => (d?.function_call ? [d.function_call as { arguments: string }] : []));
+      t.is(calls.map((f) => f.arguments).join(''), '{}', 'legacy answers carry the first call, with "{}"');
+      continue;
+    }
+    const argumentsOf = (index: number) =>
+      deltas
+        .flatMap((d) => (d?.tool_calls as Array<{ index: number; function: { arguments?: string } }> | undefined) ?? [])
+        .filter((call) => call.index === index)
+        .map((call) => call.function.arguments ?? '')
+        .join('');
+    t.is(argumentsOf(0), '{}');
+    t.is(argumentsOf(1), '{}');
+    t.deepEqual(deltas.slice(1, 5), [
+      { tool_calls: [{ index: 0, id: 'toolu_A', type: 'function', function: { name: 'now', arguments: '' } }] },
+      { tool_calls: [{ index: 0, function: { arguments: '{}' } }] },
+      { tool_calls: [{ index: 1, id: 'toolu_B', type: 'function', function: { name: 'today', arguments: '' } }] },
+      { tool_calls: [{ index: 1, function: { arguments: '{}' } }] },
+    ]);
+  }
+  // the forced JSON tool of a response_format is the content, never a tool call
+  const jsonTool = { name: 'json_response', wrapped: false, definition: {} };
+  const structured = new StreamTranslator({ legacyFunctions: false, jsonTool });
+  const chunks = [
+    { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_J', name: 'json_response', input: {} } },
+    { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '{"a":1}' } },
+    { type: 'content_block_stop', index: 0 },
+  ].flatMap((e) => structured.push(e));
+  t.deepEqual(
+    chunks.map((c) => (c.choices as Array<{ delta: unknown }>)[0]?.delta),
+    [{ role: 'assistant', content: '' }, { content: '{"a":1}' }],
+  );
+});

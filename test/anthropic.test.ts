@@ -180,6 +180,24 @@ test.serial(
   },
 );
 
+test.serial('a tool call Claude makes without input streams arguments "{}", as the non-stream answer has them', async (t) => {
+  bed.mock.setBehavior(SECRET, { emptyToolInput: true });
+  try {
+    const tools: OpenAI.ChatCompletionTool[] = [
+      { type: 'function', function: { name: 'now', parameters: { type: 'object', properties: {} } } },
+    ];
+    const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'what time is it?' }];
+    const stream = await client.chat.completions.create({ model: MODEL, messages, tools, stream: true });
+    const { calls, finish } = await collectToolCalls(stream);
+    t.is(finish, 'tool_calls');
+    t.like(calls, [{ name: 'now', args: '{}' }]);
+    const whole = await client.chat.completions.create({ model: MODEL, messages, tools });
+    t.like(whole.choices[0].message.tool_calls, [{ function: { name: 'now', arguments: '{}' } }]);
+  } finally {
+    bed.mock.setBehavior(SECRET, {});
+  }
+});
+
 test.serial('non-stream tool call: content null, tool_calls with JSON-string arguments; legacy functions get function_call', async (t) => {
   const data = await client.chat.completions.create({
     model: MODEL,

@@ -207,6 +207,29 @@ const PERSON_SAMPLE = {
   tags: [{ label: 'Ada Lovelace' }, { label: 'Ada Lovelace' }],
 };
 
+test('openai chat: refusal, toolCallsWithoutIndex and emptyToolInput behaviours', async (t) => {
+  const key = secret('refuse');
+  const streamed = async (body: Json) =>
+    parseSse(await (await post('/v1/chat/completions', { ...body, stream: true }, bearer(key))).text())
+      .filter((e) => e.data !== '[DONE]')
+      .map((e) => JSON.parse(e.data) as Json);
+  mock.setBehavior(key, { refusal: "I'm sorry, I can't help with that." });
+  const refused = (await (await post('/v1/chat/completions', chat('hi'), bearer(key))).json()) as Json;
+  t.like(refused.choices[0], { message: { content: null, refusal: "I'm sorry, I can't help with that." }, finish_reason: 'stop' });
+  const refusalChunks = await streamed(chat('hi'));
+  t.like(refusalChunks[0]!.choices[0].delta, { role: 'assistant', content: null, refusal: '' });
+  t.is(refusalChunks.map((c) => c.choices[0].delta.refusal ?? '').join(''), "I'm sorry, I can't help with that.");
+  t.true(refusalChunks.every((c) => c.choices[0].delta.content == null));
+
+  const tools = [{ type: 'function', function: { name: 'now', parameters: { type: 'object', properties: {} } } }];
+  mock.setBehavior(key, { toolCallsWithoutIndex: true, emptyToolInput: true });
+  const calls = (await streamed(chat('time?', { tools }))).flatMap((c) => c.choices[0].delta.tool_calls ?? []);
+  t.true(calls.length >= 2 && calls.every((call: Json) => !('index' in call)));
+  t.is(calls.map((call: Json) => call.function.arguments).join(''), '{}');
+  const whole = (await (await post('/v1/chat/completions', chat('time?', { tools }), bearer(key))).json()) as Json;
+  t.is(whole.choices[0].message.tool_calls[0].function.arguments, '{}');
+});
+
 test('openai chat: response_format json_schema answers JSON fitting the schema; json_object an object', async (t) => {
   const key = secret('json');
   const format = { type: 'json_schema', json_schema: { name: 'person', strict: true, schema: PERSON } };
@@ -470,6 +493,18 @@ test('anthropic: stream event sequence (text and tool_use)', async (t) => {
   t.true(partial.every((d) => d.type === 'input_json_delta'));
   t.deepEqual(JSON.parse(partial.map((d) => d.partial_json).join('')), { query: 'q' });
   t.is(toolEvents.at(-2)!.delta.stop_reason, 'tool_use');
+
+  // emptyToolInput: Claude streams an empty input as one empty fragment
+  mock.setBehavior(key, { emptyToolInput: true });
+  const empty = parseSse(await (await post('/v1/messages', anthropicBody('q', { stream: true, tools }), anthropicHeaders(key))).text())
+    .map((e) => JSON.parse(e.data) as Json)
+    .filter((p) => p.type === 'content_block_delta');
+  t.deepEqual(
+    empty.map((p) => p.delta),
+    [{ type: 'input_json_delta', partial_json: '' }],
+  );
+  const whole = (await (await post('/v1/messages', anthropicBody('q', { tools }), anthropicHeaders(key))).json()) as Json;
+  t.deepEqual(whole.content[0].input, {});
 });
 
 test('anthropic: midStreamError ends the stream with event: error', async (t) => {
@@ -669,6 +704,12 @@ test('http control: behavior, stats, 404', async (t) => {
   t.like(stats, { calls: 2, inFlight: 0 });
   const invalid = await fetch(`${mock.url}/__mock/behavior`, { method: 'POST', body: JSON.stringify({ latencyMs: 'slow' }) });
   t.is(invalid.status, 400);
+  const badRefusal = await fetch(`${mock.url}/__mock/behavior`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ secret: key, refusal: 1, toolCallsWithoutIndex: 'yes' }),
+  });
+  t.is(badRefusal.status, 400);
   const missing = await fetch(`${mock.url}/v2/nothing`);
   t.is(missing.status, 404);
   t.truthy(((await missing.json()) as Json).error);

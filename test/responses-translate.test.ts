@@ -1,5 +1,6 @@
 import test from 'ava';
 import { ApiError } from '../src/http/errors.js';
+import { StreamTranslator } from '../src/upstream/providers/anthropic/stream.js';
 import {
   checkResponsesRequest,
   type ResponsesRequest,
@@ -9,6 +10,7 @@ import {
 } from '../src/wire/responses/request.js';
 import { assistantMessage, echoOf, responseFromCompletion, responsesUsage } from '../src/wire/responses/response.js';
 import { errorEvent, ResponsesStreamEncoder } from '../src/wire/responses/stream.js';
+import { producedTextOf } from '../workers/chat-usage.js';
 import { assertFitsOpenAI } from './helpers/openapi.js';
 
 // The pure translations between the Responses API and chat completions (src/wire/responses/).
@@ -224,6 +226,93 @@ test('stream: interleaved fragments of several tool calls each reach their own i
   t.like((response.output as Json[])[3], { call_id: 'call_b', name: 'g', arguments: '{"b":2}', status: 'completed' });
 });
 
+test('stream: tool-call fragments without index go to the call with their id, else to the last call; a new id opens a call', (t) => {
+  const encoder = new ResponsesStreamEncoder(echo());
+  const events = [
+    ...encoder.push(chunk({ tool_calls: [{ id: 'call_A', type: 'function', function: { name: 'get_weather', arguments: '' } }] })),
+    ...encoder.push(chunk({ tool_calls: [{ function: { arguments: '{"city":' } }] })),
+    ...encoder.push(chunk({ tool_calls: [{ function: { arguments: '"Paris"' } }] })),
+    ...encoder.push(chunk({ tool_calls: [{ id: 'call_B', type: 'function', function: { name: 'get_time', arguments: '{"tz":' } }] })),
+    ...encoder.push(chunk({ tool_calls: [{ function: { arguments: '"CET"}' } }] })),
+    ...encoder.push(chunk({ tool_calls: [{ id: 'call_A', function: { arguments: '}' } }] })),
+    ...encoder.push(chunk({}, 'tool_calls')),
+  ];
+  const { events: closing, response } = encoder.finish(usage);
+  for (const { event, data } of [...events, ...closing]) assertFitsOpenAI(t, 'ResponseStreamEvent', data, event);
+  t.deepEqual(
+    (response.output as Json[]).map((item) => [item.call_id, item.name, item.arguments]),
+    [
+      ['call_A', 'get_weather', '{"city":"Paris"}'],
+      ['call_B', 'get_time', '{"tz":"CET"}'],
+    ],
+  );
+  t.is(events.filter((e) => e.event === 'response.output_item.added').length, 2);
+});
+
+test('stream: a refusal is a refusal content part of the message, streamed with its own events, as the non-stream answer has it', (t) => {
+  const encoder = new ResponsesStreamEncoder(echo());
+  const chunks = [
+    chunk({ role: 'assistant', content: '', refusal: null }),
+    chunk({ refusal: "I'm sorry, " }),
+    chunk({ refusal: 'I cannot help with that.' }),
+    chunk({}, 'stop'),
+  ];
+  const events = chunks.flatMap((c) => encoder.push(c));
+  const { events: closing, response } = encoder.finish(usage);
+  const all = [...events, ...closing];
+  for (const { event, data } of all) assertFitsOpenAI(t, 'ResponseStreamEvent', data, event);
+  const schemas: Record<string, string> = {
+    'response.content_part.added': 'ResponseContentPartAddedEvent',
+    'response.refusal.delta': 'ResponseRefusalDeltaEvent',
+    'response.refusal.done': 'ResponseRefusalDoneEvent',
+    'response.content_part.done': 'ResponseContentPartDoneEvent',
+  };
+  for (const { event, data } of all) if (schemas[event]) assertFitsOpenAI(t, schemas[event], data, event);
+  t.deepEqual(
+    all.map((e) => e.event),
+    [
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      'response.content_part.added',
+      'response.refusal.delta',
+      'response.refusal.delta',
+      'response.refusal.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      'response.completed',
+    ],
+  );
+  const refusal = "I'm sorry, I cannot help with that.";
+  t.like(all[3].data, { item_id: 'msg_0123abcd', output_index: 0, content_index: 0, part: { type: 'refusal', refusal: '' } });
+  t.like(all[6].data, { content_index: 0, refusal });
+  t.like(all[7].data, { part: { type: 'refusal', refusal } });
+  const nonStream = responseFromCompletion(echo(), {
+    choices: [{ finish_reason: 'stop', message: { role: 'assistant', content: null, refusal } }],
+    usage,
+  });
+  t.like(response, { status: 'completed' });
+  t.deepEqual(response.output, nonStream.output);
+  assertFitsOpenAI(t, 'Response', response);
+  t.is(chunks.map((c) => producedTextOf(c)).join(''), refusal, 'the refusal is produced output, billed when estimated');
+
+  // text, then a refusal: two parts of the one message, in order
+  const mixed = new ResponsesStreamEncoder(echo());
+  mixed.push(chunk({ content: 'Well.' }));
+  const refused = mixed.push(chunk({ refusal: 'No.' }));
+  t.deepEqual(
+    refused.map((e) => [e.event, e.data.content_index]),
+    [
+      ['response.content_part.added', 1],
+      ['response.refusal.delta', 1],
+    ],
+  );
+  t.deepEqual((mixed.finish(usage).response.output as Json[])[0].content, [
+    { type: 'output_text', text: 'Well.', annotations: [], logprobs: [] },
+    { type: 'refusal', refusal: 'No.' },
+  ]);
+});
+
 test('stream: nothing before the first content; an empty answer still opens and completes; a length cut is incomplete', (t) => {
   const empty = new ResponsesStreamEncoder(echo());
   t.deepEqual(empty.push(chunk({ role: 'assistant' })), []);
@@ -257,6 +346,27 @@ test('stream: nothing before the first content; an empty answer still opens and 
       ['message', 'incomplete'],
     ],
   );
+});
+
+test('stream from Claude: a tool call without parameters ends with arguments "{}" in its done event and item', (t) => {
+  const anthropic = new StreamTranslator({ legacyFunctions: false });
+  const encoder = new ResponsesStreamEncoder(echo());
+  const events = [
+    { type: 'message_start', message: { id: 'msg_N', usage: { input_tokens: 5, output_tokens: 1 } } },
+    { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_A', name: 'get_time', input: {} } },
+    { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '' } },
+    { type: 'content_block_stop', index: 0 },
+    { type: 'message_delta', delta: { stop_reason: 'tool_use' }, usage: { output_tokens: 7 } },
+    { type: 'message_stop' },
+  ].flatMap((event) => anthropic.push(event).flatMap((c) => encoder.push(c)));
+  const { events: closing, response } = encoder.finish(usage);
+  const all = [...events, ...closing];
+  for (const { event, data } of all) assertFitsOpenAI(t, 'ResponseStreamEvent', data, event);
+  const done = all.find((e) => e.event === 'response.function_call_arguments.done');
+  t.like(done?.data, { name: 'get_time', arguments: '{}' });
+  const deltas = all.filter((e) => e.event === 'response.function_call_arguments.delta').map((e) => e.data.delta);
+  t.deepEqual(deltas, ['{}']);
+  t.like((response.output as Json[])[0], { type: 'function_call', call_id: 'toolu_A', arguments: '{}' });
 });
 
 test('the error event fits ResponseErrorEvent and carries the SPEC error object', (t) => {

@@ -68,6 +68,8 @@ const EVENT_SCHEMAS: Record<string, string> = {
   'response.incomplete': 'ResponseIncompleteEvent',
   'response.reasoning_text.delta': 'ResponseReasoningTextDeltaEvent',
   'response.reasoning_text.done': 'ResponseReasoningTextDoneEvent',
+  'response.refusal.delta': 'ResponseRefusalDeltaEvent',
+  'response.refusal.done': 'ResponseRefusalDoneEvent',
   error: 'ResponseErrorEvent',
 };
 
@@ -463,6 +465,102 @@ test.serial('a stream failing after it started ends with an error event (Respons
     t.false(frames.some((f) => f.includes('[DONE]')));
   } finally {
     bed.mock.setBehavior('sk-openai-clients', {});
+  }
+});
+
+test.serial(
+  'a streamed refusal is a refusal part with its events; without upstream usage its text is billed as estimated output',
+  async (t) => {
+    const refusal = "I'm sorry, but I can't help with that request.";
+    bed.mock.setBehavior('sk-openai-clients', { refusal, omitUsage: true });
+    try {
+      const events: ResponseStreamEvent[] = [];
+      const stream = client.responses.stream({ model: CHAT_MODELS.openai, input: 'something forbidden' });
+      stream.on('event', (event) => events.push(event));
+      const final = await stream.finalResponse();
+      for (const event of events) assertEvent(t, event);
+      t.is(final.status, 'completed');
+      t.is(final.output.length, 1);
+      t.like(final.output[0], { type: 'message', content: [{ type: 'refusal', refusal }] });
+      t.deepEqual(
+        [...new Set(events.map((e) => e.type))],
+        [
+          'response.created',
+          'response.in_progress',
+          'response.output_item.added',
+          'response.content_part.added',
+          'response.refusal.delta',
+          'response.refusal.done',
+          'response.content_part.done',
+          'response.output_item.done',
+          'response.completed',
+        ],
+      );
+      t.is(events.flatMap((e) => (e.type === 'response.refusal.delta' ? [e.delta] : [])).join(''), refusal);
+      const row = await until(
+        async () => (await bed.admin.usage(`user_id=${bed.userId}`)).data.find((r) => r.request_id === `req_${final.id.slice(5)}`),
+        (r) => r !== undefined,
+        8_000,
+        50,
+      );
+      t.like(row, { estimated: true });
+      t.true((row?.completion_tokens as number) >= 10, 'the refusal text counts as produced output');
+      t.is(final.usage?.output_tokens, row?.completion_tokens as number);
+
+      // the chat stream relays the refusal deltas as the upstream sent them
+      const chat = await client.chat.completions.create({
+        model: CHAT_MODELS.openai,
+        messages: [{ role: 'user', content: 'something forbidden' }],
+        stream: true,
+      });
+      let relayed = '';
+      for await (const chunk of chat) {
+        relayed += chunk.choices[0]?.delta.refusal ?? '';
+        t.falsy(chunk.choices[0]?.delta.content);
+      }
+      t.is(relayed, refusal);
+    } finally {
+      bed.mock.setBehavior('sk-openai-clients', {});
+    }
+  },
+);
+
+test.serial('stream tool-call chunks without index make one function_call item', async (t) => {
+  bed.mock.setBehavior('sk-openai-clients', { toolCallsWithoutIndex: true });
+  try {
+    const events: ResponseStreamEvent[] = [];
+    const stream = client.responses.stream({ model: CHAT_MODELS.openai, input: 'Weather in Paris?', tools: [weather] });
+    stream.on('event', (event) => events.push(event));
+    const final = await stream.finalResponse();
+    for (const event of events) assertEvent(t, event);
+    t.deepEqual(
+      final.output.map((item) => item.type),
+      ['function_call'],
+    );
+    const call = final.output[0];
+    if (call?.type !== 'function_call') return t.fail('a function_call item');
+    t.is(call.name, 'get_weather');
+    t.regex(call.call_id, /^call_/);
+    t.deepEqual(Object.keys(JSON.parse(call.arguments)), ['city']);
+  } finally {
+    bed.mock.setBehavior('sk-openai-clients', {});
+  }
+});
+
+test.serial('a Claude tool call without input streams arguments "{}"', async (t) => {
+  bed.mock.setBehavior('sk-ant-clients', { emptyToolInput: true });
+  try {
+    const events: ResponseStreamEvent[] = [];
+    const now: FunctionTool = { type: 'function', name: 'get_time', parameters: { type: 'object', properties: {} }, strict: false };
+    const stream = client.responses.stream({ model: CHAT_MODELS.anthropic, input: 'What time is it?', tools: [now] });
+    stream.on('event', (event) => events.push(event));
+    const final = await stream.finalResponse();
+    for (const event of events) assertEvent(t, event);
+    const done = events.find((e) => e.type === 'response.function_call_arguments.done');
+    t.is(done?.type === 'response.function_call_arguments.done' ? done.arguments : undefined, '{}');
+    t.like(final.output[0], { type: 'function_call', name: 'get_time', arguments: '{}' });
+  } finally {
+    bed.mock.setBehavior('sk-ant-clients', {});
   }
 });
 

@@ -59,20 +59,24 @@ export function estimatedUsage(chatBody: Record<string, unknown>, producedText: 
 /** A chat message or a chunk's delta: the parts of it that are output. */
 interface Produced {
   content?: unknown;
+  refusal?: unknown;
+  /** `reasoning` where an upstream names it so (the Responses translation reads both) */
   reasoning_content?: unknown;
+  reasoning?: unknown;
   tool_calls?: Array<{ function?: { name?: unknown; arguments?: unknown } }>;
 }
 
 const text = (value: unknown) => (typeof value === 'string' ? value : '');
 
 function producedTextOfPart(part: Produced | undefined): string {
-  let produced = text(part?.reasoning_content) + text(part?.content); // in the order a stream brings them
+  // in the order a stream brings them
+  let produced = text(part?.reasoning_content ?? part?.reasoning) + text(part?.content) + text(part?.refusal);
   if (!Array.isArray(part?.tool_calls)) return produced;
   for (const call of part.tool_calls) produced += text(call.function?.name) + text(call.function?.arguments);
   return produced;
 }
 
-/** Text, reasoning and tool-call fragments of a chunk, for counting what was produced. */
+/** Text, refusal, reasoning and tool-call fragments of a chunk, for counting what was produced. */
 export function producedTextOf(chunk: ChatChunk): string {
   return (chunk.choices ?? []).map((choice) => producedTextOfPart(choice.delta as Produced | undefined)).join('');
 }

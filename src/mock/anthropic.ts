@@ -115,6 +115,7 @@ function planMessage(ctx: Ctx, body: JsonObject, messages: JsonObject[], maxToke
       maxTokens,
       stopSequences: asArray(body.stop_sequences).filter((s): s is string => typeof s === 'string'),
       reply: ctx.behavior.reply,
+      emptyToolInput: ctx.behavior.emptyToolInput,
     },
     'toolu_01',
   );
@@ -212,6 +213,8 @@ function blockStart(plan: ReplyPlan): JsonObject {
 
 function blockDeltas(plan: ReplyPlan): JsonObject[] {
   if (plan.kind === 'text') return textPieces(plan.text).map((text) => ({ type: 'text_delta', text }));
+  // Claude streams an empty input as one empty fragment
+  if (plan.arguments === '{}') return [{ type: 'input_json_delta', partial_json: '' }];
   return fragments(plan.arguments).map((partial_json) => ({ type: 'input_json_delta', partial_json }));
 }
 

@@ -39,6 +39,12 @@ export interface Behavior {
   reply?: string | undefined;
   /** answer without usage (stream and non-stream) */
   omitUsage?: boolean | undefined;
+  /** OpenAI-shaped chat: a text answer is this refusal instead (`message.refusal`, content null; streamed as `delta.refusal`) */
+  refusal?: string | undefined;
+  /** OpenAI-shaped chat streams: tool-call fragments carry no `index` (as some OpenAI-compatible upstreams send them) */
+  toolCallsWithoutIndex?: boolean | undefined;
+  /** tool calls take no arguments, `{}` (Anthropic streams it as one `partial_json: ""`, as Claude does) */
+  emptyToolInput?: boolean | undefined;
   /** DashScope images: polls answering PENDING/RUNNING before the final state (default 2) */
   imageTaskPolls?: number | undefined;
   /** DashScope images: the task ends FAILED with this code/message */
@@ -69,6 +75,9 @@ export const behaviorPatchSchema = z.strictObject({
   midStreamError: z.boolean().optional(),
   reply: z.string().optional(),
   omitUsage: z.boolean().optional(),
+  refusal: z.string().optional(),
+  toolCallsWithoutIndex: z.boolean().optional(),
+  emptyToolInput: z.boolean().optional(),
   imageTaskPolls: z.number().int().min(0).optional(),
   imageFail: z.strictObject({ code: z.string(), message: z.string() }).optional(),
   imagesProduced: z.number().int().min(0).optional(),

@@ -109,7 +109,8 @@ function planChat(ctx: Ctx, body: JsonObject, messages: JsonObject[]): ReplyPlan
       json: jsonFormatOf(body),
       maxTokens: asInt(body.max_completion_tokens) ?? asInt(body.max_tokens),
       stopSequences: stopList(body.stop),
-      reply: ctx.behavior.reply,
+      reply: ctx.behavior.refusal ?? ctx.behavior.reply,
+      emptyToolInput: ctx.behavior.emptyToolInput,
     },
     'call_',
   );
@@ -151,6 +152,7 @@ function usageOf(meta: ChatMeta, plan: ReplyPlan): JsonObject {
 
 function completionMessage(meta: ChatMeta, plan: ReplyPlan): JsonObject {
   const reasoning = meta.reasoning ? { reasoning_content: meta.reasoning } : {};
+  if (plan.kind === 'text' && meta.refusal) return { role: 'assistant', content: null, refusal: plan.text, ...reasoning };
   if (plan.kind === 'text') return { role: 'assistant', content: plan.text, refusal: null, ...reasoning };
   return {
     role: 'assistant',
@@ -170,6 +172,10 @@ interface ChatMeta {
   cachedTokens: number;
   /** reasoning text sent before the answer, when the request asked for reasoning */
   reasoning?: string | undefined;
+  /** Behavior.refusal: the text answer is a refusal */
+  refusal: boolean;
+  /** Behavior.toolCallsWithoutIndex */
+  toolCallsWithoutIndex: boolean;
 }
 
 function sendCompletion(ctx: Ctx, meta: ChatMeta, plan: ReplyPlan): void {
@@ -184,18 +190,21 @@ function sendCompletion(ctx: Ctx, meta: ChatMeta, plan: ReplyPlan): void {
   });
 }
 
-/** Deltas after the opening one: content pieces or tool-call argument fragments. */
-function contentDeltas(plan: ReplyPlan): JsonObject[] {
-  if (plan.kind === 'text') return textPieces(plan.text).map((content) => ({ content }));
-  return fragments(plan.arguments).map((args) => ({ tool_calls: [{ index: 0, function: { arguments: args } }] }));
+/** Deltas after the opening one: content (or refusal) pieces or tool-call argument fragments. */
+function contentDeltas(meta: ChatMeta, plan: ReplyPlan): JsonObject[] {
+  if (plan.kind === 'text') return textPieces(plan.text).map((piece) => (meta.refusal ? { refusal: piece } : { content: piece }));
+  const index = meta.toolCallsWithoutIndex ? {} : { index: 0 };
+  return fragments(plan.arguments).map((args) => ({ tool_calls: [{ ...index, function: { arguments: args } }] }));
 }
 
-function openingDelta(plan: ReplyPlan): JsonObject {
+function openingDelta(meta: ChatMeta, plan: ReplyPlan): JsonObject {
+  if (plan.kind === 'text' && meta.refusal) return { role: 'assistant', content: null, refusal: '' };
   if (plan.kind === 'text') return { role: 'assistant', content: '', refusal: null };
+  const index = meta.toolCallsWithoutIndex ? {} : { index: 0 };
   return {
     role: 'assistant',
     content: null,
-    tool_calls: [{ index: 0, id: plan.id, type: 'function', function: { name: plan.name, arguments: '' } }],
+    tool_calls: [{ ...index, id: plan.id, type: 'function', function: { name: plan.name, arguments: '' } }],
   };
 }
 
@@ -212,8 +221,8 @@ function streamFrames(meta: ChatMeta, plan: ReplyPlan, includeUsage: boolean): S
     frames.push(dataFrame(chunk({ role: 'assistant', content: '' }, null)));
     for (const piece of textPieces(meta.reasoning)) frames.push(dataFrame(chunk({ reasoning_content: piece }, null), true));
   }
-  frames.push(dataFrame(chunk(openingDelta(plan), null)));
-  for (const delta of contentDeltas(plan)) frames.push(dataFrame(chunk(delta, null), true));
+  frames.push(dataFrame(chunk(openingDelta(meta, plan), null)));
+  for (const delta of contentDeltas(meta, plan)) frames.push(dataFrame(chunk(delta, null), true));
   frames.push(dataFrame(chunk({}, finishReason(plan))));
   if (includeUsage) frames.push(dataFrame({ ...base, choices: [], usage: usageOf(meta, plan) }));
   frames.push({ text: 'data: [DONE]\n\n', content: false });
@@ -246,6 +255,8 @@ function chatHandler(provider: Provider, cache: PromptCache) {
       promptTokens,
       cachedTokens: Math.min(cached, promptTokens),
       reasoning: reasoningOf(body),
+      refusal: ctx.behavior.refusal !== undefined,
+      toolCallsWithoutIndex: ctx.behavior.toolCallsWithoutIndex === true,
     };
     if (body.stream !== true) return sendCompletion(ctx, meta, plan);
     const streamOptions = isObject(body.stream_options) ? body.stream_options : {};

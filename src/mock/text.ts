@@ -55,6 +55,8 @@ export interface ReplyInput {
   stopSequences: string[];
   /** Behavior.reply */
   reply?: string | undefined;
+  /** Behavior.emptyToolInput */
+  emptyToolInput?: boolean | undefined;
 }
 
 export type ReplyPlan =
@@ -80,7 +82,7 @@ function jsonAnswer(json: { schema?: unknown }, lastUserText: string): string {
  */
 export function planReply(input: ReplyInput, toolIdPrefix: string): ReplyPlan {
   if (input.toolName !== undefined) {
-    const args = JSON.stringify(toolArgumentsOf(input.toolParameters, input.lastUserText));
+    const args = input.emptyToolInput ? '{}' : JSON.stringify(toolArgumentsOf(input.toolParameters, input.lastUserText));
     return {
       kind: 'tool',
       id: randomId(toolIdPrefix),

@@ -6,6 +6,7 @@
  */
 import type { SseEvent } from '../../http/sse.js';
 import type { ChatChunk, Json } from '../../upstream/providers/types.js';
+import { type ToolCallKey, toolCallKeyOf } from '../tool-call-key.js';
 import { messageIdOf, reasoningTextOf, stopReasonOf } from './response.js';
 
 /** An Anthropic stream event: its SSE event name is its `type`. */
@@ -24,8 +25,8 @@ export class MessagesStreamTranslator {
   #nextIndex = 0;
   #open: { block: OpenBlock; index: number } | undefined;
   /** tool_use block index by the upstream's tool-call index (or id, for upstreams that send no index) */
-  #toolBlocks = new Map<number | string, number>();
-  #lastToolKey: number | string | undefined;
+  #toolBlocks = new Map<ToolCallKey, number>();
+  #lastToolKey: ToolCallKey | undefined;
   #finishReason: unknown;
 
   constructor(
@@ -77,15 +78,8 @@ export class MessagesStreamTranslator {
     return { events, index: this.#open!.index };
   }
 
-  /** Which call a fragment belongs to: its index; without one (some upstreams), its id, else the last call's. */
-  #toolKey(call: ToolDelta): number | string {
-    if (typeof call.index === 'number') return call.index;
-    if (call.id) return `id:${call.id}`;
-    return this.#lastToolKey ?? 0;
-  }
-
   #toolDelta(call: ToolDelta): SseEvent[] {
-    const key = this.#toolKey(call);
+    const key = toolCallKeyOf(call, this.#lastToolKey);
     this.#lastToolKey = key;
     const events: SseEvent[] = [];
     let index = this.#toolBlocks.get(key);

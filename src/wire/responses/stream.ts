@@ -1,3 +1,4 @@
+import { type ToolCallKey, toolCallKeyOf } from '../tool-call-key.js';
 import {
   functionCallItem,
   itemIds,
@@ -15,9 +16,11 @@ import {
 /**
  * Chat completion chunks → the Responses stream events (SPEC §1b), each with its `sequence_number`. The
  * first content opens the stream (`response.created`, `response.in_progress`), each output item opens with
- * `response.output_item.added` and streams its deltas; `finish` closes every item in output order and ends
+ * `response.output_item.added` and streams its deltas (a message's text and its refusal, `delta.refusal`, each
+ * in its own content part); `finish` closes every item in output order and ends
  * with `response.completed` (or `response.incomplete`) carrying the whole response and its usage. Tool
- * calls are keyed by their chat `index`, so interleaved fragments of several calls each reach their own item.
+ * calls are keyed by their chat `index` (without one, by id or as the last call's: ../tool-call-key.ts), so
+ * interleaved fragments of several calls each reach their own item.
  */
 
 type Json = Record<string, unknown>;
@@ -28,11 +31,17 @@ export interface StreamEvent {
   data: Json;
 }
 
+/** A content part of a message (its text, or a refusal) or of a reasoning item. */
+type PartType = 'output_text' | 'refusal' | 'reasoning_text';
+interface ContentPart {
+  type: PartType;
+  text: string;
+}
 interface TextItem {
   kind: 'message' | 'reasoning';
   index: number;
   id: string;
-  text: string;
+  parts: ContentPart[];
 }
 interface CallItem {
   kind: 'call';
@@ -44,13 +53,27 @@ interface CallItem {
 }
 type OpenItem = TextItem | CallItem;
 
+/** The events of each part type, and the field its `.done` event and its part carry the text in. */
+const PART_EVENTS: Record<PartType, { delta: string; done: string; field: 'text' | 'refusal' }> = {
+  output_text: { delta: 'response.output_text.delta', done: 'response.output_text.done', field: 'text' },
+  refusal: { delta: 'response.refusal.delta', done: 'response.refusal.done', field: 'refusal' },
+  reasoning_text: { delta: 'response.reasoning_text.delta', done: 'response.reasoning_text.done', field: 'text' },
+};
+
+const partOf = ({ type, text }: ContentPart): Json =>
+  type === 'output_text' ? outputText(text) : { type, [PART_EVENTS[type].field]: text };
+
+/** OpenAI's text events carry logprobs (none here); refusal and reasoning events do not. */
+const logprobsOf = (type: PartType): Json => (type === 'output_text' ? { logprobs: [] } : {});
+
 export class ResponsesStreamEncoder {
   private sequence = 0;
   private started = false;
   private readonly items: OpenItem[] = [];
   private message: TextItem | undefined;
   private reasoning: TextItem | undefined;
-  private readonly calls = new Map<number, CallItem>();
+  private readonly calls = new Map<ToolCallKey, CallItem>();
+  private lastCallKey: ToolCallKey | undefined;
   private finishReason: unknown;
   private readonly ids: ReturnType<typeof itemIds>;
 
@@ -75,38 +98,40 @@ export class ResponsesStreamEncoder {
     this.emit(out, 'response.in_progress', { response });
   }
 
-  private openText(out: StreamEvent[], kind: 'message' | 'reasoning'): TextItem {
-    const item: TextItem = { kind, index: this.items.length, id: kind === 'message' ? this.ids.message : this.ids.reasoning, text: '' };
+  private openItem(out: StreamEvent[], kind: 'message' | 'reasoning'): TextItem {
+    const item: TextItem = { kind, index: this.items.length, id: kind === 'message' ? this.ids.message : this.ids.reasoning, parts: [] };
     this.items.push(item);
+    if (kind === 'message') this.message = item;
+    else this.reasoning = item;
     const added = kind === 'message' ? messageItem(item.id, 'in_progress', []) : reasoningItem(item.id, 'in_progress', undefined);
     this.emit(out, 'response.output_item.added', { output_index: item.index, item: added });
-    const part = kind === 'message' ? outputText('') : { type: 'reasoning_text', text: '' };
-    this.emit(out, 'response.content_part.added', { item_id: item.id, output_index: item.index, content_index: 0, part });
     return item;
   }
 
-  private text(out: StreamEvent[], kind: 'message' | 'reasoning', delta: string): void {
-    let item = kind === 'message' ? this.message : this.reasoning;
-    if (!item) {
-      item = this.openText(out, kind);
-      if (kind === 'message') this.message = item;
-      else this.reasoning = item;
-    }
-    item.text += delta;
-    const type = kind === 'message' ? 'response.output_text.delta' : 'response.reasoning_text.delta';
-    this.emit(out, type, {
-      item_id: item.id,
-      output_index: item.index,
-      content_index: 0,
-      delta,
-      ...(kind === 'message' && { logprobs: [] }),
-    });
+  private openPart(out: StreamEvent[], item: TextItem, type: PartType): ContentPart {
+    const part: ContentPart = { type, text: '' };
+    item.parts.push(part);
+    const where = { item_id: item.id, output_index: item.index, content_index: item.parts.length - 1 };
+    this.emit(out, 'response.content_part.added', { ...where, part: partOf(part) });
+    return part;
+  }
+
+  /** A text delta into the last part of its item when that part is of its type, else into a new part. */
+  private text(out: StreamEvent[], type: PartType, delta: string): void {
+    const kind = type === 'reasoning_text' ? 'reasoning' : 'message';
+    const item = (kind === 'message' ? this.message : this.reasoning) ?? this.openItem(out, kind);
+    const last = item.parts.at(-1);
+    const part = last?.type === type ? last : this.openPart(out, item, type);
+    part.text += delta;
+    const where = { item_id: item.id, output_index: item.index, content_index: item.parts.length - 1 };
+    this.emit(out, PART_EVENTS[type].delta, { ...where, delta, ...logprobsOf(type) });
   }
 
   private toolCall(out: StreamEvent[], fragment: Json): void {
-    const index = typeof fragment.index === 'number' ? fragment.index : this.calls.size;
+    const key = toolCallKeyOf(fragment, this.lastCallKey);
+    this.lastCallKey = key;
     const fn = isObject(fragment.function) ? fragment.function : {};
-    let call = this.calls.get(index);
+    let call = this.calls.get(key);
     if (!call) {
       call = {
         kind: 'call',
@@ -116,7 +141,7 @@ export class ResponsesStreamEncoder {
         name: typeof fn.name === 'string' ? fn.name : '',
         args: '',
       };
-      this.calls.set(index, call);
+      this.calls.set(key, call);
       this.items.push(call);
       const added = functionCallItem(call.id, 'in_progress', call.callId, call.name, '');
       this.emit(out, 'response.output_item.added', { output_index: call.index, item: added });
@@ -136,11 +161,13 @@ export class ResponsesStreamEncoder {
     const delta = isObject(choice.delta) ? choice.delta : {};
     const reasoning = reasoningTextOf(delta);
     const content = typeof delta.content === 'string' && delta.content !== '' ? delta.content : undefined;
+    const refusal = typeof delta.refusal === 'string' && delta.refusal !== '' ? delta.refusal : undefined;
     const calls = Array.isArray(delta.tool_calls) ? delta.tool_calls.filter(isObject) : [];
-    if (reasoning === undefined && content === undefined && calls.length === 0) return out;
+    if (reasoning === undefined && content === undefined && refusal === undefined && calls.length === 0) return out;
     this.start(out);
-    if (reasoning !== undefined) this.text(out, 'reasoning', reasoning);
-    if (content !== undefined) this.text(out, 'message', content);
+    if (reasoning !== undefined) this.text(out, 'reasoning_text', reasoning);
+    if (content !== undefined) this.text(out, 'output_text', content);
+    if (refusal !== undefined) this.text(out, 'refusal', refusal);
     for (const call of calls) this.toolCall(out, call);
     return out;
   }
@@ -157,16 +184,14 @@ export class ResponsesStreamEncoder {
       this.emit(out, 'response.output_item.done', { output_index: item.index, item: done });
       return done;
     }
-    const where = { item_id: item.id, output_index: item.index, content_index: 0 };
-    const message = item.kind === 'message';
-    this.emit(out, message ? 'response.output_text.done' : 'response.reasoning_text.done', {
-      ...where,
-      text: item.text,
-      ...(message && { logprobs: [] }),
-    });
-    const part = message ? outputText(item.text) : { type: 'reasoning_text', text: item.text };
-    this.emit(out, 'response.content_part.done', { ...where, part });
-    const done = message ? messageItem(item.id, status, [part]) : reasoningItem(item.id, status, item.text);
+    for (const [contentIndex, part] of item.parts.entries()) {
+      const where = { item_id: item.id, output_index: item.index, content_index: contentIndex };
+      const { done, field } = PART_EVENTS[part.type];
+      this.emit(out, done, { ...where, [field]: part.text, ...logprobsOf(part.type) });
+      this.emit(out, 'response.content_part.done', { ...where, part: partOf(part) });
+    }
+    const done =
+      item.kind === 'message' ? messageItem(item.id, status, item.parts.map(partOf)) : reasoningItem(item.id, status, item.parts[0]?.text);
     this.emit(out, 'response.output_item.done', { output_index: item.index, item: done });
     return done;
   }

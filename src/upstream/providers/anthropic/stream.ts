@@ -35,13 +35,17 @@ export function mergeUsage(into: AnthropicUsage | undefined, update: AnthropicUs
 
 /**
  * Feed it each parsed event in order; it returns the OpenAI chunks that event becomes. Tool-use blocks get
- * OpenAI tool-call indexes 0, 1, … in the order they start, whatever their Anthropic block index.
+ * OpenAI tool-call indexes 0, 1, … in the order they start, whatever their Anthropic block index. A tool call
+ * that ends without argument text (Anthropic streams `partial_json: ""`, or nothing, for a tool without
+ * parameters) gets the fragment `{}` at its end: OpenAI's arguments are always JSON, as the non-stream answer's are.
  */
 export class StreamTranslator {
   #id = completionIdOf(undefined);
   #created = Math.floor(Date.now() / 1000);
   #usage: AnthropicUsage | undefined;
   #toolIndexByBlock = new Map<number, number>();
+  /** Tool-use blocks that streamed some argument text. */
+  #blocksWithArguments = new Set<number>();
   /** The block of the forced JSON tool (response_format), whose input is streamed as content. */
   #jsonBlock: number | undefined;
   /** A wrapped JSON answer (`{"value": …}`) is sent as one content delta when its block ends. */
@@ -134,12 +138,17 @@ export class StreamTranslator {
     if (delta.type === 'text_delta' && delta.text && !this.style.jsonTool) return [this.#chunk({ content: delta.text })];
     const index = this.#toolIndexByBlock.get(blockIndex);
     if (delta.type === 'input_json_delta' && delta.partial_json && index !== undefined) {
+      this.#blocksWithArguments.add(blockIndex);
       return [this.#chunk(this.#toolDelta(index, { arguments: delta.partial_json }))];
     }
     return []; // thinking, signature and citation deltas have no OpenAI counterpart
   }
 
   #blockStop(blockIndex: number): ChatChunk[] {
+    const index = this.#toolIndexByBlock.get(blockIndex);
+    if (index !== undefined && !this.#blocksWithArguments.has(blockIndex)) {
+      return [this.#chunk(this.#toolDelta(index, { arguments: '{}' }))];
+    }
     const json = this.style.jsonTool;
     if (blockIndex !== this.#jsonBlock || !json?.wrapped) return [];
     try {
