@@ -39,6 +39,13 @@ export interface Behavior {
   reply?: string | undefined;
   /** answer without usage (stream and non-stream) */
   omitUsage?: boolean | undefined;
+  /** OpenAI chat: refuse with this text (`refusal`, content null; streamed as `refusal` deltas), tools or not */
+  refusal?: string | undefined;
+  /**
+   * OpenAI chat: a tool call is made this many times at once (the same call, ids told apart); streamed, all
+   * their headers come first, then their argument fragments in turn, as some OpenAI-compatible upstreams send them
+   */
+  interleavedToolCalls?: number | undefined;
   /** DashScope images: polls answering PENDING/RUNNING before the final state (default 2) */
   imageTaskPolls?: number | undefined;
   /** DashScope images: the task ends FAILED with this code/message */
@@ -69,6 +76,8 @@ export const behaviorPatchSchema = z.strictObject({
   midStreamError: z.boolean().optional(),
   reply: z.string().optional(),
   omitUsage: z.boolean().optional(),
+  refusal: z.string().optional(),
+  interleavedToolCalls: z.number().int().min(1).max(16).optional(),
   imageTaskPolls: z.number().int().min(0).optional(),
   imageFail: z.strictObject({ code: z.string(), message: z.string() }).optional(),
   imagesProduced: z.number().int().min(0).optional(),

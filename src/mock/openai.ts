@@ -99,7 +99,8 @@ function planChat(ctx: Ctx, body: JsonObject, messages: JsonObject[]): ReplyPlan
   const last = messages.at(-1);
   const lastRole = asString(last?.role);
   const lastUser = [...messages].reverse().find((m) => m.role === 'user');
-  const tool = toolToCall(body, lastRole);
+  const { refusal } = ctx.behavior;
+  const tool = refusal === undefined ? toolToCall(body, lastRole) : undefined;
   return planReply(
     {
       lastUserText: contentText(lastUser?.content),
@@ -109,7 +110,7 @@ function planChat(ctx: Ctx, body: JsonObject, messages: JsonObject[]): ReplyPlan
       json: jsonFormatOf(body),
       maxTokens: asInt(body.max_completion_tokens) ?? asInt(body.max_tokens),
       stopSequences: stopList(body.stop),
-      reply: ctx.behavior.reply,
+      reply: refusal ?? ctx.behavior.reply,
     },
     'call_',
   );
@@ -134,7 +135,7 @@ const reasoningOf = (body: JsonObject): string | undefined =>
 /** OpenAI's usage, details included (cached prompt tokens from the mock's prompt cache; reasoning is output). */
 function usageOf(meta: ChatMeta, plan: ReplyPlan): JsonObject {
   const reasoning = meta.reasoning ? countTokens(meta.reasoning) : 0;
-  const completion = plan.outputTokens + reasoning;
+  const completion = plan.outputTokens * (plan.kind === 'tool' ? meta.toolCalls : 1) + reasoning;
   return {
     prompt_tokens: meta.promptTokens,
     completion_tokens: completion,
@@ -149,15 +150,30 @@ function usageOf(meta: ChatMeta, plan: ReplyPlan): JsonObject {
   };
 }
 
+type ToolPlan = Extract<ReplyPlan, { kind: 'tool' }>;
+
+/** The calls a tool plan makes: one, or Behavior.interleavedToolCalls of the same call (ids suffixed after the first). */
+const toolCallsOf = (meta: ChatMeta, plan: ToolPlan) =>
+  Array.from({ length: meta.toolCalls }, (_, i) => ({
+    id: i === 0 ? plan.id : `${plan.id}_${i}`,
+    name: plan.name,
+    arguments: plan.arguments,
+  }));
+
 function completionMessage(meta: ChatMeta, plan: ReplyPlan): JsonObject {
   const reasoning = meta.reasoning ? { reasoning_content: meta.reasoning } : {};
+  if (plan.kind === 'text' && meta.refusal) return { role: 'assistant', content: null, refusal: plan.text, ...reasoning };
   if (plan.kind === 'text') return { role: 'assistant', content: plan.text, refusal: null, ...reasoning };
   return {
     role: 'assistant',
     content: null,
     refusal: null,
     ...reasoning,
-    tool_calls: [{ id: plan.id, type: 'function', function: { name: plan.name, arguments: plan.arguments } }],
+    tool_calls: toolCallsOf(meta, plan).map((call) => ({
+      id: call.id,
+      type: 'function',
+      function: { name: call.name, arguments: call.arguments },
+    })),
   };
 }
 
@@ -170,6 +186,10 @@ interface ChatMeta {
   cachedTokens: number;
   /** reasoning text sent before the answer, when the request asked for reasoning */
   reasoning?: string | undefined;
+  /** the text plan is a refusal (Behavior.refusal) */
+  refusal: boolean;
+  /** how many times a tool plan's call is made (Behavior.interleavedToolCalls, else 1) */
+  toolCalls: number;
 }
 
 function sendCompletion(ctx: Ctx, meta: ChatMeta, plan: ReplyPlan): void {
@@ -184,19 +204,29 @@ function sendCompletion(ctx: Ctx, meta: ChatMeta, plan: ReplyPlan): void {
   });
 }
 
-/** Deltas after the opening one: content pieces or tool-call argument fragments. */
-function contentDeltas(plan: ReplyPlan): JsonObject[] {
-  if (plan.kind === 'text') return textPieces(plan.text).map((content) => ({ content }));
-  return fragments(plan.arguments).map((args) => ({ tool_calls: [{ index: 0, function: { arguments: args } }] }));
+const toolCallHeader = (index: number, call: { id: string; name: string }): JsonObject => ({
+  index,
+  id: call.id,
+  type: 'function',
+  function: { name: call.name, arguments: '' },
+});
+
+/**
+ * Deltas after the opening one: content (or refusal) pieces, or tool-call argument fragments; with several
+ * calls, the other calls' headers, then every call's fragments in turn.
+ */
+function contentDeltas(meta: ChatMeta, plan: ReplyPlan): JsonObject[] {
+  if (plan.kind === 'text') return textPieces(plan.text).map((piece) => (meta.refusal ? { refusal: piece } : { content: piece }));
+  const calls = toolCallsOf(meta, plan);
+  const headers = calls.slice(1).map((call, i) => ({ tool_calls: [toolCallHeader(i + 1, call)] }));
+  const pieces = fragments(plan.arguments);
+  const inTurn = pieces.flatMap((args) => calls.map((_, index) => ({ tool_calls: [{ index, function: { arguments: args } }] })));
+  return [...headers, ...inTurn];
 }
 
-function openingDelta(plan: ReplyPlan): JsonObject {
-  if (plan.kind === 'text') return { role: 'assistant', content: '', refusal: null };
-  return {
-    role: 'assistant',
-    content: null,
-    tool_calls: [{ index: 0, id: plan.id, type: 'function', function: { name: plan.name, arguments: '' } }],
-  };
+function openingDelta(meta: ChatMeta, plan: ReplyPlan): JsonObject {
+  if (plan.kind === 'text') return { role: 'assistant', content: meta.refusal ? null : '', refusal: meta.refusal ? '' : null };
+  return { role: 'assistant', content: null, tool_calls: [toolCallHeader(0, plan)] };
 }
 
 function streamFrames(meta: ChatMeta, plan: ReplyPlan, includeUsage: boolean): SseFrame[] {
@@ -212,8 +242,8 @@ function streamFrames(meta: ChatMeta, plan: ReplyPlan, includeUsage: boolean): S
     frames.push(dataFrame(chunk({ role: 'assistant', content: '' }, null)));
     for (const piece of textPieces(meta.reasoning)) frames.push(dataFrame(chunk({ reasoning_content: piece }, null), true));
   }
-  frames.push(dataFrame(chunk(openingDelta(plan), null)));
-  for (const delta of contentDeltas(plan)) frames.push(dataFrame(chunk(delta, null), true));
+  frames.push(dataFrame(chunk(openingDelta(meta, plan), null)));
+  for (const delta of contentDeltas(meta, plan)) frames.push(dataFrame(chunk(delta, null), true));
   frames.push(dataFrame(chunk({}, finishReason(plan))));
   if (includeUsage) frames.push(dataFrame({ ...base, choices: [], usage: usageOf(meta, plan) }));
   frames.push({ text: 'data: [DONE]\n\n', content: false });
@@ -246,6 +276,8 @@ function chatHandler(provider: Provider, cache: PromptCache) {
       promptTokens,
       cachedTokens: Math.min(cached, promptTokens),
       reasoning: reasoningOf(body),
+      refusal: ctx.behavior.refusal !== undefined,
+      toolCalls: ctx.behavior.interleavedToolCalls ?? 1,
     };
     if (body.stream !== true) return sendCompletion(ctx, meta, plan);
     const streamOptions = isObject(body.stream_options) ? body.stream_options : {};
