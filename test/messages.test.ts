@@ -544,6 +544,35 @@ test.serial('errors have Anthropic’s shape with SPEC §2 statuses and codes: 4
 });
 
 test.serial(
+  'OpenAI channel: parallel tool calls whose fragments interleave upstream stream as whole blocks, one after another',
+  async (t) => {
+    bed.mock.setBehavior(OPENAI_SECRET, { interleavedToolCalls: 2 });
+    try {
+      const stream = client.messages.stream({
+        model: GPT,
+        max_tokens: 200,
+        tools: [WEATHER_TOOL],
+        messages: [{ role: 'user', content: 'Weather in Paris and Rome?' }],
+      });
+      // what the SDK's `contentBlock` event (Claude Code's cue to run a tool) holds at each content_block_stop
+      const atStop: Json[] = [];
+      stream.on('contentBlock', (block) => atStop.push(structuredClone(block)));
+      const message = await stream.finalMessage();
+      t.is(message.stop_reason, 'tool_use');
+      const calls = message.content.filter((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use');
+      t.is(calls.length, 2);
+      t.not(calls[0]!.id, calls[1]!.id);
+      t.true(calls.every((call) => typeof (call.input as Json).city === 'string'));
+      t.deepEqual(atStop, calls as unknown as Json[], 'each block is whole when its content_block_stop comes');
+    } finally {
+      bed.mock.setBehavior(OPENAI_SECRET, {});
+    }
+  },
+);
+
+const REFUSAL = 'I can’t help with that request.';
+
+test.serial(
   'an upstream error after the stream started ends it with an Anthropic `event: error`; the produced part is billed',
   async (t) => {
     bed.mock.setBehavior(ANTHROPIC_SECRET, { midStreamError: true, chunkDelayMs: 5, reply: 'one two three four five six seven eight' });

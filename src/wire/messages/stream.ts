@@ -13,19 +13,36 @@ export const eventOf = (data: Json & { type: string }): SseEvent => ({ event: da
 
 type OpenBlock = { kind: 'thinking' | 'text' | 'tool' };
 type ToolDelta = { index?: number; id?: string; function?: { name?: string; arguments?: string } };
+type ToolKey = number | string;
+/** A tool call that came while another call's block was open: its header and argument fragments, held back. */
+type WaitingCall = { id?: string | undefined; name?: string | undefined; fragments: string[] };
+
+const toolUseBlock = (index: number, id: string | undefined, name: string | undefined): Json => ({
+  type: 'tool_use',
+  id: id || `toolu_${index}_${Date.now()}`,
+  name: name ?? '',
+  input: {},
+});
+const inputJsonDelta = (index: number, partial: string): SseEvent =>
+  eventOf({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: partial } });
+/** Held-back calls go out by the upstream's index; calls keyed by id (no index) after them, as they came. */
+const callOrder = (key: ToolKey) => (typeof key === 'number' ? key : Number.MAX_SAFE_INTEGER);
 
 /**
  * Feed it every chunk in order (`push`), then `finish()` for the open block's stop, then `closing(usage)` for
- * the last two events. A tool call's argument fragments go to its own block whatever came between them, so
- * none is lost; each tool call (by OpenAI index) is one tool_use block.
+ * the last two events. Each tool call (by OpenAI index) is one tool_use block. Anthropic's clients take a block
+ * as final at its content_block_stop, so blocks go one after another: while a call's block is open, other calls
+ * (some upstreams interleave parallel calls' fragments) wait, and go out whole, in index order, when it closes.
  */
 export class MessagesStreamTranslator {
   #started = false;
   #nextIndex = 0;
   #open: { block: OpenBlock; index: number } | undefined;
   /** tool_use block index by the upstream's tool-call index (or id, for upstreams that send no index) */
-  #toolBlocks = new Map<number | string, number>();
-  #lastToolKey: number | string | undefined;
+  #toolBlocks = new Map<ToolKey, number>();
+  /** calls that came while another call's block was open, by the same key */
+  #waitingCalls = new Map<ToolKey, WaitingCall>();
+  #lastToolKey: ToolKey | undefined;
   #finishReason: unknown;
 
   constructor(
@@ -54,11 +71,27 @@ export class MessagesStreamTranslator {
     return [eventOf({ type: 'message_start', message }), eventOf({ type: 'ping' })];
   }
 
+  /** The open block's stop, and after a tool call's, the calls that waited for it. */
   #stopOpen(): SseEvent[] {
     if (!this.#open) return [];
     const { index } = this.#open;
     this.#open = undefined;
-    return [eventOf({ type: 'content_block_stop', index })];
+    return [eventOf({ type: 'content_block_stop', index }), ...this.#releaseWaitingCalls()];
+  }
+
+  /** Each waiting call as a whole block: start, its fragments, stop. */
+  #releaseWaitingCalls(): SseEvent[] {
+    const calls = [...this.#waitingCalls].sort(([a], [b]) => callOrder(a) - callOrder(b));
+    this.#waitingCalls.clear();
+    return calls.flatMap(([key, call]) => {
+      const index = this.#nextIndex++;
+      this.#toolBlocks.set(key, index);
+      return [
+        eventOf({ type: 'content_block_start', index, content_block: toolUseBlock(index, call.id, call.name) }),
+        ...call.fragments.map((partial) => inputJsonDelta(index, partial)),
+        eventOf({ type: 'content_block_stop', index }),
+      ];
+    });
   }
 
   #openBlock(block: OpenBlock, contentBlock: Json): SseEvent[] {
@@ -78,29 +111,33 @@ export class MessagesStreamTranslator {
   }
 
   /** Which call a fragment belongs to: its index; without one (some upstreams), its id, else the last call's. */
-  #toolKey(call: ToolDelta): number | string {
+  #toolKey(call: ToolDelta): ToolKey {
     if (typeof call.index === 'number') return call.index;
     if (call.id) return `id:${call.id}`;
     return this.#lastToolKey ?? 0;
   }
 
+  /** A fragment of a call: live into its open block, held back while another call's block is open. */
   #toolDelta(call: ToolDelta): SseEvent[] {
     const key = this.#toolKey(call);
     this.#lastToolKey = key;
-    const events: SseEvent[] = [];
-    let index = this.#toolBlocks.get(key);
-    if (index === undefined) {
-      events.push(
-        ...this.#openBlock(
-          { kind: 'tool' },
-          { type: 'tool_use', id: call.id || `toolu_${this.#nextIndex}_${Date.now()}`, name: call.function?.name ?? '', input: {} },
-        ),
-      );
-      index = this.#open!.index;
-      this.#toolBlocks.set(key, index);
-    }
     const partial = call.function?.arguments;
-    if (partial) events.push(eventOf({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: partial } }));
+    const waiting = this.#waitingCalls.get(key);
+    if (waiting) {
+      if (partial) waiting.fragments.push(partial);
+      return [];
+    }
+    const index = this.#toolBlocks.get(key);
+    if (index !== undefined) return partial ? [inputJsonDelta(index, partial)] : [];
+    if (this.#open?.block.kind === 'tool') {
+      this.#waitingCalls.set(key, { id: call.id, name: call.function?.name, fragments: partial ? [partial] : [] });
+      return [];
+    }
+    // no call's block is open, so nothing waits: this block's index is the next one
+    const events = this.#openBlock({ kind: 'tool' }, toolUseBlock(this.#nextIndex, call.id, call.function?.name));
+    const opened = this.#open!.index;
+    this.#toolBlocks.set(key, opened);
+    if (partial) events.push(inputJsonDelta(opened, partial));
     return events;
   }
 
