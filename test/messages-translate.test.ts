@@ -199,6 +199,21 @@ test('a chat answer becomes an Anthropic message: thinking, text and tool_use bl
   t.is(stop('content_filter'), 'refusal');
 });
 
+test('an OpenAI refusal (message.refusal) is kept as a text block with stop_reason refusal', (t) => {
+  const message = toAnthropicMessage(
+    {
+      id: 'chatcmpl-r',
+      choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: null, refusal: 'I can’t help with that.' } }],
+    },
+    'm',
+    {},
+  );
+  t.deepEqual(message.content, [{ type: 'text', text: 'I can’t help with that.' }]);
+  t.is(message.stop_reason, 'refusal');
+  const plain = toAnthropicMessage({ choices: [{ finish_reason: 'stop', message: { content: 'Sure.', refusal: null } }] }, 'm', {});
+  t.is(plain.stop_reason, 'end_turn', 'a null refusal is no refusal');
+});
+
 const blockWithTwoDeltas = ['content_block_start', 'content_block_delta', 'content_block_delta', 'content_block_stop'];
 
 const chunk = (delta: Record<string, unknown>, finish_reason: string | null = null): ChatChunk => ({
@@ -395,6 +410,28 @@ test('three interleaved calls after text: the first streams live, the others fol
       .map((d) => d.delta.partial_json)
       .join('');
   t.deepEqual([args(1), args(2), args(3)], ['{"x":0}', '{"y":1}', '{"z":2}']);
+});
+
+test('a refusal streamed as delta.refusal is a text block, and the stop reason is refusal', (t) => {
+  const translator = new MessagesStreamTranslator('m');
+  const events = [
+    chunk({ role: 'assistant', content: null, refusal: null }),
+    chunk({ refusal: 'I can’t help ' }),
+    chunk({ refusal: 'with that.' }),
+    chunk({}, 'stop'),
+  ].flatMap((c) => translator.push(c));
+  events.push(...translator.finish(), ...translator.closing({ output_tokens: 5 }));
+  t.deepEqual(
+    events.map((e) => e.event),
+    ['message_start', 'ping', ...blockWithTwoDeltas, 'message_delta', 'message_stop'],
+  );
+  const data = events.map((e) => e.data as Record<string, any>);
+  t.deepEqual(data[2].content_block, { type: 'text', text: '' });
+  t.deepEqual(
+    data.filter((d) => d.delta?.type === 'text_delta').map((d) => d.delta.text),
+    ['I can’t help ', 'with that.'],
+  );
+  t.is(data.at(-2)?.delta.stop_reason, 'refusal');
 });
 
 test('an empty stream still opens and closes the message; a length stop is max_tokens', (t) => {

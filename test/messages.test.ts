@@ -572,6 +572,31 @@ test.serial(
 
 const REFUSAL = 'I can’t help with that request.';
 
+test.serial('OpenAI channel: an upstream refusal is a text block with stop_reason refusal; an estimated bill counts it', async (t) => {
+  bed.mock.setBehavior(OPENAI_SECRET, { refusal: REFUSAL, omitUsage: true });
+  try {
+    const created = await client.messages.create({ ...minimal(GPT), max_tokens: 64 } as Anthropic.MessageCreateParamsNonStreaming);
+    t.deepEqual(created.content, [{ type: 'text', text: REFUSAL }] as Anthropic.ContentBlock[]);
+    t.is(created.stop_reason, 'refusal');
+    const stream = client.messages.stream({ ...minimal(GPT), max_tokens: 64 } as Anthropic.MessageCreateParamsNonStreaming);
+    const streamed = await stream.finalMessage();
+    t.is(streamed.stop_reason, 'refusal');
+    t.deepEqual(
+      streamed.content.map((b) => (b as Anthropic.TextBlock).text),
+      [REFUSAL],
+    );
+    const { response } = await stream.withResponse();
+    const row = await until(
+      () => ledgerRow(response.headers.get('x-request-id')),
+      (r) => r !== undefined,
+    );
+    t.like(row, { estimated: true, completion_tokens: countTokens(REFUSAL) });
+    t.is(streamed.usage.output_tokens, countTokens(REFUSAL));
+  } finally {
+    bed.mock.setBehavior(OPENAI_SECRET, {});
+  }
+});
+
 test.serial(
   'an upstream error after the stream started ends it with an Anthropic `event: error`; the produced part is billed',
   async (t) => {

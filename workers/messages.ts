@@ -13,7 +13,7 @@ import { mergeUsage } from '../src/upstream/providers/anthropic/stream.js';
 import type { ChatChunk, Json, Provider, ProviderAdapter, TokenUsage, UpstreamCall } from '../src/upstream/providers/types.js';
 import { countMessagesTokens } from '../src/wire/messages/count.js';
 import { promptAsChat, toChatRequest } from '../src/wire/messages/request.js';
-import { anthropicUsageOf, toAnthropicMessage } from '../src/wire/messages/response.js';
+import { anthropicUsageOf, refusalTextOf, toAnthropicMessage } from '../src/wire/messages/response.js';
 import { eventOf, MessagesStreamTranslator } from '../src/wire/messages/stream.js';
 import { producedTextOf } from './chat-usage.js';
 import type { WorkerContext } from './context.js';
@@ -132,7 +132,8 @@ async function relayTranslatedStream(job: ChatJobData, chunks: AsyncIterable<Cha
   let usage: TokenUsage | undefined;
   for await (const chunk of chunks) {
     if (chunk.usage) usage = chunk.usage;
-    await out.send(translator.push(chunk), producedTextOf(chunk));
+    // a refusal is output too (billed by the estimate when the upstream reports no usage)
+    await out.send(translator.push(chunk), producedTextOf(chunk) + refusalTextOf(chunk.choices?.[0]?.delta as Json | undefined));
   }
   await out.send(translator.finish());
   return { usage, closing: (billed) => translator.closing(billed) };

@@ -6,7 +6,7 @@
  */
 import type { SseEvent } from '../../http/sse.js';
 import type { ChatChunk, Json } from '../../upstream/providers/types.js';
-import { messageIdOf, reasoningTextOf, stopReasonOf } from './response.js';
+import { messageIdOf, reasoningTextOf, refusalTextOf, stopReasonOf } from './response.js';
 
 /** An Anthropic stream event: its SSE event name is its `type`. */
 export const eventOf = (data: Json & { type: string }): SseEvent => ({ event: data.type, data });
@@ -44,6 +44,7 @@ export class MessagesStreamTranslator {
   #waitingCalls = new Map<ToolKey, WaitingCall>();
   #lastToolKey: ToolKey | undefined;
   #finishReason: unknown;
+  #refused = false;
 
   constructor(
     private readonly model: string,
@@ -154,12 +155,12 @@ export class MessagesStreamTranslator {
         eventOf({ type: 'content_block_delta', index: block.index, delta: { type: 'thinking_delta', thinking } }),
       );
     }
-    if (typeof delta.content === 'string' && delta.content !== '') {
+    const refusal = refusalTextOf(delta);
+    if (refusal !== '') this.#refused = true;
+    const text = (typeof delta.content === 'string' ? delta.content : '') + refusal;
+    if (text !== '') {
       const block = this.#ensure('text');
-      events.push(
-        ...block.events,
-        eventOf({ type: 'content_block_delta', index: block.index, delta: { type: 'text_delta', text: delta.content } }),
-      );
+      events.push(...block.events, eventOf({ type: 'content_block_delta', index: block.index, delta: { type: 'text_delta', text } }));
     }
     const calls: ToolDelta[] = Array.isArray(delta.tool_calls)
       ? delta.tool_calls
@@ -179,7 +180,11 @@ export class MessagesStreamTranslator {
   /** message_delta with the stop reason and the billed usage, and message_stop. */
   closing(usage: Json): SseEvent[] {
     return [
-      eventOf({ type: 'message_delta', delta: { stop_reason: stopReasonOf(this.#finishReason), stop_sequence: null }, usage }),
+      eventOf({
+        type: 'message_delta',
+        delta: { stop_reason: this.#refused ? 'refusal' : stopReasonOf(this.#finishReason), stop_sequence: null },
+        usage,
+      }),
       eventOf({ type: 'message_stop' }),
     ];
   }
