@@ -158,6 +158,36 @@ test('server tools cannot be translated: the problem names the tool', (t) => {
   t.regex(problem?.[1] ?? '', /web_search_20250305/);
 });
 
+const ANSWER_SCHEMA = { type: 'object', properties: { answer: { type: 'number' } }, required: ['answer'], additionalProperties: false };
+
+test('structured output (output_config.format, or the beta’s output_format) becomes a strict json_schema response_format', (t) => {
+  const ask = { model: 'm', max_tokens: 10, messages: [{ role: 'user', content: '2+2?' }] };
+  const expected = { type: 'json_schema', json_schema: { name: 'output', schema: ANSWER_SCHEMA, strict: true } };
+  const format = { type: 'json_schema', schema: ANSWER_SCHEMA };
+  t.deepEqual(toChatRequest({ ...ask, output_config: { format } }, 'reasoning_effort').response_format, expected);
+  t.deepEqual(toChatRequest({ ...ask, output_format: format }, 'enable_thinking').response_format, expected);
+  t.false('response_format' in toChatRequest({ ...ask, output_config: { format: null, effort: 'high' } }, 'reasoning_effort'));
+  t.is(translationProblem({ ...ask, output_config: { format } }), undefined);
+  t.is(translationProblem({ ...ask, output_config: { effort: 'high' } }), undefined, 'effort is dropped: Claude Code sends it by default');
+});
+
+test('structured output a translation cannot honour: the problem names the field', (t) => {
+  const ask = { model: 'm', max_tokens: 10, messages: [{ role: 'user', content: '2+2?' }] };
+  const field = (body: Record<string, unknown>) => translationProblem({ ...ask, ...body })?.[0];
+  t.is(field({ output_config: { format: { type: 'xml', schema: ANSWER_SCHEMA } } }), 'output_config.format.type');
+  t.is(field({ output_config: { format: { type: 'json_schema' } } }), 'output_config.format.schema');
+  t.is(field({ output_config: { format: { type: 'json_schema', schema: ANSWER_SCHEMA }, verbosity: 'low' } }), 'output_config.verbosity');
+  t.is(field({ output_config: 'json' }), 'output_config');
+  t.is(field({ output_format: { type: 'regex', schema: ANSWER_SCHEMA } }), 'output_format.type');
+  t.is(
+    field({
+      output_format: { type: 'json_schema', schema: ANSWER_SCHEMA },
+      output_config: { format: { type: 'json_schema', schema: ANSWER_SCHEMA } },
+    }),
+    'output_format',
+  );
+});
+
 test('a chat answer becomes an Anthropic message: thinking, text and tool_use blocks, stop_reason, usage with cache tokens', (t) => {
   const message = toAnthropicMessage(
     {

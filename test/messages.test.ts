@@ -1,4 +1,5 @@
 import Anthropic from '@anthropic-ai/sdk';
+import { jsonSchemaOutputFormat } from '@anthropic-ai/sdk/helpers/json-schema';
 import test from 'ava';
 import { countTokens as exactTokens } from 'gpt-tokenizer';
 import { countTokens } from '../src/mock/text.js';
@@ -596,6 +597,49 @@ test.serial('OpenAI channel: an upstream refusal is a text block with stop_reaso
     bed.mock.setBehavior(OPENAI_SECRET, {});
   }
 });
+
+const ANSWER = {
+  type: 'object',
+  properties: { name: { type: 'string' }, age: { type: 'integer' } },
+  required: ['name', 'age'],
+  additionalProperties: false,
+} as const;
+
+test.serial(
+  'structured output: output_config.format becomes a strict json_schema response_format; messages.parse gets its object',
+  async (t) => {
+    const parsed = await client.messages.parse({
+      model: GPT,
+      max_tokens: 200,
+      messages: [{ role: 'user', content: 'Ada Lovelace' }],
+      output_config: { format: jsonSchemaOutputFormat(ANSWER) },
+    });
+    t.is(typeof parsed.parsed_output?.name, 'string');
+    t.is(typeof parsed.parsed_output?.age, 'number');
+    const sent = lastUpstream('/v1/chat/completions').body as Json;
+    t.like(sent.response_format, { type: 'json_schema', json_schema: { name: 'output', strict: true } });
+    t.deepEqual(sent.response_format.json_schema.schema.required, ['name', 'age']);
+    // the structured-outputs beta's top-level output_format, on DashScope
+    const beta = await post('/v1/messages', {
+      model: QWEN,
+      max_tokens: 200,
+      messages: [{ role: 'user', content: 'Ada Lovelace' }],
+      output_format: { type: 'json_schema', schema: ANSWER },
+    });
+    t.is(beta.status, 200);
+    t.like(JSON.parse(beta.json.content[0].text), { name: 'Ada Lovelace' });
+    // what a translation cannot honour is a 400 naming the field; an Anthropic channel gets output_config as sent
+    const output_config = { format: { type: 'json_schema', schema: ANSWER }, effort: 'low', task_budget: { total: 1000 } };
+    const refused = await post('/v1/messages', { ...minimal(GPT), output_config });
+    t.is(refused.status, 400);
+    t.like(refused.json, { error: { type: 'invalid_request_error', code: 'bad_request', param: 'output_config.task_budget' } });
+    const passed = await post('/v1/messages', { ...minimal(CLAUDE), output_config });
+    t.is(passed.status, 200, JSON.stringify(passed.json));
+    t.deepEqual((lastUpstream('/v1/messages').body as Json).output_config, output_config);
+    const effortOnly = await post('/v1/messages', { ...minimal(GPT), output_config: { effort: 'high' } });
+    t.is(effortOnly.status, 200, 'effort, which Claude Code always sends, is dropped');
+  },
+);
 
 test.serial(
   'an upstream error after the stream started ends it with an Anthropic `event: error`; the produced part is billed',
