@@ -158,6 +158,36 @@ test('server tools cannot be translated: the problem names the tool', (t) => {
   t.regex(problem?.[1] ?? '', /web_search_20250305/);
 });
 
+const ANSWER_SCHEMA = { type: 'object', properties: { answer: { type: 'number' } }, required: ['answer'], additionalProperties: false };
+
+test('structured output (output_config.format, or the beta’s output_format) becomes a strict json_schema response_format', (t) => {
+  const ask = { model: 'm', max_tokens: 10, messages: [{ role: 'user', content: '2+2?' }] };
+  const expected = { type: 'json_schema', json_schema: { name: 'output', schema: ANSWER_SCHEMA, strict: true } };
+  const format = { type: 'json_schema', schema: ANSWER_SCHEMA };
+  t.deepEqual(toChatRequest({ ...ask, output_config: { format } }, 'reasoning_effort').response_format, expected);
+  t.deepEqual(toChatRequest({ ...ask, output_format: format }, 'enable_thinking').response_format, expected);
+  t.false('response_format' in toChatRequest({ ...ask, output_config: { format: null, effort: 'high' } }, 'reasoning_effort'));
+  t.is(translationProblem({ ...ask, output_config: { format } }), undefined);
+  t.is(translationProblem({ ...ask, output_config: { effort: 'high' } }), undefined, 'effort is dropped: Claude Code sends it by default');
+});
+
+test('structured output a translation cannot honour: the problem names the field', (t) => {
+  const ask = { model: 'm', max_tokens: 10, messages: [{ role: 'user', content: '2+2?' }] };
+  const field = (body: Record<string, unknown>) => translationProblem({ ...ask, ...body })?.[0];
+  t.is(field({ output_config: { format: { type: 'xml', schema: ANSWER_SCHEMA } } }), 'output_config.format.type');
+  t.is(field({ output_config: { format: { type: 'json_schema' } } }), 'output_config.format.schema');
+  t.is(field({ output_config: { format: { type: 'json_schema', schema: ANSWER_SCHEMA }, verbosity: 'low' } }), 'output_config.verbosity');
+  t.is(field({ output_config: 'json' }), 'output_config');
+  t.is(field({ output_format: { type: 'regex', schema: ANSWER_SCHEMA } }), 'output_format.type');
+  t.is(
+    field({
+      output_format: { type: 'json_schema', schema: ANSWER_SCHEMA },
+      output_config: { format: { type: 'json_schema', schema: ANSWER_SCHEMA } },
+    }),
+    'output_format',
+  );
+});
+
 test('a chat answer becomes an Anthropic message: thinking, text and tool_use blocks, stop_reason, usage with cache tokens', (t) => {
   const message = toAnthropicMessage(
     {
@@ -197,6 +227,21 @@ test('a chat answer becomes an Anthropic message: thinking, text and tool_use bl
   t.is(stop('stop'), 'end_turn');
   t.is(stop('length'), 'max_tokens');
   t.is(stop('content_filter'), 'refusal');
+});
+
+test('an OpenAI refusal (message.refusal) is kept as a text block with stop_reason refusal', (t) => {
+  const message = toAnthropicMessage(
+    {
+      id: 'chatcmpl-r',
+      choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: null, refusal: 'I can’t help with that.' } }],
+    },
+    'm',
+    {},
+  );
+  t.deepEqual(message.content, [{ type: 'text', text: 'I can’t help with that.' }]);
+  t.is(message.stop_reason, 'refusal');
+  const plain = toAnthropicMessage({ choices: [{ finish_reason: 'stop', message: { content: 'Sure.', refusal: null } }] }, 'm', {});
+  t.is(plain.stop_reason, 'end_turn', 'a null refusal is no refusal');
 });
 
 const blockWithTwoDeltas = ['content_block_start', 'content_block_delta', 'content_block_delta', 'content_block_stop'];
@@ -290,6 +335,133 @@ test('tool calls streamed without an index (whole calls, one a chunk) each get t
     data.filter((d) => d.type === 'content_block_stop').map((d) => d.index),
     [0, 1, 2],
   );
+});
+
+/** Each block's deltas between its own start and stop, and one block open at a time (Anthropic's documented order). */
+function blocksInOrder(events: { data: unknown }[]): boolean {
+  let open: number | undefined;
+  for (const { data } of events as { data: Record<string, any> }[]) {
+    if (data.type === 'content_block_start') {
+      if (open !== undefined) return false;
+      open = data.index;
+    } else if (data.type === 'content_block_delta' && data.index !== open) return false;
+    else if (data.type === 'content_block_stop') {
+      if (data.index !== open) return false;
+      open = undefined;
+    }
+  }
+  return open === undefined;
+}
+
+test('parallel tool calls whose fragments interleave still give one block after another, each with all its input', (t) => {
+  const translator = new MessagesStreamTranslator('m');
+  const call = (index: number, args: string, header?: { id: string; name: string }) =>
+    chunk({
+      tool_calls: [
+        {
+          index,
+          ...(header ? { id: header.id, type: 'function' } : {}),
+          function: { ...(header ? { name: header.name } : {}), arguments: args },
+        },
+      ],
+    });
+  const events = [
+    chunk({ role: 'assistant', content: null }),
+    call(0, '', { id: 'call_a', name: 'f' }),
+    call(1, '', { id: 'call_b', name: 'g' }),
+    call(0, '{"a":'),
+    call(1, '{"b":'),
+    call(0, '1}'),
+    call(1, '2}'),
+    chunk({}, 'tool_calls'),
+  ].flatMap((c) => translator.push(c));
+  events.push(...translator.finish(), ...translator.closing({ output_tokens: 9 }));
+  t.deepEqual(
+    events.map((e) => e.event),
+    ['message_start', 'ping', ...blockWithTwoDeltas, ...blockWithTwoDeltas, 'message_delta', 'message_stop'],
+  );
+  t.true(blocksInOrder(events));
+  const data = events.map((e) => e.data as Record<string, any>);
+  const starts = data.filter((d) => d.type === 'content_block_start');
+  t.deepEqual(
+    starts.map((d) => [d.index, d.content_block.id, d.content_block.name]),
+    [
+      [0, 'call_a', 'f'],
+      [1, 'call_b', 'g'],
+    ],
+  );
+  const args = (index: number) =>
+    data
+      .filter((d) => d.index === index && d.delta?.type === 'input_json_delta')
+      .map((d) => d.delta.partial_json)
+      .join('');
+  t.is(args(0), '{"a":1}');
+  t.is(args(1), '{"b":2}');
+  t.is(data.at(-2)?.delta.stop_reason, 'tool_use');
+});
+
+test('three interleaved calls after text: the first streams live, the others follow in index order when it closes', (t) => {
+  const translator = new MessagesStreamTranslator('m');
+  const call = (index: number, args: string, id?: string) =>
+    chunk({
+      tool_calls: [
+        { index, ...(id ? { id, type: 'function', function: { name: `t${index}`, arguments: args } } : { function: { arguments: args } }) },
+      ],
+    });
+  const live = [
+    chunk({ content: 'Three calls.' }),
+    call(0, '{"x"', 'call_0'),
+    call(2, '{"z"', 'call_2'),
+    call(1, '{"y"', 'call_1'),
+    call(0, ':0}'),
+  ].flatMap((c) => translator.push(c));
+  t.deepEqual(
+    live.filter((e) => e.event === 'content_block_delta').map((e) => (e.data as any).index),
+    [0, 1, 1],
+    'the text and the first call stream as they come',
+  );
+  const rest = [call(2, ':2}'), call(1, ':1}'), chunk({}, 'tool_calls')].flatMap((c) => translator.push(c));
+  t.deepEqual(rest, [], 'the other calls wait for the open block to close');
+  const events = [...live, ...rest, ...translator.finish()];
+  t.true(blocksInOrder(events));
+  const data = events.map((e) => e.data as Record<string, any>);
+  t.deepEqual(
+    data.filter((d) => d.type === 'content_block_start').map((d) => [d.index, d.content_block.id ?? d.content_block.type]),
+    [
+      [0, 'text'],
+      [1, 'call_0'],
+      [2, 'call_1'],
+      [3, 'call_2'],
+    ],
+  );
+  const args = (index: number) =>
+    data
+      .filter((d) => d.index === index && d.delta?.type === 'input_json_delta')
+      .map((d) => d.delta.partial_json)
+      .join('');
+  t.deepEqual([args(1), args(2), args(3)], ['{"x":0}', '{"y":1}', '{"z":2}']);
+});
+
+test('a refusal streamed as delta.refusal is a text block, and the stop reason is refusal', (t) => {
+  const translator = new MessagesStreamTranslator('m');
+  const events = [
+    chunk({ role: 'assistant', content: null, refusal: null }),
+    chunk({ refusal: 'I can’t help ' }),
+    chunk({ refusal: 'with that.' }),
+    chunk({}, 'stop'),
+  ].flatMap((c) => translator.push(c));
+  events.push(...translator.finish(), ...translator.closing({ output_tokens: 5 }));
+  t.deepEqual(
+    events.map((e) => e.event),
+    ['message_start', 'ping', ...blockWithTwoDeltas, 'message_delta', 'message_stop'],
+  );
+  const data = events.map((e) => e.data as Record<string, any>);
+  t.deepEqual(data[2].content_block, { type: 'text', text: '' });
+  t.deepEqual(
+    data.filter((d) => d.delta?.type === 'text_delta').map((d) => d.delta.text),
+    ['I can’t help ', 'with that.'],
+  );
+  t.is(data.at(-2)?.delta.stop_reason, 'refusal');
 });
 
 test('an empty stream still opens and closes the message; a length stop is max_tokens', (t) => {

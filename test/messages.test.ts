@@ -1,4 +1,5 @@
 import Anthropic from '@anthropic-ai/sdk';
+import { jsonSchemaOutputFormat } from '@anthropic-ai/sdk/helpers/json-schema';
 import test from 'ava';
 import { countTokens as exactTokens } from 'gpt-tokenizer';
 import { countTokens } from '../src/mock/text.js';
@@ -555,6 +556,103 @@ test.serial('errors have Anthropic’s shape with SPEC §2 statuses and codes: 4
   t.truthy(refused.headers.get('retry-after'));
   t.is((await ledgerRows()).length, rowsBefore + 3, 'only the three successful requests were billed');
 });
+
+test.serial(
+  'OpenAI channel: parallel tool calls whose fragments interleave upstream stream as whole blocks, one after another',
+  async (t) => {
+    bed.mock.setBehavior(OPENAI_SECRET, { interleavedToolCalls: 2 });
+    try {
+      const stream = client.messages.stream({
+        model: GPT,
+        max_tokens: 200,
+        tools: [WEATHER_TOOL],
+        messages: [{ role: 'user', content: 'Weather in Paris and Rome?' }],
+      });
+      // what the SDK's `contentBlock` event (Claude Code's cue to run a tool) holds at each content_block_stop
+      const atStop: Json[] = [];
+      stream.on('contentBlock', (block) => atStop.push(structuredClone(block)));
+      const message = await stream.finalMessage();
+      t.is(message.stop_reason, 'tool_use');
+      const calls = message.content.filter((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use');
+      t.is(calls.length, 2);
+      t.not(calls[0]!.id, calls[1]!.id);
+      t.true(calls.every((call) => typeof (call.input as Json).city === 'string'));
+      t.deepEqual(atStop, calls as unknown as Json[], 'each block is whole when its content_block_stop comes');
+    } finally {
+      bed.mock.setBehavior(OPENAI_SECRET, {});
+    }
+  },
+);
+
+const REFUSAL = 'I can’t help with that request.';
+
+test.serial('OpenAI channel: an upstream refusal is a text block with stop_reason refusal; an estimated bill counts it', async (t) => {
+  bed.mock.setBehavior(OPENAI_SECRET, { refusal: REFUSAL, omitUsage: true });
+  try {
+    const created = await client.messages.create({ ...minimal(GPT), max_tokens: 64 } as Anthropic.MessageCreateParamsNonStreaming);
+    t.deepEqual(created.content, [{ type: 'text', text: REFUSAL }] as Anthropic.ContentBlock[]);
+    t.is(created.stop_reason, 'refusal');
+    const stream = client.messages.stream({ ...minimal(GPT), max_tokens: 64 } as Anthropic.MessageCreateParamsNonStreaming);
+    const streamed = await stream.finalMessage();
+    t.is(streamed.stop_reason, 'refusal');
+    t.deepEqual(
+      streamed.content.map((b) => (b as Anthropic.TextBlock).text),
+      [REFUSAL],
+    );
+    const { response } = await stream.withResponse();
+    const row = await until(
+      () => ledgerRow(response.headers.get('x-request-id')),
+      (r) => r !== undefined,
+    );
+    t.like(row, { estimated: true, completion_tokens: countTokens(REFUSAL) });
+    t.is(streamed.usage.output_tokens, countTokens(REFUSAL));
+  } finally {
+    bed.mock.setBehavior(OPENAI_SECRET, {});
+  }
+});
+
+const ANSWER = {
+  type: 'object',
+  properties: { name: { type: 'string' }, age: { type: 'integer' } },
+  required: ['name', 'age'],
+  additionalProperties: false,
+} as const;
+
+test.serial(
+  'structured output: output_config.format becomes a strict json_schema response_format; messages.parse gets its object',
+  async (t) => {
+    const parsed = await client.messages.parse({
+      model: GPT,
+      max_tokens: 200,
+      messages: [{ role: 'user', content: 'Ada Lovelace' }],
+      output_config: { format: jsonSchemaOutputFormat(ANSWER) },
+    });
+    t.is(typeof parsed.parsed_output?.name, 'string');
+    t.is(typeof parsed.parsed_output?.age, 'number');
+    const sent = lastUpstream('/v1/chat/completions').body as Json;
+    t.like(sent.response_format, { type: 'json_schema', json_schema: { name: 'output', strict: true } });
+    t.deepEqual(sent.response_format.json_schema.schema.required, ['name', 'age']);
+    // the structured-outputs beta's top-level output_format, on DashScope
+    const beta = await post('/v1/messages', {
+      model: QWEN,
+      max_tokens: 200,
+      messages: [{ role: 'user', content: 'Ada Lovelace' }],
+      output_format: { type: 'json_schema', schema: ANSWER },
+    });
+    t.is(beta.status, 200);
+    t.like(JSON.parse(beta.json.content[0].text), { name: 'Ada Lovelace' });
+    // what a translation cannot honour is a 400 naming the field; an Anthropic channel gets output_config as sent
+    const output_config = { format: { type: 'json_schema', schema: ANSWER }, effort: 'low', task_budget: { total: 1000 } };
+    const refused = await post('/v1/messages', { ...minimal(GPT), output_config });
+    t.is(refused.status, 400);
+    t.like(refused.json, { error: { type: 'invalid_request_error', code: 'bad_request', param: 'output_config.task_budget' } });
+    const passed = await post('/v1/messages', { ...minimal(CLAUDE), output_config });
+    t.is(passed.status, 200, JSON.stringify(passed.json));
+    t.deepEqual((lastUpstream('/v1/messages').body as Json).output_config, output_config);
+    const effortOnly = await post('/v1/messages', { ...minimal(GPT), output_config: { effort: 'high' } });
+    t.is(effortOnly.status, 200, 'effort, which Claude Code always sends, is dropped');
+  },
+);
 
 test.serial(
   'an upstream error after the stream started ends it with an Anthropic `event: error`; the produced part is billed',

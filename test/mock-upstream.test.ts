@@ -184,6 +184,49 @@ test('openai chat: tool calls (non-stream and stream framing) and tool results',
   t.is(r.choices[0].finish_reason, 'stop');
 });
 
+test('openai chat: the refusal knob answers a refusal; interleavedToolCalls streams parallel calls with fragments in turn', async (t) => {
+  const key = secret('refuse');
+  mock.setBehavior(key, { refusal: 'I can’t help with that.' });
+  const tools = [{ type: 'function', function: { name: 'search', parameters: { type: 'object' } } }];
+  const a = (await (await post('/v1/chat/completions', chat('do it', { tools }), bearer(key))).json()) as Json;
+  t.like(a.choices[0], { finish_reason: 'stop', message: { content: null, refusal: 'I can’t help with that.' } });
+  t.is(a.usage.completion_tokens, tokens('I can’t help with that.'));
+  const s = await post('/v1/chat/completions', chat('do it', { stream: true }), bearer(key));
+  const deltas = parseSse(await s.text())
+    .filter((e) => e.data !== '[DONE]')
+    .map((e) => (JSON.parse(e.data) as Json).choices[0].delta as Json);
+  t.true(deltas.every((d) => !d.content));
+  t.is(deltas.map((d) => d.refusal ?? '').join(''), 'I can’t help with that.');
+
+  const calls = secret('interleave');
+  mock.setBehavior(calls, { interleavedToolCalls: 2 });
+  const whole = (await (await post('/v1/chat/completions', chat('rain in Oslo?', { tools }), bearer(calls))).json()) as Json;
+  const made = whole.choices[0].message.tool_calls as Json[];
+  t.is(made.length, 2);
+  t.not(made[0].id, made[1].id);
+  t.is(whole.usage.completion_tokens, 2 * (tokens('search') + tokens(made[0].function.arguments)));
+  const streamed = await post('/v1/chat/completions', chat('rain in Oslo?', { tools, stream: true }), bearer(calls));
+  const fragments = parseSse(await streamed.text())
+    .filter((e) => e.data !== '[DONE]')
+    .flatMap((e) => ((JSON.parse(e.data) as Json).choices[0].delta.tool_calls ?? []) as Json[]);
+  t.deepEqual(
+    fragments.slice(0, 4).map((f) => [f.index, f.id !== undefined]),
+    [
+      [0, true],
+      [1, true],
+      [0, false],
+      [1, false],
+    ],
+    'both headers, then fragments in turn',
+  );
+  for (const index of [0, 1]) {
+    const args = fragments.filter((f) => f.index === index).map((f) => f.function.arguments);
+    t.deepEqual(JSON.parse(args.join('')), { query: 'rain in Oslo?' });
+  }
+  const invalid = await fetch(`${mock.url}/__mock/behavior`, { method: 'POST', body: JSON.stringify({ interleavedToolCalls: 0 }) });
+  t.is(invalid.status, 400);
+});
+
 const PERSON = {
   type: 'object',
   properties: {

@@ -39,12 +39,17 @@ export interface Behavior {
   reply?: string | undefined;
   /** answer without usage (stream and non-stream) */
   omitUsage?: boolean | undefined;
-  /** OpenAI-shaped chat: a text answer is this refusal instead (`message.refusal`, content null; streamed as `delta.refusal`) */
+  /** OpenAI chat: refuse with this text (`refusal`, content null; streamed as `refusal` deltas), tools or not */
   refusal?: string | undefined;
   /** OpenAI-shaped chat streams: tool-call fragments carry no `index` (as some OpenAI-compatible upstreams send them) */
   toolCallsWithoutIndex?: boolean | undefined;
   /** tool calls take no arguments, `{}` (Anthropic streams it as one `partial_json: ""`, as Claude does) */
   emptyToolInput?: boolean | undefined;
+  /**
+   * OpenAI chat: a tool call is made this many times at once (the same call, ids told apart); streamed, all
+   * their headers come first, then their argument fragments in turn, as some OpenAI-compatible upstreams send them
+   */
+  interleavedToolCalls?: number | undefined;
   /** DashScope images: polls answering PENDING/RUNNING before the final state (default 2) */
   imageTaskPolls?: number | undefined;
   /** DashScope images: the task ends FAILED with this code/message */
@@ -78,6 +83,7 @@ export const behaviorPatchSchema = z.strictObject({
   refusal: z.string().optional(),
   toolCallsWithoutIndex: z.boolean().optional(),
   emptyToolInput: z.boolean().optional(),
+  interleavedToolCalls: z.number().int().min(1).max(16).optional(),
   imageTaskPolls: z.number().int().min(0).optional(),
   imageFail: z.strictObject({ code: z.string(), message: z.string() }).optional(),
   imagesProduced: z.number().int().min(0).optional(),

@@ -99,7 +99,8 @@ function planChat(ctx: Ctx, body: JsonObject, messages: JsonObject[]): ReplyPlan
   const last = messages.at(-1);
   const lastRole = asString(last?.role);
   const lastUser = [...messages].reverse().find((m) => m.role === 'user');
-  const tool = toolToCall(body, lastRole);
+  const { refusal } = ctx.behavior;
+  const tool = refusal === undefined ? toolToCall(body, lastRole) : undefined;
   return planReply(
     {
       lastUserText: contentText(lastUser?.content),
@@ -109,7 +110,7 @@ function planChat(ctx: Ctx, body: JsonObject, messages: JsonObject[]): ReplyPlan
       json: jsonFormatOf(body),
       maxTokens: asInt(body.max_completion_tokens) ?? asInt(body.max_tokens),
       stopSequences: stopList(body.stop),
-      reply: ctx.behavior.refusal ?? ctx.behavior.reply,
+      reply: refusal ?? ctx.behavior.reply,
       emptyToolInput: ctx.behavior.emptyToolInput,
     },
     'call_',
@@ -135,7 +136,7 @@ const reasoningOf = (body: JsonObject): string | undefined =>
 /** OpenAI's usage, details included (cached prompt tokens from the mock's prompt cache; reasoning is output). */
 function usageOf(meta: ChatMeta, plan: ReplyPlan): JsonObject {
   const reasoning = meta.reasoning ? countTokens(meta.reasoning) : 0;
-  const completion = plan.outputTokens + reasoning;
+  const completion = plan.outputTokens * (plan.kind === 'tool' ? meta.toolCalls : 1) + reasoning;
   return {
     prompt_tokens: meta.promptTokens,
     completion_tokens: completion,
@@ -150,6 +151,16 @@ function usageOf(meta: ChatMeta, plan: ReplyPlan): JsonObject {
   };
 }
 
+type ToolPlan = Extract<ReplyPlan, { kind: 'tool' }>;
+
+/** The calls a tool plan makes: one, or Behavior.interleavedToolCalls of the same call (ids suffixed after the first). */
+const toolCallsOf = (meta: ChatMeta, plan: ToolPlan) =>
+  Array.from({ length: meta.toolCalls }, (_, i) => ({
+    id: i === 0 ? plan.id : `${plan.id}_${i}`,
+    name: plan.name,
+    arguments: plan.arguments,
+  }));
+
 function completionMessage(meta: ChatMeta, plan: ReplyPlan): JsonObject {
   const reasoning = meta.reasoning ? { reasoning_content: meta.reasoning } : {};
   if (plan.kind === 'text' && meta.refusal) return { role: 'assistant', content: null, refusal: plan.text, ...reasoning };
@@ -159,7 +170,11 @@ function completionMessage(meta: ChatMeta, plan: ReplyPlan): JsonObject {
     content: null,
     refusal: null,
     ...reasoning,
-    tool_calls: [{ id: plan.id, type: 'function', function: { name: plan.name, arguments: plan.arguments } }],
+    tool_calls: toolCallsOf(meta, plan).map((call) => ({
+      id: call.id,
+      type: 'function',
+      function: { name: call.name, arguments: call.arguments },
+    })),
   };
 }
 
@@ -172,10 +187,12 @@ interface ChatMeta {
   cachedTokens: number;
   /** reasoning text sent before the answer, when the request asked for reasoning */
   reasoning?: string | undefined;
-  /** Behavior.refusal: the text answer is a refusal */
+  /** the text plan is a refusal (Behavior.refusal) */
   refusal: boolean;
   /** Behavior.toolCallsWithoutIndex */
   toolCallsWithoutIndex: boolean;
+  /** how many times a tool plan's call is made (Behavior.interleavedToolCalls, else 1) */
+  toolCalls: number;
 }
 
 function sendCompletion(ctx: Ctx, meta: ChatMeta, plan: ReplyPlan): void {
@@ -190,22 +207,34 @@ function sendCompletion(ctx: Ctx, meta: ChatMeta, plan: ReplyPlan): void {
   });
 }
 
-/** Deltas after the opening one: content (or refusal) pieces or tool-call argument fragments. */
+/** A call's `index`, unless the upstream imitated sends none (Behavior.toolCallsWithoutIndex). */
+const indexOf = (meta: ChatMeta, index: number): JsonObject => (meta.toolCallsWithoutIndex ? {} : { index });
+
+const toolCallHeader = (meta: ChatMeta, index: number, call: { id: string; name: string }): JsonObject => ({
+  ...indexOf(meta, index),
+  id: call.id,
+  type: 'function',
+  function: { name: call.name, arguments: '' },
+});
+
+/**
+ * Deltas after the opening one: content (or refusal) pieces, or tool-call argument fragments; with several
+ * calls, the other calls' headers, then every call's fragments in turn.
+ */
 function contentDeltas(meta: ChatMeta, plan: ReplyPlan): JsonObject[] {
   if (plan.kind === 'text') return textPieces(plan.text).map((piece) => (meta.refusal ? { refusal: piece } : { content: piece }));
-  const index = meta.toolCallsWithoutIndex ? {} : { index: 0 };
-  return fragments(plan.arguments).map((args) => ({ tool_calls: [{ ...index, function: { arguments: args } }] }));
+  const calls = toolCallsOf(meta, plan);
+  const headers = calls.slice(1).map((call, i) => ({ tool_calls: [toolCallHeader(meta, i + 1, call)] }));
+  const pieces = fragments(plan.arguments);
+  const inTurn = pieces.flatMap((args) =>
+    calls.map((_, index) => ({ tool_calls: [{ ...indexOf(meta, index), function: { arguments: args } }] })),
+  );
+  return [...headers, ...inTurn];
 }
 
 function openingDelta(meta: ChatMeta, plan: ReplyPlan): JsonObject {
-  if (plan.kind === 'text' && meta.refusal) return { role: 'assistant', content: null, refusal: '' };
-  if (plan.kind === 'text') return { role: 'assistant', content: '', refusal: null };
-  const index = meta.toolCallsWithoutIndex ? {} : { index: 0 };
-  return {
-    role: 'assistant',
-    content: null,
-    tool_calls: [{ ...index, id: plan.id, type: 'function', function: { name: plan.name, arguments: '' } }],
-  };
+  if (plan.kind === 'text') return { role: 'assistant', content: meta.refusal ? null : '', refusal: meta.refusal ? '' : null };
+  return { role: 'assistant', content: null, tool_calls: [toolCallHeader(meta, 0, plan)] };
 }
 
 function streamFrames(meta: ChatMeta, plan: ReplyPlan, includeUsage: boolean): SseFrame[] {
@@ -257,6 +286,7 @@ function chatHandler(provider: Provider, cache: PromptCache) {
       reasoning: reasoningOf(body),
       refusal: ctx.behavior.refusal !== undefined,
       toolCallsWithoutIndex: ctx.behavior.toolCallsWithoutIndex === true,
+      toolCalls: ctx.behavior.interleavedToolCalls ?? 1,
     };
     if (body.stream !== true) return sendCompletion(ctx, meta, plan);
     const streamOptions = isObject(body.stream_options) ? body.stream_options : {};

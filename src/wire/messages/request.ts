@@ -87,10 +87,43 @@ function systemText(system: unknown): string {
 }
 
 /**
+ * The `output_config` fields a translation takes: `format` (as response_format); `effort` is dropped, not
+ * refused, since Claude Code sends it on every request.
+ */
+const TRANSLATED_OUTPUT_CONFIG = new Set(['format', 'effort']);
+
+/**
+ * Anthropic's structured output as [its field, the format]: `output_config.format`, or the structured-outputs
+ * beta's top-level `output_format` (deprecated; Anthropic refuses both at once).
+ */
+function outputFormatOf(body: Json): [string, unknown] {
+  const config = isObject(body.output_config) ? body.output_config : {};
+  return config.format != null ? ['output_config.format', config.format] : ['output_format', body.output_format];
+}
+
+/** What of `output_config` (and `output_format`) a translation cannot honour: anything but a JSON schema format. */
+function outputProblem(body: Json): [string, string] | undefined {
+  const config = body.output_config;
+  if (config != null && !isObject(config)) return ['output_config', 'must be an object'];
+  const other = Object.entries(config ?? {}).find(([key, value]) => value != null && !TRANSLATED_OUTPUT_CONFIG.has(key));
+  if (other) return [`output_config.${other[0]}`, 'is served only by Anthropic channels, and this model has none'];
+  if (isObject(config) && config.format != null && body.output_format != null)
+    return ['output_format', 'give output_config.format or the deprecated output_format, not both'];
+  const [field, format] = outputFormatOf(body);
+  if (format == null) return undefined;
+  const type = isObject(format) ? format.type : undefined;
+  if (type !== 'json_schema') return [`${field}.type`, `must be "json_schema" for this model (got ${JSON.stringify(type ?? null)})`];
+  return isObject(format) && isObject(format.schema) ? undefined : [`${field}.schema`, 'must be a JSON schema object'];
+}
+
+/**
  * What a channel that translates to chat cannot honour, as [field, message]: Anthropic's server tools (web
- * search, code execution…: a `type` other than `custom` and no `input_schema`) run only on Anthropic's side.
+ * search, code execution…: a `type` other than `custom` and no `input_schema`) run only on Anthropic's side, and
+ * so does any output_config but a JSON schema format.
  */
 export function translationProblem(body: Json): [string, string] | undefined {
+  const output = outputProblem(body);
+  if (output) return output;
   const at = blocksOf(body.tools).findIndex((tool) => tool.type !== undefined && tool.type !== 'custom' && !isObject(tool.input_schema));
   if (at >= 0) {
     const type = String(blocksOf(body.tools)[at].type);
@@ -126,6 +159,13 @@ function toolChoiceOf(choice: unknown): Json {
   if (choice.type === 'tool' && typeof choice.name === 'string')
     return { tool_choice: { type: 'function', function: { name: choice.name } }, ...parallel };
   return { tool_choice: 'auto', ...parallel };
+}
+
+/** A JSON schema output format as OpenAI's strict json_schema response_format (Anthropic's is always strict). */
+function responseFormatOf(body: Json): Json {
+  const [, format] = outputFormatOf(body);
+  if (!isObject(format) || format.type !== 'json_schema' || !isObject(format.schema)) return {};
+  return { response_format: { type: 'json_schema', json_schema: { name: 'output', schema: format.schema, strict: true } } };
 }
 
 /**
@@ -172,6 +212,7 @@ export function toChatRequest(body: Json, reasoning: ReasoningParam): Json {
     ...(stop.length > 0 ? { stop } : {}),
     ...(tools.length > 0 ? { tools, ...toolChoiceOf(body.tool_choice) } : {}),
     ...(typeof metadata.user_id === 'string' ? { user: metadata.user_id } : {}),
+    ...responseFormatOf(body),
     ...reasoningOf(body, reasoning),
   };
 }

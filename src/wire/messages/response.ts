@@ -45,14 +45,18 @@ export const reasoningTextOf = (message: Json | undefined): string => {
   return typeof value === 'string' ? value : '';
 };
 
+/** An OpenAI refusal (`refusal` beside the content, or streamed in deltas): Anthropic's is text with stop_reason `refusal`. */
+export const refusalTextOf = (message: Json | undefined): string => (typeof message?.refusal === 'string' ? message.refusal : '');
+
 type ToolCall = { id?: unknown; function?: { name?: unknown; arguments?: unknown } };
 
-/** The content blocks of an OpenAI assistant message: thinking, text, then tool_use. */
+/** The content blocks of an OpenAI assistant message: thinking, text (a refusal's too), then tool_use. */
 function contentOf(message: Json): Json[] {
   const blocks: Json[] = [];
   const thinking = reasoningTextOf(message);
   if (thinking !== '') blocks.push({ type: 'thinking', thinking, signature: '' });
-  if (typeof message.content === 'string' && message.content !== '') blocks.push({ type: 'text', text: message.content });
+  const text = (typeof message.content === 'string' ? message.content : '') + refusalTextOf(message);
+  if (text !== '') blocks.push({ type: 'text', text });
   const calls: ToolCall[] = Array.isArray(message.tool_calls)
     ? message.tool_calls
     : message.function_call
@@ -79,7 +83,7 @@ export function toAnthropicMessage(completion: ChatCompletion, model: string, us
     role: 'assistant',
     model,
     content: contentOf(message),
-    stop_reason: stopReasonOf(choice?.finish_reason),
+    stop_reason: refusalTextOf(message) !== '' ? 'refusal' : stopReasonOf(choice?.finish_reason),
     stop_sequence: null,
     usage,
   };

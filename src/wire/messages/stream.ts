@@ -7,18 +7,32 @@
 import type { SseEvent } from '../../http/sse.js';
 import type { ChatChunk, Json } from '../../upstream/providers/types.js';
 import { type ToolCallKey, toolCallKeyOf } from '../tool-call-key.js';
-import { messageIdOf, reasoningTextOf, stopReasonOf } from './response.js';
+import { messageIdOf, reasoningTextOf, refusalTextOf, stopReasonOf } from './response.js';
 
 /** An Anthropic stream event: its SSE event name is its `type`. */
 export const eventOf = (data: Json & { type: string }): SseEvent => ({ event: data.type, data });
 
 type OpenBlock = { kind: 'thinking' | 'text' | 'tool' };
 type ToolDelta = { index?: number; id?: string; function?: { name?: string; arguments?: string } };
+/** A tool call that came while another call's block was open: its header and argument fragments, held back. */
+type WaitingCall = { id?: string | undefined; name?: string | undefined; fragments: string[] };
+
+const toolUseBlock = (index: number, id: string | undefined, name: string | undefined): Json => ({
+  type: 'tool_use',
+  id: id || `toolu_${index}_${Date.now()}`,
+  name: name ?? '',
+  input: {},
+});
+const inputJsonDelta = (index: number, partial: string): SseEvent =>
+  eventOf({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: partial } });
+/** Held-back calls go out by the upstream's index; calls keyed by id (no index) after them, as they came. */
+const callOrder = (key: ToolCallKey) => (typeof key === 'number' ? key : Number.MAX_SAFE_INTEGER);
 
 /**
  * Feed it every chunk in order (`push`), then `finish()` for the open block's stop, then `closing(usage)` for
- * the last two events. A tool call's argument fragments go to its own block whatever came between them, so
- * none is lost; each tool call (by OpenAI index) is one tool_use block.
+ * the last two events. Each tool call (by OpenAI index) is one tool_use block. Anthropic's clients take a block
+ * as final at its content_block_stop, so blocks go one after another: while a call's block is open, other calls
+ * (some upstreams interleave parallel calls' fragments) wait, and go out whole, in index order, when it closes.
  */
 export class MessagesStreamTranslator {
   #started = false;
@@ -26,8 +40,11 @@ export class MessagesStreamTranslator {
   #open: { block: OpenBlock; index: number } | undefined;
   /** tool_use block index by the upstream's tool-call index (or id, for upstreams that send no index) */
   #toolBlocks = new Map<ToolCallKey, number>();
+  /** calls that came while another call's block was open, by the same key */
+  #waitingCalls = new Map<ToolCallKey, WaitingCall>();
   #lastToolKey: ToolCallKey | undefined;
   #finishReason: unknown;
+  #refused = false;
 
   constructor(
     private readonly model: string,
@@ -55,11 +72,27 @@ export class MessagesStreamTranslator {
     return [eventOf({ type: 'message_start', message }), eventOf({ type: 'ping' })];
   }
 
+  /** The open block's stop, and after a tool call's, the calls that waited for it. */
   #stopOpen(): SseEvent[] {
     if (!this.#open) return [];
     const { index } = this.#open;
     this.#open = undefined;
-    return [eventOf({ type: 'content_block_stop', index })];
+    return [eventOf({ type: 'content_block_stop', index }), ...this.#releaseWaitingCalls()];
+  }
+
+  /** Each waiting call as a whole block: start, its fragments, stop. */
+  #releaseWaitingCalls(): SseEvent[] {
+    const calls = [...this.#waitingCalls].sort(([a], [b]) => callOrder(a) - callOrder(b));
+    this.#waitingCalls.clear();
+    return calls.flatMap(([key, call]) => {
+      const index = this.#nextIndex++;
+      this.#toolBlocks.set(key, index);
+      return [
+        eventOf({ type: 'content_block_start', index, content_block: toolUseBlock(index, call.id, call.name) }),
+        ...call.fragments.map((partial) => inputJsonDelta(index, partial)),
+        eventOf({ type: 'content_block_stop', index }),
+      ];
+    });
   }
 
   #openBlock(block: OpenBlock, contentBlock: Json): SseEvent[] {
@@ -78,23 +111,27 @@ export class MessagesStreamTranslator {
     return { events, index: this.#open!.index };
   }
 
+  /** A fragment of a call: live into its open block, held back while another call's block is open. */
   #toolDelta(call: ToolDelta): SseEvent[] {
     const key = toolCallKeyOf(call, this.#lastToolKey);
     this.#lastToolKey = key;
-    const events: SseEvent[] = [];
-    let index = this.#toolBlocks.get(key);
-    if (index === undefined) {
-      events.push(
-        ...this.#openBlock(
-          { kind: 'tool' },
-          { type: 'tool_use', id: call.id || `toolu_${this.#nextIndex}_${Date.now()}`, name: call.function?.name ?? '', input: {} },
-        ),
-      );
-      index = this.#open!.index;
-      this.#toolBlocks.set(key, index);
-    }
     const partial = call.function?.arguments;
-    if (partial) events.push(eventOf({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: partial } }));
+    const waiting = this.#waitingCalls.get(key);
+    if (waiting) {
+      if (partial) waiting.fragments.push(partial);
+      return [];
+    }
+    const index = this.#toolBlocks.get(key);
+    if (index !== undefined) return partial ? [inputJsonDelta(index, partial)] : [];
+    if (this.#open?.block.kind === 'tool') {
+      this.#waitingCalls.set(key, { id: call.id, name: call.function?.name, fragments: partial ? [partial] : [] });
+      return [];
+    }
+    // no call's block is open, so nothing waits: this block's index is the next one
+    const events = this.#openBlock({ kind: 'tool' }, toolUseBlock(this.#nextIndex, call.id, call.function?.name));
+    const opened = this.#open!.index;
+    this.#toolBlocks.set(key, opened);
+    if (partial) events.push(inputJsonDelta(opened, partial));
     return events;
   }
 
@@ -111,12 +148,12 @@ export class MessagesStreamTranslator {
         eventOf({ type: 'content_block_delta', index: block.index, delta: { type: 'thinking_delta', thinking } }),
       );
     }
-    if (typeof delta.content === 'string' && delta.content !== '') {
+    const refusal = refusalTextOf(delta);
+    if (refusal !== '') this.#refused = true;
+    const text = (typeof delta.content === 'string' ? delta.content : '') + refusal;
+    if (text !== '') {
       const block = this.#ensure('text');
-      events.push(
-        ...block.events,
-        eventOf({ type: 'content_block_delta', index: block.index, delta: { type: 'text_delta', text: delta.content } }),
-      );
+      events.push(...block.events, eventOf({ type: 'content_block_delta', index: block.index, delta: { type: 'text_delta', text } }));
     }
     const calls: ToolDelta[] = Array.isArray(delta.tool_calls)
       ? delta.tool_calls
@@ -136,7 +173,11 @@ export class MessagesStreamTranslator {
   /** message_delta with the stop reason and the billed usage, and message_stop. */
   closing(usage: Json): SseEvent[] {
     return [
-      eventOf({ type: 'message_delta', delta: { stop_reason: stopReasonOf(this.#finishReason), stop_sequence: null }, usage }),
+      eventOf({
+        type: 'message_delta',
+        delta: { stop_reason: this.#refused ? 'refusal' : stopReasonOf(this.#finishReason), stop_sequence: null },
+        usage,
+      }),
       eventOf({ type: 'message_stop' }),
     ];
   }
