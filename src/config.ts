@@ -17,6 +17,8 @@ export interface Config {
   imagePollMs: number;
   /** Largest produced image the worker downloads for a `b64_json` answer. */
   imageMaxBytes: number;
+  /** Largest non-stream upstream answer the worker reads (a larger one is a 502, uncharged). */
+  upstreamAnswerMaxBytes: number;
   /** orphaned-hold sweeper: how often, and the minimum age of a hold it may release */
   holdSweepMs: number;
   holdMinAgeMs: number;
@@ -66,6 +68,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     channelProbeMs: intFromEnv(env, 'CHANNEL_PROBE_MS', 15_000),
     upstreamFirstByteMs: intFromEnv(env, 'UPSTREAM_FIRST_BYTE_MS', 120_000),
     imageMaxBytes: intFromEnv(env, 'IMAGE_MAX_BYTES', 8 * 1024 * 1024),
+    // the largest legitimate answer is embeddings: 2048 inputs × 3072 floats as JSON text, about 150 MB
+    upstreamAnswerMaxBytes: intFromEnv(env, 'UPSTREAM_ANSWER_MAX_BYTES', 256 * 1024 * 1024),
     logLevel: env.LOG_LEVEL || (nodeEnv === 'test' ? 'warn' : 'info'),
   };
 }

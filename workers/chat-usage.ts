@@ -1,10 +1,12 @@
 /** The usage of chat-completion answers as billed (SPEC §3) and as clients see it; shared by every wire format. */
 import { countChatPromptTokens, countTextTokens } from '../src/billing/estimate.js';
-import { type Usage, usdNumber } from '../src/billing/money.js';
+import { MAX_TOKEN_COUNT, type Usage, usdNumber } from '../src/billing/money.js';
 import type { ChatChunk, TokenUsage } from '../src/upstream/providers/types.js';
 
 type Details = Record<string, unknown> | undefined;
-const tokens = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.trunc(value) : 0);
+/** A count as billed: details (cached, cache-written) are not checked by the adapters, so they are bounded here too. */
+const tokens = (value: unknown) =>
+  typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.min(Math.trunc(value), MAX_TOKEN_COUNT) : 0;
 const detailsOf = (value: unknown): Details => (typeof value === 'object' && value !== null ? (value as Details) : undefined);
 
 /**

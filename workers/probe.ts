@@ -3,7 +3,7 @@ import type { CatalogSnapshot, ModelRoute } from '../src/catalog/catalog.js';
 import type { Modality } from '../src/db/schema.js';
 import { log } from '../src/log.js';
 import { abortJob } from '../src/queue/abort.js';
-import { scrub, UpstreamError } from '../src/upstream/errors.js';
+import { shownFailure, UpstreamError } from '../src/upstream/errors.js';
 import { reopenChannel, unhealthyChannels } from '../src/upstream/health.js';
 import { providerFor } from '../src/upstream/providers/registry.js';
 import { tokenSecret, type WorkerContext } from './context.js';
@@ -73,7 +73,7 @@ async function probeChannel(ctx: WorkerContext, catalog: CatalogSnapshot, channe
         await lease.release('neutral');
         throw err;
       }
-      const safe = new UpstreamError(err.failure, scrub(err.message, secret), err.details);
+      const safe = shownFailure(err, secret);
       const outcome = outcomeOf(safe);
       await lease.release(outcome, safe.details.retryAfterMs, `probe: ${describeFailure(safe)}`);
       return outcome === 'ok' ? 'recovered' : 'still-failing';

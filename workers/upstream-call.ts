@@ -4,7 +4,7 @@ import { log } from '../src/log.js';
 import { abortJob } from '../src/queue/abort.js';
 import { type JobBase, msUntilDeadline } from '../src/queue/jobs.js';
 import { contextFrom, startStage } from '../src/telemetry.js';
-import { scrub, UpstreamError } from '../src/upstream/errors.js';
+import { shownFailure, UpstreamError } from '../src/upstream/errors.js';
 import type { CallOutcome } from '../src/upstream/pool.js';
 import { providerFor } from '../src/upstream/providers/registry.js';
 import type { Provider, ProviderAdapter, UpstreamCall } from '../src/upstream/providers/types.js';
@@ -144,7 +144,7 @@ export async function withUpstream<T>(
       }
       const safe = limit.timedOut()
         ? new UpstreamError('first_byte_timeout', `the upstream sent nothing within ${ctx.config.upstreamFirstByteMs} ms`)
-        : new UpstreamError((err as UpstreamError).failure, scrub((err as UpstreamError).message, secret), (err as UpstreamError).details);
+        : shownFailure(err as UpstreamError, secret);
       await lease.release(outcomeOf(safe), safe.details.retryAfterMs, describeFailure(safe));
       if (safe.credentialsRejected) await disableToken(ctx, lease.token, safe);
       log.info(

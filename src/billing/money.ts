@@ -26,6 +26,13 @@ export interface Usage {
   cacheWriteTokens?: number;
 }
 
+/**
+ * The most tokens of one kind one request is billed for. Far above any model's context (millions of tokens),
+ * so no real count is touched; it keeps an upstream's absurd count (1e12) writable in the ledger's INT
+ * (signed 32-bit) token columns. The money needs no such bound: a charge never exceeds the request's hold.
+ */
+export const MAX_TOKEN_COUNT = 1_000_000_000;
+
 function ceilDiv(a: bigint, b: bigint): bigint {
   return a <= 0n ? 0n : (a + b - 1n) / b;
 }

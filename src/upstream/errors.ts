@@ -71,7 +71,30 @@ export function parseRetryAfter(value: string | null | undefined, now = Date.now
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-/** Removes a credential from text that came back from upstream, so it can be shown and logged. */
+/** What stands in for a credential, or for a word of upstream text that carries a piece of one. */
+const REDACTED = '[redacted]';
+/** A key masked as providers echo a refused one: `sk-ab****wxyz`, `evil-SEC****************zzzz`. */
+const MASKED_KEY = /[A-Za-z0-9]\*{3,}|\*{3,}[A-Za-z0-9]/;
+/** Below this length a secret's first 8 and last 4 characters could be ordinary words; real API keys are far longer. */
+const PIECES_FROM_LENGTH = 20;
+
+/**
+ * Removes a credential from text that came back from upstream, so it can be shown and logged: the whole
+ * secret, and any word holding its first 8 or last 4 characters or a masked key (providers echo a key's ends).
+ */
 export function scrub(text: string, secret: string): string {
-  return secret.length >= 4 ? text.split(secret).join('***') : text;
+  const pieces = secret.length >= PIECES_FROM_LENGTH ? [secret.slice(0, 8), secret.slice(-4)] : [];
+  const unsecret = secret.length >= 4 ? text.split(secret).join(REDACTED) : text;
+  return unsecret.replace(/\S+/g, (word) => (MASKED_KEY.test(word) || pieces.some((piece) => word.includes(piece)) ? REDACTED : word));
+}
+
+/**
+ * An upstream failure as clients and operators may see it: credentials refused (401/403) in eastx's own words,
+ * since the token is disabled anyway and customers need no upstream auth detail (SPEC §2); any other message scrubbed.
+ */
+export function shownFailure(err: UpstreamError, secret: string): UpstreamError {
+  const message = err.credentialsRejected
+    ? `the upstream provider refused the gateway's credentials (HTTP ${err.status})`
+    : scrub(err.message, secret);
+  return new UpstreamError(err.failure, message, err.details);
 }

@@ -12,6 +12,7 @@ import type { Json, Provider, UpstreamCall } from '../types.js';
 import { anthropicRequestProblem } from './check.js';
 import { toAnthropicRequest } from './request.js';
 import { type AnthropicMessage, styleOf, toChatCompletion } from './response.js';
+import { anthropicEvent, anthropicMessage, countedTokens } from './shapes.js';
 import { type AnthropicEvent, StreamTranslator, streamErrorOf } from './stream.js';
 
 const API_VERSION = '2023-06-01';
@@ -49,7 +50,7 @@ export const anthropicProvider: Provider = {
     async chat(body, call) {
       const request = toAnthropicRequest(body, call.upstreamModel, false);
       const response = await send(messagesUrl(call), { headers: headers(call), body: request }, call.signal);
-      return toChatCompletion(await readJson<AnthropicMessage>(response, call.signal), styleOf(body));
+      return toChatCompletion((await readJson(response, call.signal, anthropicMessage)) as AnthropicMessage, styleOf(body));
     },
 
     async *chatStream(body, call) {
@@ -57,7 +58,7 @@ export const anthropicProvider: Provider = {
       const response = await send(messagesUrl(call), { headers: headers(call), body: request }, call.signal);
       const translator = new StreamTranslator(styleOf(body));
       for await (const event of sseEvents(response, call.signal)) {
-        yield* translator.push(parseEventJson<AnthropicEvent>(event.data));
+        yield* translator.push(parseEventJson(event.data, anthropicEvent, 200) as AnthropicEvent);
         if (translator.finished) return;
       }
       throw new UpstreamError('protocol', 'the upstream stream ended before message_stop', { status: 200 });
@@ -65,14 +66,14 @@ export const anthropicProvider: Provider = {
 
     async messages(body, call, client) {
       const response = await send(messagesUrl(call), { headers: headers(call, client), body: passThrough(body, call, false) }, call.signal);
-      return readJson<Json>(response, call.signal);
+      return readJson(response, call.signal, anthropicMessage);
     },
 
     async *messagesStream(body, call, client) {
       const response = await send(messagesUrl(call), { headers: headers(call, client), body: passThrough(body, call, true) }, call.signal);
       for await (const event of sseEvents(response, call.signal)) {
-        const data = parseEventJson<AnthropicEvent & Json>(event.data);
-        if (data.type === 'error') throw streamErrorOf(data);
+        const data = parseEventJson(event.data, anthropicEvent, 200);
+        if (data.type === 'error') throw streamErrorOf(data as AnthropicEvent);
         yield { event: event.event ?? data.type, data };
         if (data.type === 'message_stop') return;
       }
@@ -85,10 +86,7 @@ export const anthropicProvider: Provider = {
         { headers: headers(call, client), body: passThrough(body, call) },
         call.signal,
       );
-      const counted = await readJson<{ input_tokens?: unknown }>(response, call.signal);
-      if (typeof counted.input_tokens !== 'number')
-        throw new UpstreamError('protocol', 'count_tokens answered without input_tokens', { status: 200 });
-      return counted.input_tokens;
+      return (await readJson(response, call.signal, countedTokens)).input_tokens;
     },
   },
 };

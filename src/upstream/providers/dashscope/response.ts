@@ -1,4 +1,6 @@
+import { z } from 'zod';
 import { UpstreamError } from '../../errors.js';
+import { jsonObject, tokenCount } from '../shapes.js';
 import type { ImagesResult } from '../types.js';
 
 export interface TaskResult {
@@ -13,6 +15,20 @@ export interface TaskResponse {
   output?: { task_id?: string; task_status?: string; code?: string; message?: string; results?: TaskResult[] };
   usage?: { image_count?: number };
 }
+
+/** What the gateway relies on in a task answer (../shapes.ts); an image count that is not a count is ignored. */
+export const taskResponse = z.looseObject({
+  output: z
+    .looseObject({
+      task_id: z.string().optional(),
+      task_status: z.string().optional(),
+      code: z.string().optional(),
+      message: z.string().optional(),
+      results: z.array(jsonObject).optional(),
+    })
+    .optional(),
+  usage: z.looseObject({ image_count: tokenCount.optional() }).optional().catch(undefined),
+});
 
 /** A SUCCEEDED task → image URLs, revised prompts and the images produced (what is billed). */
 export function imagesOf(task: TaskResponse): ImagesResult {

@@ -3,7 +3,7 @@ import { UpstreamError } from '../../errors.js';
 import { readJson, send, transportFailure } from '../http.js';
 import type { ImageRequest, ImagesResult, UpstreamCall } from '../types.js';
 import { imageTaskRequest } from './request.js';
-import { imagesOf, type TaskResponse } from './response.js';
+import { imagesOf, type TaskResponse, taskResponse } from './response.js';
 
 /** Poll waits grow by this factor per poll, up to this multiple of the first wait (500 ms → 2 s by default). */
 const POLL_GROWTH = 1.5;
@@ -28,7 +28,7 @@ async function submitTask(request: ImageRequest, call: UpstreamCall): Promise<st
     { headers: { ...authHeaders(call), 'x-dashscope-async': 'enable' }, body: imageTaskRequest(request, call.upstreamModel) },
     call.signal,
   );
-  const task = await readJson<TaskResponse>(response, call.signal);
+  const task = await readJson(response, call.signal, taskResponse);
   const taskId = task.output?.task_id;
   if (!taskId) throw new UpstreamError('protocol', 'the upstream accepted the image task without a task_id', { status: 200 });
   return taskId;
@@ -48,7 +48,7 @@ async function awaitTask(taskId: string, request: ImageRequest, call: UpstreamCa
         { method: 'GET', headers: authHeaders(call) },
         call.signal,
       );
-      task = await readJson<TaskResponse>(response, call.signal);
+      task = await readJson(response, call.signal, taskResponse);
     } catch (err) {
       // A status poll that fails for a moment does not lose the task: ask again (the deadline bounds it).
       const transient = err instanceof UpstreamError && err.retryable && !err.credentialsRejected;
