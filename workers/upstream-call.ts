@@ -112,19 +112,18 @@ export async function withUpstream<T>(
   const tried = new Set<number>();
   const failed = new Set<number>();
   let lastError: UpstreamError | undefined;
+  // asked again before every attempt to lease: a job waiting for a token follows the catalog as it changes (SPEC §4)
+  const candidatesNow = async () => candidatesFor(job.routes, await ctx.catalog.latest(), { home: job.homeRoute, failed, tried });
   for (;;) {
-    const catalog = await ctx.catalog.latest();
-    const candidates = candidatesFor(job.routes, catalog, { home: job.homeRoute, failed, tried });
-    if (candidates.length === 0) throw new ApiError('upstream_unavailable', 'this model has no usable upstream channel');
+    if ((await candidatesNow()).length === 0) throw new ApiError('upstream_unavailable', 'this model has no usable upstream channel');
     const leasing = startStage('lease', trace);
-    const acquired = await ctx.pool.acquireRoute(candidates, job.requestId, signal).finally(() => leasing.end());
+    const acquired = await ctx.pool.acquireRoute(candidatesNow, job.requestId, signal).finally(() => leasing.end());
     if (acquired.kind !== 'leased')
       throw await exhausted(ctx, job, lastError, acquired.kind === 'cooling' ? acquired.retryAfterMs : undefined);
 
-    const { lease } = acquired;
-    const routeIndex = candidates[acquired.route].index;
+    const { lease, candidate } = acquired;
+    const { index: routeIndex, channel } = candidate;
     const route = job.routes[routeIndex];
-    const channel = catalog.channels.get(route.channelId)!;
     const secret = tokenSecret(ctx, lease.token);
     const limit = attemptSignal(ctx, job, signal, mayRetry);
     try {

@@ -58,7 +58,11 @@ export interface RouteCandidate {
   tokens: UpstreamToken[];
 }
 
-export type RouteAcquired = { kind: 'leased'; lease: Lease; route: number } | { kind: 'cooling'; retryAfterMs: number } | { kind: 'none' };
+/** `route`: the index of the leased route among the candidates of the attempt that leased, `candidate` that route. */
+export type RouteAcquired<R extends RouteCandidate = RouteCandidate> =
+  | { kind: 'leased'; lease: Lease; route: number; candidate: R }
+  | { kind: 'cooling'; retryAfterMs: number }
+  | { kind: 'none' };
 
 /** The channel as a whole: `usable` when some active token is not cooling down. */
 export interface Availability {
@@ -112,11 +116,30 @@ export class TokenPool {
 
   /**
    * Leases a token for `jobId` among a model's routes (src/upstream/acquire.lua says how it picks), waiting
-   * while the tier it settles on is busy. Answers `cooling` when no route has a token to offer and some
-   * token is cooling down (`retryAfterMs`: the soonest return), `none` when none is cooling either (every
-   * token disabled or already tried). Throws the signal's reason when it aborts while waiting.
+   * while the tier it settles on is busy. `routes` may be a function: it is asked again before every
+   * attempt, so a job that waits leases by the catalog as it is then (a token disabled meanwhile is never
+   * leased, a lowered limit holds for the next lease). Answers `cooling` when no route has a token to offer
+   * and some token is cooling down (`retryAfterMs`: the soonest return), `none` when none is cooling either
+   * (every token disabled or already tried). Throws the signal's reason when it aborts while waiting.
    */
-  async acquireRoute(routes: RouteCandidate[], jobId: string, signal: AbortSignal): Promise<RouteAcquired> {
+  async acquireRoute<R extends RouteCandidate>(
+    routes: R[] | (() => Promise<R[]>),
+    jobId: string,
+    signal: AbortSignal,
+  ): Promise<RouteAcquired<R>> {
+    const routesNow = typeof routes === 'function' ? routes : async () => routes;
+    let pollMs = this.options.busyPollMs;
+    for (;;) {
+      signal.throwIfAborted();
+      const acquired = await this.tryAcquireRoute(await routesNow(), jobId);
+      if (acquired.kind !== 'busy') return acquired;
+      await sleep(pollMs / 2 + Math.random() * pollMs, undefined, { signal }).catch(() => undefined);
+      pollMs = Math.min(this.options.maxBusyPollMs, pollMs * 1.5);
+    }
+  }
+
+  /** One attempt of acquireRoute: a lease, or `busy` when the tier it settles on has no free token yet. */
+  private async tryAcquireRoute<R extends RouteCandidate>(routes: R[], jobId: string): Promise<RouteAcquired<R> | { kind: 'busy' }> {
     const live = routes.map((r) => ({ ...r, tokens: rotate(r.tokens) }));
     if (live.every((r) => r.tokens.length === 0)) return { kind: 'none' };
     const keys = live.flatMap((r) => [
@@ -125,25 +148,23 @@ export class TokenPool {
     ]);
     const shape = live.flatMap((r) => [r.tier, r.rank, Math.max(0, Math.round(r.weight)), r.tokens.length]);
     const limits = live.flatMap((r) => r.tokens.map((t) => Math.max(1, t.maxConcurrency)));
-    let pollMs = this.options.busyPollMs;
-    for (;;) {
-      signal.throwIfAborted();
-      // {r, i, 0} leased token i of route r; {0, 0, 0} busy; {-1, ms until the first cooling token is back, _}
-      const [route, second] = await this.redis.eastxAcquire(
-        keys.length,
-        ...keys,
-        jobId,
-        this.options.leaseMs,
-        Math.random(),
-        live.length,
-        ...shape,
-        ...limits,
-      );
-      if (route > 0) return { kind: 'leased', lease: this.holdLease(live[route - 1].tokens[second - 1], jobId), route: route - 1 };
-      if (route < 0) return second > 0 ? { kind: 'cooling', retryAfterMs: second } : { kind: 'none' };
-      await sleep(pollMs / 2 + Math.random() * pollMs, undefined, { signal }).catch(() => undefined);
-      pollMs = Math.min(this.options.maxBusyPollMs, pollMs * 1.5);
+    // {r, i, 0} leased token i of route r; {0, 0, 0} busy; {-1, ms until the first cooling token is back, _}
+    const [route, second] = await this.redis.eastxAcquire(
+      keys.length,
+      ...keys,
+      jobId,
+      this.options.leaseMs,
+      Math.random(),
+      live.length,
+      ...shape,
+      ...limits,
+    );
+    if (route > 0) {
+      const lease = this.holdLease(live[route - 1].tokens[second - 1], jobId);
+      return { kind: 'leased', lease, route: route - 1, candidate: routes[route - 1] };
     }
+    if (route < 0) return second > 0 ? { kind: 'cooling', retryAfterMs: second } : { kind: 'none' };
+    return { kind: 'busy' };
   }
 
   /** Whether any active token of the channel is out of cooldown, and when the first cooling one is back. */
