@@ -100,6 +100,34 @@ test('renewal keeps a lease alive past leaseMs while its call runs', async (t) =
   t.is(await pool.liveLeases(14), 0);
 });
 
+test('a renewal counts its call again when its lease lapsed (its holder stalled) and the token has room', async (t) => {
+  const pool = new TokenPool(redis, keys, { leaseMs: 300 });
+  const tokens = [token(15, 2)];
+  const held = await pool.acquire(tokens, 'stalled-with-room', never);
+  if (held.kind !== 'leased') return t.fail(held.kind);
+  // what the pool does to a lease not renewed in time
+  await redis.zrem(keys.leases(15), 'stalled-with-room');
+  t.true(await untilTrue(async () => (await pool.liveLeases(15)) === 1, 2_000, 20), 'the running call is counted again');
+  t.false(held.lease.lost.aborted);
+  await held.lease.release('ok');
+  t.is(await pool.liveLeases(15), 0);
+});
+
+test('a lease that lapsed while others filled its token tells its holder to stop the call', async (t) => {
+  const pool = new TokenPool(redis, keys, { leaseMs: 300 });
+  const tokens = [token(16, 1)];
+  const held = await pool.acquire(tokens, 'stalled-when-full', never);
+  if (held.kind !== 'leased') return t.fail(held.kind);
+  await redis.zrem(keys.leases(16), 'stalled-when-full');
+  const newcomer = await new TokenPool(redis, keys, { leaseMs: 300 }).acquire(tokens, 'newcomer', never);
+  t.is(newcomer.kind, 'leased');
+  t.true(await untilTrue(() => held.lease.lost.aborted, 2_000, 20), 'the holder is told its call must stop');
+  t.is(await pool.liveLeases(16), 1, 'the token counts only the newcomer');
+  await held.lease.release('neutral');
+  t.is(await pool.liveLeases(16), 1);
+  if (newcomer.kind === 'leased') await newcomer.lease.release('ok');
+});
+
 test('the least loaded token is chosen; cooling and disabled tokens are skipped', async (t) => {
   const pool = new TokenPool(redis, keys);
   const tokens = [token(21, 4), token(22, 4), token(23, 4, 'disabled')];

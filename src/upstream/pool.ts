@@ -37,6 +37,11 @@ export type CallOutcome = 'ok' | 'fail' | 'ratelimited' | 'neutral';
 export interface Lease {
   token: UpstreamToken;
   /**
+   * Aborts when the lease was lost and the token is full: its holder stalled past `leaseMs` (the pool took it
+   * for dead) and others took the token meanwhile. The call must stop (see renew.lua).
+   */
+  lost: AbortSignal;
+  /**
    * Gives the lease back, recording the outcome for the token's cooldowns and its channel's health (`what`
    * went wrong, for a `fail` or `ratelimited` outcome: shown to operators, never a secret); returns the
    * cooldown applied in ms (0 = none).
@@ -73,7 +78,7 @@ export interface Availability {
 
 type PoolRedis = Redis & {
   eastxAcquire(numKeys: number, ...args: Array<string | number>): Promise<[number, number, number]>;
-  eastxRenew(key: string, jobId: string, leaseMs: number): Promise<number>;
+  eastxRenew(key: string, jobId: string, leaseMs: number, limit: number): Promise<number>;
   eastxRelease(...args: Array<string | number>): Promise<[number, number]>;
 };
 
@@ -192,13 +197,23 @@ export class TokenPool {
 
   private holdLease(token: UpstreamToken, jobId: string): Lease {
     const leaseKey = this.keys.leases(token.id);
-    const renewal = setInterval(() => {
-      void this.redis.eastxRenew(leaseKey, jobId, this.options.leaseMs).catch(() => undefined);
-    }, this.options.leaseMs / 3);
+    const lost = new AbortController();
+    // A renewal that finds its lease gone (this process stalled past leaseMs) counts the call again while the
+    // token has room. When others filled it meanwhile, the call is stopped instead: counting it would only make
+    // new leases wait, while the upstream kept seeing more calls than max_concurrency for as long as it lasts.
+    const renew = async () => {
+      const held = await this.redis.eastxRenew(leaseKey, jobId, this.options.leaseMs, Math.max(1, token.maxConcurrency));
+      if (held || lost.signal.aborted) return;
+      clearInterval(renewal);
+      log.warn({ requestId: jobId, tokenId: token.id }, 'lease lost while this worker stalled and its token is full: the call is stopped');
+      lost.abort(new Error('lease lost'));
+    };
+    const renewal = setInterval(() => void renew().catch(() => undefined), this.options.leaseMs / 3);
     renewal.unref();
     let released = false;
     return {
       token,
+      lost: lost.signal,
       release: async (outcome, retryAfterMs = 0, what = '') => {
         if (released) return 0;
         released = true;
