@@ -4,6 +4,7 @@ import test from 'ava';
 import type { UpstreamToken } from '../src/catalog/catalog.js';
 import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
 import { parseRetryAfter } from '../src/upstream/errors.js';
+import { clearCooldown } from '../src/upstream/health.js';
 import { TokenPool } from '../src/upstream/pool.js';
 import { type Bed, startBed } from './helpers/bed.js';
 import { newCustomer, postJson } from './helpers/customer.js';
@@ -179,6 +180,31 @@ test('cooldowns: 429 with Retry-After, exponential backoff without, 5xx after 3 
   t.is(await (await lease('m')).release('fail'), 0);
   t.is(await (await lease('n')).release('fail'), 1000, 'the third failure in a row cools the token down');
   t.deepEqual(await pool.availability([token(32, 1, 'disabled')]), { usable: false, retryAfterMs: undefined });
+});
+
+test('a cooldown taken from the upstream Retry-After lasts at most an hour', async (t) => {
+  const pool = new TokenPool(redis, keys);
+  const got = await pool.acquire([token(33, 1)], 'far-future', never);
+  if (got.kind !== 'leased') return t.fail(got.kind);
+  t.is(await got.lease.release('ratelimited', 999_999_999_000), 3_600_000);
+  t.true((await redis.pttl(keys.cooldown(33))) <= 3_600_000);
+});
+
+test('clearing a cooldown forgets the backoff level and the failures in a row too', async (t) => {
+  const pool = new TokenPool(redis, keys, { baseBackoffMs: 1000 });
+  const tokens = [token(34, 1)];
+  const lease = async (id: string) => {
+    const got = await pool.acquire(tokens, id, never);
+    if (got.kind !== 'leased') throw new Error(`not leased: ${got.kind}`);
+    return got.lease;
+  };
+  t.is(await (await lease('limited')).release('ratelimited'), 1000);
+  await clearCooldown(redis, keys, 34);
+  t.is(await (await lease('fails-1')).release('fail'), 0, 'the cooldown is gone at once');
+  t.is(await (await lease('fails-2')).release('fail'), 0);
+  await clearCooldown(redis, keys, 34);
+  t.is(await (await lease('fails-3')).release('fail'), 0, 'the failures before it no longer count');
+  t.is(await (await lease('limited-again')).release('ratelimited'), 1000, 'the backoff starts over');
 });
 
 test('Retry-After: seconds or an HTTP date', (t) => {

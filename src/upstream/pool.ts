@@ -14,6 +14,11 @@ export interface PoolOptions {
   failuresBeforeCooldown: number;
   baseBackoffMs: number;
   maxBackoffMs: number;
+  /**
+   * The longest cooldown taken from an upstream's Retry-After. Longer ones (a bogus header, a quota reset days
+   * away) would take the token out for that long: past it, one real call finds out whether it is back.
+   */
+  maxRetryAfterMs: number;
   /** How often a job that found every token busy looks again (first, and at most). */
   busyPollMs: number;
   maxBusyPollMs: number;
@@ -26,6 +31,7 @@ export const DEFAULT_POOL_OPTIONS: PoolOptions = {
   failuresBeforeCooldown: 3,
   baseBackoffMs: 1_000,
   maxBackoffMs: 60_000,
+  maxRetryAfterMs: 3_600_000,
   busyPollMs: 10,
   maxBusyPollMs: 50,
   unhealthyAfter: 5,
@@ -227,7 +233,7 @@ export class TokenPool {
           this.keys.channelHealth(token.channelId),
           jobId,
           outcome,
-          Math.max(0, Math.round(retryAfterMs)),
+          Math.max(0, Math.round(Math.min(retryAfterMs, o.maxRetryAfterMs))),
           o.failuresBeforeCooldown,
           o.baseBackoffMs,
           o.maxBackoffMs,
