@@ -131,6 +131,34 @@ test.serial(
   },
 );
 
+test.serial('a 429 whose Retry-After is years away cools the token for an hour at most; re-enabling it clears the cooldown', async (t) => {
+  for (const retryAfter of ['999999999', 'Fri, 31 Dec 9999 23:59:59 GMT']) {
+    const { model, tokens } = await channelWith(['far'], { fail: { status: 429, retryAfter, times: 1 } });
+    const cooled = await chatJson(model);
+    t.is(cooled.res.status, 503, retryAfter);
+    const seconds = Number(cooled.res.headers.get('retry-after'));
+    t.true(seconds > 3_500 && seconds <= 3_600, `Retry-After ${seconds} for ${retryAfter}`);
+    t.is((await chatJson(model)).res.status, 503, 'still cooling');
+    await bed.admin.call('PATCH', `/admin/api/tokens/${tokens.far.id}`, { status: 'disabled' });
+    await bed.admin.call('PATCH', `/admin/api/tokens/${tokens.far.id}`, { status: 'active' });
+    t.is((await chatJson(model)).res.status, 200, 're-enabled: tried again at once');
+  }
+  const { model, tokens } = await channelWith(['active'], { fail: { status: 429, retryAfter: '600', times: 1 } });
+  t.is((await chatJson(model)).res.status, 503);
+  await bed.admin.call('PATCH', `/admin/api/tokens/${tokens.active.id}`, { status: 'active' });
+  t.is((await chatJson(model)).res.status, 200, 'an active token PATCHed active is tried again too');
+});
+
+test.serial('re-enabling a token forgets its 5xx in a row: it takes three new ones to cool it', async (t) => {
+  const { model, tokens } = await channelWith(['flaky'], { fail: { status: 500, times: 2 } });
+  t.is((await chatJson(model)).res.status, 502);
+  t.is((await chatJson(model)).res.status, 502);
+  await bed.admin.call('PATCH', `/admin/api/tokens/${tokens.flaky.id}`, { status: 'active' });
+  bed.mock.setBehavior(tokens.flaky.secret, { fail: { status: 500, times: 1 } });
+  t.is((await chatJson(model)).res.status, 502);
+  t.is((await chatJson(model)).res.status, 200, 'one failure since it was re-enabled: not cooling');
+});
+
 test.serial('a closed port → 502 upstream_unreachable', async (t) => {
   const { model } = await channelWith(['closed'], {}, `http://127.0.0.1:${await freePort()}/v1`);
   const { res, json } = await chatJson(model);

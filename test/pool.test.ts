@@ -4,10 +4,12 @@ import test from 'ava';
 import type { UpstreamToken } from '../src/catalog/catalog.js';
 import { createRedis, type Redis, RedisKeys } from '../src/redis/index.js';
 import { parseRetryAfter } from '../src/upstream/errors.js';
+import { clearCooldown } from '../src/upstream/health.js';
 import { TokenPool } from '../src/upstream/pool.js';
 import { type Bed, startBed } from './helpers/bed.js';
 import { newCustomer, postJson } from './helpers/customer.js';
 import { emptyRedisPrefix, REDIS_URL } from './helpers/env.js';
+import { untilTrue } from './helpers/wait.js';
 
 // Part 1: the pool itself against a real Redis (as several worker processes share it).
 // Part 2: the whole gateway with 3 worker processes against the mock upstream.
@@ -99,6 +101,34 @@ test('renewal keeps a lease alive past leaseMs while its call runs', async (t) =
   t.is(await pool.liveLeases(14), 0);
 });
 
+test('a renewal counts its call again when its lease lapsed (its holder stalled) and the token has room', async (t) => {
+  const pool = new TokenPool(redis, keys, { leaseMs: 300 });
+  const tokens = [token(15, 2)];
+  const held = await pool.acquire(tokens, 'stalled-with-room', never);
+  if (held.kind !== 'leased') return t.fail(held.kind);
+  // what the pool does to a lease not renewed in time
+  await redis.zrem(keys.leases(15), 'stalled-with-room');
+  t.true(await untilTrue(async () => (await pool.liveLeases(15)) === 1, 2_000, 20), 'the running call is counted again');
+  t.false(held.lease.lost.aborted);
+  await held.lease.release('ok');
+  t.is(await pool.liveLeases(15), 0);
+});
+
+test('a lease that lapsed while others filled its token tells its holder to stop the call', async (t) => {
+  const pool = new TokenPool(redis, keys, { leaseMs: 300 });
+  const tokens = [token(16, 1)];
+  const held = await pool.acquire(tokens, 'stalled-when-full', never);
+  if (held.kind !== 'leased') return t.fail(held.kind);
+  await redis.zrem(keys.leases(16), 'stalled-when-full');
+  const newcomer = await new TokenPool(redis, keys, { leaseMs: 300 }).acquire(tokens, 'newcomer', never);
+  t.is(newcomer.kind, 'leased');
+  t.true(await untilTrue(() => held.lease.lost.aborted, 2_000, 20), 'the holder is told its call must stop');
+  t.is(await pool.liveLeases(16), 1, 'the token counts only the newcomer');
+  await held.lease.release('neutral');
+  t.is(await pool.liveLeases(16), 1);
+  if (newcomer.kind === 'leased') await newcomer.lease.release('ok');
+});
+
 test('the least loaded token is chosen; cooling and disabled tokens are skipped', async (t) => {
   const pool = new TokenPool(redis, keys);
   const tokens = [token(21, 4), token(22, 4), token(23, 4, 'disabled')];
@@ -152,6 +182,31 @@ test('cooldowns: 429 with Retry-After, exponential backoff without, 5xx after 3 
   t.deepEqual(await pool.availability([token(32, 1, 'disabled')]), { usable: false, retryAfterMs: undefined });
 });
 
+test('a cooldown taken from the upstream Retry-After lasts at most an hour', async (t) => {
+  const pool = new TokenPool(redis, keys);
+  const got = await pool.acquire([token(33, 1)], 'far-future', never);
+  if (got.kind !== 'leased') return t.fail(got.kind);
+  t.is(await got.lease.release('ratelimited', 999_999_999_000), 3_600_000);
+  t.true((await redis.pttl(keys.cooldown(33))) <= 3_600_000);
+});
+
+test('clearing a cooldown forgets the backoff level and the failures in a row too', async (t) => {
+  const pool = new TokenPool(redis, keys, { baseBackoffMs: 1000 });
+  const tokens = [token(34, 1)];
+  const lease = async (id: string) => {
+    const got = await pool.acquire(tokens, id, never);
+    if (got.kind !== 'leased') throw new Error(`not leased: ${got.kind}`);
+    return got.lease;
+  };
+  t.is(await (await lease('limited')).release('ratelimited'), 1000);
+  await clearCooldown(redis, keys, 34);
+  t.is(await (await lease('fails-1')).release('fail'), 0, 'the cooldown is gone at once');
+  t.is(await (await lease('fails-2')).release('fail'), 0);
+  await clearCooldown(redis, keys, 34);
+  t.is(await (await lease('fails-3')).release('fail'), 0, 'the failures before it no longer count');
+  t.is(await (await lease('limited-again')).release('ratelimited'), 1000, 'the backoff starts over');
+});
+
 test('Retry-After: seconds or an HTTP date', (t) => {
   const now = Date.parse('2030-01-01T00:00:00Z');
   t.is(parseRetryAfter('7', now), 7000);
@@ -171,16 +226,18 @@ async function chat(model: string, content: string) {
   return { status: res.status, json };
 }
 
-/** A channel `name` on the mock with these tokens, and the model `pool/<name>` on it. */
+/** A channel `name` on the mock with these tokens, and the model `pool/<name>` on it; answers the token ids. */
 async function modelOnChannel(name: string, tokens: Array<{ secret: string; max: number; label: string }>) {
   const channel = await bed.admin.channel(name, 'openai', `${bed.mock.url}/v1`);
-  for (const { secret, max, label } of tokens) await bed.admin.token(channel.id, secret, max, label);
+  const ids: number[] = [];
+  for (const { secret, max, label } of tokens) ids.push((await bed.admin.token(channel.id, secret, max, label)).id);
   await bed.admin.model(`pool/${name}`, {
     channel_id: channel.id,
     upstream_model: 'mock-gpt',
     input_price_per_1m: 1,
     output_price_per_1m: 1,
   });
+  return ids;
 }
 
 test.serial('3 workers, max_concurrency 2, 50 concurrent slow requests: all succeed, never more than 2 in flight upstream', async (t) => {
@@ -216,4 +273,57 @@ test.serial('load spreads over the tokens of a channel (least in flight), each w
   t.true(sa.calls >= 5 && sb.calls >= 5, `calls ${sa.calls} / ${sb.calls}`);
   t.true(sa.maxInFlight <= 3 && sb.maxInFlight <= 3);
   t.is(Math.max(sa.maxInFlight, sb.maxInFlight), 3, 'both tokens were used up to their limit at once');
+});
+
+/** The upstream's in-flight calls on `secret`, sampled until `done` settles: the most seen at once. */
+async function mostInFlightUntil(secret: string, done: Promise<unknown>): Promise<number> {
+  let settled = false;
+  void done.finally(() => (settled = true));
+  let most = 0;
+  while (!settled) {
+    most = Math.max(most, bed.mock.stats(secret).inFlight);
+    await sleep(10);
+  }
+  return most;
+}
+
+test.serial('jobs waiting for a token never lease one disabled while they waited', async (t) => {
+  const [a, b] = ['waitdis-a', 'waitdis-b'].map((s) => `${s}-${randomBytes(4).toString('hex')}`);
+  const [idA] = await modelOnChannel('waitdis', [
+    { secret: a, max: 2, label: 'waitdis-a' },
+    { secret: b, max: 3, label: 'waitdis-b' },
+  ]);
+  bed.mock.setBehavior(a, { latencyMs: 2_000 });
+  bed.mock.setBehavior(b, { latencyMs: 2_000 });
+  const answers = Promise.all(Array.from({ length: 10 }, (_, i) => chat('pool/waitdis', `waiting ${i}`)));
+  t.true(await untilTrue(() => bed.mock.stats(a).inFlight + bed.mock.stats(b).inFlight === 5), 'five calls run, five jobs wait');
+  await sleep(300);
+  await bed.admin.call('PATCH', `/admin/api/tokens/${idA}`, { status: 'disabled' });
+  t.deepEqual(
+    (await answers).map((x) => x.status),
+    Array(10).fill(200),
+  );
+  t.is(bed.mock.stats(a).calls, 2, 'only the calls that started before the token was disabled');
+  t.is(bed.mock.stats(b).calls, 8);
+  t.true(bed.mock.stats(b).maxInFlight <= 3);
+});
+
+test.serial('jobs waiting for a token follow its max_concurrency lowered while they waited', async (t) => {
+  const secret = `waitlow-${randomBytes(4).toString('hex')}`;
+  const [id] = await modelOnChannel('waitlow', [{ secret, max: 3, label: 'waitlow' }]);
+  bed.mock.setBehavior(secret, { latencyMs: 1_500 });
+  let answered = 0;
+  const requests = Array.from({ length: 6 }, (_, i) => chat('pool/waitlow', `lowered ${i}`).finally(() => answered++));
+  const answers = Promise.all(requests);
+  t.true(await untilTrue(() => bed.mock.stats(secret).inFlight === 3), 'three calls run, three jobs wait');
+  await sleep(300);
+  await bed.admin.call('PATCH', `/admin/api/tokens/${id}`, { max_concurrency: 1 });
+  // the first three end upstream before their clients hear of it: from then on only the waiting jobs run
+  t.true(await untilTrue(() => answered >= 3));
+  t.is(await mostInFlightUntil(secret, answers), 1, 'the lowered limit held for the jobs that were waiting');
+  t.deepEqual(
+    (await answers).map((x) => x.status),
+    Array(6).fill(200),
+  );
+  t.is(bed.mock.stats(secret).calls, 6);
 });

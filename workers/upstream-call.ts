@@ -5,7 +5,7 @@ import { abortJob } from '../src/queue/abort.js';
 import { type JobBase, msUntilDeadline } from '../src/queue/jobs.js';
 import { contextFrom, startStage } from '../src/telemetry.js';
 import { shownFailure, UpstreamError } from '../src/upstream/errors.js';
-import type { CallOutcome } from '../src/upstream/pool.js';
+import type { CallOutcome, Lease } from '../src/upstream/pool.js';
 import { providerFor } from '../src/upstream/providers/registry.js';
 import type { Provider, ProviderAdapter, UpstreamCall } from '../src/upstream/providers/types.js';
 import { candidatesFor } from '../src/upstream/routing.js';
@@ -63,16 +63,30 @@ async function exhausted(
   });
 }
 
+/** A call stopped with output already sent: its lease was lost while its worker stalled (Lease.lost). */
+const leaseLostError = () =>
+  new ApiError('upstream_error', 'the request was interrupted by a stalled gateway worker; please retry', {
+    fields: { upstream_status: 0 },
+  });
+
 /**
  * The upstream call of one attempt: the job's signal, plus UPSTREAM_FIRST_BYTE_MS for the attempt to
  * produce something (a stream chunk out to the client, an answer, a submitted task: `mayRetry()` turns
  * false). An attempt past it is aborted and the job moves on; one that produced is left to the deadline.
+ * An attempt whose lease was lost while the token filled up (Lease.lost) is aborted too.
  */
-function attemptSignal(ctx: WorkerContext, job: JobBase, signal: AbortSignal, mayRetry: () => boolean) {
+function attemptSignal(ctx: WorkerContext, job: JobBase, signal: AbortSignal, lease: Lease, mayRetry: () => boolean) {
   const controller = new AbortController();
   const forward = () => controller.abort(signal.reason);
   if (signal.aborted) forward();
   else signal.addEventListener('abort', forward, { once: true });
+  let leaseLost = false;
+  const stopForLostLease = () => {
+    leaseLost = true;
+    abortJob(controller, 'shutdown');
+  };
+  if (lease.lost.aborted) stopForLostLease();
+  else lease.lost.addEventListener('abort', stopForLostLease, { once: true });
   let timedOut = false;
   const limitMs = ctx.config.upstreamFirstByteMs;
   const timer =
@@ -87,9 +101,12 @@ function attemptSignal(ctx: WorkerContext, job: JobBase, signal: AbortSignal, ma
     signal: controller.signal,
     /** the attempt, not the job, ran out of time */
     timedOut: () => timedOut && !signal.aborted,
+    /** the attempt was stopped because its lease was lost and the token is full (Lease.lost) */
+    leaseLost: () => leaseLost && !signal.aborted,
     done: () => {
       clearTimeout(timer);
       signal.removeEventListener('abort', forward);
+      lease.lost.removeEventListener('abort', stopForLostLease);
     },
   };
 }
@@ -98,7 +115,9 @@ function attemptSignal(ctx: WorkerContext, job: JobBase, signal: AbortSignal, ma
  * Runs `attempt` on a leased token of one of the job's routes (highest priority first, by weight, the home
  * route preferred: src/upstream/routing.ts), moving to another token or route after a 429, 5xx, connect
  * failure, no first byte in time or rejected credentials, as long as `mayRetry()` (nothing reached the
- * client yet). Every failure leaves as an ApiError with the SPEC §2 code. `attempt` also gets the route's
+ * client yet). A call stopped because its lease was lost (its worker stalled while others filled the token)
+ * waits for a token again while nothing reached the client, and ends 502 otherwise. Every failure leaves as an
+ * ApiError with the SPEC §2 code. `attempt` also gets the route's
  * provider (its capabilities), for jobs whose request is translated per channel type (Messages, Responses).
  */
 export async function withUpstream<T>(
@@ -112,21 +131,20 @@ export async function withUpstream<T>(
   const tried = new Set<number>();
   const failed = new Set<number>();
   let lastError: UpstreamError | undefined;
+  // asked again before every attempt to lease: a job waiting for a token follows the catalog as it changes (SPEC §4)
+  const candidatesNow = async () => candidatesFor(job.routes, await ctx.catalog.latest(), { home: job.homeRoute, failed, tried });
   for (;;) {
-    const catalog = await ctx.catalog.latest();
-    const candidates = candidatesFor(job.routes, catalog, { home: job.homeRoute, failed, tried });
-    if (candidates.length === 0) throw new ApiError('upstream_unavailable', 'this model has no usable upstream channel');
+    if ((await candidatesNow()).length === 0) throw new ApiError('upstream_unavailable', 'this model has no usable upstream channel');
     const leasing = startStage('lease', trace);
-    const acquired = await ctx.pool.acquireRoute(candidates, job.requestId, signal).finally(() => leasing.end());
+    const acquired = await ctx.pool.acquireRoute(candidatesNow, job.requestId, signal).finally(() => leasing.end());
     if (acquired.kind !== 'leased')
       throw await exhausted(ctx, job, lastError, acquired.kind === 'cooling' ? acquired.retryAfterMs : undefined);
 
-    const { lease } = acquired;
-    const routeIndex = candidates[acquired.route].index;
+    const { lease, candidate } = acquired;
+    const { index: routeIndex, channel } = candidate;
     const route = job.routes[routeIndex];
-    const channel = catalog.channels.get(route.channelId)!;
     const secret = tokenSecret(ctx, lease.token);
-    const limit = attemptSignal(ctx, job, signal, mayRetry);
+    const limit = attemptSignal(ctx, job, signal, lease, mayRetry);
     try {
       const call = { baseUrl: channel.baseUrl, secret, upstreamModel: route.upstreamModel, signal: limit.signal };
       const calling = startStage('upstream', trace);
@@ -138,6 +156,12 @@ export async function withUpstream<T>(
         .catch((e: unknown) => log.warn({ requestId: job.requestId, err: { message: (e as Error).message } }, 'lease release failed'));
       return result;
     } catch (err) {
+      if (limit.leaseLost()) {
+        await lease.release('neutral');
+        if (!mayRetry()) throw leaseLostError();
+        // the token was fine, only full: wait for a free one again, this one included
+        continue;
+      }
       if (!(err instanceof UpstreamError) && !limit.timedOut()) {
         await lease.release('neutral');
         throw err;

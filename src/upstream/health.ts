@@ -74,3 +74,11 @@ export async function unhealthyChannels(redis: Redis, keys: RedisKeys, channelId
 export async function reopenChannel(redis: Redis, keys: RedisKeys, channelId: number): Promise<void> {
   await redis.multi().hdel(keys.channelHealth(channelId), 'unhealthy_since').hset(keys.channelHealth(channelId), 'failures', 0).exec();
 }
+
+/**
+ * Forgets a token's cooldown and what would cool it again at once (its backoff level, its 5xx in a row):
+ * an operator re-enabling a token means "try it again now". One DEL.
+ */
+export async function clearCooldown(redis: Redis, keys: RedisKeys, tokenId: number): Promise<void> {
+  await redis.del(keys.cooldown(tokenId), keys.cooldownLevel(tokenId), keys.failures(tokenId));
+}

@@ -14,6 +14,11 @@ export interface PoolOptions {
   failuresBeforeCooldown: number;
   baseBackoffMs: number;
   maxBackoffMs: number;
+  /**
+   * The longest cooldown taken from an upstream's Retry-After. Longer ones (a bogus header, a quota reset days
+   * away) would take the token out for that long: past it, one real call finds out whether it is back.
+   */
+  maxRetryAfterMs: number;
   /** How often a job that found every token busy looks again (first, and at most). */
   busyPollMs: number;
   maxBusyPollMs: number;
@@ -26,6 +31,7 @@ export const DEFAULT_POOL_OPTIONS: PoolOptions = {
   failuresBeforeCooldown: 3,
   baseBackoffMs: 1_000,
   maxBackoffMs: 60_000,
+  maxRetryAfterMs: 3_600_000,
   busyPollMs: 10,
   maxBusyPollMs: 50,
   unhealthyAfter: 5,
@@ -36,6 +42,11 @@ export type CallOutcome = 'ok' | 'fail' | 'ratelimited' | 'neutral';
 
 export interface Lease {
   token: UpstreamToken;
+  /**
+   * Aborts when the lease was lost and the token is full: its holder stalled past `leaseMs` (the pool took it
+   * for dead) and others took the token meanwhile. The call must stop (see renew.lua).
+   */
+  lost: AbortSignal;
   /**
    * Gives the lease back, recording the outcome for the token's cooldowns and its channel's health (`what`
    * went wrong, for a `fail` or `ratelimited` outcome: shown to operators, never a secret); returns the
@@ -58,7 +69,11 @@ export interface RouteCandidate {
   tokens: UpstreamToken[];
 }
 
-export type RouteAcquired = { kind: 'leased'; lease: Lease; route: number } | { kind: 'cooling'; retryAfterMs: number } | { kind: 'none' };
+/** `route`: the index of the leased route among the candidates of the attempt that leased, `candidate` that route. */
+export type RouteAcquired<R extends RouteCandidate = RouteCandidate> =
+  | { kind: 'leased'; lease: Lease; route: number; candidate: R }
+  | { kind: 'cooling'; retryAfterMs: number }
+  | { kind: 'none' };
 
 /** The channel as a whole: `usable` when some active token is not cooling down. */
 export interface Availability {
@@ -69,7 +84,7 @@ export interface Availability {
 
 type PoolRedis = Redis & {
   eastxAcquire(numKeys: number, ...args: Array<string | number>): Promise<[number, number, number]>;
-  eastxRenew(key: string, jobId: string, leaseMs: number): Promise<number>;
+  eastxRenew(key: string, jobId: string, leaseMs: number, limit: number): Promise<number>;
   eastxRelease(...args: Array<string | number>): Promise<[number, number]>;
 };
 
@@ -112,11 +127,30 @@ export class TokenPool {
 
   /**
    * Leases a token for `jobId` among a model's routes (src/upstream/acquire.lua says how it picks), waiting
-   * while the tier it settles on is busy. Answers `cooling` when no route has a token to offer and some
-   * token is cooling down (`retryAfterMs`: the soonest return), `none` when none is cooling either (every
-   * token disabled or already tried). Throws the signal's reason when it aborts while waiting.
+   * while the tier it settles on is busy. `routes` may be a function: it is asked again before every
+   * attempt, so a job that waits leases by the catalog as it is then (a token disabled meanwhile is never
+   * leased, a lowered limit holds for the next lease). Answers `cooling` when no route has a token to offer
+   * and some token is cooling down (`retryAfterMs`: the soonest return), `none` when none is cooling either
+   * (every token disabled or already tried). Throws the signal's reason when it aborts while waiting.
    */
-  async acquireRoute(routes: RouteCandidate[], jobId: string, signal: AbortSignal): Promise<RouteAcquired> {
+  async acquireRoute<R extends RouteCandidate>(
+    routes: R[] | (() => Promise<R[]>),
+    jobId: string,
+    signal: AbortSignal,
+  ): Promise<RouteAcquired<R>> {
+    const routesNow = typeof routes === 'function' ? routes : async () => routes;
+    let pollMs = this.options.busyPollMs;
+    for (;;) {
+      signal.throwIfAborted();
+      const acquired = await this.tryAcquireRoute(await routesNow(), jobId);
+      if (acquired.kind !== 'busy') return acquired;
+      await sleep(pollMs / 2 + Math.random() * pollMs, undefined, { signal }).catch(() => undefined);
+      pollMs = Math.min(this.options.maxBusyPollMs, pollMs * 1.5);
+    }
+  }
+
+  /** One attempt of acquireRoute: a lease, or `busy` when the tier it settles on has no free token yet. */
+  private async tryAcquireRoute<R extends RouteCandidate>(routes: R[], jobId: string): Promise<RouteAcquired<R> | { kind: 'busy' }> {
     const live = routes.map((r) => ({ ...r, tokens: rotate(r.tokens) }));
     if (live.every((r) => r.tokens.length === 0)) return { kind: 'none' };
     const keys = live.flatMap((r) => [
@@ -125,25 +159,23 @@ export class TokenPool {
     ]);
     const shape = live.flatMap((r) => [r.tier, r.rank, Math.max(0, Math.round(r.weight)), r.tokens.length]);
     const limits = live.flatMap((r) => r.tokens.map((t) => Math.max(1, t.maxConcurrency)));
-    let pollMs = this.options.busyPollMs;
-    for (;;) {
-      signal.throwIfAborted();
-      // {r, i, 0} leased token i of route r; {0, 0, 0} busy; {-1, ms until the first cooling token is back, _}
-      const [route, second] = await this.redis.eastxAcquire(
-        keys.length,
-        ...keys,
-        jobId,
-        this.options.leaseMs,
-        Math.random(),
-        live.length,
-        ...shape,
-        ...limits,
-      );
-      if (route > 0) return { kind: 'leased', lease: this.holdLease(live[route - 1].tokens[second - 1], jobId), route: route - 1 };
-      if (route < 0) return second > 0 ? { kind: 'cooling', retryAfterMs: second } : { kind: 'none' };
-      await sleep(pollMs / 2 + Math.random() * pollMs, undefined, { signal }).catch(() => undefined);
-      pollMs = Math.min(this.options.maxBusyPollMs, pollMs * 1.5);
+    // {r, i, 0} leased token i of route r; {0, 0, 0} busy; {-1, ms until the first cooling token is back, _}
+    const [route, second] = await this.redis.eastxAcquire(
+      keys.length,
+      ...keys,
+      jobId,
+      this.options.leaseMs,
+      Math.random(),
+      live.length,
+      ...shape,
+      ...limits,
+    );
+    if (route > 0) {
+      const lease = this.holdLease(live[route - 1].tokens[second - 1], jobId);
+      return { kind: 'leased', lease, route: route - 1, candidate: routes[route - 1] };
     }
+    if (route < 0) return second > 0 ? { kind: 'cooling', retryAfterMs: second } : { kind: 'none' };
+    return { kind: 'busy' };
   }
 
   /** Whether any active token of the channel is out of cooldown, and when the first cooling one is back. */
@@ -171,13 +203,23 @@ export class TokenPool {
 
   private holdLease(token: UpstreamToken, jobId: string): Lease {
     const leaseKey = this.keys.leases(token.id);
-    const renewal = setInterval(() => {
-      void this.redis.eastxRenew(leaseKey, jobId, this.options.leaseMs).catch(() => undefined);
-    }, this.options.leaseMs / 3);
+    const lost = new AbortController();
+    // A renewal that finds its lease gone (this process stalled past leaseMs) counts the call again while the
+    // token has room. When others filled it meanwhile, the call is stopped instead: counting it would only make
+    // new leases wait, while the upstream kept seeing more calls than max_concurrency for as long as it lasts.
+    const renew = async () => {
+      const held = await this.redis.eastxRenew(leaseKey, jobId, this.options.leaseMs, Math.max(1, token.maxConcurrency));
+      if (held || lost.signal.aborted) return;
+      clearInterval(renewal);
+      log.warn({ requestId: jobId, tokenId: token.id }, 'lease lost while this worker stalled and its token is full: the call is stopped');
+      lost.abort(new Error('lease lost'));
+    };
+    const renewal = setInterval(() => void renew().catch(() => undefined), this.options.leaseMs / 3);
     renewal.unref();
     let released = false;
     return {
       token,
+      lost: lost.signal,
       release: async (outcome, retryAfterMs = 0, what = '') => {
         if (released) return 0;
         released = true;
@@ -191,7 +233,7 @@ export class TokenPool {
           this.keys.channelHealth(token.channelId),
           jobId,
           outcome,
-          Math.max(0, Math.round(retryAfterMs)),
+          Math.max(0, Math.round(Math.min(retryAfterMs, o.maxRetryAfterMs))),
           o.failuresBeforeCooldown,
           o.baseBackoffMs,
           o.maxBackoffMs,

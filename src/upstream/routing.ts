@@ -1,4 +1,4 @@
-import type { CatalogSnapshot, ModelRoute } from '../catalog/catalog.js';
+import type { CatalogSnapshot, Channel, ModelRoute } from '../catalog/catalog.js';
 import type { RouteCandidate } from './pool.js';
 
 /**
@@ -45,28 +45,28 @@ export interface RoutingState {
   tried: ReadonlySet<number>;
 }
 
+export type JobRouteCandidate = RouteCandidate & { index: number; channel: Channel };
+
 /**
  * The job's routes as pool candidates: tiers by priority (routes come in trying order), ranks (home first
  * while nothing failed, routes not failed before failed ones) and each channel's active tokens not tried
- * yet. Routes whose channel left the catalog are dropped. `index` maps a candidate back to its route.
+ * yet. Routes whose channel left the catalog are dropped. `index` maps a candidate back to its route,
+ * `channel` is the route's channel in `catalog` (its base URL and type).
  */
-export function candidatesFor(
-  routes: readonly ModelRoute[],
-  catalog: CatalogSnapshot,
-  state: RoutingState,
-): Array<RouteCandidate & { index: number }> {
-  const candidates: Array<RouteCandidate & { index: number }> = [];
+export function candidatesFor(routes: readonly ModelRoute[], catalog: CatalogSnapshot, state: RoutingState): JobRouteCandidate[] {
+  const candidates: JobRouteCandidate[] = [];
   let tier = -1;
   let priority: number | undefined;
   routes.forEach((route, index) => {
-    if (!catalog.channels.has(route.channelId)) return;
+    const channel = catalog.channels.get(route.channelId);
+    if (!channel) return;
     if (route.priority !== priority) {
       tier++;
       priority = route.priority;
     }
     const rank = state.failed.has(index) ? 2 : index === state.home && state.failed.size === 0 ? 0 : 1;
     const tokens = (catalog.tokensByChannel.get(route.channelId) ?? []).filter((t) => t.status === 'active' && !state.tried.has(t.id));
-    candidates.push({ index, channelId: route.channelId, tier, rank, weight: route.weight, tokens });
+    candidates.push({ index, channel, channelId: route.channelId, tier, rank, weight: route.weight, tokens });
   });
   return candidates;
 }

@@ -3,7 +3,7 @@ import { byRouteOrder, Catalog } from '../../catalog/catalog.js';
 import type { Db } from '../../db/index.js';
 import { describeIssue } from '../../http/body.js';
 import { ApiError, badRequest } from '../../http/errors.js';
-import { readChannelHealth } from '../../upstream/health.js';
+import { clearCooldown, readChannelHealth } from '../../upstream/health.js';
 import { secretHint } from '../../upstream/secrets.js';
 import { presentChannel, presentModel, presentRoute, presentToken } from '../present.js';
 import { type ChannelInput, type ModelInput, modelBody, modelId, type RouteInput, type TokenInput, type TokenPatch } from '../schemas.js';
@@ -64,7 +64,11 @@ export async function updateToken(deps: AdminDeps, tokenId: number, patch: Token
     }),
   };
   if (Object.keys(changes).length > 0) {
-    await changeCatalog(deps, () => deps.db.updateTable('upstream_tokens').set(changes).where('id', '=', tokenId).execute());
+    await changeCatalog(deps, async () => {
+      await deps.db.updateTable('upstream_tokens').set(changes).where('id', '=', tokenId).execute();
+      // re-enabling means "try it again now", whatever cooldown the token was in
+      if (patch.status === 'active') await clearCooldown(deps.redis, deps.keys, tokenId);
+    });
   }
   return presentToken((await tokenRow(deps.db, tokenId))!);
 }
