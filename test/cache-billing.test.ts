@@ -4,6 +4,7 @@ import { countTokens } from '../src/mock/text.js';
 import { type Bed, startBed } from './helpers/bed.js';
 import { newCustomer } from './helpers/customer.js';
 import { costWithCache, nano, readSse } from './helpers/money.js';
+import { until } from './helpers/wait.js';
 
 // Prompt caching billed by SPEC §3 (cache reads and writes at their own prices, one rounding), through real
 // web + worker processes, against the mock's Anthropic and OpenAI prompt caches.
@@ -140,6 +141,71 @@ test.serial('Anthropic stream with include_usage: the usage chunk shows the cach
   t.is(before - (await balance()), expected);
   t.like(await ledgerRow(res.headers.get('x-request-id')), { cached_tokens: prefix, cache_write_tokens: 0 });
 });
+
+/** Streams `body` to `path` and leaves after a few words; the ledger row of the request once it is billed. */
+async function cutShort(t: import('ava').ExecutionContext, path: string, body: Json): Promise<Json | undefined> {
+  const controller = new AbortController();
+  const res = await fetch(`${bed.url}/v1/${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: controller.signal,
+  });
+  t.is(res.status, 200);
+  const reader = res.body!.getReader();
+  let seen = '';
+  while ((seen.match(/slow/g) ?? []).length < 3) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += new TextDecoder().decode(value);
+  }
+  t.false(seen.includes('promptUsage'), "the gateway's own field is never relayed");
+  controller.abort();
+  return until(
+    () => ledgerRow(res.headers.get('x-request-id')),
+    (r) => r !== undefined,
+    8_000,
+    50,
+  );
+}
+
+test.serial('Anthropic chat stream cut short: the prompt is billed as message_start reported it, cache read at its price', async (t) => {
+  bed.mock.setBehavior('sk-ant-cache', { chunkDelayMs: 50, reply: Array(60).fill('slow').join(' ') });
+  try {
+    const row = await cutShort(t, 'chat/completions', {
+      model: CLAUDE,
+      messages: cachedSystem('cut me short'),
+      max_tokens: 200,
+      stream: true,
+    });
+    const prefix = countTokens(LONG);
+    t.like(row, { estimated: true, cached_tokens: prefix, cache_write_tokens: 0 });
+    const expected = costWithCache(CLAUDE_PRICES, { prompt: row!.prompt_tokens, completion: row!.completion_tokens, cached: prefix });
+    t.is(-nano(row!.amount_usd), expected, 'cache reads at the cache-read price');
+  } finally {
+    bed.mock.setBehavior('sk-ant-cache', {});
+  }
+});
+
+test.serial(
+  "Anthropic Responses stream cut short: the prompt is billed as the upstream counted it, not the gateway's estimate",
+  async (t) => {
+    const input = [{ role: 'user', content: 'Count me as the upstream does, please, with all these words in it.' }];
+    const whole = await client.responses.create({
+      model: CLAUDE,
+      input: input as OpenAI.Responses.ResponseInput,
+      max_output_tokens: 20,
+      store: false,
+    });
+    bed.mock.setBehavior('sk-ant-cache', { chunkDelayMs: 50, reply: Array(60).fill('slow').join(' ') });
+    try {
+      const row = await cutShort(t, 'responses', { model: CLAUDE, input, max_output_tokens: 200, stream: true, store: false });
+      t.like(row, { estimated: true, prompt_tokens: whole.usage!.input_tokens });
+    } finally {
+      bed.mock.setBehavior('sk-ant-cache', {});
+    }
+  },
+);
 
 test.serial("OpenAI: the upstream's cached_tokens are billed at the cache-read price, writes at the input price", async (t) => {
   const messages: OpenAI.ChatCompletionMessageParam[] = [

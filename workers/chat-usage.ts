@@ -58,6 +58,13 @@ export function estimatedUsage(chatBody: Record<string, unknown>, producedText: 
   return { ...prompt, completionTokens: countTextTokens(producedText) };
 }
 
+/** A chunk's `promptUsage` (the gateway's own field), taken off it so that it is never relayed. */
+export function takePromptUsage(chunk: ChatChunk): TokenUsage | undefined {
+  const { promptUsage } = chunk;
+  if (promptUsage) delete chunk.promptUsage;
+  return promptUsage;
+}
+
 /** A chat message or a chunk's delta: the parts of it that are output. */
 interface Produced {
   content?: unknown;

@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import type { ChatJobData } from '../src/queue/jobs.js';
 import type { RelayPublisher } from '../src/queue/worker-relay.js';
 import type { ChatChunk, TokenUsage } from '../src/upstream/providers/types.js';
-import { clientUsage, producedTextOf, producedTextOfChoices } from './chat-usage.js';
+import { clientUsage, producedTextOf, producedTextOfChoices, takePromptUsage } from './chat-usage.js';
 import type { WorkerContext } from './context.js';
 import { chargeChat, chargeCutShort, type JobSummary, runJob } from './job-kit.js';
 import { processMessages } from './messages.js';
@@ -22,6 +22,7 @@ async function streamChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPubl
   let sent = 0;
   let produced = '';
   let upstreamUsage: TokenUsage | undefined;
+  let reportedPrompt: TokenUsage | undefined;
   let lastChunk: ChatChunk | undefined;
   // as OpenAI streams it: with include_usage every chunk before the usage chunk says `"usage": null`
   const clientAskedUsage = (job.body.stream_options as { include_usage?: unknown } | null | undefined)?.include_usage === true;
@@ -29,6 +30,7 @@ async function streamChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPubl
   const forward = async (chunk: ChatChunk) => {
     chunk.model = job.model;
     if (chunk.usage) upstreamUsage = chunk.usage;
+    reportedPrompt ??= takePromptUsage(chunk);
     if (!chunk.choices || chunk.choices.length === 0) return;
     if (clientAskedUsage) chunk.usage = null;
     else delete chunk.usage;
@@ -50,7 +52,7 @@ async function streamChat(ctx: WorkerContext, job: ChatJobData, relay: RelayPubl
       () => sent === 0,
     );
   } catch (err) {
-    await chargeCutShort(ctx, job, signal, { chatBody: job.body, produced, started: sent > 0 });
+    await chargeCutShort(ctx, job, signal, { chatBody: job.body, produced, started: sent > 0, reportedPrompt });
     throw err;
   }
 

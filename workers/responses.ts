@@ -7,7 +7,7 @@ import { type ChatMessage, withReasoningParam } from '../src/wire/responses/requ
 import { assistantMessage, responseFromCompletion } from '../src/wire/responses/response.js';
 import { storeResponse } from '../src/wire/responses/store.js';
 import { ResponsesStreamEncoder } from '../src/wire/responses/stream.js';
-import { clientUsage, producedTextOf, producedTextOfChoices } from './chat-usage.js';
+import { clientUsage, producedTextOf, producedTextOfChoices, takePromptUsage } from './chat-usage.js';
 import type { WorkerContext } from './context.js';
 import { asApiError, chargeChat, chargeCutShort, type JobSummary, runJob } from './job-kit.js';
 import { withUpstream } from './upstream-call.js';
@@ -65,6 +65,7 @@ async function streamResponse(
   const encoder = new ResponsesStreamEncoder(meta.echo);
   let produced = '';
   let upstreamUsage: TokenUsage | undefined;
+  let reportedPrompt: TokenUsage | undefined;
   try {
     await withUpstream(
       ctx,
@@ -73,6 +74,7 @@ async function streamResponse(
       async (adapter, call, provider) => {
         for await (const chunk of adapter.chatStream(attemptBody(job, call, provider), call)) {
           if (chunk.usage) upstreamUsage = chunk.usage;
+          reportedPrompt ??= takePromptUsage(chunk);
           produced += producedTextOf(chunk);
           for (const { event, data } of encoder.push(chunk)) await relay.send({ t: 'chunk', event, chunk: data });
         }
@@ -80,7 +82,12 @@ async function streamResponse(
       () => encoder.emitted === 0,
     );
   } catch (err) {
-    const billed = await chargeCutShort(ctx, job, signal, { chatBody: job.body, produced, started: encoder.emitted > 0 });
+    const billed = await chargeCutShort(ctx, job, signal, {
+      chatBody: job.body,
+      produced,
+      started: encoder.emitted > 0,
+      reportedPrompt,
+    });
     if (billed) {
       const failure = abortReasonOf(signal) === 'cancelled' ? null : asApiError(err, signal).message;
       await keep(ctx, job, meta, encoder.cut(clientUsage(upstreamUsage, billed.usage, billed.cost), failure));

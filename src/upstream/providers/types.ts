@@ -19,7 +19,15 @@ export interface TokenUsage {
 }
 
 export type ChatCompletion = Record<string, unknown> & { usage?: TokenUsage };
-export type ChatChunk = Record<string, unknown> & { choices?: Array<Record<string, unknown>>; usage?: TokenUsage | null };
+export type ChatChunk = Record<string, unknown> & {
+  choices?: Array<Record<string, unknown>>;
+  usage?: TokenUsage | null;
+  /**
+   * The gateway's own, never relayed: the prompt's usage as the upstream reported it before the end (Anthropic's
+   * message_start), on the first chunk. A stream cut short bills its prompt from it (SPEC §3: cache prices too).
+   */
+  promptUsage?: TokenUsage;
+};
 
 export interface EmbeddingsResult {
   /** OpenAI's embeddings response with float arrays. */

@@ -68,11 +68,14 @@ export class StreamTranslator {
   /**
    * The role chunk goes out just before the first real output, not at message_start: an error event before
    * any output (overloads often come right away) then leaves nothing sent, and the job may try another token.
+   * It carries message_start's usage as `promptUsage`, for a stream cut short.
    */
   #withRole(chunks: ChatChunk[]): ChatChunk[] {
     if (this.#roleSent || chunks.length === 0) return chunks;
     this.#roleSent = true;
-    return [this.#chunk({ role: 'assistant', content: '' }), ...chunks];
+    const role = this.#chunk({ role: 'assistant', content: '' });
+    if (this.#usage) role.promptUsage = usageOf(this.#usage);
+    return [role, ...chunks];
   }
 
   #toolDelta(index: number, fn: { name?: string; arguments: string }, id?: string): Record<string, unknown> {
