@@ -73,8 +73,14 @@ export function parseRetryAfter(value: string | null | undefined, now = Date.now
 
 /** What stands in for a credential, or for a word of upstream text that carries a piece of one. */
 const REDACTED = '[redacted]';
-/** A key masked as providers echo a refused one: `sk-ab****wxyz`, `evil-SEC****************zzzz`. */
-const MASKED_KEY = /[A-Za-z0-9]\*{3,}|\*{3,}[A-Za-z0-9]/;
+/**
+ * A key masked as providers echo a refused one: `sk-ab****wxyz`, `evil-SEC****************zzzz`. Exactly three
+ * stars beside a letter or digit: `\*{3,}` there backtracks over every run of stars, quadratic in its length
+ * (64 KB of stars took 4 s).
+ */
+const MASKED_KEY = /[A-Za-z0-9]\*{3}|\*{3}[A-Za-z0-9]/;
+/** An upstream's message is shown up to this many characters: enough for any real one, and no 16 MB answer. */
+const SHOWN_MESSAGE_CHARS = 2000;
 /** Below this length a secret's first 8 and last 4 characters could be ordinary words; real API keys are far longer. */
 const PIECES_FROM_LENGTH = 20;
 
@@ -88,13 +94,16 @@ export function scrub(text: string, secret: string): string {
   return unsecret.replace(/\S+/g, (word) => (MASKED_KEY.test(word) || pieces.some((piece) => word.includes(piece)) ? REDACTED : word));
 }
 
+const shortened = (message: string) => (message.length > SHOWN_MESSAGE_CHARS ? `${message.slice(0, SHOWN_MESSAGE_CHARS)}…` : message);
+
 /**
  * An upstream failure as clients and operators may see it: credentials refused (401/403) in eastx's own words,
- * since the token is disabled anyway and customers need no upstream auth detail (SPEC §2); any other message scrubbed.
+ * since the token is disabled anyway and customers need no upstream auth detail (SPEC §2); any other message scrubbed
+ * and shortened.
  */
 export function shownFailure(err: UpstreamError, secret: string): UpstreamError {
   const message = err.credentialsRejected
     ? `the upstream provider refused the gateway's credentials (HTTP ${err.status})`
-    : scrub(err.message, secret);
+    : shortened(scrub(err.message, secret));
   return new UpstreamError(err.failure, message, err.details);
 }
