@@ -442,6 +442,62 @@ test('three interleaved calls after text: the first streams live, the others fol
   t.deepEqual([args(1), args(2), args(3)], ['{"x":0}', '{"y":1}', '{"z":2}']);
 });
 
+test("text or thinking between a call's fragments waits for the end: no block gets a delta after its stop", (t) => {
+  const call = (index: number, args: string, id?: string) =>
+    chunk({
+      tool_calls: [{ index, ...(id ? { id, type: 'function' } : {}), function: { ...(id ? { name: `t${index}` } : {}), arguments: args } }],
+    });
+  const cases = {
+    'text between two interleaved calls': [
+      call(0, '{"a"', 'call_a'),
+      call(1, '{"b"', 'call_b'),
+      chunk({ content: 'Hi there' }),
+      call(1, ':2}'),
+      call(0, ':1}'),
+    ],
+    'thinking around a call': [
+      chunk({ reasoning_content: 'First.' }),
+      call(0, '{"a":', 'call_a'),
+      chunk({ reasoning_content: 'Then.' }),
+      call(0, '1}'),
+    ],
+  };
+  for (const [name, chunks] of Object.entries(cases)) {
+    const translator = new MessagesStreamTranslator('m');
+    const events = [...chunks, chunk({}, 'tool_calls')].flatMap((c) => translator.push(c));
+    events.push(...translator.finish(), ...translator.closing({ output_tokens: 9 }));
+    t.true(blocksInOrder(events), name);
+    const data = events.map((e) => e.data as Record<string, any>);
+    const blocks = data.filter((d) => d.type === 'content_block_start').map((d) => d.index as number);
+    const input = (index: number) =>
+      data
+        .filter((d) => d.index === index && d.delta?.type === 'input_json_delta')
+        .map((d) => d.delta.partial_json)
+        .join('');
+    const textOf = (index: number) =>
+      data
+        .filter((d) => d.index === index && d.type === 'content_block_delta')
+        .map((d) => d.delta.text ?? d.delta.thinking ?? '')
+        .join('');
+    const byId = Object.fromEntries(
+      data
+        .filter((d) => d.type === 'content_block_start')
+        .map((d) => [d.content_block.id ?? `${d.content_block.type}@${d.index}`, d.index]),
+    );
+    if (name.startsWith('text')) {
+      t.deepEqual(blocks, [0, 1, 2], name);
+      t.is(input(byId.call_a), '{"a":1}');
+      t.is(input(byId.call_b), '{"b":2}');
+      t.is(textOf(2), 'Hi there', 'the text follows the calls, whole');
+    } else {
+      t.deepEqual(blocks, [0, 1, 2], name);
+      t.is(textOf(0), 'First.');
+      t.is(input(byId.call_a), '{"a":1}');
+      t.is(textOf(2), 'Then.');
+    }
+  }
+});
+
 test('a refusal streamed as delta.refusal is a text block, and the stop reason is refusal', (t) => {
   const translator = new MessagesStreamTranslator('m');
   const events = [

@@ -50,7 +50,11 @@ export type ChatRequest = z.infer<typeof chatRequestSchema>;
 const hasImages = (body: ChatRequest) =>
   body.messages.some((m) => Array.isArray(m.content) && m.content.some((p) => p.type === 'image_url'));
 
-const requestedOutput = (body: ChatRequest) => body.max_completion_tokens ?? body.max_tokens ?? undefined;
+/** The client's output limit: the smaller of the two where both are given (an upstream may honour either). */
+function requestedOutput(body: ChatRequest): number | undefined {
+  const limits = [body.max_completion_tokens, body.max_tokens].filter((limit): limit is number => limit != null);
+  return limits.length > 0 ? Math.min(...limits) : undefined;
+}
 
 export const chatDoor: FrontDoor<ChatRequest> = {
   endpoint: '/v1/chat/completions',
@@ -69,14 +73,10 @@ export async function createChatCompletion(ctx: AppContext): Promise<void> {
   const { body, model, reservation } = admitted<ChatRequest>(ctx);
   const stream = body.stream === true;
   const upstreamBody: Record<string, unknown> = { ...body, model: model.upstreamModel };
-  const requested = requestedOutput(body);
-  if (requested === undefined) upstreamBody.max_tokens = reservation.maxOutputTokens;
-  else if (requested > reservation.maxOutputTokens) {
-    for (const field of ['max_tokens', 'max_completion_tokens'] as const) {
-      const limit = body[field];
-      if (limit != null) upstreamBody[field] = Math.min(limit, reservation.maxOutputTokens);
-    }
-  }
+  // the limit the hold covers goes up in every field the client gave (a larger one would outrun the hold)
+  if (requestedOutput(body) === undefined) upstreamBody.max_tokens = reservation.maxOutputTokens;
+  for (const field of ['max_tokens', 'max_completion_tokens'] as const)
+    if (body[field] != null) upstreamBody[field] = reservation.maxOutputTokens;
   const job: ChatJobData = {
     ...jobBase(ctx, 'chat'),
     kind: 'chat',

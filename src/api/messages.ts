@@ -54,13 +54,11 @@ type MessagesRequest = z.infer<typeof messagesRequestSchema>;
 
 /**
  * The body as sent upstream: max_tokens lowered to `limit` (what the hold covers: at most the model's
- * max_output_tokens), and a thinking budget the lowering reached lowered below it, as Anthropic wants.
+ * max_output_tokens). The thinking budget is left as asked: a translation reads the effort from it, and an
+ * Anthropic upstream gets it below max_tokens (providers/anthropic).
  */
 function limitedBody(body: MessagesRequest, limit: number): MessagesRequest {
-  if (body.max_tokens <= limit) return body;
-  const budget = body.thinking?.budget_tokens;
-  if (!body.thinking || budget === undefined || budget < limit) return { ...body, max_tokens: limit };
-  return { ...body, max_tokens: limit, thinking: { ...body.thinking, budget_tokens: Math.max(1, limit - 1) } };
+  return body.max_tokens <= limit ? body : { ...body, max_tokens: limit };
 }
 
 type CountTokensRequest = z.infer<typeof promptSchema>;

@@ -25,14 +25,24 @@ const toolUseBlock = (index: number, id: string | undefined, name: string | unde
 });
 const inputJsonDelta = (index: number, partial: string): SseEvent =>
   eventOf({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: partial } });
+const emptyBlock = (kind: 'thinking' | 'text'): Json =>
+  kind === 'text' ? { type: 'text', text: '' } : { type: 'thinking', thinking: '', signature: '' };
+const contentDelta = (kind: 'thinking' | 'text', index: number, text: string): SseEvent =>
+  eventOf({
+    type: 'content_block_delta',
+    index,
+    delta: kind === 'text' ? { type: 'text_delta', text } : { type: 'thinking_delta', thinking: text },
+  });
 /** Held-back calls go out by the upstream's index; calls keyed by id (no index) after them, as they came. */
 const callOrder = (key: ToolCallKey) => (typeof key === 'number' ? key : Number.MAX_SAFE_INTEGER);
 
 /**
  * Feed it every chunk in order (`push`), then `finish()` for the open block's stop, then `closing(usage)` for
  * the last two events. Each tool call (by OpenAI index) is one tool_use block. Anthropic's clients take a block
- * as final at its content_block_stop, so blocks go one after another: while a call's block is open, other calls
- * (some upstreams interleave parallel calls' fragments) wait, and go out whole, in index order, when it closes.
+ * as final at its content_block_stop, so blocks go one after another, and a block once stopped gets nothing
+ * more: the first call's block stays open, live, to the end of the stream; what comes meanwhile for another
+ * block (other calls: some upstreams interleave parallel calls' fragments; text or thinking after a call) waits,
+ * and goes out whole at the end, the calls in index order, then the text and thinking in the order they came.
  */
 export class MessagesStreamTranslator {
   #started = false;
@@ -43,6 +53,8 @@ export class MessagesStreamTranslator {
   /** calls that came while another call's block was open, by the same key */
   #waitingCalls = new Map<ToolCallKey, WaitingCall>();
   #lastToolKey: ToolCallKey | undefined;
+  /** text and thinking that came while a call's block was open, in order (a run of one kind is one block) */
+  #waitingContent: Array<{ kind: 'thinking' | 'text'; text: string }> = [];
   #finishReason: unknown;
   #refused = false;
 
@@ -103,12 +115,30 @@ export class MessagesStreamTranslator {
     return events;
   }
 
-  /** The open block of this kind, or a new one. */
-  #ensure(kind: 'thinking' | 'text'): { events: SseEvent[]; index: number } {
-    if (this.#open?.block.kind === kind) return { events: [], index: this.#open.index };
-    const start = kind === 'text' ? { type: 'text', text: '' } : { type: 'thinking', thinking: '', signature: '' };
-    const events = this.#openBlock({ kind }, start);
-    return { events, index: this.#open!.index };
+  /** Text or thinking: into the open block of its kind, or a new one; held back while a call's block is open. */
+  #content(kind: 'thinking' | 'text', text: string): SseEvent[] {
+    if (this.#open?.block.kind === 'tool') {
+      const last = this.#waitingContent.at(-1);
+      if (last?.kind === kind) last.text += text;
+      else this.#waitingContent.push({ kind, text });
+      return [];
+    }
+    const events = this.#open?.block.kind === kind ? [] : this.#openBlock({ kind }, emptyBlock(kind));
+    events.push(contentDelta(kind, this.#open!.index, text));
+    return events;
+  }
+
+  /** Each waiting text or thinking as a whole block. */
+  #releaseWaitingContent(): SseEvent[] {
+    const content = this.#waitingContent.splice(0);
+    return content.flatMap(({ kind, text }) => {
+      const index = this.#nextIndex++;
+      return [
+        eventOf({ type: 'content_block_start', index, content_block: emptyBlock(kind) }),
+        contentDelta(kind, index, text),
+        eventOf({ type: 'content_block_stop', index }),
+      ];
+    });
   }
 
   /** A fragment of a call: live into its open block, held back while another call's block is open. */
@@ -141,20 +171,11 @@ export class MessagesStreamTranslator {
     const delta = (choice.delta ?? {}) as Json;
     const events: SseEvent[] = [];
     const thinking = reasoningTextOf(delta);
-    if (thinking !== '') {
-      const block = this.#ensure('thinking');
-      events.push(
-        ...block.events,
-        eventOf({ type: 'content_block_delta', index: block.index, delta: { type: 'thinking_delta', thinking } }),
-      );
-    }
+    if (thinking !== '') events.push(...this.#content('thinking', thinking));
     const refusal = refusalTextOf(delta);
     if (refusal !== '') this.#refused = true;
     const text = (typeof delta.content === 'string' ? delta.content : '') + refusal;
-    if (text !== '') {
-      const block = this.#ensure('text');
-      events.push(...block.events, eventOf({ type: 'content_block_delta', index: block.index, delta: { type: 'text_delta', text } }));
-    }
+    if (text !== '') events.push(...this.#content('text', text));
     const calls: ToolDelta[] = Array.isArray(delta.tool_calls)
       ? delta.tool_calls
       : delta.function_call
@@ -165,9 +186,9 @@ export class MessagesStreamTranslator {
     return events.length > 0 ? [...this.#start(chunk.id), ...events] : events;
   }
 
-  /** The end of the upstream's stream: message_start if nothing came, and the open block's stop. */
+  /** The end of the upstream's stream: message_start if nothing came, the open block's stop, and what waited. */
   finish(): SseEvent[] {
-    return [...this.#start(undefined), ...this.#stopOpen()];
+    return [...this.#start(undefined), ...this.#stopOpen(), ...this.#releaseWaitingContent()];
   }
 
   /** message_delta with the stop reason and the billed usage, and message_stop. */

@@ -25,9 +25,21 @@ const headers = (call: UpstreamCall, client: AnthropicHeaders = {}) => ({
   'anthropic-version': client.version ?? API_VERSION,
   ...(client.beta !== undefined ? { 'anthropic-beta': client.beta } : {}),
 });
+/**
+ * A thinking budget below max_tokens, as Anthropic wants it: the gateway lowers a max_tokens above the model's
+ * max_output_tokens (src/api/messages.ts), and Claude Code asks a budget one below its own max_tokens.
+ */
+function thinkingWithin(body: Json): Json {
+  const { thinking, max_tokens: maxTokens } = body as { thinking?: Json; max_tokens?: unknown };
+  const budget = thinking?.budget_tokens;
+  if (typeof budget !== 'number' || typeof maxTokens !== 'number' || budget < maxTokens) return {};
+  return { thinking: { ...thinking, budget_tokens: Math.max(1, maxTokens - 1) } };
+}
+
 /** A Messages body as the client sent it, for the route's upstream model. */
 const passThrough = (body: Json, call: UpstreamCall, stream?: boolean) => ({
   ...body,
+  ...thinkingWithin(body),
   model: call.upstreamModel,
   ...(stream !== undefined ? { stream } : {}),
 });

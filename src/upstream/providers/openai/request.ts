@@ -7,13 +7,13 @@ import type { Json } from '../types.js';
 const REASONING_MODEL = /^(?:[\w.-]+\/)?(?:o\d|gpt-5)/i;
 
 /**
- * The output limit under the name the upstream takes: a reasoning request (`reasoning_effort`, as the
- * Responses and Messages translations set it) or a reasoning model gets `max_tokens` as
- * `max_completion_tokens`. Other OpenAI-compatible servers keep `max_tokens`, which all of them honour.
+ * The output limit under the name the upstream takes: OpenAI's reasoning models get `max_tokens` as
+ * `max_completion_tokens`. Every other model keeps `max_tokens`, which all OpenAI-compatible servers honour
+ * (a server that ignored `max_completion_tokens` would answer past the hold); `reasoning_effort` alone does
+ * not tell OpenAI's models from others that reason.
  */
 function withOutputLimitName(body: Json): Json {
-  const reasoning = body.reasoning_effort != null || (typeof body.model === 'string' && REASONING_MODEL.test(body.model));
-  if (!reasoning || body.max_tokens == null) return body;
+  if (body.max_tokens == null || typeof body.model !== 'string' || !REASONING_MODEL.test(body.model)) return body;
   const { max_tokens, ...rest } = body;
   return { ...rest, max_completion_tokens: rest.max_completion_tokens ?? max_tokens };
 }
