@@ -169,6 +169,7 @@ for (const [name, body] of [
   ['an array', '[1,2]'],
   ['choices not an array', '{"choices":"x","usage":5}'],
   ['a choice not an object', '{"choices":[7]}'],
+  ['a tool call null', '{"choices":[{"index":0,"message":{"role":"assistant","content":"x","tool_calls":[null]}}]}'],
 ]) {
   test.serial(`a 200 whose JSON is ${name}: 502 malformed upstream answer, uncharged`, async (t) => {
     const before = await balance();
@@ -186,6 +187,7 @@ for (const [name, body] of [
 for (const [name, first] of [
   ['null', 'null'],
   ['choices not an array', '{"choices":"zz"}'],
+  ['a tool call null', '{"choices":[{"index":0,"delta":{"tool_calls":[null]}}]}'],
 ]) {
   test.serial(`a stream whose first event is ${name}: 502 malformed upstream answer, uncharged`, async (t) => {
     const before = await balance();

@@ -81,20 +81,50 @@ const REDACTED = '[redacted]';
 const MASKED_KEY = /[A-Za-z0-9]\*{3}|\*{3}[A-Za-z0-9]/;
 /** An upstream's message is shown up to this many characters: enough for any real one, and no 16 MB answer. */
 const SHOWN_MESSAGE_CHARS = 2000;
-/** Below this length a secret's first 8 and last 4 characters could be ordinary words; real API keys are far longer. */
+/** Below this length a piece of a secret could be an ordinary word; real API keys are far longer. */
 const PIECES_FROM_LENGTH = 20;
+/** A word holding this many characters in a row of a secret (or of its encodings) is taken for a piece of it. */
+const PIECE = 8;
+
+/** Letters and digits only: hyphens, dots or invisible characters put into a secret do not hide it. */
+const bare = (text: string) => text.replace(/[^A-Za-z0-9]/g, '');
+
+/** Every run of PIECE characters of the secret and of its base64, base64url and percent-encoded forms, bared. */
+function piecesOf(secret: string): Set<string> {
+  const forms = [secret, Buffer.from(secret).toString('base64'), Buffer.from(secret).toString('base64url'), encodeURIComponent(secret)];
+  const pieces = new Set<string>();
+  for (const form of forms.map(bare)) for (let i = 0; i + PIECE <= form.length; i++) pieces.add(form.slice(i, i + PIECE));
+  return pieces;
+}
+
+/** Whether a word holds a piece of the secret: linear in the word (one set lookup per position). */
+function holdsPiece(word: string, pieces: Set<string>): boolean {
+  const letters = bare(word);
+  for (let i = 0; i + PIECE <= letters.length; i++) if (pieces.has(letters.slice(i, i + PIECE))) return true;
+  return false;
+}
 
 /**
  * Removes a credential from text that came back from upstream, so it can be shown and logged: the whole
- * secret, and any word holding its first 8 or last 4 characters or a masked key (providers echo a key's ends).
+ * secret, any word holding a run of 8 of its characters (or of its base64 or percent-encoded forms; a key split
+ * into words or with characters put in between) or its last 4, and any masked key (providers echo a key's ends).
  */
 export function scrub(text: string, secret: string): string {
-  const pieces = secret.length >= PIECES_FROM_LENGTH ? [secret.slice(0, 8), secret.slice(-4)] : [];
+  const long = secret.length >= PIECES_FROM_LENGTH;
+  const pieces = long ? piecesOf(secret) : new Set<string>();
+  const end = long ? secret.slice(-4) : undefined; // providers echo a key's last 4 characters
   const unsecret = secret.length >= 4 ? text.split(secret).join(REDACTED) : text;
-  return unsecret.replace(/\S+/g, (word) => (MASKED_KEY.test(word) || pieces.some((piece) => word.includes(piece)) ? REDACTED : word));
+  const piece = (word: string) => MASKED_KEY.test(word) || (end !== undefined && word.includes(end)) || holdsPiece(word, pieces);
+  return unsecret.replace(/\S+/g, (word) => (piece(word) ? REDACTED : word));
 }
 
-const shortened = (message: string) => (message.length > SHOWN_MESSAGE_CHARS ? `${message.slice(0, SHOWN_MESSAGE_CHARS)}…` : message);
+/** Shown up to SHOWN_MESSAGE_CHARS; scrubbed after a first cut, so a huge message costs no more than a long one. */
+const shownMessage = (message: string, secret: string) => {
+  const scrubbed = scrub(message.slice(0, 2 * SHOWN_MESSAGE_CHARS), secret);
+  return message.length > SHOWN_MESSAGE_CHARS || scrubbed.length > SHOWN_MESSAGE_CHARS
+    ? `${scrubbed.slice(0, SHOWN_MESSAGE_CHARS)}…`
+    : scrubbed;
+};
 
 /**
  * An upstream failure as clients and operators may see it: credentials refused (401/403) in eastx's own words,
@@ -104,6 +134,6 @@ const shortened = (message: string) => (message.length > SHOWN_MESSAGE_CHARS ? `
 export function shownFailure(err: UpstreamError, secret: string): UpstreamError {
   const message = err.credentialsRejected
     ? `the upstream provider refused the gateway's credentials (HTTP ${err.status})`
-    : shortened(scrub(err.message, secret));
+    : shownMessage(err.message, secret);
   return new UpstreamError(err.failure, message, err.details);
 }

@@ -18,6 +18,11 @@ export function checkedAnswer<S extends z.ZodType>(shape: S, json: unknown, stat
 /** Any JSON object, its fields unchecked. */
 export const jsonObject = z.looseObject({});
 
+/** A chat message or a chunk's delta: tool calls, where present, are objects (the translations read their fields). */
+const chatPart = z.looseObject({ tool_calls: z.array(jsonObject).nullish() }).nullish();
+/** A chat answer's or chunk's choices: objects, with their message or delta as above. */
+export const chatChoices = z.array(z.looseObject({ message: chatPart, delta: chatPart }));
+
 /** A reported token count: a finite number, not negative; absurd ones clamped to what the ledger can hold. */
 export const tokenCount = z
   .number()

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { readJson, type UpstreamResponse } from '../http.js';
-import { chatUsage, jsonObject, reportedUsage, tokenCount } from '../shapes.js';
+import { chatChoices, chatUsage, jsonObject, reportedUsage, tokenCount } from '../shapes.js';
 import type { ChatCompletion, EmbeddingsResult } from '../types.js';
 
-/** What the gateway relies on in a chat answer: its choices (objects) and its usage. */
-const chatCompletion = z.looseObject({ choices: z.array(jsonObject), usage: reportedUsage(chatUsage) });
+/** What the gateway relies on in a chat answer: its choices (objects, tool calls objects) and its usage. */
+const chatCompletion = z.looseObject({ choices: chatChoices, usage: reportedUsage(chatUsage) });
 
 /** Embedding vectors themselves are checked as they are converted (workers/embeddings.ts). */
 const embeddings = z.looseObject({

@@ -1,11 +1,11 @@
 import { z } from 'zod';
 import { UpstreamError } from '../../errors.js';
 import { parseEventJson, sseEvents, type UpstreamResponse } from '../http.js';
-import { chatUsage, jsonObject, reportedUsage } from '../shapes.js';
+import { chatChoices, chatUsage, reportedUsage } from '../shapes.js';
 import type { ChatChunk } from '../types.js';
 
 /** What the gateway relies on in a chunk: choices (objects) when present, and its usage. */
-const chatChunk = z.looseObject({ choices: z.array(jsonObject).optional(), usage: reportedUsage(chatUsage) });
+const chatChunk = z.looseObject({ choices: chatChoices.optional(), usage: reportedUsage(chatUsage) });
 
 const errorMessageOf = (error: unknown) => {
   const message = (error as { message?: unknown }).message;
