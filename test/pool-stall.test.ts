@@ -5,7 +5,7 @@ import { mockChannel } from './helpers/admin.js';
 import { type Bed, startBed } from './helpers/bed.js';
 import { newCustomer, postJson } from './helpers/customer.js';
 import { REDIS_URL } from './helpers/env.js';
-import { until, untilTrue } from './helpers/wait.js';
+import { mostUntil, until, untilTrue } from './helpers/wait.js';
 
 // A worker that stalls (SIGSTOP) longer than its token leases last, while other workers fill the token: when it
 // resumes, its calls must not run on beside theirs past the token's max_concurrency (SPEC §4).
@@ -24,18 +24,6 @@ test.after.always(() => bed?.stop());
 
 const chat = (model: string, content: string) =>
   postJson(`${bed.url}/v1/chat/completions`, apiKey, { model, messages: [{ role: 'user', content }], max_tokens: 20 });
-
-/** The upstream's in-flight calls on `secret`, sampled until `done` settles: the most seen at once. */
-async function mostInFlightUntil(secret: string, done: Promise<unknown>): Promise<number> {
-  let settled = false;
-  void done.finally(() => (settled = true));
-  let most = 0;
-  while (!settled) {
-    most = Math.max(most, bed.mock.stats(secret).inFlight);
-    await sleep(10);
-  }
-  return most;
-}
 
 test.serial('a worker that stalled past its leases stops its calls when it resumes and finds the token full', async (t) => {
   const { model, secret, tokenId } = await mockChannel(bed.admin, bed.mock, 'stall', { latencyMs: 30_000 });
@@ -64,7 +52,7 @@ test.serial('a worker that stalled past its leases stops its calls when it resum
     );
     bed.mock.setBehavior(secret, { latencyMs: 300 });
     const answers = Promise.all([...first, ...second]);
-    t.true((await mostInFlightUntil(secret, answers)) <= 2, 'never more than max_concurrency again');
+    t.true((await mostUntil(() => bed.mock.stats(secret).inFlight, answers)) <= 2, 'never more than max_concurrency again');
     t.deepEqual(
       (await answers).map((a) => a.res.status),
       [200, 200, 200, 200],

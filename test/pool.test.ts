@@ -9,7 +9,7 @@ import { TokenPool } from '../src/upstream/pool.js';
 import { type Bed, startBed } from './helpers/bed.js';
 import { newCustomer, postJson } from './helpers/customer.js';
 import { emptyRedisPrefix, REDIS_URL } from './helpers/env.js';
-import { untilTrue } from './helpers/wait.js';
+import { mostUntil, untilTrue } from './helpers/wait.js';
 
 // Part 1: the pool itself against a real Redis (as several worker processes share it).
 // Part 2: the whole gateway with 3 worker processes against the mock upstream.
@@ -275,18 +275,6 @@ test.serial('load spreads over the tokens of a channel (least in flight), each w
   t.is(Math.max(sa.maxInFlight, sb.maxInFlight), 3, 'both tokens were used up to their limit at once');
 });
 
-/** The upstream's in-flight calls on `secret`, sampled until `done` settles: the most seen at once. */
-async function mostInFlightUntil(secret: string, done: Promise<unknown>): Promise<number> {
-  let settled = false;
-  void done.finally(() => (settled = true));
-  let most = 0;
-  while (!settled) {
-    most = Math.max(most, bed.mock.stats(secret).inFlight);
-    await sleep(10);
-  }
-  return most;
-}
-
 test.serial('jobs waiting for a token never lease one disabled while they waited', async (t) => {
   const [a, b] = ['waitdis-a', 'waitdis-b'].map((s) => `${s}-${randomBytes(4).toString('hex')}`);
   const [idA] = await modelOnChannel('waitdis', [
@@ -320,7 +308,7 @@ test.serial('jobs waiting for a token follow its max_concurrency lowered while t
   await bed.admin.call('PATCH', `/admin/api/tokens/${id}`, { max_concurrency: 1 });
   // the first three end upstream before their clients hear of it: from then on only the waiting jobs run
   t.true(await untilTrue(() => answered >= 3));
-  t.is(await mostInFlightUntil(secret, answers), 1, 'the lowered limit held for the jobs that were waiting');
+  t.is(await mostUntil(() => bed.mock.stats(secret).inFlight, answers), 1, 'the lowered limit held for the jobs that were waiting');
   t.deepEqual(
     (await answers).map((x) => x.status),
     Array(6).fill(200),

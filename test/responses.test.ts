@@ -667,6 +667,38 @@ test.serial(
   },
 );
 
+test.serial('a response cut inside a function call is continued without that call (its arguments are half JSON)', async (t) => {
+  bed.mock.setBehavior('sk-ant-clients', { chunkDelayMs: 5, midStreamResetAfter: 2 });
+  try {
+    const events: ResponseStreamEvent[] = [];
+    const stream = await client.responses.create({
+      model: CHAT_MODELS.anthropic,
+      input: 'Weather in Lyon?',
+      tools: [weather],
+      stream: true,
+    });
+    await (async () => {
+      for await (const event of stream) events.push(event);
+    })().catch(() => undefined);
+    const created = events.find((e) => e.type === 'response.created');
+    const id = created?.type === 'response.created' ? created.response.id : 'none';
+    const kept = await until(
+      () => client.responses.retrieve(id).catch(() => undefined),
+      (r) => r !== undefined,
+      8_000,
+      50,
+    );
+    if (!kept) return t.fail('the billed response was not kept');
+    const call = kept.output.find((item) => item.type === 'function_call');
+    t.like(call, { status: 'incomplete' }, 'the stored response shows the call as it was cut');
+    bed.mock.setBehavior('sk-ant-clients', {});
+    const next = await client.responses.create({ model: CHAT_MODELS.anthropic, previous_response_id: id, input: 'Never mind. Say hi.' });
+    t.is(next.status, 'completed');
+  } finally {
+    bed.mock.setBehavior('sk-ant-clients', {});
+  }
+});
+
 test.serial('a stream the upstream cut after some output is billed for it and kept failed, with the error its client got', async (t) => {
   bed.mock.setBehavior('sk-openai-clients', { chunkDelayMs: 5, midStreamResetAfter: 3, reply: Array(20).fill('cut').join(' ') });
   try {

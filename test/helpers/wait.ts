@@ -23,3 +23,15 @@ export async function untilTrueOrThrow(
 ): Promise<void> {
   if (!(await untilTrue(probe, timeoutMs, pollMs))) throw new Error(`timed out waiting for ${what}`);
 }
+
+/** The highest `sample()` read every 10 ms until `done` settles (e.g. a mock secret's in-flight calls). */
+export async function mostUntil(sample: () => number, done: Promise<unknown>): Promise<number> {
+  let settled = false;
+  void done.finally(() => (settled = true));
+  let most = 0;
+  while (!settled) {
+    most = Math.max(most, sample());
+    await sleep(10);
+  }
+  return most;
+}

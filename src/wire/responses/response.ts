@@ -198,7 +198,8 @@ export function assistantMessage(output: Json[]): ChatMessage | undefined {
   for (const item of output) {
     if (item.type === 'message' && Array.isArray(item.content)) {
       for (const part of item.content as Json[]) if (typeof part.text === 'string') content += part.text;
-    } else if (item.type === 'function_call') {
+    } else if (item.type === 'function_call' && item.status !== 'incomplete') {
+      // an incomplete call (cut by a limit or a failure) may hold half its JSON, and no tool output answers it
       toolCalls.push({ id: item.call_id, type: 'function', function: { name: item.name, arguments: item.arguments } });
     }
   }
