@@ -114,6 +114,22 @@ test('a renewal counts its call again when its lease lapsed (its holder stalled)
   t.is(await pool.liveLeases(15), 0);
 });
 
+test('a lapsed lease is counted against the limit as it is now: lowered while its holder stalled, the call stops', async (t) => {
+  let limit = 2;
+  const pool = new TokenPool(redis, keys, { leaseMs: 300 }, () => limit);
+  const tokens = [token(17, 2)];
+  const held = await pool.acquire(tokens, 'stalled-limit-lowered', never);
+  if (held.kind !== 'leased') return t.fail(held.kind);
+  await redis.zrem(keys.leases(17), 'stalled-limit-lowered');
+  limit = 1;
+  const newcomer = await new TokenPool(redis, keys, { leaseMs: 300 }).acquire([token(17, 1)], 'newcomer-17', never);
+  t.is(newcomer.kind, 'leased');
+  t.true(await untilTrue(() => held.lease.lost.aborted, 2_000, 20), 'one call in flight already fills the lowered limit');
+  t.is(await pool.liveLeases(17), 1);
+  await held.lease.release('neutral');
+  if (newcomer.kind === 'leased') await newcomer.lease.release('ok');
+});
+
 test('a lease that lapsed while others filled its token tells its holder to stop the call', async (t) => {
   const pool = new TokenPool(redis, keys, { leaseMs: 300 });
   const tokens = [token(16, 1)];

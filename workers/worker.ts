@@ -1,5 +1,6 @@
 import { type Job, Queue, Worker } from 'bullmq';
 import { HoldSweeper } from '../src/billing/sweeper.js';
+import type { UpstreamToken } from '../src/catalog/catalog.js';
 import { config } from '../src/config.js';
 import { log } from '../src/log.js';
 import { abortJob, abortReasonOf } from '../src/queue/abort.js';
@@ -66,7 +67,13 @@ runProcess('worker', async () => {
   const connections = connect(cfg, 'worker');
   const { redis, subscriber, queueConnection, keys } = connections;
   const workerId = newWorkerId();
-  const ctx: WorkerContext = { ...connections, workerId, pool: new TokenPool(redis, keys, { unhealthyAfter: cfg.channelUnhealthyAfter }) };
+  const limitNow = (token: UpstreamToken) =>
+    connections.catalog
+      .loaded()
+      ?.tokensByChannel.get(token.channelId)
+      ?.find((t) => t.id === token.id)?.maxConcurrency ?? token.maxConcurrency;
+  const pool = new TokenPool(redis, keys, { unhealthyAfter: cfg.channelUnhealthyAfter }, limitNow);
+  const ctx: WorkerContext = { ...connections, workerId, pool };
 
   /** This process's runs by request id: a cancel message aborts one, a second delivery of one waits for it. */
   const running = new Map<string, { controller: AbortController; done: Promise<JobSummary>; stream: boolean }>();

@@ -99,10 +99,15 @@ export class TokenPool {
   private readonly redis: PoolRedis;
   readonly options: PoolOptions;
 
+  /**
+   * `limitNow`: a token's max_concurrency as the catalog says now (a worker's follows announced versions), for
+   * a renewal that finds its lease gone: a limit lowered while the holder stalled is the one it must fit in.
+   */
   constructor(
     redis: Redis,
     private readonly keys: RedisKeys,
     options: Partial<PoolOptions> = {},
+    private readonly limitNow: (token: UpstreamToken) => number = (token) => token.maxConcurrency,
   ) {
     this.options = { ...DEFAULT_POOL_OPTIONS, ...options };
     if (!('eastxAcquire' in redis)) {
@@ -208,7 +213,7 @@ export class TokenPool {
     // token has room. When others filled it meanwhile, the call is stopped instead: counting it would only make
     // new leases wait, while the upstream kept seeing more calls than max_concurrency for as long as it lasts.
     const renew = async () => {
-      const held = await this.redis.eastxRenew(leaseKey, jobId, this.options.leaseMs, Math.max(1, token.maxConcurrency));
+      const held = await this.redis.eastxRenew(leaseKey, jobId, this.options.leaseMs, Math.max(1, this.limitNow(token)));
       if (held || lost.signal.aborted) return;
       clearInterval(renewal);
       log.warn({ requestId: jobId, tokenId: token.id }, 'lease lost while this worker stalled and its token is full: the call is stopped');
