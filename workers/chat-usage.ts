@@ -2,6 +2,7 @@
 import { countChatPromptTokens, countTextTokens } from '../src/billing/estimate.js';
 import { MAX_TOKEN_COUNT, type Usage, usdNumber } from '../src/billing/money.js';
 import type { ChatChunk, TokenUsage } from '../src/upstream/providers/types.js';
+import { reasoningTextOf, refusalTextOf } from '../src/wire/messages/response.js';
 
 type Details = Record<string, unknown> | undefined;
 /** A count as billed: details (cached, cache-written) are not checked by the adapters, so they are bounded here too. */
@@ -66,20 +67,13 @@ export function takePromptUsage(chunk: ChatChunk): TokenUsage | undefined {
 }
 
 /** A chat message or a chunk's delta: the parts of it that are output. */
-interface Produced {
-  content?: unknown;
-  refusal?: unknown;
-  /** `reasoning` where an upstream names it so (the Responses translation reads both) */
-  reasoning_content?: unknown;
-  reasoning?: unknown;
-  tool_calls?: Array<{ function?: { name?: unknown; arguments?: unknown } }>;
-}
+type Produced = Record<string, unknown> & { tool_calls?: Array<{ function?: { name?: unknown; arguments?: unknown } }> };
 
 const text = (value: unknown) => (typeof value === 'string' ? value : '');
 
 function producedTextOfPart(part: Produced | undefined): string {
-  // in the order a stream brings them
-  let produced = text(part?.reasoning_content ?? part?.reasoning) + text(part?.content) + text(part?.refusal);
+  // in the order a stream brings them; reasoning and refusals read as the translations read them
+  let produced = reasoningTextOf(part) + text(part?.content) + refusalTextOf(part);
   if (!Array.isArray(part?.tool_calls)) return produced;
   for (const call of part.tool_calls) produced += text(call.function?.name) + text(call.function?.arguments);
   return produced;
